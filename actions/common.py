@@ -1,0 +1,22 @@
+"""Helpers shared by the actions: the live knowledge base and sending a Reply."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.dialogue.replies import Reply
+from bot.knowledge.live import LiveKnowledge
+from bot.settings import get_settings
+
+
+@lru_cache(maxsize=1)
+def default_knowledge() -> LiveKnowledge:
+    """The process-wide knowledge base, reloaded when editors save ``knowledge/``."""
+    return LiveKnowledge(get_settings().knowledge_dir)
+
+
+def send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
+    """Send ``reply`` with its buttons and its machine-readable custom payload."""
+    dispatcher.utter_message(text=reply.text, buttons=reply.buttons or None, json_message=reply.custom)

@@ -1,0 +1,129 @@
+"""Command line: `bot ask`, `bot eval`, `bot kb build`.
+
+Run as ``bot ...`` (installed by ``make setup``) or ``python -m bot ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from bot.errors import KnowledgeError
+from bot.settings import PROJECT_ROOT, get_settings
+
+
+def _cmd_kb_build(args: argparse.Namespace) -> int:
+    from bot.knowledge.build import build
+    from bot.knowledge.loader import load_knowledge
+
+    kb = load_knowledge(get_settings().knowledge_dir)
+    result = build(kb, PROJECT_ROOT, check=args.check)
+    if args.check:
+        if result.stale:
+            for path in result.stale:
+                print(f"古くなっています: {path.relative_to(PROJECT_ROOT)}", file=sys.stderr)
+            print("knowledge/ と生成ファイルが一致しません。`bot kb build` を実行してコミットしてください。",
+                  file=sys.stderr)
+            return 1
+        print("生成ファイルは最新です。")
+        return 0
+    for path in result.stale:
+        print(f"更新しました: {path.relative_to(PROJECT_ROOT)}")
+    if not result.stale:
+        print("変更はありません。")
+    return 0
+
+
+def _read_jsonl_texts(path: Path) -> list[str]:
+    texts = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"{path}:{number}: JSON として読めません（{exc.msg}）。"
+                                 '各行を {"text": "..."} の形にしてください。') from exc
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                raise SystemExit(f'{path}:{number}: "text" (文字列) がありません。'
+                                 '各行を {"text": "..."} の形にしてください。')
+            texts.append(item["text"])
+    return texts
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from bot.assistant import Assistant
+
+    if args.jsonl is None and args.text is None:
+        print("質問文か --jsonl FILE を指定してください。", file=sys.stderr)
+        return 2
+    texts = _read_jsonl_texts(Path(args.jsonl)) if args.jsonl else [args.text]
+    assistant = Assistant(Path(args.model) if args.model else None)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        for text in texts:
+            print(json.dumps(assistant.decide(text).as_dict(), ensure_ascii=False), file=out, flush=False)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        assistant.close()
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from bot.evaluation.report import run_eval
+
+    return run_eval(
+        heldout=Path(args.heldout),
+        model=Path(args.model) if args.model else None,
+        out_dir=Path(args.out),
+        as_json=args.json,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests)."""
+    parser = argparse.ArgumentParser(prog="bot", description="みらいメンバーズ サポートボットの道具")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="1通のメッセージにボットがどう答えるかを表示（JSON）")
+    ask.add_argument("text", nargs="?", help="お客さまのメッセージ")
+    ask.add_argument("--jsonl", help='1行に {"text": ...} のファイル。1行ごとに結果を1行で出力')
+    ask.add_argument("--model", help="モデル (.tar.gz)。省略時は models/ の最新")
+    ask.add_argument("--output", help="出力先ファイル（省略時は標準出力）")
+    ask.set_defaults(func=_cmd_ask)
+
+    ev = sub.add_parser("eval", help="評価セットでルート正解率・macro-F1・混同表を出力")
+    ev.add_argument("--heldout", default=str(PROJECT_ROOT / "tests" / "data" / "heldout.jsonl"))
+    ev.add_argument("--model", help="モデル (.tar.gz)。省略時は models/ の最新")
+    ev.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="レポートと図の出力先")
+    ev.add_argument("--json", action="store_true", help="結果を JSON で出力")
+    ev.set_defaults(func=_cmd_eval)
+
+    kb = sub.add_parser("kb", help="ナレッジベース（knowledge/）の操作")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    kb_build = kb_sub.add_parser("build", help="knowledge/ から data/nlu などの学習ファイルを生成")
+    kb_build.add_argument("--check", action="store_true", help="書き込まずに、古いファイルがあれば失敗する")
+    kb_build.set_defaults(func=_cmd_kb_build)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bot`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KnowledgeError as exc:
+        print(f"ナレッジのエラー: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The bot's reply for a predicted action, shared by the action server and `bot ask`.
+
+Both call :func:`reply_for` with the NLU parse data of the latest message, so what
+`bot ask` prints is what the live bot says on the first turn.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from bot.dialogue.replies import (
+    Reply,
+    answer_reply,
+    clarify_reply,
+    handoff_reply,
+    suggestions_from_ranking,
+    with_truncation_note,
+)
+from bot.dialogue.routes import (
+    ACTION_ANSWER_FAQ,
+    ACTION_CLARIFY,
+    ACTION_HANDOFF,
+    HANDOFF_REASON_OF_INTENT,
+)
+from bot.knowledge.model import KnowledgeBase
+
+NO_WORDS = "no_words"  # bot.nlu.message_guard marks word-less messages with this
+
+
+def intent_name(parse_data: Mapping[str, Any]) -> str | None:
+    """The intent the NLU settled on."""
+    return (parse_data.get("intent") or {}).get("name")
+
+
+def handoff_reason(parse_data: Mapping[str, Any]) -> str:
+    """Reason code for handing this message to a person (``human_request`` by default)."""
+    explicit = parse_data.get("handoff_reason")
+    if explicit:
+        return str(explicit)
+    return HANDOFF_REASON_OF_INTENT.get(intent_name(parse_data) or "", "human_request")
+
+
+def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase) -> Reply:
+    """Build the reply of one of our custom actions.
+
+    Args:
+        action: ``action_answer_faq``, ``action_clarify`` or ``action_handoff``.
+        parse_data: NLU result of the customer's latest message.
+        kb: The knowledge base.
+
+    Returns:
+        The reply. An FAQ intent that is not (or no longer) in the knowledge base
+        falls back to a clarifying reply rather than an empty message.
+
+    Raises:
+        ValueError: ``action`` is not one of ours.
+    """
+    truncated_at = parse_data.get("input_truncated_at")
+    if action == ACTION_ANSWER_FAQ:
+        entry = kb.by_intent(intent_name(parse_data))
+        reply = answer_reply(entry) if entry else _clarify(parse_data, kb)
+    elif action == ACTION_CLARIFY:
+        reply = _clarify(parse_data, kb)
+    elif action == ACTION_HANDOFF:
+        return handoff_reply(handoff_reason(parse_data))
+    else:
+        raise ValueError(f"reply_for: '{action}' is not a custom action of this bot")
+    if truncated_at:
+        reply = Reply(with_truncation_note(reply.text, True, int(truncated_at)), reply.buttons, reply.custom)
+    return reply
+
+
+def _clarify(parse_data: Mapping[str, Any], kb: KnowledgeBase) -> Reply:
+    suggestions = suggestions_from_ranking(parse_data.get("intent_ranking") or [], kb)
+    return clarify_reply(suggestions, no_words=parse_data.get("input_issue") == NO_WORDS)

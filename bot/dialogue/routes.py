@@ -1,0 +1,61 @@
+"""The five routes a customer message can take, and which bot action stands for each.
+
+The dialogue rules in ``data/stories/`` map intents to the actions below; ``bot ask``
+asks the trained policies which action comes next and reads the route from this table,
+so both always agree (tests/test_rules_routes.py checks the rule files against it).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Route(str, Enum):
+    """What happens to a customer message."""
+
+    ANSWER = "answer"  # an FAQ answer from knowledge/
+    HANDOFF = "handoff"  # a person takes over
+    SMALLTALK = "smalltalk"  # greeting, thanks, "are you a bot?" ...
+    CLARIFY = "clarify"  # not sure: ask back with the likeliest FAQ titles as buttons
+    OUT_OF_SCOPE = "out_of_scope"  # outside what the bot can help with
+
+
+ACTION_ANSWER_FAQ = "action_answer_faq"
+ACTION_CLARIFY = "action_clarify"
+ACTION_HANDOFF = "action_handoff"
+
+# Bot action -> route. Anything a policy predicts that is not listed here is a bug
+# caught by the tests.
+ROUTE_OF_ACTION: dict[str, Route] = {
+    ACTION_ANSWER_FAQ: Route.ANSWER,
+    ACTION_CLARIFY: Route.CLARIFY,
+    ACTION_HANDOFF: Route.HANDOFF,
+    "action_default_fallback": Route.CLARIFY,
+    "utter_greet": Route.SMALLTALK,
+    "utter_goodbye": Route.SMALLTALK,
+    "utter_thanks": Route.SMALLTALK,
+    "utter_affirm": Route.SMALLTALK,
+    "utter_deny": Route.SMALLTALK,
+    "utter_iamabot": Route.SMALLTALK,
+    "utter_out_of_scope": Route.OUT_OF_SCOPE,
+}
+
+# Non-FAQ intent -> the action its rule must run (FAQ intents all run ACTION_ANSWER_FAQ).
+ACTION_OF_INTENT: dict[str, str] = {
+    "greet": "utter_greet",
+    "goodbye": "utter_goodbye",
+    "thanks": "utter_thanks",
+    "affirm": "utter_affirm",
+    "deny": "utter_deny",
+    "bot_challenge": "utter_iamabot",
+    "out_of_scope": "utter_out_of_scope",
+    "nlu_fallback": ACTION_CLARIFY,
+    "request_human": ACTION_HANDOFF,
+    "complaint": ACTION_HANDOFF,
+}
+
+# Why a conversation is handed to a person (codes shared with the agent queue).
+HANDOFF_REASON_OF_INTENT: dict[str, str] = {
+    "request_human": "human_request",
+    "complaint": "complaint",
+}

@@ -1,0 +1,27 @@
+"""Expected outcome of a labelled evaluation message (labels: FAQ ids or intent names)."""
+
+from __future__ import annotations
+
+from bot.dialogue.routes import ACTION_OF_INTENT, HANDOFF_REASON_OF_INTENT, ROUTE_OF_ACTION, Route
+
+SMALLTALK_INTENTS = ("greet", "goodbye", "thanks", "affirm", "deny", "bot_challenge")
+
+
+def expected_route(label: str) -> Route:
+    """Route the bot should take for a message labelled ``label``.
+
+    Intent labels map through the dialogue rules' table; anything else is an FAQ id.
+    """
+    action = ACTION_OF_INTENT.get(label)
+    return ROUTE_OF_ACTION[action] if action else Route.ANSWER
+
+
+def predicted_label(route: str, faq_id: str | None, intent: str | None) -> str:
+    """Fine-grained label of a decision, comparable with the evaluation labels."""
+    if route == Route.ANSWER.value:
+        return faq_id or "?"
+    if route == Route.CLARIFY.value:
+        return "(clarify)"
+    if route == Route.HANDOFF.value and intent not in HANDOFF_REASON_OF_INTENT:
+        return "complaint"  # handed off by a triage override (e.g. anger)
+    return intent or "?"

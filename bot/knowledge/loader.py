@@ -1,0 +1,146 @@
+"""Load and check ``knowledge/faq/*.yml``; every error names the file, the entry and the fix."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.errors import KnowledgeError
+from bot.knowledge.model import FaqEntry, KnowledgeBase, Link
+
+ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MIN_QUESTIONS = 10
+MAX_ANSWER_CHARS = 400
+REQUIRED_FIELDS = ("id", "category", "title", "questions", "answer")
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise KnowledgeError(path, None, "UTF-8 で保存されていません。",
+                             "エディタで文字コードを UTF-8 にして保存し直してください。") from exc
+    except yaml.YAMLError as exc:
+        raise KnowledgeError(path, None, f"YAML として読めません: {exc}",
+                             "指摘された行のインデントと記号（: や -）を確認してください。") from exc
+
+
+def _text_list(value: Any, path: Path, entry_id: str, field_name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise KnowledgeError(path, entry_id, f"`{field_name}` は文字列のリストで書いてください。",
+                             f"例: `{field_name}:` の下に `- ...` を1行ずつ書きます。")
+    return tuple(v.strip() for v in value if v.strip())
+
+
+def _parse_links(value: Any, path: Path, entry_id: str) -> tuple[Link, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise KnowledgeError(path, entry_id, "`links` はリストで書いてください。",
+                             "例: `- title: マイページ` と `url: https://...` の組を並べます。")
+    links = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("title"), str) \
+                or not isinstance(item.get("url"), str):
+            raise KnowledgeError(path, entry_id, f"リンク {item!r} に title と url が必要です。",
+                                 "`title:` と `url:` を両方書いてください。")
+        if not re.match(r"^https?://", item["url"]):
+            raise KnowledgeError(path, entry_id, f"リンク先「{item['url']}」は http(s) ではありません。",
+                                 "https:// で始まる URL を書いてください。")
+        links.append(Link(title=item["title"].strip(), url=item["url"].strip()))
+    return tuple(links)
+
+
+def parse_entry(raw: Any, path: Path, index: int) -> FaqEntry:
+    """Check one raw YAML entry and turn it into a :class:`FaqEntry`.
+
+    Args:
+        raw: The mapping read from YAML.
+        path: Its file, for error messages.
+        index: Its position in the file (1-based), named when the id is missing.
+
+    Returns:
+        The entry.
+
+    Raises:
+        KnowledgeError: A field is missing or malformed.
+    """
+    label = f"{index}番目"
+    if not isinstance(raw, dict):
+        raise KnowledgeError(path, label, "エントリが `id:` などの項目を持つ形になっていません。",
+                             "`- id: ...` で始まるブロックとして書いてください。")
+    entry_id = raw.get("id")
+    if not isinstance(entry_id, str) or not ID_PATTERN.match(entry_id):
+        raise KnowledgeError(path, str(entry_id or label), "`id` は半角英小文字・数字・ハイフンで書いてください。",
+                             "例: `id: change-address`（一度公開した id は変えないでください）")
+    for name in REQUIRED_FIELDS:
+        if raw.get(name) in (None, "", []):
+            raise KnowledgeError(path, entry_id, f"`{name}` がありません。", f"`{name}:` を追加してください。")
+    for name in ("category", "title", "answer"):
+        if not isinstance(raw[name], str):
+            raise KnowledgeError(path, entry_id, f"`{name}` は文字列で書いてください。",
+                                 f"`{name}: ...` の形にしてください。")
+    questions = _text_list(raw["questions"], path, entry_id, "questions")
+    if len(questions) < MIN_QUESTIONS:
+        raise KnowledgeError(path, entry_id, f"質問例が {len(questions)} 件しかありません。",
+                             f"言い回しの違う質問例を {MIN_QUESTIONS} 件以上書いてください。")
+    answer = raw["answer"].strip()
+    if len(answer) > MAX_ANSWER_CHARS:
+        raise KnowledgeError(path, entry_id, f"回答が {len(answer)} 文字あります（上限 {MAX_ANSWER_CHARS} 文字）。",
+                             "要点に絞るか、詳細はリンク先に移してください。")
+    return FaqEntry(
+        id=entry_id,
+        category=raw["category"].strip(),
+        title=raw["title"].strip(),
+        questions=questions,
+        answer=answer,
+        links=_parse_links(raw.get("links"), path, entry_id),
+        related=_text_list(raw.get("related"), path, entry_id, "related"),
+        source=path,
+    )
+
+
+def load_knowledge(directory: Path) -> KnowledgeBase:
+    """Load every ``*.yml`` under ``directory/faq`` (sorted by file name).
+
+    Args:
+        directory: The knowledge directory (``knowledge/`` by default).
+
+    Returns:
+        The knowledge base.
+
+    Raises:
+        KnowledgeError: A file or entry is malformed, an id is used twice or a
+            ``related`` id does not exist.
+    """
+    faq_dir = directory / "faq"
+    files = sorted(faq_dir.glob("*.yml"))
+    if not files:
+        raise KnowledgeError(faq_dir, None, "FAQ ファイル（*.yml）が見つかりません。",
+                             "knowledge/faq/ に カテゴリごとの YAML ファイルを置いてください。")
+    entries: list[FaqEntry] = []
+    seen: dict[str, Path] = {}
+    for path in files:
+        doc = _read_yaml(path)
+        raw_entries = doc.get("entries") if isinstance(doc, dict) else None
+        if not isinstance(raw_entries, list):
+            raise KnowledgeError(path, None, "トップレベルに `entries:` のリストが必要です。",
+                                 "ファイルの先頭を `entries:` にし、その下にエントリを並べてください。")
+        for index, raw in enumerate(raw_entries, start=1):
+            entry = parse_entry(raw, path, index)
+            if entry.id in seen:
+                raise KnowledgeError(path, entry.id, f"id「{entry.id}」は {seen[entry.id]} でも使われています。",
+                                     "どちらかの id を別の名前にしてください。")
+            seen[entry.id] = path
+            entries.append(entry)
+    for entry in entries:
+        for rel in entry.related:
+            if rel not in seen:
+                raise KnowledgeError(entry.source, entry.id, f"related の「{rel}」という id はありません。",
+                                     f"存在する id（例: {', '.join(list(seen)[:3])}）に直してください。")
+    return KnowledgeBase(entries=tuple(entries))

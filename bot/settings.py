@@ -1,0 +1,54 @@
+"""Settings read from the environment in one place, with local defaults that need no secrets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings.
+
+    Attributes:
+        knowledge_dir: FAQ source of truth (``BOT_KNOWLEDGE_DIR``, default ``knowledge/``).
+        models_dir: Where ``rasa train`` writes models (``BOT_MODELS_DIR``, default ``models/``).
+        rasa_url: Rasa server used by end-to-end tools (``BOT_RASA_URL``).
+        action_port: Port of the action server (``BOT_ACTION_PORT``).
+    """
+
+    knowledge_dir: Path
+    models_dir: Path
+    rasa_url: str
+    action_port: int
+
+    @property
+    def synonyms_file(self) -> Path:
+        """The editors' synonym table."""
+        return self.knowledge_dir / "synonyms.yml"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read the settings once per process.
+
+    Returns:
+        The settings.
+    """
+    # Rasa must never try to reach its telemetry hosts from here (closed network).
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    return Settings(
+        knowledge_dir=_path("BOT_KNOWLEDGE_DIR", PROJECT_ROOT / "knowledge"),
+        models_dir=_path("BOT_MODELS_DIR", PROJECT_ROOT / "models"),
+        rasa_url=os.environ.get("BOT_RASA_URL", "http://127.0.0.1:5005"),
+        action_port=int(os.environ.get("BOT_ACTION_PORT", "5055")),
+    )
