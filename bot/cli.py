@@ -85,6 +85,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bot.assistant import latest_model
+    from bot.launcher import BotStack, run_forever
+
+    settings = get_settings()
+    model = Path(args.model) if args.model else latest_model(settings.models_dir)
+    return run_forever(BotStack(model=model, rasa_port=settings.rasa_port, action_port=settings.action_port))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests)."""
     parser = argparse.ArgumentParser(prog="bot", description="みらいメンバーズ サポートボットの道具")
@@ -103,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="レポートと図の出力先")
     ev.add_argument("--json", action="store_true", help="結果を JSON で出力")
     ev.set_defaults(func=_cmd_eval)
+
+    run = sub.add_parser("run", help="Rasa サーバーとアクションサーバーを起動（Ctrl-C で停止）")
+    run.add_argument("--model", help="モデル (.tar.gz)。省略時は models/ の最新")
+    run.set_defaults(func=_cmd_run)
 
     kb = sub.add_parser("kb", help="ナレッジベース（knowledge/）の操作")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)

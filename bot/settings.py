@@ -22,13 +22,13 @@ class Settings:
     Attributes:
         knowledge_dir: FAQ source of truth (``BOT_KNOWLEDGE_DIR``, default ``knowledge/``).
         models_dir: Where ``rasa train`` writes models (``BOT_MODELS_DIR``, default ``models/``).
-        rasa_url: Rasa server used by end-to-end tools (``BOT_RASA_URL``).
+        rasa_port: Port of the Rasa server started by ``bot run`` (``BOT_RASA_PORT``).
         action_port: Port of the action server (``BOT_ACTION_PORT``).
     """
 
     knowledge_dir: Path
     models_dir: Path
-    rasa_url: str
+    rasa_port: int
     action_port: int
 
     @property
@@ -49,6 +49,6 @@ def get_settings() -> Settings:
     return Settings(
         knowledge_dir=_path("BOT_KNOWLEDGE_DIR", PROJECT_ROOT / "knowledge"),
         models_dir=_path("BOT_MODELS_DIR", PROJECT_ROOT / "models"),
-        rasa_url=os.environ.get("BOT_RASA_URL", "http://127.0.0.1:5005"),
+        rasa_port=int(os.environ.get("BOT_RASA_PORT", "5005")),
         action_port=int(os.environ.get("BOT_ACTION_PORT", "5055")),
     )

@@ -47,8 +47,10 @@ class Normalizer:
 
     def __post_init__(self) -> None:
         # Build one alternation regex once; sorted longest-first so "メールアドレス"
-        # is not cut by the shorter variant "メール".
-        variants = sorted(self.synonyms, key=len, reverse=True)
+        # is not cut by the shorter variant "メール". Canonical forms are part of the
+        # alternation (mapped to themselves) so that a variant that is a prefix of a
+        # canonical form ("メールアド") never rewrites the canonical form itself.
+        variants = sorted(set(self.synonyms) | set(self.synonyms.values()), key=len, reverse=True)
         pattern = re.compile("|".join(re.escape(v) for v in variants)) if variants else None
         object.__setattr__(self, "_synonym_pattern", pattern)
 
@@ -61,7 +63,7 @@ class Normalizer:
         pattern = getattr(self, "_synonym_pattern")
         if pattern is None:
             return text
-        return pattern.sub(lambda m: self.synonyms[m.group(0)], text)
+        return pattern.sub(lambda m: self.synonyms.get(m.group(0), m.group(0)), text)
 
 
 def fold(text: str) -> str:

@@ -1,0 +1,63 @@
+# みらいメンバーズ support bot. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements/lock.txt pyproject.toml | md5sum | cut -c1-12)
+MODEL := models/current.tar.gz
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help setup build check-generated train run ask eval test test-fast bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) が見つかりません（Python 3.11 が必要です）。"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# Rasa 3.6 declares Python <3.11; the lock pins every package (see requirements/README.md).
+	$(BIN)/pip install --quiet --no-deps --ignore-requires-python -r requirements/lock.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+setup: $(STAMP) ## Create .venv and install every pinned dependency
+	@echo "セットアップ完了: $(VENV)"
+
+build: setup ## Regenerate data/nlu/faq.yml, FAQ rules and domain intents from knowledge/
+	$(BIN)/bot kb build
+
+check-generated: setup ## Fail if generated files are stale (run in CI)
+	$(BIN)/bot kb build --check
+
+MODEL_INPUTS := config.yml domain.yml knowledge/synonyms.yml $(wildcard data/nlu/*.yml data/stories/*.yml knowledge/faq/*.yml bot/nlu/*.py bot/text/*.py)
+
+$(MODEL): $(MODEL_INPUTS) | $(STAMP)
+	$(BIN)/bot kb build
+	$(BIN)/rasa train --fixed-model-name current --out models
+
+train: setup $(MODEL) ## Train the Rasa model if any input changed (models/current.tar.gz)
+
+run: train ## Start the Rasa server (REST + socket.io on :5005) and the action server (:5055)
+	$(BIN)/bot run
+
+ask: train ## Ask the bot one question: make ask Q="住所を変えたい"
+	$(BIN)/bot ask "$(Q)"
+
+eval: train ## Route accuracy, macro-F1, confusion table on tests/data/heldout.jsonl
+	$(BIN)/bot eval
+
+test: setup ## Run the whole test suite (trains its own model in a temp dir)
+	$(BIN)/pytest -q
+
+test-fast: setup ## Unit tests only (no trained model, no servers)
+	$(BIN)/pytest -q -m "not slow and not e2e"
+
+bench: setup ## Benchmarks: our pipeline vs Rasa's stock GiNZA + DIET pipeline
+	$(BIN)/python -m benchmarks.nlu_pipelines
+
+clean: ## Remove models, results and caches (keeps .venv)
+	rm -rf models results .rasa .pytest_cache

@@ -1,0 +1,165 @@
+"""Start the Rasa server and the action server together (``bot run``, e2e tests).
+
+Both run as child processes of the current Python (``python -m rasa ...``), so the
+same virtual environment is used. Ports are checked first so a taken port gives a
+clear message instead of a stack trace from deep inside Sanic.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from bot.settings import PROJECT_ROOT
+
+
+class StartupError(RuntimeError):
+    """A server could not start; the message says why and what to do."""
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """An unused local port (for tests)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_http(url: str, process: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
+            raise StartupError(f"{url} のサーバーが起動直後に終了しました。ログ ({log}) の末尾:\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    raise StartupError(f"{url} が {timeout:.0f} 秒以内に応答しませんでした。ログ: {log}")
+
+
+@dataclass
+class BotStack:
+    """The Rasa server plus the action server, as a context manager.
+
+    Attributes:
+        model: Trained model archive.
+        rasa_port: Port of the Rasa server (REST: /webhooks/rest/webhook).
+        action_port: Port of the action server.
+        log_dir: Where both servers' logs go.
+    """
+
+    model: Path
+    rasa_port: int = 5005
+    action_port: int = 5055
+    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bot-logs-")))
+    env: dict[str, str] = field(default_factory=dict)
+    _procs: list[subprocess.Popen] = field(default_factory=list, init=False)
+
+    @property
+    def rasa_url(self) -> str:
+        """Base URL of the Rasa server."""
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    def _spawn(self, args: list[str], name: str) -> tuple[subprocess.Popen, Path]:
+        log = self.log_dir / f"{name}.log"
+        env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", **self.env}
+        handle = log.open("w", encoding="utf-8")
+        proc = subprocess.Popen([sys.executable, "-m", "rasa", *args], cwd=PROJECT_ROOT, env=env,
+                                stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        self._procs.append(proc)
+        return proc, log
+
+    def start(self, timeout: float = 180.0) -> "BotStack":
+        """Start both servers and wait until they answer.
+
+        Raises:
+            StartupError: A port is taken, the model is missing or a server died.
+        """
+        if not self.model.exists():
+            raise StartupError(f"モデル {self.model} がありません。`make train` を実行してください。")
+        for port in (self.rasa_port, self.action_port):
+            if not port_is_free(port):
+                raise StartupError(f"ポート {port} は使用中です。使っているプロセスを止めるか、"
+                                   "BOT_RASA_PORT / BOT_ACTION_PORT で別のポートを指定してください。")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        endpoints = self.log_dir / "endpoints.yml"
+        endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n',
+                             encoding="utf-8")
+        actions, actions_log = self._spawn(["run", "actions", "--actions", "actions",
+                                            "--port", str(self.action_port)], "actions")
+        rasa, rasa_log = self._spawn(["run", "--model", str(self.model), "--enable-api",
+                                      "--port", str(self.rasa_port), "--endpoints", str(endpoints),
+                                      "--credentials", str(PROJECT_ROOT / "credentials.yml"),
+                                      "--cors", "*"], "rasa")
+        try:
+            _wait_http(f"http://127.0.0.1:{self.action_port}/health", actions, timeout, actions_log)
+            _wait_http(f"{self.rasa_url}/status", rasa, timeout, rasa_log)
+        except StartupError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop both servers (SIGTERM, then SIGKILL after 10 s)."""
+        for proc in self._procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self._procs.clear()
+
+    def __enter__(self) -> "BotStack":
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def run_forever(stack: BotStack) -> int:
+    """``bot run``: start, print the URLs, wait for Ctrl-C, stop cleanly."""
+    print("起動しています（初回は 30 秒ほどかかります）…", flush=True)
+    try:
+        stack.start()
+    except StartupError as exc:
+        print(f"起動できませんでした: {exc}", file=sys.stderr)
+        return 1
+    print(f"Rasa サーバー:      {stack.rasa_url}  (REST: {stack.rasa_url}/webhooks/rest/webhook)")
+    print(f"アクションサーバー: http://127.0.0.1:{stack.action_port}")
+    print(f"ログ: {stack.log_dir}   停止: Ctrl-C", flush=True)
+    try:
+        while all(p.poll() is None for p in stack._procs):  # noqa: SLF001
+            time.sleep(1)
+        print("サーバーが停止しました。ログを確認してください。", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\n停止しています…")
+        return 0
+    finally:
+        stack.stop()

@@ -1,0 +1,69 @@
+"""NLU step after classification: anger beats topic.
+
+A message whose anger score (``bot.triage.anger``) reaches the threshold in
+``knowledge/triage.yml`` is re-labelled ``complaint`` with ``handoff_reason: anger``,
+even when it also matches an FAQ: 「二回も住所変更したのに反映されてない、ふざけるな」 goes
+to a person. The score is kept in the parse data (``anger``) for agents and tuning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import (
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
+from rasa.shared.nlu.training_data.message import Message
+
+from bot.settings import get_settings
+from bot.triage.anger import AngerRules, load_anger_rules, score_anger
+
+COMPLAINT = "complaint"
+HANDOFF_INTENTS = {"complaint", "request_human"}
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class AngerOverride(GraphComponent):
+    """Score anger and re-route angry messages to ``complaint`` (see module docstring)."""
+
+    def __init__(self, rules: AngerRules) -> None:
+        """Use ``rules`` (weights and threshold)."""
+        self._rules = rules
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> GraphComponent:
+        """Create the component with the editors' rules from ``knowledge/triage.yml``."""
+        return cls(load_anger_rules(get_settings().knowledge_dir / "triage.yml"))
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Score every message; re-label it when the score reaches the threshold."""
+        for message in messages:
+            ranking = message.get(INTENT_RANKING_KEY) or []
+            p_complaint = next((float(i[PREDICTED_CONFIDENCE_KEY]) for i in ranking
+                                if i.get(INTENT_NAME_KEY) == COMPLAINT), 0.0)
+            anger = score_anger(message.get(TEXT) or "", p_complaint, self._rules)
+            message.set("anger", anger.as_dict(), add_to_output=True)
+            current = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+            if anger.score >= self._rules.threshold and current not in HANDOFF_INTENTS:
+                message.set("handoff_reason", "anger", add_to_output=True)
+                message.set(INTENT, {INTENT_NAME_KEY: COMPLAINT, PREDICTED_CONFIDENCE_KEY: anger.score},
+                            add_to_output=True)
+        return messages
+
+    def process_training_data(self, training_data):  # type: ignore[no-untyped-def]
+        """Nothing to learn; training data passes through."""
+        return training_data

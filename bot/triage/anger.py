@@ -1,0 +1,136 @@
+"""Anger score of a customer message from editable rules (``knowledge/triage.yml``).
+
+The score combines rule weights and the classifier's ``complaint`` probability with a
+noisy-or, ``1 - Π(1 - w)``: one strong phrase is enough, several weak signals add up,
+and the score stays in [0, 1]. Phrases are matched on text folded to NFKC lower-case
+hiragana, so ﾌｻﾞｹﾙﾅ, フザケルナ and ふざけるな all match the phrase ふざけるな.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jaconv
+import yaml
+
+from bot.errors import KnowledgeError
+from bot.text.normalize import fold
+
+_HALFWIDTH_RUN = re.compile(r"[\uff66-\uff9f]{4,}")
+
+
+def _match_form(text: str) -> str:
+    """The form both phrases and messages are compared in."""
+    return jaconv.kata2hira(fold(text))
+
+
+@dataclass(frozen=True)
+class AngerRules:
+    """Weights and threshold read from ``knowledge/triage.yml``.
+
+    Attributes:
+        threshold: Score at or above which a message is handed to a person.
+        model_weight: Factor applied to the classifier's ``complaint`` probability.
+        phrases: Folded phrase -> weight.
+        patterns: Compiled regex (on NFKC text, punctuation not collapsed) -> weight.
+        halfwidth_shouting: Weight of a run of 4+ half-width katakana.
+    """
+
+    threshold: float = 0.6
+    model_weight: float = 1.0
+    phrases: dict[str, float] = field(default_factory=dict)
+    patterns: dict[re.Pattern[str], float] = field(default_factory=dict)
+    halfwidth_shouting: float = 0.0
+
+
+@dataclass(frozen=True)
+class AngerScore:
+    """Result of :func:`score_anger`."""
+
+    score: float
+    signals: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form stored in the NLU parse data."""
+        return {"score": round(self.score, 4), "signals": self.signals}
+
+
+def _weight(value: Any, path: Path, key: str) -> float:
+    if not isinstance(value, (int, float)) or not 0 <= float(value) <= 1:
+        raise KnowledgeError(path, key, f"重み {value!r} は 0〜1 の数値ではありません。",
+                             "0 から 1 までの数（例: 0.7）を書いてください。")
+    return float(value)
+
+
+def load_anger_rules(path: Path) -> AngerRules:
+    """Read the ``anger:`` section of a triage file (missing file: model only).
+
+    Raises:
+        KnowledgeError: Malformed weights, threshold or regular expressions.
+    """
+    if not path.exists():
+        return AngerRules()
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise KnowledgeError(path, None, f"YAML として読めません: {exc}",
+                             "インデントと記号（: や -）を確認してください。") from exc
+    section = doc.get("anger") if isinstance(doc, dict) else None
+    if not isinstance(section, dict):
+        raise KnowledgeError(path, "anger", "`anger:` の設定がありません。", "ファイル先頭に `anger:` を書いてください。")
+    phrases: dict[str, float] = {}
+    for phrase, weight in (section.get("phrases") or {}).items():
+        key = _match_form(str(phrase))
+        phrases[key] = max(phrases.get(key, 0.0), _weight(weight, path, f"phrases.{phrase}"))
+    patterns: dict[re.Pattern[str], float] = {}
+    for pattern, weight in (section.get("patterns") or {}).items():
+        try:
+            compiled = re.compile(str(pattern))
+        except re.error as exc:
+            raise KnowledgeError(path, f"patterns.{pattern}", f"正規表現として読めません: {exc}",
+                                 "記号の前に \\ が必要か確認してください。") from exc
+        patterns[compiled] = _weight(weight, path, f"patterns.{pattern}")
+    return AngerRules(
+        threshold=_weight(section.get("threshold", 0.6), path, "threshold"),
+        model_weight=_weight(section.get("model_weight", 1.0), path, "model_weight"),
+        phrases=phrases,
+        patterns=patterns,
+        halfwidth_shouting=_weight(section.get("halfwidth_shouting", 0.0), path, "halfwidth_shouting"),
+    )
+
+
+def score_anger(raw_text: str, complaint_probability: float, rules: AngerRules) -> AngerScore:
+    """Anger score of one message.
+
+    Args:
+        raw_text: The message as the customer typed it (widths and "！！！" intact).
+        complaint_probability: The classifier's probability for ``complaint`` (0 if unknown).
+        rules: Editable weights.
+
+    Returns:
+        The score and the signals that contributed (for agents and for tuning).
+    """
+    keep = 1.0
+    signals: list[str] = []
+    folded = _match_form(raw_text)
+    for phrase, weight in rules.phrases.items():
+        if phrase in folded:
+            keep *= 1 - weight
+            signals.append(phrase)
+    nfkc = unicodedata.normalize("NFKC", raw_text)
+    for pattern, weight in rules.patterns.items():
+        if pattern.search(nfkc):
+            keep *= 1 - weight
+            signals.append(f"/{pattern.pattern}/")
+    if rules.halfwidth_shouting and _HALFWIDTH_RUN.search(raw_text):
+        keep *= 1 - rules.halfwidth_shouting
+        signals.append("半角カナの連続")
+    model = min(1.0, max(0.0, complaint_probability * rules.model_weight))
+    if model > 0:
+        keep *= 1 - model
+        signals.append(f"model:{complaint_probability:.2f}")
+    return AngerScore(score=1 - keep, signals=signals)

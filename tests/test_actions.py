@@ -1,0 +1,97 @@
+"""Custom actions with a fake tracker (no servers, no model)."""
+
+from pathlib import Path
+
+import pytest
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.faq import ActionAnswerFaq, ActionClarify
+from actions.handoff import ActionHandoff
+from bot.knowledge.live import LiveKnowledge
+from bot.settings import PROJECT_ROOT
+
+KNOWLEDGE = LiveKnowledge(PROJECT_ROOT / "knowledge")
+
+
+def run(action, tracker):  # type: ignore[no-untyped-def]
+    dispatcher = CollectingDispatcher()
+    events = action.run(dispatcher, tracker, {})
+    return dispatcher.messages, events
+
+
+def test_faq_answer_comes_from_knowledge_with_id_in_custom(make_tracker) -> None:
+    messages, events = run(ActionAnswerFaq(KNOWLEDGE), make_tracker("住所を変えたい", "faq_change_address"))
+    assert events == []
+    (message,) = messages
+    assert "住所変更" in message["text"]
+    assert message["custom"] == {"route": "answer", "faq_id": "change-address", "category": "登録情報の変更"}
+
+
+def test_clarify_offers_three_likeliest_faqs_and_a_person(make_tracker) -> None:
+    ranking = [
+        {"name": "nlu_fallback", "confidence": 0.3},
+        {"name": "faq_cancel", "confidence": 0.25},
+        {"name": "greet", "confidence": 0.2},
+        {"name": "faq_change_plan", "confidence": 0.2},
+        {"name": "faq_pricing", "confidence": 0.1},
+        {"name": "faq_trial", "confidence": 0.05},
+    ]
+    tracker = make_tracker("やめたいかも", "nlu_fallback", 0.3, ranking)
+    (message,), _ = run(ActionClarify(KNOWLEDGE), tracker)
+    assert message["custom"]["suggestions"] == ["cancel", "change-plan", "pricing"]
+    payloads = [b["payload"] for b in message["buttons"]]
+    assert payloads == ["/faq_cancel", "/faq_change_plan", "/faq_pricing", "/request_human"]
+
+
+def test_clarify_without_ranking_is_never_a_dead_end(make_tracker) -> None:
+    tracker = make_tracker("", "nlu_fallback", 1.0, [], input_issue="no_words")
+    (message,), _ = run(ActionClarify(KNOWLEDGE), tracker)
+    assert len(message["buttons"]) == 4
+    assert "入力してください" in message["text"]
+
+
+def test_long_input_gets_polite_truncation_note(make_tracker) -> None:
+    tracker = make_tracker("住所" * 5000, "faq_change_address", input_truncated_at=1000)
+    (message,), _ = run(ActionAnswerFaq(KNOWLEDGE), tracker)
+    assert message["text"].startswith("（メッセージが長かったため、最初の1000文字")
+
+
+@pytest.mark.parametrize(
+    ("intent", "extra", "reason", "words"),
+    [
+        ("request_human", {}, "human_request", "担当者におつなぎします"),
+        ("complaint", {}, "complaint", "申し訳ございません"),
+        ("complaint", {"handoff_reason": "anger"}, "anger", "申し訳ございません"),
+    ],
+)
+def test_handoff_message_fits_the_reason(make_tracker, intent, extra, reason, words) -> None:  # type: ignore[no-untyped-def]
+    (message,), _ = run(ActionHandoff(), make_tracker("…", intent, **extra))
+    assert message["custom"] == {"route": "handoff", "handoff_reason": reason}
+    assert words in message["text"]
+
+
+def test_faq_intent_missing_from_knowledge_falls_back_to_clarify(make_tracker) -> None:
+    (message,), _ = run(ActionAnswerFaq(KNOWLEDGE), make_tracker("?", "faq_removed_entry"))
+    assert message["custom"]["route"] == "clarify"
+
+
+def test_edited_answer_is_served_without_restart(tmp_path: Path, make_tracker) -> None:
+    import shutil
+    import time
+
+    shutil.copytree(PROJECT_ROOT / "knowledge", tmp_path / "knowledge")
+    live = LiveKnowledge(tmp_path / "knowledge", check_interval=0.0)
+    action = ActionAnswerFaq(live)
+    (before,), _ = run(action, make_tracker("営業時間", "faq_hours"))
+    path = tmp_path / "knowledge" / "faq" / "service.yml"
+    text = path.read_text(encoding="utf-8")
+    first_answer_line = before["text"].splitlines()[0]
+    assert first_answer_line in text
+    time.sleep(0.01)
+    path.write_text(text.replace(first_answer_line, "【更新】" + first_answer_line, 1), encoding="utf-8")
+    (after,), _ = run(action, make_tracker("営業時間", "faq_hours"))
+    assert after["text"].startswith("【更新】")
+    # A broken edit keeps the last good answers.
+    path.write_text("entries: [oops", encoding="utf-8")
+    (kept,), _ = run(action, make_tracker("営業時間", "faq_hours"))
+    assert kept["text"].startswith("【更新】")

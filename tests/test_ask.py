@@ -1,0 +1,112 @@
+"""`bot ask` on a model trained from the working tree (slow: trains once per session)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+KEYS = {"text", "normalized", "intent", "confidence", "route", "faq_id", "answer", "handoff_reason"}
+
+
+@pytest.mark.parametrize(
+    ("text", "route", "faq_id"),
+    [
+        ("住所を変えたい", "answer", "change-address"),
+        ("じゅうしょへんこう", "answer", "change-address"),
+        ("ﾊﾟｽﾜｰﾄﾞ忘れちゃった", "answer", "reset-password"),
+        ("メアド変えたいんだけど", "answer", "change-email"),
+        ("営業時間を教えてください", "answer", "hours"),
+        ("プランの料金はいくらですか", "answer", "pricing"),
+        ("退会したいです", "answer", "cancel"),
+        ("請求書をダウンロードしたい", "answer", "invoice"),
+        ("無料お試しはありますか", "answer", "trial"),
+        ("問い合わせの返事がまだ来ません", "answer", "inquiry-status"),
+        ("こんにちは", "smalltalk", None),
+        ("ありがとうございました", "smalltalk", None),
+        ("あなたはロボットですか", "smalltalk", None),
+        ("オペレーターと話したいです", "handoff", None),
+        ("今日の天気は？", "out_of_scope", None),
+    ],
+)
+def test_typical_questions(assistant, text: str, route: str, faq_id: str | None) -> None:  # type: ignore[no-untyped-def]
+    decision = assistant.decide(text).as_dict()
+    assert KEYS <= set(decision)
+    assert (decision["route"], decision["faq_id"]) == (route, faq_id), decision
+
+
+def test_anger_beats_topic(assistant) -> None:  # type: ignore[no-untyped-def]
+    decision = assistant.decide("二回も住所変更したのに反映されてない、ふざけるな")
+    assert decision.route == "handoff"
+    assert decision.handoff_reason in {"anger", "complaint"}
+    assert decision.faq_id is None
+
+
+@pytest.mark.parametrize(
+    ("text", "allowed_routes"),
+    [
+        ("", {"clarify"}),
+        ("   \n\t ", {"clarify"}),
+        ("😀😀😀", {"clarify"}),
+        ("〜〜〜", {"clarify"}),
+        ("\x00\x07\x1b", {"clarify"}),
+        ("<script>alert('x')</script>", {"clarify", "out_of_scope"}),
+        ("<b>住所を変更したい</b>", {"answer"}),
+        ("ｼﾞｭｳｼｮ ﾍﾝｺｳ ｼﾀｲ", {"answer", "clarify"}),
+        ("I want to change my address", {"answer", "clarify", "out_of_scope"}),
+        ("(*´ω｀*)", {"clarify", "out_of_scope", "smalltalk"}),
+        ("住所を変えたい" + "あ" * 10_000, {"answer", "clarify"}),
+        ("/restart", {"answer", "clarify", "smalltalk", "out_of_scope", "handoff"}),
+    ],
+)
+def test_bad_input_gets_a_route_and_a_reply(assistant, text: str, allowed_routes: set[str]) -> None:  # type: ignore[no-untyped-def]
+    decision = assistant.decide(text)
+    assert decision.route in allowed_routes, decision
+    assert decision.answer.strip()
+    assert "Traceback" not in decision.answer
+
+
+def test_over_long_input_is_cut_with_a_note(assistant) -> None:  # type: ignore[no-untyped-def]
+    decision = assistant.decide("住所を変えたいです。" + "詳細" * 6000)
+    assert len(decision.normalized) <= 1000
+    assert "最初の1000文字" in decision.answer
+
+
+def test_clarify_suggests_three_faqs(assistant) -> None:  # type: ignore[no-untyped-def]
+    decision = assistant.decide("")
+    assert decision.route == "clarify"
+    assert len(decision.suggestions) == 3
+
+
+def test_cli_jsonl_keeps_order_and_ignores_other_keys(trained_model: Path, tmp_path: Path) -> None:
+    lines = [{"text": "住所を変えたい", "label": "x"}, {"text": "こんにちは"}, {"text": ""}]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "bot", "ask", "--model", str(trained_model), "--jsonl", str(src)],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["text"] for o in out] == [x["text"] for x in lines]
+    assert [o["route"] for o in out] == ["answer", "smalltalk", "clarify"]
+
+
+def test_cli_single_question_prints_one_json_object(trained_model: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "bot", "ask", "--model", str(trained_model), "解約したい"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (line,) = result.stdout.strip().splitlines()
+    assert json.loads(line)["faq_id"] == "cancel"
+
+
+def test_cli_malformed_jsonl_names_the_line(trained_model: Path, tmp_path: Path) -> None:
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"text": "ok"}\n{not json\n', encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "bot", "ask", "--model", str(trained_model), "--jsonl", str(src)],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "bad.jsonl:2" in result.stderr and "Traceback" not in result.stderr

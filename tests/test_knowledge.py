@@ -1,0 +1,99 @@
+"""Knowledge loading: the real knowledge base, and errors that name file, entry and fix."""
+
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from bot.errors import KnowledgeError
+from bot.knowledge.build import build
+from bot.knowledge.loader import load_knowledge
+from bot.settings import PROJECT_ROOT
+
+REQUIRED_IDS = {
+    "change-address", "change-phone", "change-email", "change-name", "change-payment",
+    "reset-password", "change-plan", "cancel", "hours", "pricing", "contact", "invoice",
+    "payment-methods", "trial", "inquiry-status", "feedback",
+}
+
+QUESTIONS = "\n".join(f"      - 質問その{i}" for i in range(10))
+
+
+def write_kb(tmp_path: Path, body: str, name: str = "test.yml") -> Path:
+    faq = tmp_path / "faq"
+    faq.mkdir(exist_ok=True)
+    (faq / name).write_text(dedent(body), encoding="utf-8")
+    return tmp_path
+
+
+def entry(entry_id: str = "a-b", answer: str = "回答です。", extra: str = "") -> str:
+    return f"""\
+  - id: {entry_id}
+    category: テスト
+    title: テスト
+    questions:
+{QUESTIONS}
+    answer: {answer}
+{extra}"""
+
+
+def test_real_knowledge_base_has_required_entries() -> None:
+    kb = load_knowledge(PROJECT_ROOT / "knowledge")
+    assert REQUIRED_IDS <= set(kb.ids)
+    for e in kb.entries:
+        assert len(e.questions) >= 10, e.id
+        assert len(e.answer) <= 400, e.id
+        assert len(set(e.questions)) == len(e.questions), f"{e.id}: duplicated question"
+
+
+def test_generated_files_are_fresh() -> None:
+    """data/nlu/faq.yml, FAQ rules and domain intents match knowledge/ (run `bot kb build`)."""
+    kb = load_knowledge(PROJECT_ROOT / "knowledge")
+    assert build(kb, PROJECT_ROOT, check=True).stale == []
+
+
+def test_valid_minimal_file(tmp_path: Path) -> None:
+    kb = load_knowledge(write_kb(tmp_path, "entries:\n" + entry()))
+    assert kb.ids == ["a-b"]
+    assert kb.by_intent("faq_a_b").id == "a-b"
+
+
+@pytest.mark.parametrize(
+    ("body", "entry_named", "words"),
+    [
+        ("entries:\n" + entry(entry_id="Bad_ID"), "Bad_ID", "半角英小文字"),
+        ("entries:\n" + entry().replace("    answer: 回答です。\n", ""), "a-b", "`answer` がありません"),
+        ("entries:\n" + entry().replace(QUESTIONS, "      - 一つだけ"), "a-b", "10 件以上"),
+        ("entries:\n" + entry(answer="あ" * 401), "a-b", "上限 400"),
+        ("entries:\n" + entry(extra="    related: [no-such-id]\n"), "a-b", "no-such-id"),
+        ("entries:\n" + entry(extra="    links:\n      - title: x\n        url: javascript:alert(1)\n"),
+         "a-b", "http(s)"),
+        ("entries:\n" + entry() + entry(), "a-b", "でも使われています"),
+        ("entries: [1, 2]\n", "1番目", "id"),
+        ("just: text\n", None, "`entries:`"),
+        ("entries:\n  - id: x\n   bad: indent\n", None, "YAML"),
+    ],
+)
+def test_errors_name_file_entry_and_fix(tmp_path: Path, body: str, entry_named: str | None, words: str) -> None:
+    directory = write_kb(tmp_path, body)
+    with pytest.raises(KnowledgeError) as info:
+        load_knowledge(directory)
+    message = str(info.value)
+    assert "test.yml" in message
+    if entry_named:
+        assert entry_named in message
+    assert words in message
+    assert "対処:" in message
+
+
+def test_missing_directory_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(KnowledgeError, match="見つかりません"):
+        load_knowledge(tmp_path)
+
+
+def test_not_utf8_is_explained(tmp_path: Path) -> None:
+    faq = tmp_path / "faq"
+    faq.mkdir()
+    (faq / "sjis.yml").write_bytes(("entries:\n" + entry()).encode("cp932"))
+    with pytest.raises(KnowledgeError, match="UTF-8"):
+        load_knowledge(tmp_path)

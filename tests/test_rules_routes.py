@@ -1,0 +1,52 @@
+"""The dialogue rules, the domain and bot/dialogue/routes.py tell one story."""
+
+import yaml
+
+from bot.dialogue.routes import ACTION_ANSWER_FAQ, ACTION_OF_INTENT, ROUTE_OF_ACTION
+from bot.knowledge.loader import load_knowledge
+from bot.settings import PROJECT_ROOT
+
+
+def _rules() -> dict[str, str]:
+    pairs = {}
+    for path in sorted((PROJECT_ROOT / "data" / "stories").glob("*.yml")):
+        for rule in yaml.safe_load(path.read_text(encoding="utf-8")).get("rules", []):
+            steps = rule["steps"]
+            intents = [s["intent"] for s in steps if "intent" in s]
+            actions = [s["action"] for s in steps if "action" in s]
+            assert len(intents) == 1 and len(actions) == 1, rule["rule"]
+            assert intents[0] not in pairs, f"two rules for {intents[0]}"
+            pairs[intents[0]] = actions[0]
+    return pairs
+
+
+def test_every_non_faq_intent_rule_matches_route_table() -> None:
+    rules = _rules()
+    for intent, action in ACTION_OF_INTENT.items():
+        assert rules.get(intent) == action, intent
+
+
+def test_every_faq_has_a_rule_to_the_knowledge_answer() -> None:
+    rules = _rules()
+    for entry in load_knowledge(PROJECT_ROOT / "knowledge").entries:
+        assert rules.get(entry.intent) == ACTION_ANSWER_FAQ, entry.id
+
+
+def test_every_rule_action_has_a_route_and_exists_in_domain() -> None:
+    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+    known = set(domain["actions"]) | set(domain["responses"])
+    for action in set(_rules().values()):
+        assert action in ROUTE_OF_ACTION, action
+        assert action in known, action
+
+
+def test_domain_lists_every_intent_used_by_rules() -> None:
+    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+    intents = set(domain["intents"]) | {"nlu_fallback"}
+    assert set(_rules()) <= intents
+
+
+def test_japanese_replies_for_every_response() -> None:
+    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+    for name, variants in domain["responses"].items():
+        assert variants and all(any("\u3040" <= ch <= "\u30ff" for ch in v["text"]) for v in variants), name
