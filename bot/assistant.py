@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,9 @@ class Assistant:
         # Rasa logs to stdout at debug level by default; stdout carries our JSON only.
         configure_structlog(logging.WARNING)
         logging.getLogger("rasa").setLevel(logging.WARNING)
+        for handler in logging.root.handlers:  # Rasa points the root logger at stdout
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)
 
         self._loop = asyncio.new_event_loop()
         self._agent = Agent.load(str(self.model_path))

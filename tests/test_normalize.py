@@ -55,3 +55,18 @@ def test_longest_synonym_wins() -> None:
 def test_ten_thousand_characters_do_not_break() -> None:
     text = "住所" * 5000
     assert len(fold(text)) == 10000
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("pasuwaado wasureta", "ぱすわあど わすれた"),
+        ("simei henkou shitai", "しめい へんこう したい"),
+        ("kongetsu no box saikou deshita", "こんげつ の box さいこう でした"),  # English word kept
+        ("I want to change my address", "i want to change my address"),  # English left alone
+        ("PWを忘れた", "パスワードを忘れた"),  # synonyms before romaji
+    ],
+)
+def test_romaji_words_become_hiragana(raw: str, expected: str) -> None:
+    normalizer = load_normalizer(PROJECT_ROOT / "knowledge" / "synonyms.yml")
+    assert normalize(raw, normalizer) == expected

@@ -1,38 +1,115 @@
-"""Rasa's LogisticRegressionClassifier, safe for messages that yield no features.
+"""Intent classifier: TF-IDF weighting + logistic regression over the sparse features.
 
-The stock component hands scikit-learn a 1x0 matrix when a message has no tokens
-(empty text, only spaces, only an HTML tag) and the whole request fails with a
-stack trace. Here such messages get no intent (confidence 0), which the
-FallbackClassifier after it turns into a clarifying reply.
+Why not Rasa's stock ``LogisticRegressionClassifier``: it feeds raw counts (long
+messages dominate), exposes no regularisation strength, and crashes with a stack
+trace on a message without features (empty text, only an HTML tag). This component
+fixes the three and stays a plain scikit-learn model: fast to train, ~1 ms to run.
 """
 
 from __future__ import annotations
 
-from typing import List
+import logging
+from typing import Any, Dict, List, Optional, Text
 
+import joblib
+import numpy as np
+from scipy.sparse import csr_matrix, hstack, vstack
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+logger = logging.getLogger(__name__)
+MODEL_FILE = "intent_classifier.joblib"
 
 
-def _has_features(message: Message) -> bool:
+def _features(message: Message) -> Optional[csr_matrix]:
+    """Sentence-level sparse + dense features of the text, or ``None`` when there are none."""
     sparse = message.get_sparse_features(attribute=TEXT)[1]
     dense = message.get_dense_features(attribute=TEXT)[1]
-    return sparse is not None or dense is not None
+    parts = [csr_matrix(f.features) for f in (sparse, dense) if f is not None]
+    return hstack(parts).tocsr() if parts else None
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
-class SafeLogisticRegressionClassifier(LogisticRegressionClassifier):
-    """Logistic regression over the sparse features; featureless input -> no intent."""
+class TfidfLogisticRegressionClassifier(GraphComponent, IntentClassifier):
+    """Logistic regression on TF-IDF-weighted sentence features (see module docstring)."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """Defaults; ``C`` is the inverse regularisation strength of the regression."""
+        return {"C": 10.0, "sublinear_tf": True, "max_iter": 2000, "random_state": 42, "ranking_length": 10}
+
+    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+                 pipeline: Any = None) -> None:
+        """Hold config, storage and (once trained or loaded) the scikit-learn pipeline."""
+        self._config = {**self.get_default_config(), **config}
+        self._model_storage = model_storage
+        self._resource = resource
+        self._pipeline = pipeline
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "TfidfLogisticRegressionClassifier":
+        """An untrained classifier."""
+        return cls(config, model_storage, resource)
+
+    def _new_pipeline(self) -> Any:
+        from sklearn.feature_extraction.text import TfidfTransformer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+
+        return make_pipeline(
+            TfidfTransformer(sublinear_tf=self._config["sublinear_tf"]),
+            LogisticRegression(C=self._config["C"], max_iter=self._config["max_iter"],
+                               class_weight="balanced", random_state=self._config["random_state"]),
+        )
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fit on every example that has an intent and features; persist with joblib."""
+        rows, labels = [], []
+        for example in training_data.intent_examples:
+            features = _features(example) if example.get(TEXT) else None
+            if example.get(INTENT) and features is not None:
+                rows.append(features)
+                labels.append(example.get(INTENT))
+        if not rows:
+            logger.warning("no training examples with features; intent classifier not trained")
+            return self._resource
+        self._pipeline = self._new_pipeline()
+        self._pipeline.fit(vstack(rows), labels)
+        with self._model_storage.write_to(self._resource) as directory:
+            joblib.dump(self._pipeline, directory / MODEL_FILE)
+        return self._resource
+
+    @classmethod
+    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> "TfidfLogisticRegressionClassifier":
+        """Load the persisted pipeline (none yet: an untrained classifier)."""
+        try:
+            with model_storage.read_from(resource) as directory:
+                return cls(config, model_storage, resource, joblib.load(directory / MODEL_FILE))
+        except (ValueError, FileNotFoundError):
+            return cls(config, model_storage, resource)
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Classify messages with features; mark the others as unknown."""
-        with_features = [m for m in messages if _has_features(m)]
-        if with_features:
-            super().process(with_features)
+        """Set ``intent`` and ``intent_ranking``; featureless messages get no intent."""
         for message in messages:
-            if not _has_features(message):
+            features = _features(message)
+            if self._pipeline is None or features is None:
                 message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+                continue
+            probabilities = self._pipeline.predict_proba(features)[0]
+            order = np.argsort(-probabilities)[: self._config["ranking_length"]]
+            classes = self._pipeline.classes_
+            ranking = [{INTENT_NAME_KEY: str(classes[i]), PREDICTED_CONFIDENCE_KEY: float(probabilities[i])}
+                       for i in order]
+            message.set(INTENT, ranking[0], add_to_output=True)
+            message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages

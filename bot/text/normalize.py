@@ -13,6 +13,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from bot.text.romaji import romaji_to_hiragana
+
 # Characters that look like a dash or a wave and are typed in place of the long-vowel
 # mark "ー" after katakana/hiragana (e.g. "パスワ-ド", "メール〜"). NFKC leaves most
 # of them alone, so they are folded explicitly.
@@ -90,7 +92,10 @@ def fold(text: str) -> str:
 
 
 def normalize(text: str, normalizer: Normalizer | None = None) -> str:
-    """Fold ``text`` and apply the editor synonym table of ``normalizer``.
+    """Fold ``text``, apply the editor synonym table, then turn romaji words into hiragana.
+
+    Synonyms come first so that ASCII variants editors listed ("pw", "email") win
+    over the romaji reading.
 
     Args:
         text: Raw customer, training or knowledge text.
@@ -100,6 +105,6 @@ def normalize(text: str, normalizer: Normalizer | None = None) -> str:
         The normalised text.
     """
     folded = fold(text)
-    if normalizer is None:
-        return folded
-    return normalizer.apply_synonyms(folded)
+    if normalizer is not None:
+        folded = normalizer.apply_synonyms(folded)
+    return romaji_to_hiragana(folded)

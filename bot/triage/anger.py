@@ -19,13 +19,14 @@ import yaml
 
 from bot.errors import KnowledgeError
 from bot.text.normalize import fold
+from bot.text.romaji import romaji_to_hiragana
 
 _HALFWIDTH_RUN = re.compile(r"[\uff66-\uff9f]{4,}")
 
 
 def _match_form(text: str) -> str:
     """The form both phrases and messages are compared in."""
-    return jaconv.kata2hira(fold(text))
+    return jaconv.kata2hira(romaji_to_hiragana(fold(text)))
 
 
 @dataclass(frozen=True)
