@@ -3,7 +3,8 @@
 A message whose anger score (``bot.triage.anger``) reaches the threshold in
 ``knowledge/triage.yml`` is re-labelled ``complaint`` with ``handoff_reason: anger``,
 even when it also matches an FAQ: 「二回も住所変更したのに反映されてない、ふざけるな」 goes
-to a person. The score is kept in the parse data (``anger``) for agents and tuning.
+to a person. Conversely an unsure ``complaint`` guess that no anger signal supports
+becomes ``nlu_fallback`` (a clarifying reply with a "talk to a person" button). The score is kept in the parse data (``anger``) for agents and tuning.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bot.settings import get_settings
 from bot.triage.anger import AngerRules, load_anger_rules, score_anger
 
 COMPLAINT = "complaint"
+FALLBACK_INTENT = "nlu_fallback"
 HANDOFF_INTENTS = {"complaint", "request_human"}
 
 
@@ -57,10 +59,16 @@ class AngerOverride(GraphComponent):
                                 if i.get(INTENT_NAME_KEY) == COMPLAINT), 0.0)
             anger = score_anger(message.get(TEXT) or "", p_complaint, self._rules)
             message.set("anger", anger.as_dict(), add_to_output=True)
-            current = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
-            if anger.score >= self._rules.threshold and current not in HANDOFF_INTENTS:
+            current = message.get(INTENT) or {}
+            angry = anger.score >= self._rules.threshold
+            if angry and current.get(INTENT_NAME_KEY) not in HANDOFF_INTENTS:
                 message.set("handoff_reason", "anger", add_to_output=True)
                 message.set(INTENT, {INTENT_NAME_KEY: COMPLAINT, PREDICTED_CONFIDENCE_KEY: anger.score},
+                            add_to_output=True)
+            elif (current.get(INTENT_NAME_KEY) == COMPLAINT and not angry
+                  and p_complaint < self._rules.complaint_min_confidence):
+                # An unsure "complaint" with no anger signal: ask back instead of paging an agent.
+                message.set(INTENT, {INTENT_NAME_KEY: FALLBACK_INTENT, PREDICTED_CONFIDENCE_KEY: p_complaint},
                             add_to_output=True)
         return messages
 

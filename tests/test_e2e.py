@@ -1,0 +1,104 @@
+"""End to end: the real Rasa server and action server, over the REST channel."""
+
+from __future__ import annotations
+
+import json
+import random
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bot.dialogue.routes import ROUTE_OF_ACTION
+from bot.launcher import BotStack, free_port
+from bot.settings import PROJECT_ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def stack(trained_model: Path):  # type: ignore[no-untyped-def]
+    with BotStack(model=trained_model, rasa_port=free_port(), action_port=free_port()) as running:
+        yield running
+
+
+def post(url: str, body: bytes, timeout: float = 60) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def say(stack: BotStack, text: str, sender: str | None = None) -> list[dict]:
+    body = json.dumps({"sender": sender or uuid.uuid4().hex, "message": text}).encode()
+    status, raw = post(f"{stack.rasa_url}/webhooks/rest/webhook", body)
+    assert status == 200, raw[:500]
+    return json.loads(raw)
+
+
+def first_bot_action(stack: BotStack, sender: str) -> str:
+    with urllib.request.urlopen(f"{stack.rasa_url}/conversations/{sender}/tracker", timeout=30) as response:
+        events = json.loads(response.read())["events"]
+    after_user = events[[e["event"] for e in events].index("user") + 1:]
+    return next(e["name"] for e in after_user if e["event"] == "action" and e["name"] != "action_listen")
+
+
+def test_faq_answer_comes_from_knowledge_with_id(stack: BotStack) -> None:
+    messages = say(stack, "住所を変更したいです")
+    texts = [m["text"] for m in messages if "text" in m]
+    customs = [m["custom"] for m in messages if "custom" in m]
+    assert customs == [{"route": "answer", "faq_id": "change-address", "category": "登録情報の変更"}]
+    assert "「会員情報」→「住所変更」" in texts[0]
+
+
+def test_angry_message_is_handed_off_not_answered(stack: BotStack) -> None:
+    messages = say(stack, "二回も住所変更したのに反映されてない、ふざけるな")
+    (custom,) = [m["custom"] for m in messages if "custom" in m]
+    assert custom["route"] == "handoff"
+    assert custom["handoff_reason"] in {"anger", "complaint"}
+
+
+def test_clarify_button_payload_answers_the_faq(stack: BotStack) -> None:
+    sender = uuid.uuid4().hex
+    clarify = say(stack, "", sender)
+    buttons = next(m["buttons"] for m in clarify if "buttons" in m)
+    assert len(buttons) == 4
+    answer = say(stack, buttons[0]["payload"], sender)
+    (custom,) = [m["custom"] for m in answer if "custom" in m]
+    assert custom["route"] == "answer"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "😀" * 50, "<img src=x onerror=alert(1)>", "あ" * 10_000, "\x00\x1b[31m"])
+def test_bad_input_gets_a_reply(stack: BotStack, text: str) -> None:
+    messages = say(stack, text)
+    assert any(m.get("text", "").strip() for m in messages), messages
+
+
+def test_live_bot_decides_like_bot_ask(stack: BotStack, assistant) -> None:  # type: ignore[no-untyped-def]
+    """`bot ask` must make the decision the live bot makes on a conversation's first turn."""
+    rows = [json.loads(line) for line in (PROJECT_ROOT / "tests" / "data" / "heldout.jsonl").read_text(
+        encoding="utf-8").splitlines() if line.strip()]
+    sample = random.Random(7).sample(rows, 40) + [{"text": ""}, {"text": "ﾌｻﾞｹﾙﾅ!!"}]
+    for row in sample:
+        sender = uuid.uuid4().hex
+        messages = say(stack, row["text"], sender)
+        decision = assistant.decide(row["text"])
+        action = first_bot_action(stack, sender)
+        assert action == decision.action, row["text"]
+        assert ROUTE_OF_ACTION[action].value == decision.route or action == "action_answer_faq"
+        texts = [m["text"] for m in messages if "text" in m]
+        assert texts and texts[0] == decision.answer, row["text"]
+        customs = [m["custom"] for m in messages if "custom" in m]
+        if customs:
+            assert customs[0]["route"] == decision.route
+            assert customs[0].get("faq_id") == decision.faq_id
+            assert customs[0].get("handoff_reason") == decision.handoff_reason
+
+
+def test_malformed_json_body_is_rejected_cleanly(stack: BotStack) -> None:
+    status, _ = post(f"{stack.rasa_url}/webhooks/rest/webhook", b"{not json")
+    assert 400 <= status < 500
+    assert say(stack, "こんにちは")  # the server is still fine
