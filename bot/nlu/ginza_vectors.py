@@ -1,0 +1,88 @@
+"""Dense features from GiNZA's word vectors (the ``ja_ginza`` package), without its pipeline.
+
+Running the full GiNZA spaCy pipeline (parser, NER, morphologizer) costs most of the stock
+pipeline's latency; intent classification only needs word meaning. This featurizer looks up
+the static vectors of ``ja_ginza`` for each token's Sudachi normalised form (the same
+dictionary GiNZA itself uses), so paraphrases such as 転居 / 引っ越し land close together.
+Sentence feature = mean of the token vectors (zeros when no token has a vector).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Dict, List, Text
+
+import numpy as np
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
+from rasa.nlu.tokenizers.tokenizer import Tokenizer
+from rasa.nlu.constants import TOKENS_NAMES
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+
+@lru_cache(maxsize=2)
+def load_vectors(package: str) -> Any:
+    """The vector table of a spaCy package (loaded once per process; no pipeline components)."""
+    import spacy
+
+    nlp = spacy.load(package, exclude=["tok2vec", "parser", "ner", "morphologizer", "compound_splitter",
+                                       "bunsetu_recognizer", "attribute_ruler", "senter"])
+    return nlp.vocab
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
+class GinzaVectorFeaturizer(DenseFeaturizer, GraphComponent):
+    """Mean GiNZA word vector of the message (see module docstring)."""
+
+    @classmethod
+    def required_components(cls) -> List[type]:
+        """Needs tokens."""
+        return [Tokenizer]
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """``model``: the spaCy package whose vectors are used."""
+        return {**DenseFeaturizer.get_default_config(), "model": "ja_ginza"}
+
+    @classmethod
+    def validate_config(cls, config: Dict[Text, Any]) -> None:
+        """Nothing to validate beyond the package name."""
+
+    def __init__(self, config: Dict[Text, Any], name: Text) -> None:
+        """Remember the package; vectors load on first use."""
+        super().__init__(name, {**self.get_default_config(), **config})
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "GinzaVectorFeaturizer":
+        """Create the component."""
+        return cls(config, execution_context.node_name)
+
+    def _featurize(self, message: Message) -> None:
+        tokens = message.get(TOKENS_NAMES[TEXT]) or []
+        vocab = load_vectors(self._config["model"])
+        width = vocab.vectors.shape[1]
+        rows = [vocab.get_vector(t.lemma) if vocab.has_vector(t.lemma) else np.zeros(width, dtype=np.float32)
+                for t in tokens]
+        sequence = np.vstack(rows) if rows else np.zeros((0, width), dtype=np.float32)
+        known = [r for r in rows if r.any()]
+        sentence = (np.mean(known, axis=0) if known else np.zeros(width, dtype=np.float32)).reshape(1, -1)
+        self.add_features_to_message(sequence, sentence, TEXT, message)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Add dense features to each message with text."""
+        for message in messages:
+            if message.get(TEXT):
+                self._featurize(message)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Add dense features to every training example."""
+        self.process(training_data.training_examples)
+        return training_data
