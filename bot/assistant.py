@@ -17,12 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from bot.dialogue.decisions import handoff_reason, intent_name, reply_for
-from bot.dialogue.routes import ROUTE_OF_ACTION, Route
+from bot.dialogue.routes import (
+    ACTION_ANSWER_FAQ,
+    ACTION_CLARIFY,
+    ACTION_HANDOFF,
+    RESPONSE_OF_BUILTIN_ACTION,
+    ROUTE_OF_ACTION,
+    Route,
+)
 from bot.knowledge.loader import load_knowledge
 from bot.knowledge.model import KnowledgeBase
 from bot.settings import get_settings
 
 SENDER_ID = "bot-ask"
+CUSTOM_ACTIONS = (ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_HANDOFF)
 
 
 @dataclass(frozen=True)
@@ -133,10 +141,10 @@ class Assistant:
             raise RuntimeError(f"policy predicted '{action}', which has no route in bot/dialogue/routes.py")
         route = ROUTE_OF_ACTION[action]
         suggestions: list[str] = []
-        if action.startswith("utter_") or action == "action_default_fallback":
-            # Rasa's default fallback action utters `utter_default`.
-            response = "utter_default" if action == "action_default_fallback" else action
-            answer = self._responses[response][0]["text"]
+        if action not in CUSTOM_ACTIONS:
+            # Domain responses, and Rasa's built-in actions that utter one (if the domain has it).
+            response = RESPONSE_OF_BUILTIN_ACTION.get(action, action)
+            answer = (self._responses.get(response) or [{"text": ""}])[0]["text"]
         else:
             reply = reply_for(action, parse_data, self.kb)
             answer = reply.text

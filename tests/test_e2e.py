@@ -71,7 +71,8 @@ def test_clarify_button_payload_answers_the_faq(stack: BotStack) -> None:
     assert custom["route"] == "answer"
 
 
-@pytest.mark.parametrize("text", ["", "   ", "😀" * 50, "<img src=x onerror=alert(1)>", "あ" * 10_000, "\x00\x1b[31m"])
+@pytest.mark.parametrize("text", ["", "   ", "😀" * 50, "<img src=x onerror=alert(1)>", "あ" * 10_000, "\x00\x1b[31m"],
+                         ids=["empty", "spaces", "emoji", "html", "10k", "control"])
 def test_bad_input_gets_a_reply(stack: BotStack, text: str) -> None:
     messages = say(stack, text)
     assert any(m.get("text", "").strip() for m in messages), messages

@@ -20,7 +20,8 @@ from bot.settings import PROJECT_ROOT
         ("何で？？", "何で?"),
         ("  住所\n\t変更  ", "住所 変更"),
         ("住所\x00変更\u200b", "住所 変更"),  # control / zero-width characters
-        ("<script>alert(1)</script>解約", "alert(1) 解約"),  # tags dropped, text kept
+        ("<script>alert(1)</script>解約", "解約"),  # code blocks dropped
+        ("<b>住所</b>変更", "住所 変更"),  # tags dropped, text kept
         ("", ""),
         ("   ", ""),
         ("😀", "😀"),

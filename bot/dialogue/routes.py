@@ -38,6 +38,17 @@ ROUTE_OF_ACTION: dict[str, Route] = {
     "utter_deny": Route.SMALLTALK,
     "utter_iamabot": Route.SMALLTALK,
     "utter_out_of_scope": Route.OUT_OF_SCOPE,
+    # Rasa's built-in actions, reachable when a message is a "/command" (e.g. "/restart").
+    "action_restart": Route.SMALLTALK,
+    "action_back": Route.SMALLTALK,
+    "action_session_start": Route.SMALLTALK,
+}
+
+# Built-in actions -> the domain response they utter (Rasa utters it if the domain has it).
+RESPONSE_OF_BUILTIN_ACTION: dict[str, str] = {
+    "action_default_fallback": "utter_default",
+    "action_restart": "utter_restart",
+    "action_back": "utter_back",
 }
 
 # Non-FAQ intent -> the action its rule must run (FAQ intents all run ACTION_ANSWER_FAQ).

@@ -28,6 +28,8 @@ _REPEATED_PUNCT = re.compile(r"([!?。、.,・…])\1+")
 # HTML tags pasted into the chat are data, not words; drop them so they do not
 # become features. Bounded length so a lone "<" does not swallow the message.
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,200}>")
+# Script and style blocks hold code, not words of the customer: drop them with their content.
+_CODE_BLOCK = re.compile(r"<(script|style)\b[^<>]{0,200}>.*?(</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -71,7 +73,7 @@ class Normalizer:
 def fold(text: str) -> str:
     """Width/case/variant folding without synonyms.
 
-    Steps: control characters -> space, HTML tags dropped, NFKC (full-width ASCII and
+    Steps: control characters -> space, <script>/<style> blocks and HTML tags dropped, NFKC (full-width ASCII and
     half-width katakana to their standard forms), lower-case, dash-like characters after
     kana -> "ー", repeated "ー"/waves/punctuation collapsed, whitespace squeezed.
 
@@ -82,6 +84,7 @@ def fold(text: str) -> str:
         The folded string (may be empty).
     """
     text = _strip_control(text)
+    text = _CODE_BLOCK.sub(" ", text)
     text = _HTML_TAG.sub(" ", text)
     text = unicodedata.normalize("NFKC", text).lower()
     text = _LONG_VOWEL_AFTER_KANA.sub("ー", text)
