@@ -31,9 +31,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from bot.evaluation.report import load_labelled, score
+    from bot.evaluation.report import load_labelled, score, unseen_only
+    from bot.settings import PROJECT_ROOT
 
-    rows = load_labelled(Path(args.heldout))
+    rows, _ = unseen_only(load_labelled(Path(args.heldout)), PROJECT_ROOT / "data" / "nlu")
     started = time.perf_counter()
     from bot.assistant import Assistant
 

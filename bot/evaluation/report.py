@@ -35,6 +35,34 @@ class EvalResult:
         return {k: getattr(self, k) for k in keys}
 
 
+def training_texts(nlu_dir: Path) -> set[str]:
+    """Every training example under ``nlu_dir`` (``data/nlu``), folded for comparison."""
+    from bot.text.normalize import fold
+
+    texts = set()
+    for path in sorted(nlu_dir.glob("*.yml")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip().startswith("- "):
+                texts.add(fold(line.strip()[2:]))
+    return texts
+
+
+def unseen_only(rows: list[dict[str, str]], nlu_dir: Path) -> tuple[list[dict[str, str]], int]:
+    """Drop labelled messages that also occur in the training data (after folding).
+
+    Short common phrases (「こんにちは」, 「解約したいです」) are often written identically by
+    independent authors; accuracy is reported on messages the model has not seen.
+
+    Returns:
+        The unseen rows and how many were dropped.
+    """
+    from bot.text.normalize import fold
+
+    seen = training_texts(nlu_dir)
+    kept = [r for r in rows if fold(r["text"]) not in seen]
+    return kept, len(rows) - len(kept)
+
+
 def load_labelled(path: Path) -> list[dict[str, str]]:
     """Read ``{"text", "label"}`` lines."""
     rows = []
@@ -141,14 +169,15 @@ def format_table(result: EvalResult) -> str:
 
 
 def run_eval(heldout: Path, model: Path | None, out_dir: Path, as_json: bool) -> int:
-    """Decide every held-out message with the model, print and save the report.
+    """Decide every unseen held-out message with the model, print and save the report.
 
     Returns:
         Exit code 0.
     """
     from bot.assistant import Assistant
+    from bot.settings import PROJECT_ROOT
 
-    rows = load_labelled(heldout)
+    rows, dropped = unseen_only(load_labelled(heldout), PROJECT_ROOT / "data" / "nlu")
     assistant = Assistant(model)
     try:
         decisions = [assistant.decide(row["text"]).as_dict() for row in rows]
@@ -161,8 +190,9 @@ def run_eval(heldout: Path, model: Path | None, out_dir: Path, as_json: bool) ->
         ensure_ascii=False, indent=2), encoding="utf-8")
     plot_confusion(result, out_dir / "confusion.png")
     if as_json:
-        print(json.dumps(result.summary(), ensure_ascii=False))
+        print(json.dumps({**result.summary(), "dropped_seen_in_training": dropped}, ensure_ascii=False))
     else:
+        print(f"{heldout}: 学習データと同じ文 {dropped} 件を除いた {len(rows)} 件で評価")
         print(format_table(result))
         print(f"\n詳細: {out_dir / 'eval.json'}  図: {out_dir / 'confusion.png'}")
     return 0

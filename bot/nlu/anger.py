@@ -3,8 +3,9 @@
 A message whose anger score (``bot.triage.anger``) reaches the threshold in
 ``knowledge/triage.yml`` is re-labelled ``complaint`` with ``handoff_reason: anger``,
 even when it also matches an FAQ: 「二回も住所変更したのに反映されてない、ふざけるな」 goes
-to a person. Conversely an unsure ``complaint`` guess that no anger signal supports
-becomes ``nlu_fallback`` (a clarifying reply with a "talk to a person" button). The score is kept in the parse data (``anger``) for agents and tuning.
+to a person. Conversely an unsure ``complaint`` guess that no anger signal supports is
+replaced by the next likeliest intent (a calm 「カード変更が反映されない」 gets the card FAQ),
+or by ``nlu_fallback`` (a clarifying reply with a "talk to a person" button). The score is kept in the parse data (``anger``) for agents and tuning.
 """
 
 from __future__ import annotations
@@ -36,9 +37,15 @@ HANDOFF_INTENTS = {"complaint", "request_human"}
 class AngerOverride(GraphComponent):
     """Score anger and re-route angry messages to ``complaint`` (see module docstring)."""
 
-    def __init__(self, rules: AngerRules) -> None:
-        """Use ``rules`` (weights and threshold)."""
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """``runner_up_threshold``: least confidence of the intent that replaces an unsure complaint."""
+        return {"runner_up_threshold": 0.2}
+
+    def __init__(self, rules: AngerRules, runner_up_threshold: float = 0.2) -> None:
+        """Use ``rules`` (weights and threshold from knowledge/triage.yml)."""
         self._rules = rules
+        self._runner_up_threshold = runner_up_threshold
 
     @classmethod
     def create(
@@ -49,7 +56,8 @@ class AngerOverride(GraphComponent):
         execution_context: ExecutionContext,
     ) -> GraphComponent:
         """Create the component with the editors' rules from ``knowledge/triage.yml``."""
-        return cls(load_anger_rules(get_settings().knowledge_dir / "triage.yml"))
+        return cls(load_anger_rules(get_settings().knowledge_dir / "triage.yml"),
+                   float({**cls.get_default_config(), **config}["runner_up_threshold"]))
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Score every message; re-label it when the score reaches the threshold."""
@@ -67,9 +75,15 @@ class AngerOverride(GraphComponent):
                             add_to_output=True)
             elif (current.get(INTENT_NAME_KEY) == COMPLAINT and not angry
                   and p_complaint < self._rules.complaint_min_confidence):
-                # An unsure "complaint" with no anger signal: ask back instead of paging an agent.
-                message.set(INTENT, {INTENT_NAME_KEY: FALLBACK_INTENT, PREDICTED_CONFIDENCE_KEY: p_complaint},
-                            add_to_output=True)
+                # An unsure "complaint" with no anger signal: take the next likeliest intent
+                # (a calm "it does not work" usually names its topic), else ask back.
+                runner_up = next((i for i in ranking if i.get(INTENT_NAME_KEY) not in
+                                  {COMPLAINT, FALLBACK_INTENT}), None)
+                if runner_up and float(runner_up[PREDICTED_CONFIDENCE_KEY]) >= self._runner_up_threshold:
+                    message.set(INTENT, dict(runner_up), add_to_output=True)
+                else:
+                    message.set(INTENT, {INTENT_NAME_KEY: FALLBACK_INTENT, PREDICTED_CONFIDENCE_KEY: p_complaint},
+                                add_to_output=True)
         return messages
 
     def process_training_data(self, training_data):  # type: ignore[no-untyped-def]
