@@ -15,6 +15,14 @@ def _path(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def _port(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default))
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ValueError(f"environment variable {name}={value!r} is not a port number; "
+                         f"fix: set it to a number between 1 and 65535 (default {default})")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime settings.
@@ -49,6 +57,6 @@ def get_settings() -> Settings:
     return Settings(
         knowledge_dir=_path("BOT_KNOWLEDGE_DIR", PROJECT_ROOT / "knowledge"),
         models_dir=_path("BOT_MODELS_DIR", PROJECT_ROOT / "models"),
-        rasa_port=int(os.environ.get("BOT_RASA_PORT", "5005")),
-        action_port=int(os.environ.get("BOT_ACTION_PORT", "5055")),
+        rasa_port=_port("BOT_RASA_PORT", 5005),
+        action_port=_port("BOT_ACTION_PORT", 5055),
     )
