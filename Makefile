@@ -30,7 +30,7 @@ setup: $(STAMP) ## Create .venv and install every pinned dependency
 build: setup ## Regenerate data/nlu/faq.yml, FAQ rules and domain intents from knowledge/
 	$(BIN)/bot kb build
 
-check-generated: setup ## Fail if generated files are stale (run in CI)
+check-generated: setup ## Fail if generated files are stale (also checked by make test)
 	$(BIN)/bot kb build --check
 
 MODEL_INPUTS := config.yml domain.yml knowledge/synonyms.yml $(wildcard data/nlu/*.yml data/stories/*.yml knowledge/faq/*.yml bot/nlu/*.py bot/text/*.py)
@@ -45,6 +45,7 @@ run: train ## Start the Rasa server (REST + socket.io on :5005) and the action s
 	$(BIN)/bot run
 
 ask: train ## Ask the bot one question: make ask Q="住所を変えたい"
+	@test -n "$(Q)" || { echo '使い方: make ask Q="住所を変えたい"'; exit 2; }
 	$(BIN)/bot ask "$(Q)"
 
 eval: train ## Route accuracy, macro-F1, confusion table on tests/data/heldout.jsonl

@@ -69,11 +69,8 @@ def latest_model(models_dir: Path) -> Path:
     return models[-1]
 
 
-def top_confidence(parse_data: dict[str, Any]) -> float:
-    """Confidence of the classifier's best real intent (ignores the fallback marker)."""
-    for item in parse_data.get("intent_ranking") or []:
-        if item.get("name") != "nlu_fallback":
-            return float(item.get("confidence") or 0.0)
+def intent_confidence(parse_data: dict[str, Any]) -> float:
+    """Confidence of the intent the NLU settled on (after fallback, guard and anger steps)."""
     return float((parse_data.get("intent") or {}).get("confidence") or 0.0)
 
 
@@ -89,6 +86,9 @@ class Assistant:
         """
         settings = get_settings()
         self.model_path = model_path or latest_model(settings.models_dir)
+        if not self.model_path.is_file():
+            raise ModelNotFoundError(f"{self.model_path}: モデルファイルがありません。`make train` で作るか、"
+                                     "--model に models/ の .tar.gz を指定してください。")
         self.kb = kb or load_knowledge(settings.knowledge_dir)
         os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
         from rasa.core.agent import Agent  # heavy import, only when a model is really loaded
@@ -155,7 +155,7 @@ class Assistant:
             text=text,
             normalized=parse_data.get("normalized_text", ""),
             intent=intent_name(parse_data),
-            confidence=round(top_confidence(parse_data), 4),
+            confidence=round(intent_confidence(parse_data), 4),
             route=route.value,
             faq_id=entry.id if entry else None,
             answer=answer,

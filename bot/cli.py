@@ -127,15 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bot`` command."""
+    from rasa.shared.exceptions import RasaException
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except KnowledgeError as exc:
-        print(f"ナレッジのエラー: {exc}", file=sys.stderr)
+    except (KnowledgeError, FileNotFoundError, ValueError, RasaException) as exc:
+        print(f"エラー: {_root_cause(exc)}", file=sys.stderr)
         return 1
-    except FileNotFoundError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost error that explains itself (Rasa wraps component errors)."""
+    while exc.__cause__ is not None and not isinstance(exc, KnowledgeError):
+        exc = exc.__cause__
+    return exc
 
 
 if __name__ == "__main__":

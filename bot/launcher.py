@@ -84,7 +84,9 @@ class BotStack:
 
     def _spawn(self, args: list[str], name: str) -> tuple[subprocess.Popen, Path]:
         log = self.log_dir / f"{name}.log"
-        env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", **self.env}
+        # SANIC_HOST: the action server (rasa_sdk) listens on 0.0.0.0 unless told otherwise.
+        env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
+               "SANIC_HOST": "127.0.0.1", **self.env}
         handle = log.open("w", encoding="utf-8")
         proc = subprocess.Popen([sys.executable, "-m", "rasa", *args], cwd=PROJECT_ROOT, env=env,
                                 stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
@@ -109,7 +111,10 @@ class BotStack:
                              encoding="utf-8")
         actions, actions_log = self._spawn(["run", "actions", "--actions", "actions",
                                             "--port", str(self.action_port)], "actions")
+        # Loopback only: the HTTP API (--enable-api) can replace the model and edit
+        # conversations, so it must not be reachable from the network.
         rasa, rasa_log = self._spawn(["run", "--model", str(self.model), "--enable-api",
+                                      "--interface", "127.0.0.1",
                                       "--port", str(self.rasa_port), "--endpoints", str(endpoints),
                                       "--credentials", str(PROJECT_ROOT / "credentials.yml"),
                                       "--cors", "*"], "rasa")
@@ -142,18 +147,24 @@ class BotStack:
         self.stop()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_forever(stack: BotStack) -> int:
     """``bot run``: start, print the URLs, wait for Ctrl-C, stop cleanly."""
     print("起動しています（初回は 30 秒ほどかかります）…", flush=True)
+    # SIGTERM (e.g. from a process manager) stops as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        stack.start()
-    except StartupError as exc:
-        print(f"起動できませんでした: {exc}", file=sys.stderr)
-        return 1
-    print(f"Rasa サーバー:      {stack.rasa_url}  (REST: {stack.rasa_url}/webhooks/rest/webhook)")
-    print(f"アクションサーバー: http://127.0.0.1:{stack.action_port}")
-    print(f"ログ: {stack.log_dir}   停止: Ctrl-C", flush=True)
-    try:
+        try:
+            stack.start()
+        except StartupError as exc:
+            print(f"起動できませんでした: {exc}", file=sys.stderr)
+            return 1
+        print(f"Rasa サーバー:      {stack.rasa_url}  (REST: {stack.rasa_url}/webhooks/rest/webhook)")
+        print(f"アクションサーバー: http://127.0.0.1:{stack.action_port}")
+        print(f"ログ: {stack.log_dir}   停止: Ctrl-C", flush=True)
         while all(p.poll() is None for p in stack._procs):  # noqa: SLF001
             time.sleep(1)
         print("サーバーが停止しました。ログを確認してください。", file=sys.stderr)

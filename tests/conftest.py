@@ -14,16 +14,19 @@ from bot.settings import PROJECT_ROOT
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests use the project's own knowledge/ and models, whatever the developer's shell says.
+for _name in ("BOT_KNOWLEDGE_DIR", "BOT_MODELS_DIR", "BOT_RASA_PORT", "BOT_ACTION_PORT"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model trained from the working tree (``BOT_TEST_MODEL`` reuses an existing one)."""
+    subprocess.run([sys.executable, "-m", "bot", "kb", "build", "--check"], cwd=PROJECT_ROOT, check=True)
     existing = os.environ.get("BOT_TEST_MODEL")
     if existing:
         return Path(existing)
     out = tmp_path_factory.mktemp("models")
-    subprocess.run([sys.executable, "-m", "bot", "kb", "build", "--check"], cwd=PROJECT_ROOT, check=True)
     result = subprocess.run(
         [sys.executable, "-m", "rasa", "train", "--out", str(out), "--fixed-model-name", "test"],
         cwd=PROJECT_ROOT, capture_output=True, text=True,

@@ -76,8 +76,8 @@ def test_faq_intent_missing_from_knowledge_falls_back_to_clarify(make_tracker) -
 
 
 def test_edited_answer_is_served_without_restart(tmp_path: Path, make_tracker) -> None:
+    import os
     import shutil
-    import time
 
     shutil.copytree(PROJECT_ROOT / "knowledge", tmp_path / "knowledge")
     live = LiveKnowledge(tmp_path / "knowledge", check_interval=0.0)
@@ -87,11 +87,18 @@ def test_edited_answer_is_served_without_restart(tmp_path: Path, make_tracker) -
     text = path.read_text(encoding="utf-8")
     first_answer_line = before["text"].splitlines()[0]
     assert first_answer_line in text
-    time.sleep(0.01)
-    path.write_text(text.replace(first_answer_line, "【更新】" + first_answer_line, 1), encoding="utf-8")
+    stamp = path.stat().st_mtime_ns
+
+    def save(content: str, seconds_later: int) -> None:
+        path.write_text(content, encoding="utf-8")
+        os.utime(path, ns=(stamp + seconds_later * 10**9, stamp + seconds_later * 10**9))
+
+    save(text.replace(first_answer_line, "【更新】" + first_answer_line, 1), 1)
     (after,), _ = run(action, make_tracker("営業時間", "faq_hours"))
     assert after["text"].startswith("【更新】")
-    # A broken edit keeps the last good answers.
-    path.write_text("entries: [oops", encoding="utf-8")
+    # A broken edit is really loaded (and rejected): the last good answers stay.
+    save("entries: [oops", 2)
     (kept,), _ = run(action, make_tracker("営業時間", "faq_hours"))
     assert kept["text"].startswith("【更新】")
+    sizes = {name: size for name, _, size in live._stamp}
+    assert sizes[str(path)] == len("entries: [oops")  # the broken version was looked at

@@ -39,6 +39,11 @@ def test_angry_messages_reach_threshold_by_rules_alone(text: str) -> None:
         "毎月のボックスを楽しみにしています！",
         "料金はいくらですか？",
         "解約したいです",
+        "引っ越したばかりなので住所を変えたい",
+        "最低利用期間はありますか",
+        "契約責任者を変更したい",
+        "前のメールアドレスが使えない状態でも変更できますか",
+        "ごみの分別が楽になりました",
         "",
     ],
 )
@@ -74,3 +79,13 @@ def test_bad_triage_file_is_explained(tmp_path: Path, body: str, words: str) -> 
     with pytest.raises(KnowledgeError) as info:
         load_anger_rules(path)
     assert "triage.yml" in str(info.value) and words in str(info.value)
+
+
+def test_no_faq_training_question_looks_angry_to_the_rules() -> None:
+    """Editors' phrases must not send the FAQ's own example questions to a person."""
+    from bot.knowledge.loader import load_knowledge
+
+    kb = load_knowledge(PROJECT_ROOT / "knowledge")
+    angry = [(e.id, q) for e in kb.entries for q in e.questions
+             if score_anger(q, 0.0, RULES).score >= RULES.threshold]
+    assert angry == []

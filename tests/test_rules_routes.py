@@ -50,3 +50,9 @@ def test_japanese_replies_for_every_response() -> None:
     domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
     for name, variants in domain["responses"].items():
         assert variants and all(any("\u3040" <= ch <= "\u30ff" for ch in v["text"]) for v in variants), name
+
+
+def test_one_variant_per_response() -> None:
+    """`bot ask` prints variant [0]; Rasa picks one at random, so keep one each."""
+    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+    assert {name: len(v) for name, v in domain["responses"].items() if len(v) != 1} == {}

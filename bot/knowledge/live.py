@@ -27,12 +27,19 @@ class LiveKnowledge:
         self._check_interval = check_interval
         self._lock = threading.Lock()
         self._kb: KnowledgeBase | None = None
-        self._stamp: tuple[tuple[str, int], ...] = ()
+        self._stamp: tuple[tuple[str, int, int], ...] = ()
         self._checked_at = 0.0
 
-    def _current_stamp(self) -> tuple[tuple[str, int], ...]:
-        files = sorted((self._directory / "faq").glob("*.yml"))
-        return tuple((str(p), p.stat().st_mtime_ns) for p in files)
+    def _current_stamp(self) -> tuple[tuple[str, int, int], ...]:
+        stamp = []
+        for path in sorted((self._directory / "faq").glob("*.yml")):
+            try:
+                info = path.stat()
+            except OSError:  # replaced by an editor between listing and stat: look again next time
+                continue
+            # Size as well as time: two saves within the file system's time resolution.
+            stamp.append((str(path), info.st_mtime_ns, info.st_size))
+        return tuple(stamp)
 
     def get(self) -> KnowledgeBase:
         """The current knowledge base (loads on first call, reloads after edits).
@@ -50,7 +57,7 @@ class LiveKnowledge:
                 return self._kb
             try:
                 kb = load_knowledge(self._directory)
-            except KnowledgeError:
+            except (KnowledgeError, OSError):
                 if self._kb is None:
                     raise
                 logger.exception("knowledge reload failed; keeping the previous version")

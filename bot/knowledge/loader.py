@@ -79,7 +79,8 @@ def parse_entry(raw: Any, path: Path, index: int) -> FaqEntry:
         raise KnowledgeError(path, str(entry_id or label), "`id` は半角英小文字・数字・ハイフンで書いてください。",
                              "例: `id: change-address`（一度公開した id は変えないでください）")
     for name in REQUIRED_FIELDS:
-        if raw.get(name) in (None, "", []):
+        value = raw.get(name)
+        if value is None or value == [] or (isinstance(value, str) and not value.strip()):
             raise KnowledgeError(path, entry_id, f"`{name}` がありません。", f"`{name}:` を追加してください。")
     for name in ("category", "title", "answer"):
         if not isinstance(raw[name], str):

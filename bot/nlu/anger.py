@@ -40,12 +40,17 @@ class AngerOverride(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         """``runner_up_threshold``: least confidence of the intent that replaces an unsure complaint."""
-        return {"runner_up_threshold": 0.2}
+        return {"runner_up_threshold": 0.2, "max_chars": 1000}
 
-    def __init__(self, rules: AngerRules, runner_up_threshold: float = 0.2) -> None:
-        """Use ``rules`` (weights and threshold from knowledge/triage.yml)."""
+    def __init__(self, rules: AngerRules, runner_up_threshold: float = 0.2, max_chars: int = 1000) -> None:
+        """Use ``rules`` (weights and threshold from knowledge/triage.yml).
+
+        ``max_chars`` matches the tokenizer's limit: anger is read in the same part of
+        the message that was classified.
+        """
         self._rules = rules
         self._runner_up_threshold = runner_up_threshold
+        self._max_chars = max_chars
 
     @classmethod
     def create(
@@ -56,8 +61,9 @@ class AngerOverride(GraphComponent):
         execution_context: ExecutionContext,
     ) -> GraphComponent:
         """Create the component with the editors' rules from ``knowledge/triage.yml``."""
+        merged = {**cls.get_default_config(), **config}
         return cls(load_anger_rules(get_settings().knowledge_dir / "triage.yml"),
-                   float({**cls.get_default_config(), **config}["runner_up_threshold"]))
+                   float(merged["runner_up_threshold"]), int(merged["max_chars"]))
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Score every message; re-label it when the score reaches the threshold."""
@@ -65,7 +71,7 @@ class AngerOverride(GraphComponent):
             ranking = message.get(INTENT_RANKING_KEY) or []
             p_complaint = next((float(i[PREDICTED_CONFIDENCE_KEY]) for i in ranking
                                 if i.get(INTENT_NAME_KEY) == COMPLAINT), 0.0)
-            anger = score_anger(message.get(TEXT) or "", p_complaint, self._rules)
+            anger = score_anger((message.get(TEXT) or "")[: self._max_chars], p_complaint, self._rules)
             message.set("anger", anger.as_dict(), add_to_output=True)
             current = message.get(INTENT) or {}
             angry = anger.score >= self._rules.threshold

@@ -15,6 +15,8 @@ never mapped back to the raw message.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -64,6 +66,21 @@ class JapaneseTokenizer(Tokenizer):
         super().__init__(config)
         self._normalizer = normalizer
         self._max_chars = int(config["max_chars"])
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[str]:
+        """Make Rasa's training cache notice edits of the synonym table and of bot/text.
+
+        Rasa fingerprints a component by its class and config only; without this a
+        `make train` after a synonym edit would reuse features built with the old table.
+        """
+        digest = hashlib.sha256()
+        synonyms = get_settings().synonyms_file
+        if synonyms.exists():
+            digest.update(synonyms.read_bytes())
+        for source in sorted(Path(sudachi.__file__).parent.glob("*.py")):
+            digest.update(source.read_bytes())
+        return digest.hexdigest()
 
     @classmethod
     def create(

@@ -7,8 +7,8 @@ from functools import lru_cache
 
 import jaconv
 
-# Sudachi refuses input longer than ~49 KB; callers cut messages well before that
-# (see bot.settings.Settings.max_message_chars), this is the last line of defence.
+# Sudachi refuses input longer than ~49 KB; the tokenizer cuts messages well before that
+# (`max_chars` in config.yml), this is the last line of defence.
 _MAX_SUDACHI_CHARS = 12_000
 
 
