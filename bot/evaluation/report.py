@@ -39,11 +39,14 @@ def training_texts(nlu_dir: Path) -> set[str]:
     """Every training example under ``nlu_dir`` (``data/nlu``), folded for comparison."""
     from bot.text.normalize import fold
 
+    import yaml
+
     texts = set()
     for path in sorted(nlu_dir.glob("*.yml")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip().startswith("- "):
-                texts.add(fold(line.strip()[2:]))
+        for item in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu", []):
+            for line in str(item.get("examples", "")).splitlines():
+                if line.strip().startswith("- "):
+                    texts.add(fold(line.strip()[2:]))
     return texts
 
 
