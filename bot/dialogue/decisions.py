@@ -24,7 +24,7 @@ from bot.dialogue.routes import (
 )
 from bot.knowledge.model import KnowledgeBase
 
-NO_WORDS = "no_words"  # bot.nlu.message_guard marks word-less messages with this
+NO_WORDS = "no_words"  # `input_issue` set by bot.nlu.message_guard on word-less messages
 
 
 def intent_name(parse_data: Mapping[str, Any]) -> str | None:

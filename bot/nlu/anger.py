@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Text
 
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -29,7 +30,7 @@ from bot.settings import get_settings
 from bot.triage.anger import AngerRules, load_anger_rules, score_anger
 
 COMPLAINT = "complaint"
-FALLBACK_INTENT = "nlu_fallback"
+FALLBACK_INTENT = DEFAULT_NLU_FALLBACK_INTENT_NAME
 HANDOFF_INTENTS = {"complaint", "request_human"}
 
 

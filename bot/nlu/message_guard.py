@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Dict, List, Text
 
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -17,11 +18,11 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from bot.dialogue.decisions import NO_WORDS
 from bot.nlu.tokenizer import NORMALIZED_TEXT
 
 INPUT_ISSUE = "input_issue"
-NO_WORDS = "no_words"
-FALLBACK_INTENT = "nlu_fallback"
+FALLBACK_INTENT = DEFAULT_NLU_FALLBACK_INTENT_NAME
 
 
 def has_words(text: str) -> bool:
