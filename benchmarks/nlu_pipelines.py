@@ -42,16 +42,24 @@ def _env() -> dict[str, str]:
 
 
 def train(name: str, config: Path, retrain: bool) -> tuple[Path, float | None]:
-    """Train ``config`` into results/bench/ (skipped when the model exists)."""
+    """Train ``config`` into results/bench/ (skipped when the model exists).
+
+    Training times are kept in results/bench/train_times.json, so a later run that only
+    measures still reports how long the model took to train.
+    """
     slug = "ours" if name.startswith("ours") else "stock"
     model = OUT / f"{slug}.tar.gz"
+    times_file = OUT / "train_times.json"
+    times = json.loads(times_file.read_text()) if times_file.exists() else {}
     if model.exists() and not retrain:
-        return model, None
+        return model, times.get(slug)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "rasa", "train", "--config", str(config), "--out", str(OUT),
                     "--fixed-model-name", slug, "--force"], cwd=PROJECT_ROOT, env=_env(), check=True,
                    stdout=subprocess.DEVNULL)
-    return model, round(time.perf_counter() - started, 1)
+    times[slug] = round(time.perf_counter() - started, 1)
+    times_file.write_text(json.dumps(times))
+    return model, times[slug]
 
 
 def measure(model: Path, heldout: Path) -> dict:
