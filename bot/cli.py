@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -125,8 +127,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_third_party_logs() -> None:
+    """Keep TensorFlow's and libraries' start-up chatter off the editor's terminal.
+
+    ``BOT_DEBUG=1`` shows it again.
+    """
+    if os.environ.get("BOT_DEBUG"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    warnings.simplefilter("ignore")
+    # TensorFlow resets the warning filters while Rasa imports it; silence the display instead.
+    warnings.showwarning = lambda *args, **kwargs: None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bot`` command."""
+    _quiet_third_party_logs()
     from rasa.shared.exceptions import RasaException
 
     args = build_parser().parse_args(argv)

@@ -131,8 +131,11 @@ def score(rows: Iterable[dict[str, str]], decisions: Iterable[dict[str, Any]]) -
 
 def plot_confusion(result: EvalResult, path: Path) -> None:
     """Save the confusion table as a PNG heat map."""
+    import logging
+
     import matplotlib
 
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)  # style-file deprecation chatter
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np

@@ -53,12 +53,12 @@ class TfidfLogisticRegressionClassifier(GraphComponent, IntentClassifier):
                 "random_state": 42, "ranking_length": 10}
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-                 pipeline: Any = None) -> None:
-        """Hold config, storage and (once trained or loaded) the scikit-learn pipeline."""
+                 model: Any = None) -> None:
+        """Hold config, storage and (once trained or loaded) the TF-IDF weights and regression."""
         self._config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
         self._resource = resource
-        self._pipeline = pipeline
+        self._model = model
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -71,13 +71,13 @@ class TfidfLogisticRegressionClassifier(GraphComponent, IntentClassifier):
         from sklearn.preprocessing import normalize
 
         sparse = vstack([r[0] for r in rows]).tocsr()
-        sparse = self._pipeline["tfidf"].fit_transform(sparse) if fit else self._pipeline["tfidf"].transform(sparse)
+        sparse = self._model["tfidf"].fit_transform(sparse) if fit else self._model["tfidf"].transform(sparse)
         if rows[0][1] is None:
             return sparse
         dense = normalize(np.vstack([r[1] for r in rows])) * self._config["dense_weight"]
         return hstack([sparse, csr_matrix(dense)]).tocsr()
 
-    def _new_pipeline(self) -> Dict[str, Any]:
+    def _new_model(self) -> Dict[str, Any]:
         from sklearn.feature_extraction.text import TfidfTransformer
         from sklearn.linear_model import LogisticRegression
 
@@ -98,16 +98,16 @@ class TfidfLogisticRegressionClassifier(GraphComponent, IntentClassifier):
         if not rows:
             logger.warning("no training examples with features; intent classifier not trained")
             return self._resource
-        self._pipeline = self._new_pipeline()
-        self._pipeline["clf"].fit(self._matrix(rows, fit=True), labels)
+        self._model = self._new_model()
+        self._model["clf"].fit(self._matrix(rows, fit=True), labels)
         with self._model_storage.write_to(self._resource) as directory:
-            joblib.dump(self._pipeline, directory / MODEL_FILE)
+            joblib.dump(self._model, directory / MODEL_FILE)
         return self._resource
 
     @classmethod
     def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
              execution_context: ExecutionContext, **kwargs: Any) -> "TfidfLogisticRegressionClassifier":
-        """Load the persisted pipeline (none yet: an untrained classifier)."""
+        """Load the persisted model (none yet: an untrained classifier)."""
         try:
             with model_storage.read_from(resource) as directory:
                 return cls(config, model_storage, resource, joblib.load(directory / MODEL_FILE))
@@ -118,13 +118,13 @@ class TfidfLogisticRegressionClassifier(GraphComponent, IntentClassifier):
         """Set ``intent`` and ``intent_ranking``; featureless messages get no intent."""
         for message in messages:
             features = _features(message)
-            if self._pipeline is None or features is None:
+            if self._model is None or features is None:
                 message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
                 continue
-            probabilities = self._pipeline["clf"].predict_proba(self._matrix([features]))[0]
+            probabilities = self._model["clf"].predict_proba(self._matrix([features]))[0]
             order = np.argsort(-probabilities)[: self._config["ranking_length"]]
-            classes = self._pipeline["clf"].classes_
+            classes = self._model["clf"].classes_
             ranking = [{INTENT_NAME_KEY: str(classes[i]), PREDICTED_CONFIDENCE_KEY: float(probabilities[i])}
                        for i in order]
             message.set(INTENT, ranking[0], add_to_output=True)
