@@ -32,12 +32,15 @@ class Settings:
         models_dir: Where ``rasa train`` writes models (``BOT_MODELS_DIR``, default ``models/``).
         rasa_port: Port of the Rasa server started by ``bot run`` (``BOT_RASA_PORT``).
         action_port: Port of the action server (``BOT_ACTION_PORT``).
+        database_url: Handoff queue database (``DATABASE_URL``; default a SQLite file
+            under ``var/``, no set-up needed; ``postgresql://...`` to scale out).
     """
 
     knowledge_dir: Path
     models_dir: Path
     rasa_port: int
     action_port: int
+    database_url: str
 
     @property
     def synonyms_file(self) -> Path:
@@ -59,4 +62,5 @@ def get_settings() -> Settings:
         models_dir=_path("BOT_MODELS_DIR", PROJECT_ROOT / "models"),
         rasa_port=_port("BOT_RASA_PORT", 5005),
         action_port=_port("BOT_ACTION_PORT", 5055),
+        database_url=os.environ.get("DATABASE_URL", f"sqlite:///{PROJECT_ROOT / 'var' / 'handoff.db'}"),
     )
