@@ -7,6 +7,7 @@ message for the API to return as 4xx; nothing is written when they fail.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ class Turn:
     text: str
     intent: str | None = None
     confidence: float | None = None
+    at: float | None = None  # UNIX time of the turn
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,9 @@ class Queue:
             summary=mask_sensitive(packet.summary),
             customer={k: mask_sensitive(str(v)) for k, v in packet.customer.items()},
             entries=[TranscriptEntry(position=i, sender=t.sender, text=mask_sensitive(t.text), intent=t.intent,
-                                     confidence=t.confidence) for i, t in enumerate(packet.transcript)],
+                                     confidence=t.confidence,
+                                     at=dt.datetime.fromtimestamp(t.at, dt.timezone.utc) if t.at else utcnow())
+                     for i, t in enumerate(packet.transcript)],
         )
         with self._sessions() as session:
             session.add(ticket)

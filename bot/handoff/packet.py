@@ -1,0 +1,81 @@
+"""Build the handoff packet from a conversation: transcript, reasons, summary, category.
+
+Pure functions over Rasa tracker events (dicts as rasa_sdk passes them), so the action
+server and tests share them. The summary is deterministic (no model): reason, what the
+customer asked, what the bot answered.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from bot.knowledge.model import KnowledgeBase
+from bot.store.queue import HandoffPacket, Turn
+
+REASON_LABELS = {
+    "human_request": "担当者との会話を希望",
+    "complaint": "苦情",
+    "anger": "怒りの表現",
+    "unresolved": "ボットで解決できず",
+}
+SNIPPET_CHARS = 80
+
+
+def transcript_from_events(events: Iterable[Mapping[str, Any]]) -> list[Turn]:
+    """Customer and bot turns, in order, with time, intent and confidence."""
+    turns = []
+    for event in events:
+        kind = event.get("event")
+        if kind == "user":
+            intent = (event.get("parse_data") or {}).get("intent") or {}
+            turns.append(Turn("customer", event.get("text") or "", intent.get("name"),
+                              intent.get("confidence"), event.get("timestamp")))
+        elif kind == "bot" and event.get("text"):
+            turns.append(Turn("bot", event["text"], at=event.get("timestamp")))
+    return turns
+
+
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SNIPPET_CHARS else flat[: SNIPPET_CHARS - 1] + "…"
+
+
+def summarize(reasons: list[str], transcript: list[Turn]) -> str:
+    """Three-line Japanese summary for the agent's queue view."""
+    asked = [t.text for t in transcript if t.sender == "customer" and t.text.strip()][-2:]
+    answered = [t.text for t in transcript if t.sender == "bot"][-1:]
+    lines = [
+        "理由: " + "、".join(REASON_LABELS.get(r, r) for r in reasons),
+        "お客さま: " + (" / ".join(_snippet(a) for a in asked) or "（メッセージなし）"),
+        "ボット: " + (_snippet(answered[0]) if answered else "（回答なし）"),
+    ]
+    return "\n".join(lines)
+
+
+def last_category(transcript: list[Turn], kb: KnowledgeBase) -> str | None:
+    """Category of the last FAQ the customer asked about, if any."""
+    for turn in reversed(transcript):
+        entry = kb.by_intent(turn.intent) if turn.sender == "customer" else None
+        if entry:
+            return entry.category
+    return None
+
+
+def build_packet(conversation_id: str, events: list[Mapping[str, Any]], reasons: list[str],
+                 kb: KnowledgeBase, customer: Mapping[str, Any] | None = None) -> HandoffPacket:
+    """Packet for the handoff triggered by the latest customer message.
+
+    The idempotency key is the conversation id plus the number of customer messages so
+    far: a retry of the same handoff gets the same key, a later handoff a new one.
+    """
+    transcript = transcript_from_events(events)
+    customer_turns = sum(t.sender == "customer" for t in transcript)
+    return HandoffPacket(
+        idempotency_key=f"{conversation_id}:{customer_turns}",
+        conversation_id=conversation_id,
+        reasons=reasons,
+        transcript=transcript,
+        summary=summarize(reasons, transcript),
+        category=last_category(transcript, kb),
+        customer=dict(customer or {}),
+    )
