@@ -107,6 +107,14 @@ class Queue:
             raise QueueError(f"チケット {ticket_id} はありません。", status=404)
         return ticket
 
+    @staticmethod
+    def _locked(session: Session, ticket_id: int) -> Ticket:
+        """The ticket, row-locked for a state change (PostgreSQL; SQLite serialises writes)."""
+        ticket = session.get(Ticket, ticket_id, with_for_update=True)
+        if ticket is None:
+            raise QueueError(f"チケット {ticket_id} はありません。", status=404)
+        return ticket
+
     def get(self, ticket_id: int) -> Ticket:
         """The ticket with its transcript.
 
@@ -130,9 +138,7 @@ class Queue:
             QueueError: 404 unknown ticket; 409 already claimed or resolved.
         """
         with self._sessions() as session, session.begin():
-            ticket = session.get(Ticket, ticket_id, with_for_update=True)
-            if ticket is None:
-                raise QueueError(f"チケット {ticket_id} はありません。", status=404)
+            ticket = self._locked(session, ticket_id)
             if ticket.status != "waiting":
                 raise QueueError(f"チケット {ticket_id} は対応待ちではありません（現在: {ticket.status}）。")
             ticket.status, ticket.claimed_by, ticket.claimed_at = "claimed", agent, utcnow()
@@ -147,9 +153,7 @@ class Queue:
         if not text.strip():
             raise QueueError("メッセージが空です。", status=422)
         with self._sessions() as session, session.begin():
-            ticket = session.get(Ticket, ticket_id, with_for_update=True)
-            if ticket is None:
-                raise QueueError(f"チケット {ticket_id} はありません。", status=404)
+            ticket = self._locked(session, ticket_id)
             if ticket.status == "resolved":
                 raise QueueError(f"チケット {ticket_id} は解決済みです。")
             position = len(ticket.entries)
@@ -164,9 +168,7 @@ class Queue:
             QueueError: 404 unknown ticket; 409 already resolved.
         """
         with self._sessions() as session, session.begin():
-            ticket = session.get(Ticket, ticket_id, with_for_update=True)
-            if ticket is None:
-                raise QueueError(f"チケット {ticket_id} はありません。", status=404)
+            ticket = self._locked(session, ticket_id)
             if ticket.status == "resolved":
                 raise QueueError(f"チケット {ticket_id} はすでに解決済みです。")
             ticket.status, ticket.resolved_at = "resolved", utcnow()
