@@ -9,6 +9,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.dialogue.replies import Reply
 from bot.knowledge.live import LiveKnowledge
 from bot.settings import get_settings
+from bot.store.queue import Queue, make_engine
+
+
+@lru_cache(maxsize=1)
+def default_queue() -> Queue:
+    """The process-wide handoff queue on ``DATABASE_URL`` (SQLite file under var/ by default)."""
+    return Queue(make_engine(get_settings().database_url))
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.faq import ActionAnswerFaq, ActionClarify
 from actions.handoff import ActionHandoff
 from bot.knowledge.live import LiveKnowledge
+from bot.store.queue import Queue, make_engine
 from bot.settings import PROJECT_ROOT
 
 KNOWLEDGE = LiveKnowledge(PROJECT_ROOT / "knowledge")
@@ -64,10 +65,24 @@ def test_long_input_gets_polite_truncation_note(make_tracker) -> None:
         ("complaint", {"handoff_reason": "anger"}, "anger", "申し訳ございません"),
     ],
 )
-def test_handoff_message_fits_the_reason(make_tracker, intent, extra, reason, words) -> None:  # type: ignore[no-untyped-def]
-    (message,), _ = run(ActionHandoff(), make_tracker("…", intent, **extra))
-    assert message["custom"] == {"route": "handoff", "handoff_reason": reason}
+def test_handoff_message_fits_the_reason(make_tracker, intent, extra, reason, words, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    queue = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    (message,), _ = run(ActionHandoff(queue), make_tracker("…", intent, **extra))
+    assert message["custom"]["route"] == "handoff"
+    assert message["custom"]["handoff_reason"] == reason
     assert words in message["text"]
+
+
+def test_handoff_files_one_ticket_with_the_transcript(make_tracker, tmp_path: Path) -> None:
+    queue = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    tracker = make_tracker("ふざけるな", "complaint", handoff_reason="anger")
+    (first,), _ = run(ActionHandoff(queue), tracker)
+    (retry,), _ = run(ActionHandoff(queue), tracker)  # the same action run again (e.g. a retry)
+    assert first["custom"]["ticket_id"] == retry["custom"]["ticket_id"]
+    (ticket,) = queue.open_tickets()
+    assert ticket.reasons == ["anger"] and ticket.priority == 1
+    assert [e.text for e in queue.get(ticket.id).entries] == ["ふざけるな"]
+    assert first["custom"]["queue_position"] == 1
 
 
 def test_faq_intent_missing_from_knowledge_falls_back_to_clarify(make_tracker) -> None:

@@ -18,8 +18,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def stack(trained_model: Path):  # type: ignore[no-untyped-def]
-    with BotStack(model=trained_model, rasa_port=free_port(), action_port=free_port()) as running:
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('queue') / 'handoff.db'}"
+
+
+@pytest.fixture(scope="module")
+def stack(trained_model: Path, database_url: str):  # type: ignore[no-untyped-def]
+    with BotStack(model=trained_model, rasa_port=free_port(), action_port=free_port(),
+                  env={"DATABASE_URL": database_url}) as running:
         yield running
 
 
@@ -54,11 +60,26 @@ def test_faq_answer_comes_from_knowledge_with_id(stack: BotStack) -> None:
     assert "「会員情報」→「住所変更」" in texts[0]
 
 
-def test_angry_message_is_handed_off_not_answered(stack: BotStack) -> None:
-    messages = say(stack, "二回も住所変更したのに反映されてない、ふざけるな")
+def test_angry_message_is_handed_off_with_one_ticket(stack: BotStack, database_url: str) -> None:
+    from bot.store.queue import Queue, make_engine
+
+    sender = uuid.uuid4().hex
+    say(stack, "住所を変えたい", sender)
+    messages = say(stack, "二回も住所変更したのに反映されてない、ふざけるな", sender)
     (custom,) = [m["custom"] for m in messages if "custom" in m]
     assert custom["route"] == "handoff"
     assert custom["handoff_reason"] in {"anger", "complaint"}
+    queue = Queue(make_engine(database_url))
+    tickets = [t for t in queue.open_tickets() if t.conversation_id == sender]
+    assert len(tickets) == 1 and tickets[0].id == custom["ticket_id"]
+    entries = queue.get(tickets[0].id).entries
+    assert [(e.sender, e.text) for e in entries][:3] == [
+        ("customer", "住所を変えたい"),
+        ("bot", entries[1].text),
+        ("customer", "二回も住所変更したのに反映されてない、ふざけるな"),
+    ]
+    assert "「会員情報」→「住所変更」" in entries[1].text
+    assert tickets[0].category == "登録情報の変更"
 
 
 def test_clarify_button_payload_answers_the_faq(stack: BotStack) -> None:

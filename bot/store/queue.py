@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, select
@@ -55,7 +56,9 @@ class HandoffPacket:
 
 
 def make_engine(url: str) -> Engine:
-    """Engine for ``url``; creates the tables if they do not exist yet."""
+    """Engine for ``url``; creates the tables (and a SQLite file's folder) if missing."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, future=True, pool_pre_ping=True)
     Base.metadata.create_all(engine)
     return engine
@@ -123,6 +126,11 @@ class Queue:
         """
         with self._sessions() as session:
             return self._load(session, ticket_id)
+
+    def position(self, ticket_id: int) -> int:
+        """1-based place of a waiting ticket in the queue (0 when it is no longer waiting)."""
+        waiting = [t.id for t in self.open_tickets() if t.status == "waiting"]
+        return waiting.index(ticket_id) + 1 if ticket_id in waiting else 0
 
     def open_tickets(self) -> list[Ticket]:
         """Waiting and claimed tickets, high priority first, then oldest first."""
