@@ -7,6 +7,7 @@ from functools import lru_cache
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.dialogue.replies import Reply
+from bot.handoff.outbox import Outbox
 from bot.knowledge.live import LiveKnowledge
 from bot.settings import get_settings
 from bot.store.queue import Queue, make_engine
@@ -16,6 +17,12 @@ from bot.store.queue import Queue, make_engine
 def default_queue() -> Queue:
     """The process-wide handoff queue on ``DATABASE_URL`` (SQLite file under var/ by default)."""
     return Queue(make_engine(get_settings().database_url))
+
+
+@lru_cache(maxsize=1)
+def default_outbox() -> Outbox:
+    """The process-wide outbox file (``BOT_OUTBOX``, default var/outbox.jsonl)."""
+    return Outbox(get_settings().outbox_file)
 
 
 @lru_cache(maxsize=1)

@@ -7,11 +7,13 @@ from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.exc import SQLAlchemyError
 
-from actions.common import default_knowledge, default_queue, send
+from actions.common import default_knowledge, default_outbox, default_queue, send
 from bot.dialogue.decisions import handoff_reason, reply_for
 from bot.dialogue.replies import Reply
 from bot.dialogue.routes import ACTION_HANDOFF
+from bot.handoff.outbox import Outbox
 from bot.handoff.packet import build_packet
 from bot.store.queue import Queue
 
@@ -22,13 +24,15 @@ class ActionHandoff(Action):
     """File a ticket with the whole transcript and tell the customer a person takes over.
 
     The ticket is created once per handoff (idempotency key), so a retried action never
-    duplicates it. Still to come (issue #3): pausing the bot while an agent owns the
-    conversation, the agent console, and an outbox when the database is unreachable.
+    duplicates it. When the database is unreachable the packet waits in the local outbox
+    and is delivered with the next handoff. Still to come (issue #3): pausing the bot while
+    an agent owns the conversation, and the agent console.
     """
 
-    def __init__(self, queue: Optional[Queue] = None) -> None:
-        """Use ``queue`` (tests pass their own) or the one on ``DATABASE_URL``."""
+    def __init__(self, queue: Optional[Queue] = None, outbox: Optional[Outbox] = None) -> None:
+        """Use ``queue`` / ``outbox`` (tests pass their own) or the configured ones."""
         self._queue = queue
+        self._outbox = outbox
 
     def name(self) -> Text:
         """The action name used in rules and the domain."""
@@ -43,7 +47,15 @@ class ActionHandoff(Action):
         customer = (tracker.latest_message.get("metadata") or {}).get("customer") or {}
         packet = build_packet(tracker.sender_id, tracker.events, [handoff_reason(tracker.latest_message)], kb,
                               customer if isinstance(customer, dict) else {})
-        ticket, created = queue.enqueue(packet)
+        outbox = self._outbox or default_outbox()
+        try:
+            outbox.drain(queue)  # earlier handoffs first, in order
+            ticket, created = queue.enqueue(packet)
+        except SQLAlchemyError:
+            logger.exception("handoff queue unreachable; packet kept in the outbox for %s", tracker.sender_id)
+            outbox.put(packet)
+            send(dispatcher, Reply(reply.text, reply.buttons, {**reply.custom, "ticket_id": None}))
+            return []
         logger.info("handoff ticket %s (%s) for %s", ticket.id, "new" if created else "retry", tracker.sender_id)
         custom = {**reply.custom, "ticket_id": ticket.id, "queue_position": queue.position(ticket.id)}
         send(dispatcher, Reply(reply.text, reply.buttons, custom))

@@ -34,6 +34,7 @@ class Settings:
         action_port: Port of the action server (``BOT_ACTION_PORT``).
         database_url: Handoff queue database (``DATABASE_URL``; default a SQLite file
             under ``var/``, no set-up needed; ``postgresql://...`` to scale out).
+        outbox_file: Where handoffs wait while the database is unreachable (``BOT_OUTBOX``).
     """
 
     knowledge_dir: Path
@@ -41,6 +42,7 @@ class Settings:
     rasa_port: int
     action_port: int
     database_url: str
+    outbox_file: Path
 
     @property
     def synonyms_file(self) -> Path:
@@ -63,4 +65,5 @@ def get_settings() -> Settings:
         rasa_port=_port("BOT_RASA_PORT", 5005),
         action_port=_port("BOT_ACTION_PORT", 5055),
         database_url=os.environ.get("DATABASE_URL", f"sqlite:///{PROJECT_ROOT / 'var' / 'handoff.db'}"),
+        outbox_file=_path("BOT_OUTBOX", PROJECT_ROOT / "var" / "outbox.jsonl"),
     )

@@ -8,6 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.faq import ActionAnswerFaq, ActionClarify
 from actions.handoff import ActionHandoff
 from bot.knowledge.live import LiveKnowledge
+from bot.handoff.outbox import Outbox
 from bot.store.queue import Queue, make_engine
 from bot.settings import PROJECT_ROOT
 
@@ -67,7 +68,7 @@ def test_long_input_gets_polite_truncation_note(make_tracker) -> None:
 )
 def test_handoff_message_fits_the_reason(make_tracker, intent, extra, reason, words, tmp_path) -> None:  # type: ignore[no-untyped-def]
     queue = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
-    (message,), _ = run(ActionHandoff(queue), make_tracker("…", intent, **extra))
+    (message,), _ = run(ActionHandoff(queue, Outbox(tmp_path / "outbox.jsonl")), make_tracker("…", intent, **extra))
     assert message["custom"]["route"] == "handoff"
     assert message["custom"]["handoff_reason"] == reason
     assert words in message["text"]
@@ -76,8 +77,8 @@ def test_handoff_message_fits_the_reason(make_tracker, intent, extra, reason, wo
 def test_handoff_files_one_ticket_with_the_transcript(make_tracker, tmp_path: Path) -> None:
     queue = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
     tracker = make_tracker("ふざけるな", "complaint", handoff_reason="anger")
-    (first,), _ = run(ActionHandoff(queue), tracker)
-    (retry,), _ = run(ActionHandoff(queue), tracker)  # the same action run again (e.g. a retry)
+    (first,), _ = run(ActionHandoff(queue, Outbox(tmp_path / "outbox.jsonl")), tracker)
+    (retry,), _ = run(ActionHandoff(queue, Outbox(tmp_path / "outbox.jsonl")), tracker)  # the same action run again (e.g. a retry)
     assert first["custom"]["ticket_id"] == retry["custom"]["ticket_id"]
     (ticket,) = queue.open_tickets()
     assert ticket.reasons == ["anger"] and ticket.priority == 1

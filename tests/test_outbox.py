@@ -1,0 +1,57 @@
+"""Handoffs survive an unreachable database: outbox, restart, delivery exactly once."""
+
+from pathlib import Path
+
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.handoff import ActionHandoff
+from bot.handoff.outbox import Outbox, packet_from_json, packet_to_json
+from bot.store.queue import HandoffPacket, Queue, Turn, make_engine
+
+DOWN = "postgresql://postgres@127.0.0.1:1/nothing?connect_timeout=1"  # nothing listens on port 1
+
+
+def down_queue() -> Queue:
+    from sqlalchemy import create_engine
+
+    return Queue(create_engine(DOWN, future=True))  # no create_all: it would fail right here
+
+
+def test_packet_round_trips_through_json() -> None:
+    packet = HandoffPacket("c:1", "c", ["anger"], [Turn("customer", "ふざけるな", "complaint", 0.9, 1.0)], "要約")
+    assert packet_from_json(packet_to_json(packet)) == packet
+
+
+def test_handoff_while_database_is_down_is_delivered_later_exactly_once(make_tracker, tmp_path: Path) -> None:
+    outbox_file = tmp_path / "outbox.jsonl"
+    tracker = make_tracker("ふざけるな", "complaint", handoff_reason="anger")
+
+    dispatcher = CollectingDispatcher()
+    ActionHandoff(down_queue(), Outbox(outbox_file)).run(dispatcher, tracker, {})
+    (message,) = dispatcher.messages
+    assert message["custom"]["route"] == "handoff" and message["custom"]["ticket_id"] is None
+    assert "申し訳ございません" in message["text"]  # the customer still gets the right message
+
+    restarted = Outbox(outbox_file)  # a new process reads the same file
+    assert len(restarted.pending()) == 1
+
+    up = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    other = make_tracker("人と話したい", "request_human")
+    other.sender_id = "someone-else"
+    dispatcher = CollectingDispatcher()
+    ActionHandoff(up, restarted).run(dispatcher, other, {})  # next handoff drains the outbox first
+    assert restarted.pending() == []
+    tickets = up.open_tickets()
+    assert sorted(t.conversation_id for t in tickets) == ["someone-else", "test-sender"]
+    assert restarted.drain(up) == 0 and len(up.open_tickets()) == 2  # nothing delivered twice
+
+
+def test_drain_stops_at_first_failure_and_keeps_the_rest(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.jsonl")
+    for i in range(3):
+        outbox.put(HandoffPacket(f"c{i}:1", f"c{i}", ["complaint"], []))
+    assert outbox.drain(down_queue()) == 0
+    assert len(outbox.pending()) == 3
+    up = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    assert outbox.drain(up) == 3
+    assert [t.conversation_id for t in up.open_tickets()] == ["c0", "c1", "c2"]
