@@ -7,10 +7,13 @@ from typing import Any, Dict, List, Optional, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import default_knowledge, send
+from actions.common import default_knowledge, default_outbox, default_queue, send
+from actions.handoff import hand_off
 from bot.dialogue.decisions import reply_for
 from bot.dialogue.routes import ACTION_ANSWER_FAQ, ACTION_CLARIFY
+from bot.handoff.outbox import Outbox
 from bot.knowledge.live import LiveKnowledge
+from bot.store.queue import Queue
 
 
 class _KnowledgeAction(Action):
@@ -41,6 +44,42 @@ class ActionAnswerFaq(_KnowledgeAction):
 
 
 class ActionClarify(_KnowledgeAction):
-    """Ask back with the three likeliest FAQ titles as buttons (and a "person" button)."""
+    """Ask back with the three likeliest FAQ titles as buttons (and a "person" button).
+
+    The second not-understood message in a row goes to a person instead (reason
+    ``unresolved``): asking back twice is where customers give up.
+    """
 
     action_name = ACTION_CLARIFY
+
+    def __init__(self, knowledge: Optional[LiveKnowledge] = None, queue: Optional[Queue] = None,
+                 outbox: Optional[Outbox] = None) -> None:
+        """Use the given knowledge, queue and outbox (tests) or the configured ones."""
+        super().__init__(knowledge)
+        self._queue = queue
+        self._outbox = outbox
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        """Clarify, or hand off after two unsure turns in a row."""
+        if unsure_turns_in_a_row(tracker.events) >= UNSURE_TURNS_BEFORE_HANDOFF:
+            hand_off(dispatcher, tracker, "unresolved", self._queue or default_queue(),
+                     self._outbox or default_outbox())
+            return []
+        return super().run(dispatcher, tracker, domain)
+
+
+UNSURE_TURNS_BEFORE_HANDOFF = 2
+
+
+def unsure_turns_in_a_row(events: List[Dict[Text, Any]]) -> int:
+    """How many of the latest customer messages in a row the NLU did not understand."""
+    count = 0
+    for event in reversed(events):
+        if event.get("event") != "user":
+            continue
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if intent != "nlu_fallback":
+            break
+        count += 1
+    return count

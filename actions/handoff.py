@@ -10,8 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.common import default_knowledge, default_outbox, default_queue, send
-from bot.dialogue.decisions import handoff_reason, reply_for
-from bot.dialogue.replies import Reply
+from bot.dialogue.decisions import handoff_reason
+from bot.dialogue.replies import Reply, handoff_reply
 from bot.dialogue.routes import ACTION_HANDOFF
 from bot.handoff.outbox import Outbox
 from bot.handoff.packet import build_packet
@@ -41,22 +41,35 @@ class ActionHandoff(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """File the ticket, then reply with the message for the handoff reason."""
-        kb = default_knowledge().get()
-        reply = reply_for(ACTION_HANDOFF, tracker.latest_message, kb)
-        queue = self._queue or default_queue()
-        customer = (tracker.latest_message.get("metadata") or {}).get("customer") or {}
-        packet = build_packet(tracker.sender_id, tracker.events, [handoff_reason(tracker.latest_message)], kb,
-                              customer if isinstance(customer, dict) else {})
-        outbox = self._outbox or default_outbox()
-        try:
-            outbox.drain(queue)  # earlier handoffs first, in order
-            ticket, created = queue.enqueue(packet)
-        except SQLAlchemyError:
-            logger.exception("handoff queue unreachable; packet kept in the outbox for %s", tracker.sender_id)
-            outbox.put(packet)
-            send(dispatcher, Reply(reply.text, reply.buttons, {**reply.custom, "ticket_id": None}))
-            return []
-        logger.info("handoff ticket %s (%s) for %s", ticket.id, "new" if created else "retry", tracker.sender_id)
-        custom = {**reply.custom, "ticket_id": ticket.id, "queue_position": queue.position(ticket.id)}
-        send(dispatcher, Reply(reply.text, reply.buttons, custom))
+        hand_off(dispatcher, tracker, handoff_reason(tracker.latest_message),
+                 self._queue or default_queue(), self._outbox or default_outbox())
         return []
+
+
+def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, queue: Queue,
+             outbox: Outbox) -> None:
+    """File (or, with the database down, keep in the outbox) a ticket and tell the customer.
+
+    Args:
+        dispatcher: Where the customer's message goes.
+        tracker: The conversation (its events become the transcript).
+        reason: Reason code (human_request, complaint, anger, unresolved).
+        queue: The handoff queue.
+        outbox: Where the packet waits if the queue is unreachable.
+    """
+    kb = default_knowledge().get()
+    reply = handoff_reply(reason)
+    customer = (tracker.latest_message.get("metadata") or {}).get("customer") or {}
+    packet = build_packet(tracker.sender_id, tracker.events, [reason], kb,
+                          customer if isinstance(customer, dict) else {})
+    try:
+        outbox.drain(queue)  # earlier handoffs first, in order
+        ticket, created = queue.enqueue(packet)
+    except SQLAlchemyError:
+        logger.exception("handoff queue unreachable; packet kept in the outbox for %s", tracker.sender_id)
+        outbox.put(packet)
+        send(dispatcher, Reply(reply.text, reply.buttons, {**reply.custom, "ticket_id": None}))
+        return
+    logger.info("handoff ticket %s (%s) for %s", ticket.id, "new" if created else "retry", tracker.sender_id)
+    custom = {**reply.custom, "ticket_id": ticket.id, "queue_position": queue.position(ticket.id)}
+    send(dispatcher, Reply(reply.text, reply.buttons, custom))

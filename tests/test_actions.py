@@ -118,3 +118,18 @@ def test_edited_answer_is_served_without_restart(tmp_path: Path, make_tracker) -
     assert kept["text"].startswith("【更新】")
     sizes = {name: size for name, _, size in live._stamp}
     assert sizes[str(path)] == len("entries: [oops")  # the broken version was looked at
+
+
+def test_second_unsure_turn_in_a_row_goes_to_a_person(make_tracker, tmp_path: Path) -> None:
+    queue = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    action = ActionClarify(KNOWLEDGE, queue, Outbox(tmp_path / "outbox.jsonl"))
+    tracker = make_tracker("???", "nlu_fallback", 0.2, [])
+    (first,), _ = run(action, tracker)
+    assert first["custom"]["route"] == "clarify"
+    tracker.events.append({"event": "bot", "text": first["text"]})
+    tracker.events.append({"event": "user", "text": "!!!", "parse_data": tracker.latest_message})
+    (second,), _ = run(action, tracker)
+    assert second["custom"]["route"] == "handoff" and second["custom"]["handoff_reason"] == "unresolved"
+    (ticket,) = queue.open_tickets()
+    assert ticket.reasons == ["unresolved"]
+    assert [e.sender for e in queue.get(ticket.id).entries] == ["customer", "bot", "customer"]

@@ -82,6 +82,15 @@ def test_angry_message_is_handed_off_with_one_ticket(stack: BotStack, database_u
     assert tickets[0].category == "登録情報の変更"
 
 
+def test_two_unsure_turns_in_a_row_go_to_a_person(stack: BotStack) -> None:
+    sender = uuid.uuid4().hex
+    first = say(stack, "", sender)
+    assert [m["custom"]["route"] for m in first if "custom" in m] == ["clarify"]
+    second = say(stack, "😀", sender)
+    (custom,) = [m["custom"] for m in second if "custom" in m]
+    assert (custom["route"], custom["handoff_reason"]) == ("handoff", "unresolved")
+
+
 def test_clarify_button_payload_answers_the_faq(stack: BotStack) -> None:
     sender = uuid.uuid4().hex
     clarify = say(stack, "", sender)
