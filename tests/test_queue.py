@@ -100,3 +100,24 @@ def test_unknown_ticket_is_404(queue: Queue) -> None:
         with pytest.raises(QueueError) as info:
             call()
         assert info.value.status == 404
+
+
+def test_migrations_match_the_models(queue: Queue) -> None:
+    """The Alembic migrations build exactly the tables the models describe."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from bot.store.models import Base
+
+    engine = queue._sessions.kw["bind"]
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+
+
+def test_migrating_twice_is_harmless(queue: Queue) -> None:
+    from bot.store.migrate import upgrade
+
+    ticket, _ = queue.enqueue(packet())
+    upgrade(queue._sessions.kw["bind"])
+    assert queue.get(ticket.id).id == ticket.id

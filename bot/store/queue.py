@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from bot.handoff.masking import mask_sensitive
-from bot.store.models import PRIORITY_HIGH, PRIORITY_NORMAL, Base, Ticket, TranscriptEntry, utcnow
+from bot.store.models import PRIORITY_HIGH, PRIORITY_NORMAL, Ticket, TranscriptEntry, utcnow
 
 HIGH_PRIORITY_REASONS = {"anger", "complaint"}
 
@@ -56,11 +56,13 @@ class HandoffPacket:
 
 
 def make_engine(url: str) -> Engine:
-    """Engine for ``url``; creates the tables (and a SQLite file's folder) if missing."""
+    """Engine for ``url``, migrated to the newest schema (a SQLite file's folder is created)."""
+    from bot.store.migrate import upgrade
+
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, future=True, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
+    upgrade(engine)
     return engine
 
 
