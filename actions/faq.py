@@ -7,8 +7,8 @@ from typing import Any, Dict, List, Optional, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import default_knowledge, default_outbox, default_queue, send
-from actions.handoff import hand_off
+from actions.common import default_knowledge, default_outbox, send
+from actions.handoff import connect_queue, hand_off
 from bot.dialogue.decisions import reply_for
 from bot.dialogue.routes import ACTION_ANSWER_FAQ, ACTION_CLARIFY
 from bot.handoff.outbox import Outbox
@@ -63,7 +63,7 @@ class ActionClarify(_KnowledgeAction):
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """Clarify, or hand off after two unsure turns in a row."""
         if unsure_turns_in_a_row(tracker.events) >= UNSURE_TURNS_BEFORE_HANDOFF:
-            hand_off(dispatcher, tracker, "unresolved", self._queue or default_queue(),
+            hand_off(dispatcher, tracker, "unresolved", self._queue or connect_queue(),
                      self._outbox or default_outbox())
             return []
         return super().run(dispatcher, tracker, domain)

@@ -42,11 +42,20 @@ class ActionHandoff(Action):
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """File the ticket, then reply with the message for the handoff reason."""
         hand_off(dispatcher, tracker, handoff_reason(tracker.latest_message),
-                 self._queue or default_queue(), self._outbox or default_outbox())
+                 self._queue or connect_queue(), self._outbox or default_outbox())
         return []
 
 
-def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, queue: Queue,
+def connect_queue() -> Optional[Queue]:
+    """The configured queue, or ``None`` while its database cannot be reached (retried next time)."""
+    try:
+        return default_queue()
+    except SQLAlchemyError:
+        logger.exception("handoff queue database unreachable")
+        return None
+
+
+def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, queue: Optional[Queue],
              outbox: Outbox) -> None:
     """File (or, with the database down, keep in the outbox) a ticket and tell the customer.
 
@@ -54,7 +63,7 @@ def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, qu
         dispatcher: Where the customer's message goes.
         tracker: The conversation (its events become the transcript).
         reason: Reason code (human_request, complaint, anger, unresolved).
-        queue: The handoff queue.
+        queue: The handoff queue (``None``: unreachable, the packet goes to the outbox).
         outbox: Where the packet waits if the queue is unreachable.
     """
     kb = default_knowledge().get()
@@ -63,6 +72,8 @@ def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, qu
     packet = build_packet(tracker.sender_id, tracker.events, [reason], kb,
                           customer if isinstance(customer, dict) else {})
     try:
+        if queue is None:
+            raise SQLAlchemyError("handoff queue unreachable")
         outbox.drain(queue)  # earlier handoffs first, in order
         ticket, created = queue.enqueue(packet)
     except SQLAlchemyError:

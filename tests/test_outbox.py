@@ -55,3 +55,19 @@ def test_drain_stops_at_first_failure_and_keeps_the_rest(tmp_path: Path) -> None
     up = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
     assert outbox.drain(up) == 3
     assert [t.conversation_id for t in up.open_tickets()] == ["c0", "c1", "c2"]
+
+
+def test_database_unreachable_at_first_connect_still_answers(make_tracker, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import actions.handoff as handoff_module
+    from sqlalchemy.exc import OperationalError
+
+    def refuse():  # type: ignore[no-untyped-def]
+        raise OperationalError("connect", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(handoff_module, "default_queue", refuse)
+    outbox = Outbox(tmp_path / "outbox.jsonl")
+    dispatcher = CollectingDispatcher()
+    ActionHandoff(None, outbox).run(dispatcher, make_tracker("人と話したい", "request_human"), {})
+    (message,) = dispatcher.messages
+    assert message["custom"]["route"] == "handoff" and message["custom"]["ticket_id"] is None
+    assert len(outbox.pending()) == 1
