@@ -1,0 +1,57 @@
+"""Staffed hours (knowledge/hours.yml) with Japanese holidays (groundwork for #3)."""
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from bot.errors import KnowledgeError
+from bot.settings import PROJECT_ROOT
+from bot.triage.hours import JST, load_hours
+
+HOURS = load_hours(PROJECT_ROOT / "knowledge" / "hours.yml")
+
+
+@pytest.mark.parametrize(
+    ("when", "is_open"),
+    [
+        (dt.datetime(2026, 11, 24, 9, 0, tzinfo=JST), True),  # Tuesday opening time
+        (dt.datetime(2026, 11, 24, 17, 59, tzinfo=JST), True),
+        (dt.datetime(2026, 11, 24, 18, 0, tzinfo=JST), False),  # closing time
+        (dt.datetime(2026, 11, 24, 8, 59, tzinfo=JST), False),
+        (dt.datetime(2026, 11, 28, 12, 0, tzinfo=JST), False),  # Saturday
+        (dt.datetime(2026, 11, 23, 12, 0, tzinfo=JST), False),  # 勤労感謝の日 (Monday)
+        (dt.datetime(2026, 12, 30, 12, 0, tzinfo=JST), False),  # 年末
+        (dt.datetime(2026, 11, 24, 1, 0, tzinfo=dt.timezone.utc), True),  # 10:00 in Japan
+        (dt.datetime(2026, 11, 24, 10, 0), True),  # naive = Japan time
+    ],
+)
+def test_is_open(when: dt.datetime, is_open: bool) -> None:
+    assert HOURS.is_open(when) is is_open
+
+
+def test_next_opening_skips_weekend_holidays_and_new_year() -> None:
+    assert HOURS.next_opening(dt.datetime(2026, 11, 23, 12, 0, tzinfo=JST)) == dt.datetime(2026, 11, 24, 9, 0, tzinfo=JST)
+    assert HOURS.next_opening(dt.datetime(2026, 12, 28, 19, 0, tzinfo=JST)) == dt.datetime(2027, 1, 4, 9, 0, tzinfo=JST)
+    open_now = dt.datetime(2026, 11, 24, 10, 0, tzinfo=JST)
+    assert HOURS.next_opening(open_now) == open_now
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("weekly: {mon: x}\n", "7曜日"),
+        ("weekly: {mon: '9-18', tue: closed, wed: closed, thu: closed, fri: closed, sat: closed, sun: closed}\n",
+         "時間帯の形"),
+        ("weekly: {mon: '18:00-09:00', tue: closed, wed: closed, thu: closed, fri: closed, sat: closed, sun: closed}\n",
+         "開始が終了より後"),
+        ("weekly: {mon: closed, tue: closed, wed: closed, thu: closed, fri: closed, sat: closed, sun: closed}\n"
+         "closed_dates: ['12/31']\n", "月-日"),
+    ],
+)
+def test_bad_hours_file_is_explained(tmp_path: Path, body: str, words: str) -> None:
+    path = tmp_path / "hours.yml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(KnowledgeError) as info:
+        load_hours(path)
+    assert "hours.yml" in str(info.value) and words in str(info.value)
