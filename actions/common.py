@@ -11,6 +11,7 @@ from bot.handoff.outbox import Outbox
 from bot.knowledge.live import LiveKnowledge
 from bot.settings import get_settings
 from bot.store.queue import Queue, make_engine
+from bot.triage.hours import StaffedHours, load_hours
 
 
 @lru_cache(maxsize=1)
@@ -23,6 +24,12 @@ def default_queue() -> Queue:
 def default_outbox() -> Outbox:
     """The process-wide outbox file (``BOT_OUTBOX``, default var/outbox.jsonl)."""
     return Outbox(get_settings().outbox_file)
+
+
+@lru_cache(maxsize=1)
+def default_hours() -> StaffedHours:
+    """Staffed hours from ``knowledge/hours.yml``."""
+    return load_hours(get_settings().knowledge_dir / "hours.yml")
 
 
 @lru_cache(maxsize=1)

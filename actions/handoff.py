@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any, Dict, List, Optional, Text
 
@@ -9,9 +10,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
-from actions.common import default_knowledge, default_outbox, default_queue, send
+from actions.common import default_hours, default_knowledge, default_outbox, default_queue, send
 from bot.dialogue.decisions import handoff_reason
-from bot.dialogue.replies import Reply, handoff_reply
+from bot.dialogue.replies import Reply, staffed_handoff_reply
 from bot.dialogue.routes import ACTION_HANDOFF
 from bot.handoff.outbox import Outbox
 from bot.handoff.packet import build_packet
@@ -56,7 +57,7 @@ def connect_queue() -> Optional[Queue]:
 
 
 def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, queue: Optional[Queue],
-             outbox: Outbox) -> None:
+             outbox: Outbox, now: Optional[dt.datetime] = None) -> None:
     """File (or, with the database down, keep in the outbox) a ticket and tell the customer.
 
     Args:
@@ -65,9 +66,10 @@ def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, qu
         reason: Reason code (human_request, complaint, anger, unresolved).
         queue: The handoff queue (``None``: unreachable, the packet goes to the outbox).
         outbox: Where the packet waits if the queue is unreachable.
+        now: The current time (tests pass a fixed one).
     """
     kb = default_knowledge().get()
-    reply = handoff_reply(reason)
+    reply = staffed_handoff_reply(reason, default_hours(), now)
     customer = (tracker.latest_message.get("metadata") or {}).get("customer") or {}
     packet = build_packet(tracker.sender_id, tracker.events, [reason], kb,
                           customer if isinstance(customer, dict) else {})

@@ -28,6 +28,7 @@ from bot.dialogue.routes import (
 from bot.knowledge.loader import load_knowledge
 from bot.knowledge.model import KnowledgeBase
 from bot.settings import get_settings
+from bot.triage.hours import load_hours
 
 SENDER_ID = "bot-ask"
 CUSTOM_ACTIONS = (ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_HANDOFF)
@@ -90,6 +91,7 @@ class Assistant:
             raise ModelNotFoundError(f"{self.model_path}: モデルファイルがありません。`make train` で作るか、"
                                      "--model に models/ の .tar.gz を指定してください。")
         self.kb = kb or load_knowledge(settings.knowledge_dir)
+        self.hours = load_hours(settings.knowledge_dir / "hours.yml")
         os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
         from rasa.core.agent import Agent  # heavy import, only when a model is really loaded
         from rasa.utils.log_utils import configure_structlog
@@ -146,7 +148,7 @@ class Assistant:
             response = RESPONSE_OF_BUILTIN_ACTION.get(action, action)
             answer = (self._responses.get(response) or [{"text": ""}])[0]["text"]
         else:
-            reply = reply_for(action, parse_data, self.kb)
+            reply = reply_for(action, parse_data, self.kb, self.hours)
             answer = reply.text
             suggestions = list(reply.custom.get("suggestions", []))
             route = Route(reply.custom.get("route", route.value))

@@ -133,3 +133,25 @@ def test_second_unsure_turn_in_a_row_goes_to_a_person(make_tracker, tmp_path: Pa
     (ticket,) = queue.open_tickets()
     assert ticket.reasons == ["unresolved"]
     assert [e.sender for e in queue.get(ticket.id).entries] == ["customer", "bot", "customer"]
+
+
+def test_handoff_outside_staffed_hours_says_when_a_person_will_answer(make_tracker, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from actions.handoff import hand_off
+    from bot.triage.hours import JST
+
+    queue = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    holiday = dt.datetime(2026, 11, 23, 12, 0, tzinfo=JST)  # 勤労感謝の日
+    dispatcher = CollectingDispatcher()
+    hand_off(dispatcher, make_tracker("人と話したい", "request_human"), "human_request", queue,
+             Outbox(tmp_path / "outbox.jsonl"), now=holiday)
+    (message,) = dispatcher.messages
+    assert "受付時間外" in message["text"] and "11月24日（火）09:00以降" in message["text"]
+    assert message["custom"]["staffed"] is False
+    assert len(queue.open_tickets()) == 1  # the ticket is still filed for the next shift
+
+    dispatcher = CollectingDispatcher()
+    hand_off(dispatcher, make_tracker("人と話したい", "request_human"), "human_request", queue,
+             Outbox(tmp_path / "outbox.jsonl"), now=dt.datetime(2026, 11, 24, 10, 0, tzinfo=JST))
+    assert "受付時間外" not in dispatcher.messages[0]["text"]

@@ -12,7 +12,7 @@ from bot.dialogue.replies import (
     Reply,
     answer_reply,
     clarify_reply,
-    handoff_reply,
+    staffed_handoff_reply,
     suggestions_from_ranking,
     with_truncation_note,
 )
@@ -23,6 +23,7 @@ from bot.dialogue.routes import (
     HANDOFF_REASON_OF_INTENT,
 )
 from bot.knowledge.model import KnowledgeBase
+from bot.triage.hours import StaffedHours
 
 NO_WORDS = "no_words"  # `input_issue` set by bot.nlu.message_guard on word-less messages
 
@@ -40,13 +41,15 @@ def handoff_reason(parse_data: Mapping[str, Any]) -> str:
     return HANDOFF_REASON_OF_INTENT.get(intent_name(parse_data) or "", "human_request")
 
 
-def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase) -> Reply:
+def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase,
+              hours: StaffedHours | None = None) -> Reply:
     """Build the reply of one of our custom actions.
 
     Args:
         action: ``action_answer_faq``, ``action_clarify`` or ``action_handoff``.
         parse_data: NLU result of the customer's latest message.
         kb: The knowledge base.
+        hours: Staffed hours; a handoff outside them says when a person will answer.
 
     Returns:
         The reply. An FAQ intent that is not (or no longer) in the knowledge base
@@ -62,7 +65,7 @@ def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase) -> 
     elif action == ACTION_CLARIFY:
         reply = _clarify(parse_data, kb)
     elif action == ACTION_HANDOFF:
-        return handoff_reply(handoff_reason(parse_data))
+        return staffed_handoff_reply(handoff_reason(parse_data), hours)
     else:
         raise ValueError(f"reply_for: '{action}' is not a custom action of this bot")
     if truncated_at:

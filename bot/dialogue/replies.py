@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from bot.dialogue.routes import Route
 from bot.knowledge.model import FaqEntry, KnowledgeBase
+from bot.triage.hours import JST, StaffedHours
 
 TRUNCATION_NOTE = "（メッセージが長かったため、最初の{limit}文字までを読んでお答えしています。）"
 CLARIFY_TEXT = "申し訳ありません、ご質問の内容を確かめさせてください。次のうち近いものはありますか？"
@@ -19,6 +21,9 @@ HANDOFF_TEXT = {
     "unresolved": "お役に立てず申し訳ありません。担当者におつなぎします。これまでのやり取りは担当者に引き継ぎます。",
 }
 SUGGESTION_COUNT = 3
+# The hours themselves live in knowledge/hours.yml; only the next opening is named here.
+OUT_OF_HOURS_TEXT = "なお、ただいま担当者の受付時間外です。{next_opening}以降、順番にご連絡いたします。"
+WEEKDAYS_JA = "月火水木金土日"
 
 
 @dataclass(frozen=True)
@@ -89,3 +94,25 @@ def handoff_reply(reason: str) -> Reply:
         text=HANDOFF_TEXT.get(reason, HANDOFF_TEXT["human_request"]),
         custom={"route": Route.HANDOFF.value, "handoff_reason": reason},
     )
+
+
+def out_of_hours_note(next_opening: datetime | None) -> str:
+    """Sentence added to a handoff reply when no person is on duty."""
+    if next_opening is None:
+        return OUT_OF_HOURS_TEXT.format(next_opening="受付再開")
+    when = f"{next_opening.month}月{next_opening.day}日（{WEEKDAYS_JA[next_opening.weekday()]}）{next_opening:%H:%M}"
+    return OUT_OF_HOURS_TEXT.format(next_opening=when)
+
+
+def staffed_handoff_reply(reason: str, hours: StaffedHours | None, now: datetime | None = None) -> Reply:
+    """The handoff reply, with the out-of-hours note when no person is on duty at ``now``."""
+    reply = handoff_reply(reason)
+    if hours is None:
+        return reply
+    now = now or datetime.now(JST)
+    if hours.is_open(now):
+        return reply
+    next_opening = hours.next_opening(now)
+    return Reply(f"{reply.text}\n{out_of_hours_note(next_opening)}", reply.buttons,
+                 {**reply.custom, "staffed": False,
+                  "next_opening": next_opening.isoformat() if next_opening else None})
