@@ -16,7 +16,7 @@ from bot.dialogue.replies import Reply, staffed_handoff_reply
 from bot.dialogue.routes import ACTION_HANDOFF
 from bot.handoff.outbox import Outbox
 from bot.handoff.packet import build_packet
-from bot.store.queue import Queue
+from bot.store.queue import HandoffPacket, Queue
 
 logger = logging.getLogger(__name__)
 
@@ -73,16 +73,25 @@ def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, qu
     customer = (tracker.latest_message.get("metadata") or {}).get("customer") or {}
     packet = build_packet(tracker.sender_id, tracker.events, [reason], kb,
                           customer if isinstance(customer, dict) else {})
-    try:
-        if queue is None:
-            raise SQLAlchemyError("handoff queue unreachable")
-        outbox.drain(queue)  # earlier handoffs first, in order
-        ticket, created = queue.enqueue(packet)
-    except SQLAlchemyError:
-        logger.exception("handoff queue unreachable; packet kept in the outbox for %s", tracker.sender_id)
-        outbox.put(packet)
-        send(dispatcher, Reply(reply.text, reply.buttons, {**reply.custom, "ticket_id": None}))
-        return
-    logger.info("handoff ticket %s (%s) for %s", ticket.id, "new" if created else "retry", tracker.sender_id)
-    custom = {**reply.custom, "ticket_id": ticket.id, "queue_position": queue.position(ticket.id)}
-    send(dispatcher, Reply(reply.text, reply.buttons, custom))
+    ticket_info = _deliver(packet, queue, outbox)
+    send(dispatcher, Reply(reply.text, reply.buttons, {**reply.custom, **ticket_info}))
+
+
+def _deliver(packet: HandoffPacket, queue: Optional[Queue], outbox: Outbox) -> Dict[str, Any]:
+    """Enqueue ``packet`` (after any older waiting ones) or keep it in the outbox.
+
+    Returns:
+        ``ticket_id`` and ``queue_position`` for the reply; ``ticket_id`` None when kept.
+    """
+    if queue is not None:
+        try:
+            outbox.drain(queue)  # earlier handoffs first, in order
+            ticket, created = queue.enqueue(packet)
+            logger.info("handoff ticket %s (%s) for %s", ticket.id, "new" if created else "retry",
+                        packet.conversation_id)
+            return {"ticket_id": ticket.id, "queue_position": queue.position(ticket.id)}
+        except SQLAlchemyError:
+            logger.exception("handoff queue unreachable")
+    logger.warning("handoff packet for %s kept in the outbox", packet.conversation_id)
+    outbox.put(packet)
+    return {"ticket_id": None}

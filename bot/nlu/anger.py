@@ -26,6 +26,7 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
+from bot.nlu.tokenizer import TRUNCATED_AT
 from bot.settings import get_settings
 from bot.triage.anger import AngerRules, load_anger_rules, score_anger
 
@@ -41,17 +42,12 @@ class AngerOverride(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         """``runner_up_threshold``: least confidence of the intent that replaces an unsure complaint."""
-        return {"runner_up_threshold": 0.2, "max_chars": 1000}
+        return {"runner_up_threshold": 0.2}
 
-    def __init__(self, rules: AngerRules, runner_up_threshold: float = 0.2, max_chars: int = 1000) -> None:
-        """Use ``rules`` (weights and threshold from knowledge/triage.yml).
-
-        ``max_chars`` matches the tokenizer's limit: anger is read in the same part of
-        the message that was classified.
-        """
+    def __init__(self, rules: AngerRules, runner_up_threshold: float = 0.2) -> None:
+        """Use ``rules`` (weights and threshold from knowledge/triage.yml)."""
         self._rules = rules
         self._runner_up_threshold = runner_up_threshold
-        self._max_chars = max_chars
 
     @classmethod
     def create(
@@ -64,7 +60,7 @@ class AngerOverride(GraphComponent):
         """Create the component with the editors' rules from ``knowledge/triage.yml``."""
         merged = {**cls.get_default_config(), **config}
         return cls(load_anger_rules(get_settings().knowledge_dir / "triage.yml"),
-                   float(merged["runner_up_threshold"]), int(merged["max_chars"]))
+                   float(merged["runner_up_threshold"]))
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Score every message; re-label it when the score reaches the threshold."""
@@ -72,7 +68,9 @@ class AngerOverride(GraphComponent):
             ranking = message.get(INTENT_RANKING_KEY) or []
             p_complaint = next((float(i[PREDICTED_CONFIDENCE_KEY]) for i in ranking
                                 if i.get(INTENT_NAME_KEY) == COMPLAINT), 0.0)
-            anger = score_anger((message.get(TEXT) or "")[: self._max_chars], p_complaint, self._rules)
+            # Read anger in the same part of the message the tokenizer classified.
+            text = (message.get(TEXT) or "")[: message.get(TRUNCATED_AT) or None]
+            anger = score_anger(text, p_complaint, self._rules)
             message.set("anger", anger.as_dict(), add_to_output=True)
             current = message.get(INTENT) or {}
             angry = anger.score >= self._rules.threshold

@@ -55,6 +55,10 @@ class HandoffPacket:
     customer: dict[str, Any] = field(default_factory=dict)
 
 
+def _not_found(ticket_id: int) -> QueueError:
+    return QueueError(f"チケット {ticket_id} はありません。", status=404)
+
+
 def make_engine(url: str) -> Engine:
     """Engine for ``url``, migrated to the newest schema (a SQLite file's folder is created)."""
     from bot.store.migrate import upgrade
@@ -109,7 +113,7 @@ class Queue:
         ticket = session.execute(select(Ticket).options(selectinload(Ticket.entries))
                                  .where(Ticket.id == ticket_id)).scalar_one_or_none()
         if ticket is None:
-            raise QueueError(f"チケット {ticket_id} はありません。", status=404)
+            raise _not_found(ticket_id)
         return ticket
 
     @staticmethod
@@ -117,7 +121,7 @@ class Queue:
         """The ticket, row-locked for a state change (PostgreSQL; SQLite serialises writes)."""
         ticket = session.get(Ticket, ticket_id, with_for_update=True)
         if ticket is None:
-            raise QueueError(f"チケット {ticket_id} はありません。", status=404)
+            raise _not_found(ticket_id)
         return ticket
 
     def get(self, ticket_id: int) -> Ticket:
