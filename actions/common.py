@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, Dict, Optional
 
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -38,6 +39,12 @@ def default_knowledge() -> LiveKnowledge:
     return LiveKnowledge(get_settings().knowledge_dir)
 
 
-def send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
-    """Send ``reply`` with its buttons and its machine-readable custom payload."""
-    dispatcher.utter_message(text=reply.text, buttons=reply.buttons or None, json_message=reply.custom)
+def send(dispatcher: CollectingDispatcher, reply: Reply, parse_data: Optional[Dict[str, Any]] = None) -> None:
+    """Send ``reply`` with its buttons and its machine-readable custom payload.
+
+    The intent and confidence of the message answered travel in the payload too, so the
+    bot server can store them with the conversation for editors' analytics.
+    """
+    intent = (parse_data or {}).get("intent") or {}
+    custom = {**reply.custom, "intent": intent.get("name"), "confidence": intent.get("confidence")}
+    dispatcher.utter_message(text=reply.text, buttons=reply.buttons or None, json_message=custom)

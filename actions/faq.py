@@ -10,7 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import default_knowledge, default_outbox, send
 from actions.handoff import connect_queue, hand_off
 from bot.dialogue.decisions import reply_for
-from bot.dialogue.routes import ACTION_ANSWER_FAQ, ACTION_CLARIFY
+from bot.dialogue.replies import not_helpful_reply, suggestions_from_ranking
+from bot.dialogue.routes import ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_NOT_HELPFUL, INTENT_NOT_HELPFUL
 from bot.handoff.outbox import Outbox
 from bot.knowledge.live import LiveKnowledge
 from bot.store.queue import Queue
@@ -33,7 +34,8 @@ class _KnowledgeAction(Action):
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """Reply to the latest customer message."""
         knowledge = self._knowledge or default_knowledge()
-        send(dispatcher, reply_for(self.action_name, tracker.latest_message, knowledge.get()))
+        send(dispatcher, reply_for(self.action_name, tracker.latest_message, knowledge.get()),
+             tracker.latest_message)
         return []
 
 
@@ -63,9 +65,8 @@ class ActionClarify(_KnowledgeAction):
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """Clarify, or hand off after two unsure turns in a row."""
         if unsure_turns_in_a_row(tracker.events) >= UNSURE_TURNS_BEFORE_HANDOFF:
-            hand_off(dispatcher, tracker, "unresolved", self._queue or connect_queue(),
-                     self._outbox or default_outbox())
-            return []
+            return hand_off(dispatcher, tracker, "unresolved", self._queue or connect_queue(),
+                            self._outbox or default_outbox())
         return super().run(dispatcher, tracker, domain)
 
 
@@ -83,3 +84,67 @@ def unsure_turns_in_a_row(events: List[Dict[Text, Any]]) -> int:
             break
         count += 1
     return count
+
+
+class ActionNotHelpful(Action):
+    """The customer answered 「いいえ」 to 役に立ちましたか？ under an FAQ answer.
+
+    The first time the bot apologises and offers the likeliest other FAQs and a person;
+    the second time (since the last handoff) a person takes over (reason ``unresolved``).
+    """
+
+    def __init__(self, knowledge: Optional[LiveKnowledge] = None, queue: Optional[Queue] = None,
+                 outbox: Optional[Outbox] = None) -> None:
+        """Use the given knowledge, queue and outbox (tests) or the configured ones."""
+        self._knowledge = knowledge
+        self._queue = queue
+        self._outbox = outbox
+
+    def name(self) -> Text:
+        """The action name used in rules and the domain."""
+        return ACTION_NOT_HELPFUL
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        """Apologise and offer other answers, or hand off on the second 「いいえ」."""
+        if not_helpful_since_handoff(tracker.events) >= NOT_HELPFUL_BEFORE_HANDOFF:
+            return hand_off(dispatcher, tracker, "unresolved", self._queue or connect_queue(),
+                            self._outbox or default_outbox())
+        kb = (self._knowledge or default_knowledge()).get()
+        answered = _last_answered_intents(tracker.events)
+        ranking = [{"name": e.intent} for e in kb.entries if e.intent not in answered]
+        send(dispatcher, not_helpful_reply(suggestions_from_ranking(_related_first(answered, kb) + ranking, kb)),
+             tracker.latest_message)
+        return []
+
+
+NOT_HELPFUL_BEFORE_HANDOFF = 2
+
+
+def not_helpful_since_handoff(events: List[Dict[Text, Any]]) -> int:
+    """How many 「いいえ」 the customer gave since the conversation last went to a person."""
+    count = 0
+    for event in reversed(events):
+        if event.get("event") == "pause":
+            break
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if event.get("event") == "user" and intent == INTENT_NOT_HELPFUL:
+            count += 1
+    return count
+
+
+def _last_answered_intents(events: List[Dict[Text, Any]]) -> List[str]:
+    """FAQ intents the customer asked about, latest first."""
+    intents = []
+    for event in reversed(events):
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name") or ""
+        if event.get("event") == "user" and intent.startswith("faq_") and intent not in intents:
+            intents.append(intent)
+    return intents
+
+
+def _related_first(answered: List[str], kb: Any) -> List[Dict[str, str]]:
+    """The ``related`` entries of the latest answered FAQ (what editors said is close)."""
+    entry = kb.by_intent(answered[0]) if answered else None
+    related = [kb.get(rid) for rid in (entry.related if entry else [])]
+    return [{"name": r.intent} for r in related if r is not None and r.intent not in answered]

@@ -7,6 +7,7 @@ import logging
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,8 +27,9 @@ class ActionHandoff(Action):
 
     The ticket is created once per handoff (idempotency key), so a retried action never
     duplicates it. When the database is unreachable the packet waits in the local outbox
-    and is delivered with the next handoff. Still to come (issue #3): pausing the bot while
-    an agent owns the conversation, and the agent console.
+    and a background thread delivers it as soon as the database is back. During staffed
+    hours the bot pauses (ConversationPaused) until the bot server resumes it when the
+    agent resolves the ticket or the customer stops waiting.
     """
 
     def __init__(self, queue: Optional[Queue] = None, outbox: Optional[Outbox] = None) -> None:
@@ -42,9 +44,8 @@ class ActionHandoff(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """File the ticket, then reply with the message for the handoff reason."""
-        hand_off(dispatcher, tracker, handoff_reason(tracker.latest_message),
-                 self._queue or connect_queue(), self._outbox or default_outbox())
-        return []
+        return hand_off(dispatcher, tracker, handoff_reason(tracker.latest_message),
+                        self._queue or connect_queue(), self._outbox or default_outbox())
 
 
 def connect_queue() -> Optional[Queue]:
@@ -57,8 +58,11 @@ def connect_queue() -> Optional[Queue]:
 
 
 def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, queue: Optional[Queue],
-             outbox: Outbox, now: Optional[dt.datetime] = None) -> None:
+             outbox: Outbox, now: Optional[dt.datetime] = None) -> List[Dict[Text, Any]]:
     """File (or, with the database down, keep in the outbox) a ticket and tell the customer.
+
+    Outside staffed hours the ticket is an *offline* one: the bot keeps answering and the
+    widget offers the contact form; otherwise the bot pauses until a person is done.
 
     Args:
         dispatcher: Where the customer's message goes.
@@ -67,14 +71,19 @@ def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, qu
         queue: The handoff queue (``None``: unreachable, the packet goes to the outbox).
         outbox: Where the packet waits if the queue is unreachable.
         now: The current time (tests pass a fixed one).
+
+    Returns:
+        The events for Rasa: ConversationPaused during staffed hours.
     """
     kb = default_knowledge().get()
     reply = staffed_handoff_reply(reason, default_hours(), now)
+    offline = reply.custom.get("staffed") is False
     customer = (tracker.latest_message.get("metadata") or {}).get("customer") or {}
     packet = build_packet(tracker.sender_id, tracker.events, [reason], kb,
-                          customer if isinstance(customer, dict) else {})
+                          customer if isinstance(customer, dict) else {}, offline=offline)
     ticket_info = _deliver(packet, queue, outbox)
-    send(dispatcher, Reply(reply.text, reply.buttons, {**reply.custom, **ticket_info}))
+    send(dispatcher, Reply(reply.text, reply.buttons, {**reply.custom, **ticket_info}), tracker.latest_message)
+    return [] if offline else [ConversationPaused()]
 
 
 def _deliver(packet: HandoffPacket, queue: Optional[Queue], outbox: Outbox) -> Dict[str, Any]:
@@ -94,4 +103,5 @@ def _deliver(packet: HandoffPacket, queue: Optional[Queue], outbox: Outbox) -> D
             logger.exception("handoff queue unreachable")
     logger.warning("handoff packet for %s kept in the outbox", packet.conversation_id)
     outbox.put(packet)
+    outbox.deliver_in_background(connect_queue)
     return {"ticket_id": None}

@@ -1,4 +1,4 @@
-"""Command line: `bot ask`, `bot eval`, `bot kb build`.
+"""Command line: `bot ask`, `bot eval`, `bot run`, `bot serve`, `bot agent add`, `bot kb build`.
 
 Run as ``bot ...`` (installed by ``make setup``) or ``python -m bot ...``.
 """
@@ -90,10 +90,37 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from bot.assistant import latest_model
     from bot.launcher import BotStack, run_forever
+    from bot.server.first_agent import ensure_first_agent
 
     settings = get_settings()
     model = Path(args.model) if args.model else latest_model(settings.models_dir)
-    return run_forever(BotStack(model=model, rasa_port=settings.rasa_port, action_port=settings.action_port))
+    notes = ensure_first_agent(settings)
+    return run_forever(BotStack(model=model, rasa_port=settings.rasa_port, action_port=settings.action_port,
+                                server_port=settings.server_port), notes)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from bot.server.main import serve
+
+    settings = get_settings()
+    return serve(settings, port=args.port or settings.server_port)
+
+
+def _cmd_agent_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from bot.server.app import stores_for
+    from bot.store.agents import AgentError
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("パスワード: ")
+    try:
+        profile = stores_for(get_settings().database_url).agents.add(args.username, args.name or args.username,
+                                                                      password)
+    except AgentError as exc:
+        print(f"エラー: {exc}", file=sys.stderr)
+        return 1
+    print(f"エージェント {profile.username}（{profile.display_name}）を登録しました。")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,9 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="結果を JSON で出力")
     ev.set_defaults(func=_cmd_eval)
 
-    run = sub.add_parser("run", help="Rasa サーバーとアクションサーバーを起動（Ctrl-C で停止）")
+    run = sub.add_parser("run", help="Rasa・アクション・ボットサーバー（ウィジェット、コンソール）を起動（Ctrl-C で停止）")
     run.add_argument("--model", help="モデル (.tar.gz)。省略時は models/ の最新")
     run.set_defaults(func=_cmd_run)
+
+    serve = sub.add_parser("serve", help="ボットサーバー（ウィジェット窓口・エージェント API・コンソール）だけを起動")
+    serve.add_argument("--port", type=int, help="ポート（省略時は BOT_SERVER_PORT、既定 8000）")
+    serve.set_defaults(func=_cmd_serve)
+
+    agent = sub.add_parser("agent", help="エージェント（コンソールにログインする担当者）の管理")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True)
+    agent_add = agent_sub.add_parser("add", help="エージェントを登録（パスワードは入力を求められます）")
+    agent_add.add_argument("username", help="ログインに使うユーザー名")
+    agent_add.add_argument("--name", help="お客さまに見える表示名（例: 佐藤）")
+    agent_add.add_argument("--password-stdin", action="store_true", help="パスワードを標準入力の1行から読む")
+    agent_add.set_defaults(func=_cmd_agent_add)
 
     kb = sub.add_parser("kb", help="ナレッジベース（knowledge/）の操作")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)

@@ -1,7 +1,7 @@
-"""Start the Rasa server and the action server together (``bot run``, e2e tests).
+"""Start the Rasa server, the action server and the bot server together (``bot run``, e2e tests).
 
-Both run as child processes of the current Python (``python -m rasa ...``), so the
-same virtual environment is used. Ports are checked first so a taken port gives a
+All run as child processes of the current Python (``python -m rasa ...``,
+``python -m bot serve``), so the same virtual environment is used. Ports are checked first so a taken port gives a
 clear message instead of a stack trace from deep inside Sanic.
 """
 
@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Sequence
 
 from bot.settings import PROJECT_ROOT
 
@@ -61,18 +62,21 @@ def _wait_http(url: str, process: subprocess.Popen, timeout: float, log: Path) -
 
 @dataclass
 class BotStack:
-    """The Rasa server plus the action server, as a context manager.
+    """The Rasa server, the action server and (optionally) the bot server, as a context manager.
 
     Attributes:
         model: Trained model archive.
         rasa_port: Port of the Rasa server (REST: /webhooks/rest/webhook).
         action_port: Port of the action server.
-        log_dir: Where both servers' logs go.
+        server_port: Port of the bot server (widget, console); ``None`` to not start it.
+        log_dir: Where the servers' logs go.
+        env: Extra environment for every server (e.g. ``DATABASE_URL``).
     """
 
     model: Path
     rasa_port: int = 5005
     action_port: int = 5055
+    server_port: int | None = None
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bot-logs-")))
     env: dict[str, str] = field(default_factory=dict)
     _procs: list[subprocess.Popen] = field(default_factory=list, init=False)
@@ -82,13 +86,18 @@ class BotStack:
         """Base URL of the Rasa server."""
         return f"http://127.0.0.1:{self.rasa_port}"
 
-    def _spawn(self, args: list[str], name: str) -> tuple[subprocess.Popen, Path]:
+    @property
+    def server_url(self) -> str:
+        """Base URL of the bot server."""
+        return f"http://127.0.0.1:{self.server_port}"
+
+    def _spawn(self, args: list[str], name: str, module: str = "rasa") -> tuple[subprocess.Popen, Path]:
         log = self.log_dir / f"{name}.log"
         # SANIC_HOST: the action server (rasa_sdk) listens on 0.0.0.0 unless told otherwise.
         env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
-               "SANIC_HOST": "127.0.0.1", **self.env}
+               "SANIC_HOST": "127.0.0.1", "BOT_RASA_URL": self.rasa_url, **self.env}
         handle = log.open("w", encoding="utf-8")
-        proc = subprocess.Popen([sys.executable, "-m", "rasa", *args], cwd=PROJECT_ROOT, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=PROJECT_ROOT, env=env,
                                 stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         self._procs.append(proc)
         return proc, log
@@ -101,10 +110,10 @@ class BotStack:
         """
         if not self.model.exists():
             raise StartupError(f"モデル {self.model} がありません。`make train` を実行してください。")
-        for port in (self.rasa_port, self.action_port):
-            if not port_is_free(port):
+        for port in (self.rasa_port, self.action_port, self.server_port):
+            if port is not None and not port_is_free(port):
                 raise StartupError(f"ポート {port} は使用中です。使っているプロセスを止めるか、"
-                                   "BOT_RASA_PORT / BOT_ACTION_PORT で別のポートを指定してください。")
+                                   "BOT_RASA_PORT / BOT_ACTION_PORT / BOT_SERVER_PORT で別のポートを指定してください。")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         endpoints = self.log_dir / "endpoints.yml"
         endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n',
@@ -118,16 +127,32 @@ class BotStack:
                                       "--port", str(self.rasa_port), "--endpoints", str(endpoints),
                                       "--credentials", str(PROJECT_ROOT / "credentials.yml"),
                                       "--cors", "*"], "rasa")
+        waits = [(f"http://127.0.0.1:{self.action_port}/health", actions, actions_log),
+                 (f"{self.rasa_url}/status", rasa, rasa_log)]
+        if self.server_port is not None:
+            server, server_log = self.start_server()
+            waits.append((f"{self.server_url}/healthz", server, server_log))
         try:
-            _wait_http(f"http://127.0.0.1:{self.action_port}/health", actions, timeout, actions_log)
-            _wait_http(f"{self.rasa_url}/status", rasa, timeout, rasa_log)
+            for url, proc, log in waits:
+                _wait_http(url, proc, timeout, log)
         except StartupError:
             self.stop()
             raise
         return self
 
+    def start_server(self) -> tuple[subprocess.Popen, Path]:
+        """Start (or restart, e.g. in a fault test) only the bot server process."""
+        return self._spawn(["serve", "--port", str(self.server_port)], "server", module="bot")
+
+    def stop_server(self) -> None:
+        """Kill the bot server process hard (SIGKILL), as a crash would."""
+        for proc in self._procs:
+            if proc.args[2:4] == ["bot", "serve"] and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
     def stop(self) -> None:
-        """Stop both servers (SIGTERM, then SIGKILL after 10 s)."""
+        """Stop every server (SIGTERM, then SIGKILL after 10 s)."""
         for proc in self._procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -151,9 +176,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_forever(stack: BotStack) -> int:
-    """``bot run``: start, print the URLs, wait for Ctrl-C, stop cleanly."""
-    print("起動しています（初回は 30 秒ほどかかります）…", flush=True)
+def run_forever(stack: BotStack, notes: Sequence[str] = ()) -> int:
+    """``bot run``: start, print the URLs (and ``notes``), wait for Ctrl-C, stop cleanly."""
+    print("起動しています（30 秒ほどかかります）…", flush=True)
     # SIGTERM (e.g. from a process manager) stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -162,8 +187,13 @@ def run_forever(stack: BotStack) -> int:
         except StartupError as exc:
             print(f"起動できませんでした: {exc}", file=sys.stderr)
             return 1
-        print(f"Rasa サーバー:      {stack.rasa_url}  (REST: {stack.rasa_url}/webhooks/rest/webhook)")
-        print(f"アクションサーバー: http://127.0.0.1:{stack.action_port}")
+        if stack.server_port is not None:
+            print(f"デモページ（ウィジェット）: {stack.server_url}/")
+            print(f"エージェントコンソール:     {stack.server_url}/console/")
+        print(f"Rasa サーバー:               {stack.rasa_url}  (REST: {stack.rasa_url}/webhooks/rest/webhook)")
+        print(f"アクションサーバー:          http://127.0.0.1:{stack.action_port}")
+        for note in notes:
+            print(note)
         print(f"ログ: {stack.log_dir}   停止: Ctrl-C", flush=True)
         while all(p.poll() is None for p in stack._procs):  # noqa: SLF001
             time.sleep(1)

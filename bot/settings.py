@@ -35,6 +35,11 @@ class Settings:
         database_url: Handoff queue database (``DATABASE_URL``; default a SQLite file
             under ``var/``, no set-up needed; ``postgresql://...`` to scale out).
         outbox_file: Where handoffs wait while the database is unreachable (``BOT_OUTBOX``).
+        server_port: Port of the bot server: widget, demo page, agent console (``BOT_SERVER_PORT``).
+        rasa_url: Where the bot server reaches Rasa (``BOT_RASA_URL``; default the local
+            Rasa server on ``rasa_port``).
+        secret_key_file: Signing key for agent sessions and conversation tokens
+            (``BOT_SECRET_KEY_FILE``; created with a random key on first start).
     """
 
     knowledge_dir: Path
@@ -43,6 +48,9 @@ class Settings:
     action_port: int
     database_url: str
     outbox_file: Path
+    server_port: int
+    rasa_url: str
+    secret_key_file: Path
 
     @property
     def synonyms_file(self) -> Path:
@@ -66,4 +74,7 @@ def get_settings() -> Settings:
         action_port=_port("BOT_ACTION_PORT", 5055),
         database_url=os.environ.get("DATABASE_URL", f"sqlite:///{PROJECT_ROOT / 'var' / 'handoff.db'}"),
         outbox_file=_path("BOT_OUTBOX", PROJECT_ROOT / "var" / "outbox.jsonl"),
+        server_port=_port("BOT_SERVER_PORT", 8000),
+        rasa_url=os.environ.get("BOT_RASA_URL", f"http://127.0.0.1:{_port('BOT_RASA_PORT', 5005)}").rstrip("/"),
+        secret_key_file=_path("BOT_SECRET_KEY_FILE", PROJECT_ROOT / "var" / "secret.key"),
     )

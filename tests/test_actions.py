@@ -26,7 +26,9 @@ def test_faq_answer_comes_from_knowledge_with_id_in_custom(make_tracker) -> None
     assert events == []
     (message,) = messages
     assert "住所変更" in message["text"]
-    assert message["custom"] == {"route": "answer", "faq_id": "change-address", "category": "登録情報の変更"}
+    assert message["custom"] == {"route": "answer", "faq_id": "change-address", "category": "登録情報の変更",
+                                 "intent": "faq_change_address", "confidence": message["custom"]["confidence"]}
+    assert isinstance(message["custom"]["confidence"], float)
 
 
 def test_clarify_offers_three_likeliest_faqs_and_a_person(make_tracker) -> None:
@@ -155,3 +157,39 @@ def test_handoff_outside_staffed_hours_says_when_a_person_will_answer(make_track
     hand_off(dispatcher, make_tracker("人と話したい", "request_human"), "human_request", queue,
              Outbox(tmp_path / "outbox.jsonl"), now=dt.datetime(2026, 11, 24, 10, 0, tzinfo=JST))
     assert "受付時間外" not in dispatcher.messages[0]["text"]
+
+
+def test_staffed_handoff_pauses_the_bot_and_offline_does_not(make_tracker, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from actions.handoff import hand_off
+    from bot.triage.hours import JST
+
+    queue = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    outbox = Outbox(tmp_path / "outbox.jsonl")
+    staffed = hand_off(CollectingDispatcher(), make_tracker("人と話したい", "request_human"), "human_request",
+                       queue, outbox, now=dt.datetime(2026, 11, 24, 10, 0, tzinfo=JST))
+    assert staffed == [{"event": "pause", "timestamp": None}]
+    later = make_tracker("人と話したい", "request_human")
+    later.events.insert(0, {"event": "user", "text": "こんにちは", "parse_data": {}})  # a later handoff: new key
+    offline = hand_off(CollectingDispatcher(), later, "human_request", queue, outbox,
+                       now=dt.datetime(2026, 11, 23, 12, 0, tzinfo=JST))
+    assert offline == []
+    assert sorted(t.offline for t in queue.open_tickets()) == [False, True]
+
+
+def test_second_not_helpful_goes_to_a_person(make_tracker, tmp_path: Path) -> None:
+    from actions.faq import ActionNotHelpful
+
+    queue = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    action = ActionNotHelpful(KNOWLEDGE, queue, Outbox(tmp_path / "outbox.jsonl"))
+    tracker = make_tracker("/answer_not_helpful", "answer_not_helpful")
+    tracker.events.insert(0, {"event": "user", "text": "住所", "parse_data": {"intent": {"name": "faq_change_address"}}})
+    (first,), _ = run(action, tracker)
+    assert "お役に立てず" in first["text"] and first["custom"]["route"] == "clarify"
+    assert "change-address" not in first["custom"]["suggestions"]  # not the answer that did not help
+    assert first["buttons"][-1]["payload"] == "/request_human"
+    tracker.events.append({"event": "user", "text": "/answer_not_helpful", "parse_data": tracker.latest_message})
+    (second,), events = run(action, tracker)
+    assert second["custom"]["handoff_reason"] == "unresolved"
+    assert [t.reasons for t in queue.open_tickets()] == [["unresolved"]]

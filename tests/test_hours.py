@@ -55,3 +55,16 @@ def test_bad_hours_file_is_explained(tmp_path: Path, body: str, words: str) -> N
     with pytest.raises(KnowledgeError) as info:
         load_hours(path)
     assert "hours.yml" in str(info.value) and words in str(info.value)
+
+
+def test_24_00_means_staffed_until_midnight(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from bot.triage.hours import JST, load_hours
+
+    path = tmp_path / "hours.yml"
+    days = "\n".join(f'  {d}: "00:00-24:00"' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    path.write_text(f"weekly:\n{days}\nclosed_on_national_holidays: false\n", encoding="utf-8")
+    hours = load_hours(path)
+    assert hours.is_open(dt.datetime(2026, 11, 23, 23, 59, 59, tzinfo=JST))
+    assert hours.is_open(dt.datetime(2026, 11, 24, 0, 0, tzinfo=JST))

@@ -88,6 +88,16 @@ def clarify_reply(suggestions: Sequence[FaqEntry], no_words: bool = False) -> Re
     )
 
 
+NOT_HELPFUL_TEXT = ("お役に立てず申し訳ありません。次のご案内が近いかもしれません。"
+                    "解決しない場合は「担当者と話したい」を押してください。")
+
+
+def not_helpful_reply(suggestions: Sequence[FaqEntry]) -> Reply:
+    """After 「いいえ」 under an answer: other likely FAQs and a person."""
+    reply = clarify_reply(suggestions)
+    return Reply(NOT_HELPFUL_TEXT, reply.buttons, reply.custom)
+
+
 def handoff_reply(reason: str) -> Reply:
     """The message shown when a person takes over; worded for the reason."""
     return Reply(

@@ -23,6 +23,9 @@ class Route(str, Enum):
 ACTION_ANSWER_FAQ = "action_answer_faq"
 ACTION_CLARIFY = "action_clarify"
 ACTION_HANDOFF = "action_handoff"
+ACTION_NOT_HELPFUL = "action_not_helpful"
+# Sent by the widget's 「いいえ」 button under an FAQ answer (no NLU examples: button only).
+INTENT_NOT_HELPFUL = "answer_not_helpful"
 
 # Bot action -> route. Anything a policy predicts that is not listed here is a bug
 # caught by the tests.
@@ -30,6 +33,7 @@ ROUTE_OF_ACTION: dict[str, Route] = {
     ACTION_ANSWER_FAQ: Route.ANSWER,
     ACTION_CLARIFY: Route.CLARIFY,
     ACTION_HANDOFF: Route.HANDOFF,
+    ACTION_NOT_HELPFUL: Route.CLARIFY,
     "action_default_fallback": Route.CLARIFY,
     "utter_greet": Route.SMALLTALK,
     "utter_goodbye": Route.SMALLTALK,
@@ -63,10 +67,12 @@ ACTION_OF_INTENT: dict[str, str] = {
     "nlu_fallback": ACTION_CLARIFY,
     "request_human": ACTION_HANDOFF,
     "complaint": ACTION_HANDOFF,
+    INTENT_NOT_HELPFUL: ACTION_NOT_HELPFUL,
 }
 
 # Why a conversation is handed to a person (codes shared with the agent queue).
 HANDOFF_REASON_OF_INTENT: dict[str, str] = {
     "request_human": "human_request",
     "complaint": "complaint",
+    INTENT_NOT_HELPFUL: "unresolved",
 }

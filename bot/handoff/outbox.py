@@ -3,19 +3,27 @@
 Each packet is one JSON line, written and fsynced before the customer is told a person
 will take over, so nothing is lost on a crash or restart. :meth:`Outbox.drain` delivers
 waiting packets in order; the queue's idempotency key makes a re-delivery harmless.
+:meth:`Outbox.deliver_in_background` keeps retrying until the outbox is empty, so
+tickets arrive as soon as the database is back, not only with the next handoff.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import logging
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable, Optional
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store.queue import HandoffPacket, Queue, Turn
+
+logger = logging.getLogger(__name__)
+RETRY_SECONDS = 1.0
 
 
 def packet_to_json(packet: HandoffPacket) -> str:
@@ -37,6 +45,7 @@ class Outbox:
         """Keep packets in ``path`` (its folder is created when needed)."""
         self._path = path
         self._lock = threading.Lock()
+        self._retrier: threading.Thread | None = None
 
     def put(self, packet: HandoffPacket) -> None:
         """Store ``packet`` durably."""
@@ -75,3 +84,27 @@ class Outbox:
                 tmp.write_text("".join(packet_to_json(p) + "\n" for p in rest), encoding="utf-8")
                 tmp.replace(self._path)
             return delivered
+
+    def deliver_in_background(self, connect: Callable[[], Optional[Queue]],
+                              retry_seconds: float = RETRY_SECONDS) -> None:
+        """Start (once) a daemon thread that drains the outbox until it is empty.
+
+        Args:
+            connect: Returns the queue, or ``None`` while its database is unreachable.
+            retry_seconds: Pause between attempts.
+        """
+        with self._lock:
+            if self._retrier is not None and self._retrier.is_alive():
+                return
+            self._retrier = threading.Thread(target=self._retry_until_empty, args=(connect, retry_seconds),
+                                             name="outbox-retry", daemon=True)
+            self._retrier.start()
+
+    def _retry_until_empty(self, connect: Callable[[], Optional[Queue]], retry_seconds: float) -> None:
+        while self.pending():
+            time.sleep(retry_seconds)
+            queue = connect()
+            if queue is not None:
+                delivered = self.drain(queue)
+                if delivered:
+                    logger.info("outbox: %d handoff packet(s) delivered", delivered)

@@ -62,7 +62,8 @@ def last_category(transcript: list[Turn], kb: KnowledgeBase) -> str | None:
 
 
 def build_packet(conversation_id: str, events: list[Mapping[str, Any]], reasons: list[str],
-                 kb: KnowledgeBase, customer: Mapping[str, Any] | None = None) -> HandoffPacket:
+                 kb: KnowledgeBase, customer: Mapping[str, Any] | None = None,
+                 offline: bool = False) -> HandoffPacket:
     """Packet for the handoff triggered by the latest customer message.
 
     The idempotency key is the conversation id plus the number of customer messages so
@@ -78,4 +79,5 @@ def build_packet(conversation_id: str, events: list[Mapping[str, Any]], reasons:
         summary=summarize(reasons, transcript),
         category=last_category(transcript, kb),
         customer=dict(customer or {}),
+        offline=offline,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import declarative_base, relationship
 
 Base = declarative_base()
@@ -16,6 +16,11 @@ PRIORITY_NORMAL = 2
 def utcnow() -> dt.datetime:
     """Timezone-aware now (stored as UTC)."""
     return dt.datetime.now(dt.timezone.utc)
+
+
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """SQLite returns naive datetimes for stored UTC values; make them aware."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 class Ticket(Base):
@@ -40,6 +45,9 @@ class Ticket(Base):
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     claimed_at = Column(DateTime(timezone=True))
     resolved_at = Column(DateTime(timezone=True))
+    # Filed outside staffed hours: nobody answers live, the customer left contact details.
+    offline = Column(Boolean, nullable=False, default=False)
+    resolution = Column(String(20))  # resolved (by an agent) / cancelled (by the customer)
 
     entries = relationship("TranscriptEntry", back_populates="ticket", order_by="TranscriptEntry.position",
                            cascade="all, delete-orphan")
@@ -58,5 +66,53 @@ class TranscriptEntry(Base):
     intent = Column(String(100))
     confidence = Column(JSON)
     at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    author = Column(String(100))  # the agent's display name on agent replies and notes
 
     ticket = relationship("Ticket", back_populates="entries")
+
+
+class ChatMessage(Base):
+    """One message of a widget conversation, as the customer saw it (history, analytics).
+
+    ``client_id`` is the id the widget gave a customer message; it is unique per
+    conversation, so a resend after a reconnect or a double click is stored once.
+    """
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (UniqueConstraint("conversation_id", "client_id", name="uq_chat_client_id"),)
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(200), nullable=False, index=True)
+    sender = Column(String(20), nullable=False)  # customer / bot / agent / system
+    text = Column(Text, nullable=False)
+    buttons = Column(JSON, nullable=False, default=list)
+    intent = Column(String(100))
+    confidence = Column(JSON)
+    faq_id = Column(String(100), index=True)
+    route = Column(String(20))
+    agent_name = Column(String(100))
+    client_id = Column(String(100))
+    feedback = Column(Boolean)  # 役に立ちましたか？ はい (True) / いいえ (False) on FAQ answers
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+
+
+class Agent(Base):
+    """A support agent who can log in to the console (password stored as a bcrypt hash)."""
+
+    __tablename__ = "agents"
+
+    id = Column(Integer, primary_key=True)
+    username = Column(String(100), nullable=False, unique=True)
+    display_name = Column(String(100), nullable=False)
+    password_hash = Column(String(200), nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class Conversation(Base):
+    """A widget conversation: when it started and what the customer told the widget."""
+
+    __tablename__ = "conversations"
+
+    id = Column(String(200), primary_key=True)
+    customer = Column(JSON, nullable=False, default=dict)  # name / email / page_url, masked
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)

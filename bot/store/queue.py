@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from bot.handoff.masking import mask_sensitive
-from bot.store.models import PRIORITY_HIGH, PRIORITY_NORMAL, Ticket, TranscriptEntry, utcnow
+from bot.store.models import PRIORITY_HIGH, PRIORITY_NORMAL, Ticket, TranscriptEntry, as_utc, utcnow
 
 HIGH_PRIORITY_REASONS = {"anger", "complaint"}
 
@@ -53,6 +53,7 @@ class HandoffPacket:
     summary: str = ""
     category: str | None = None
     customer: dict[str, Any] = field(default_factory=dict)
+    offline: bool = False  # filed outside staffed hours
 
 
 def _not_found(ticket_id: int) -> QueueError:
@@ -63,11 +64,24 @@ def make_engine(url: str) -> Engine:
     """Engine for ``url``, migrated to the newest schema (a SQLite file's folder is created)."""
     from bot.store.migrate import upgrade
 
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+    if not url.startswith("sqlite"):
+        engine = create_engine(url, future=True, pool_pre_ping=True)
+    else:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # The action server and the bot server write the same file: wait for the other's
+        # lock instead of failing at once, and let readers work during a write (WAL).
+        engine = create_engine(url, future=True, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
     upgrade(engine)
     return engine
+
+
+def _sqlite_pragmas(connection: Any, record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 class Queue:
@@ -91,6 +105,7 @@ class Queue:
             category=packet.category,
             summary=mask_sensitive(packet.summary),
             customer={k: mask_sensitive(str(v)) for k, v in packet.customer.items()},
+            offline=packet.offline,
             entries=[TranscriptEntry(position=i, sender=t.sender, text=mask_sensitive(t.text), intent=t.intent,
                                      confidence=t.confidence,
                                      at=dt.datetime.fromtimestamp(t.at, dt.timezone.utc) if t.at else utcnow())
@@ -140,10 +155,57 @@ class Queue:
 
     def open_tickets(self) -> list[Ticket]:
         """Waiting and claimed tickets, high priority first, then oldest first."""
+        return self.tickets("open")
+
+    def tickets(self, status: str = "open", limit: int = 200) -> list[Ticket]:
+        """Tickets by status (``open``: waiting and claimed, by priority then age;
+        ``resolved`` / ``all``: newest first).
+
+        Raises:
+            QueueError: 422 for an unknown status.
+        """
+        query = select(Ticket)
+        if status == "open":
+            query = query.where(Ticket.status != "resolved").order_by(Ticket.priority, Ticket.created_at,
+                                                                      Ticket.id)
+        elif status in ("resolved", "all"):
+            if status == "resolved":
+                query = query.where(Ticket.status == "resolved")
+            query = query.order_by(Ticket.id.desc()).limit(limit)
+        else:
+            raise QueueError(f"status={status!r} は使えません。open / resolved / all のいずれかを指定してください。",
+                             status=422)
         with self._sessions() as session:
-            rows = session.execute(select(Ticket).where(Ticket.status != "resolved")
-                                   .order_by(Ticket.priority, Ticket.created_at, Ticket.id)).scalars()
-            return list(rows)
+            return list(session.execute(query).scalars())
+
+    def created_after(self, ticket_id: int) -> list[Ticket]:
+        """Tickets with an id above ``ticket_id`` (the console's new-ticket feed)."""
+        with self._sessions() as session:
+            return list(session.execute(select(Ticket).where(Ticket.id > ticket_id).order_by(Ticket.id)).scalars())
+
+    def last_id(self) -> int:
+        """The highest ticket id so far (0 for an empty queue)."""
+        with self._sessions() as session:
+            return int(session.execute(select(func.max(Ticket.id))).scalar() or 0)
+
+    def open_ticket_for(self, conversation_id: str) -> Ticket | None:
+        """The conversation's unresolved ticket, if a person owns it now."""
+        with self._sessions() as session:
+            ticket_id = session.execute(select(Ticket.id).where(Ticket.conversation_id == conversation_id,
+                                                                Ticket.status != "resolved",
+                                                                Ticket.offline.is_(False))
+                                        .order_by(Ticket.id.desc()).limit(1)).scalar()
+            return self._load(session, ticket_id) if ticket_id else None
+
+    def typical_wait(self, default: dt.timedelta = dt.timedelta(minutes=5),
+                     sample: int = 50) -> dt.timedelta:
+        """Median time from handoff to claim over the latest ``sample`` claimed tickets."""
+        with self._sessions() as session:
+            rows = session.execute(select(Ticket.created_at, Ticket.claimed_at)
+                                   .where(Ticket.claimed_at.is_not(None))
+                                   .order_by(Ticket.id.desc()).limit(sample)).all()
+        waits = sorted(as_utc(claimed) - as_utc(created) for created, claimed in rows)
+        return waits[len(waits) // 2] if waits else default
 
     def claim(self, ticket_id: int, agent: str) -> Ticket:
         """Agent takes a waiting ticket.
@@ -158,7 +220,7 @@ class Queue:
             ticket.status, ticket.claimed_by, ticket.claimed_at = "claimed", agent, utcnow()
         return self.get(ticket_id)
 
-    def add_entry(self, ticket_id: int, sender: str, text: str) -> Ticket:
+    def add_entry(self, ticket_id: int, sender: str, text: str, author: str | None = None) -> Ticket:
         """Append an agent reply, an internal note or a customer message (masked).
 
         Raises:
@@ -172,18 +234,47 @@ class Queue:
                 raise QueueError(f"チケット {ticket_id} は解決済みです。")
             position = len(ticket.entries)
             session.add(TranscriptEntry(ticket_id=ticket_id, position=position, sender=sender,
-                                        text=mask_sensitive(text)))
+                                        text=mask_sensitive(text), author=author))
         return self.get(ticket_id)
 
-    def resolve(self, ticket_id: int) -> Ticket:
+    def resolve(self, ticket_id: int, resolution: str = "resolved") -> Ticket:
         """Close a ticket; the conversation goes back to the bot.
 
+        Args:
+            ticket_id: The ticket.
+            resolution: ``resolved`` (an agent closed it) or ``cancelled`` (the customer
+                stopped waiting; only while nobody has claimed it).
+
         Raises:
-            QueueError: 404 unknown ticket; 409 already resolved.
+            QueueError: 404 unknown ticket; 409 already resolved, or cancelling a claimed ticket.
         """
         with self._sessions() as session, session.begin():
             ticket = self._locked(session, ticket_id)
             if ticket.status == "resolved":
                 raise QueueError(f"チケット {ticket_id} はすでに解決済みです。")
-            ticket.status, ticket.resolved_at = "resolved", utcnow()
+            if resolution == "cancelled" and ticket.status != "waiting":
+                raise QueueError("担当者がすでに対応を始めています。")
+            ticket.status, ticket.resolved_at, ticket.resolution = "resolved", utcnow(), resolution
         return self.get(ticket_id)
+
+    def set_contact(self, ticket_id: int, contact: dict[str, str]) -> Ticket:
+        """Add the contact details a customer left (offline ticket), masked.
+
+        Raises:
+            QueueError: 404 unknown ticket; 409 resolved ticket.
+        """
+        with self._sessions() as session, session.begin():
+            ticket = self._locked(session, ticket_id)
+            if ticket.status == "resolved":
+                raise QueueError(f"チケット {ticket_id} は解決済みです。")
+            ticket.customer = {**(ticket.customer or {}),
+                               **{k: mask_sensitive(v) for k, v in contact.items() if v}}
+        return self.get(ticket_id)
+
+    def latest_for(self, conversation_id: str) -> Ticket | None:
+        """The conversation's newest ticket of any status."""
+        with self._sessions() as session:
+            ticket_id = session.execute(select(Ticket.id).where(Ticket.conversation_id == conversation_id)
+                                        .order_by(Ticket.id.desc()).limit(1)).scalar()
+            return self._load(session, ticket_id) if ticket_id else None
+

@@ -66,9 +66,10 @@ def _window(value: Any, path: Path, day: str) -> tuple[dt.time, dt.time] | None:
         raise KnowledgeError(path, day, f"「{value}」は時間帯の形ではありません。", '"09:00-18:00" の形か closed と書いてください。')
     h1, m1, h2, m2 = map(int, match.groups())
     try:
-        start, end = dt.time(h1, m1), dt.time(h2, m2)
+        # "24:00" closes at the end of the day ("00:00-24:00": staffed all day).
+        start, end = dt.time(h1, m1), (dt.time.max if (h2, m2) == (24, 0) else dt.time(h2, m2))
     except ValueError as exc:
-        raise KnowledgeError(path, day, f"「{value}」に存在しない時刻があります。", "00:00〜23:59 で書いてください。") from exc
+        raise KnowledgeError(path, day, f"「{value}」に存在しない時刻があります。", "00:00〜24:00 で書いてください。") from exc
     if start >= end:
         raise KnowledgeError(path, day, f"「{value}」は開始が終了より後です。", "開始-終了 の順に書いてください。")
     return start, end

@@ -1,0 +1,162 @@
+"""The bot server application: widget gateway, agent API and console, static pages.
+
+``create_app`` takes its dependencies (stores, Rasa client) so tests can build one on a
+temporary database; ``bot serve`` / ``bot run`` build the default one from settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.schemas import SchemaGenerator
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.server import agent_api, chat_api
+from bot.server.auth import LoginThrottle
+from bot.server.events import EventHub
+from bot.server.gateway import Gateway, Stores, TicketWatcher
+from bot.server.rasa_client import RasaClient
+from bot.server.tokens import ConversationTokens
+from bot.store.agents import AgentDirectory
+from bot.store.chat_log import ChatLog
+from bot.store.queue import Queue, QueueError, make_engine
+
+logger = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+SESSION_HOURS = 12
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    # No inline scripts on our pages except the widget's config on the demo page.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                               "style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; "
+                               "img-src 'self' data:; frame-ancestors 'self'",
+}
+
+
+@dataclass
+class Services:
+    """Everything the routes use, reachable as ``request.app.state.services``."""
+
+    stores: Stores
+    rasa: RasaClient
+    tokens: ConversationTokens
+    hub: EventHub = field(default_factory=EventHub)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    gateway: Gateway = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gateway = Gateway(self.stores, self.rasa, self.hub)
+
+
+def stores_for(database_url: str) -> Stores:
+    """Queue, chat log and agents on one (migrated) database."""
+    engine = make_engine(database_url)
+    return Stores(Queue(engine), ChatLog(engine), AgentDirectory(engine))
+
+
+schemas = SchemaGenerator({"openapi": "3.0.0",
+                           "info": {"title": "Japanese support bot server", "version": "1.0"}})
+
+
+def openapi(request: Request) -> Response:
+    """OpenAPI description (JSON) built from the endpoints' docstrings."""
+    return JSONResponse(schemas.get_schema(routes=request.app.routes))
+
+
+def healthz(request: Request) -> JSONResponse:
+    """Liveness probe."""
+    return JSONResponse({"status": "ok"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _queue_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, QueueError)
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+def create_app(services: Services, secret_key: str, watch_interval: float = 0.2) -> Starlette:
+    """The ASGI application.
+
+    Args:
+        services: Stores, Rasa client, tokens (see :class:`Services`).
+        secret_key: Signs agent session cookies.
+        watch_interval: Seconds between polls for tickets filed by the action server.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watcher = TicketWatcher(services.stores.queue, services.gateway.ticket_arrived, watch_interval)
+        task = asyncio.create_task(watcher.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await services.rasa.close()
+
+    routes: list[Any] = [
+        Route("/", lambda request: _static_page("demo/index.html"), include_in_schema=False),
+        Route("/console", lambda request: RedirectResponse("/console/"), include_in_schema=False),
+        Route("/healthz", healthz, include_in_schema=False),
+        Route("/openapi.json", openapi, include_in_schema=False),
+        *chat_api.routes, *agent_api.routes,
+        Mount("/console", StaticFiles(directory=STATIC / "console", html=True), name="console"),
+        Mount("/widget", StaticFiles(directory=STATIC / "widget"), name="widget"),
+    ]
+    app = Starlette(
+        routes=routes, lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders),
+                    Middleware(SessionMiddleware, secret_key=secret_key, session_cookie="bot_agent_session",
+                               max_age=SESSION_HOURS * 3600, same_site="strict")],
+        exception_handlers={HTTPException: _http_error, QueueError: _queue_error},
+    )
+    app.state.services = services
+    return app
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every HTTP response (pure ASGI: SSE keeps streaming)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        """Wrap ``app``."""
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass through, adding the headers to ``http.response.start``."""
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self._app(scope, receive, send_with_headers)
+
+
+def _static_page(relative: str) -> Response:
+    from starlette.responses import FileResponse
+
+    return FileResponse(STATIC / relative)

@@ -1,0 +1,383 @@
+"""Who answers each conversation: the bot, or a person (waiting → agent → back to the bot).
+
+This is the one place that decides. The state lives in the database (an unresolved,
+staffed ticket for the conversation means a person owns it), so it survives restarts
+and every bot server reads the same answer. While a person owns a conversation:
+
+- customer messages go to the ticket (and the agent's console), never to Rasa;
+- Rasa is paused (``action_handoff`` returns ConversationPaused), a second guard;
+- when the agent resolves or the customer cancels, Rasa is resumed first, then the
+  customer is told the bot is back.
+
+Between the handoff message and the ticket's arrival (the action server kept the
+packet in its outbox while the database was unreachable) the conversation is
+*pending*: messages are kept and copied into the ticket when it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+from bot.dialogue.routes import Route
+from bot.handoff.contact import clean_contact
+from bot.server.events import EventHub
+from bot.server.rasa_client import RasaClient, RasaUnavailable, safe_for_rasa
+from bot.server.serialize import ticket_json
+from bot.store.agents import AgentDirectory
+from bot.store.chat_log import ChatLog, NewMessage, message_json
+from bot.store.models import Ticket
+from bot.store.queue import Queue, QueueError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_MESSAGE_CHARS = 10_000
+NOT_HELPFUL_PAYLOAD = "/answer_not_helpful"
+TEXT = {
+    "empty": "メッセージが空です。ご質問を入力してください。",
+    "too_long": f"メッセージが長すぎます（{MAX_MESSAGE_CHARS:,} 文字まで）。分けて送ってください。",
+    "stale_button": "このボタンは現在使えません。ご質問を入力してください。",
+    "bot_down": "ただいま自動応答に接続できません。メッセージは保存しました。しばらくしてからもう一度お送りください。",
+    "pending": "担当者への引き継ぎを準備しています。このメッセージも担当者に伝わります。",
+    "agent_joined": "担当の{name}がチャットに参加しました。",
+    "resolved": "担当者との会話を終了しました。ご利用ありがとうございました。引き続き自動応答がご質問にお答えします。",
+    "cancelled": "担当者へのおつなぎを取り消しました。引き続き自動応答がご質問にお答えします。",
+    "no_open_ticket": "お待ちいただいている引き継ぎはありません。",
+    "no_offline_ticket": "ご連絡先をお預かりできる受付がありません。",
+}
+
+
+class CustomerError(ValueError):
+    """Something the customer should be told (Japanese), nothing was changed."""
+
+
+@dataclass
+class Stores:
+    """The databases behind the gateway."""
+
+    queue: Queue
+    chat_log: ChatLog
+    agents: AgentDirectory
+
+
+class Gateway:
+    """Routes customer messages to the bot or a person and agent actions to the customer."""
+
+    def __init__(self, stores: Stores, rasa: RasaClient, hub: EventHub) -> None:
+        """Use the given stores, Rasa client and event hub."""
+        self._stores = stores
+        self._rasa = rasa
+        self._hub = hub
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._pending: dict[str, int] = {}  # conversation -> chat message id of the handoff reply
+        self._needs_resume: set[str] = set()  # Rasa could not be resumed yet
+        self._names: dict[str, str] = {}
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    async def _db(func: Callable[..., T], *args: Any) -> T:
+        return await run_in_threadpool(func, *args)
+
+    def display_name(self, username: str) -> str:
+        """An agent's display name (cached; the user name when unknown)."""
+        if username not in self._names:
+            profile = self._stores.agents.get(username)
+            self._names[username] = profile.display_name if profile else username
+        return self._names[username]
+
+    def ticket_json(self, ticket: Ticket, with_entries: bool = False) -> dict[str, Any]:
+        """The API shape of ``ticket``."""
+        return ticket_json(ticket, self.display_name, with_entries)
+
+    async def _say(self, conversation_id: str, new: NewMessage) -> dict[str, Any]:
+        message, _ = await self._db(self._stores.chat_log.add, new)
+        frame = message_json(message)
+        self._hub.publish_conversation(conversation_id, {"type": "message", "message": frame})
+        return frame
+
+    async def _system(self, conversation_id: str, text: str) -> None:
+        await self._say(conversation_id, NewMessage(conversation_id, "system", text))
+
+    def _publish_ticket(self, change: str, ticket: Ticket) -> None:
+        self._hub.publish_ticket(change, self.ticket_json(ticket))
+
+    # ---- state -----------------------------------------------------------------------------
+
+    async def state(self, conversation_id: str) -> dict[str, Any]:
+        """``<State>`` of docs/server-api.md: who answers now, queue position, estimate."""
+        queue = self._stores.queue
+        ticket = await self._db(queue.open_ticket_for, conversation_id)
+        state: dict[str, Any] = {"mode": "bot", "ticket_id": None, "position": None, "estimate_minutes": None,
+                                 "agent_name": None, "offline": False, "next_opening": None}
+        if ticket is not None and ticket.status == "claimed":
+            state.update(mode="agent", ticket_id=ticket.id, agent_name=self.display_name(ticket.claimed_by))
+        elif ticket is not None:
+            position = await self._db(queue.position, ticket.id)
+            typical = await self._db(queue.typical_wait)
+            state.update(mode="waiting", ticket_id=ticket.id, position=position,
+                         estimate_minutes=max(1, math.ceil(position * typical.total_seconds() / 60)))
+        elif conversation_id in self._pending:
+            state.update(mode="waiting")
+        else:
+            latest = await self._db(queue.latest_for, conversation_id)
+            if latest is not None and latest.offline and latest.status != "resolved" \
+                    and not {"email", "phone"} & set(latest.customer or {}):
+                state.update(offline=True, ticket_id=latest.id)
+        return state
+
+    async def _publish_state(self, conversation_id: str) -> None:
+        self._hub.publish_conversation(conversation_id, {"type": "state", "state": await self.state(conversation_id)})
+
+    async def history(self, conversation_id: str) -> dict[str, Any]:
+        """The ``history`` frame: every message so far and the current state."""
+        messages = await self._db(self._stores.chat_log.history, conversation_id)
+        return {"type": "history", "messages": [message_json(m) for m in messages],
+                "state": await self.state(conversation_id)}
+
+    # ---- customer side ---------------------------------------------------------------------
+
+    async def customer_message(self, conversation_id: str, text: str, client_id: str | None,
+                               rasa_text: str | None = None) -> None:
+        """Store, show and route one customer message.
+
+        Args:
+            conversation_id: The conversation.
+            text: What the customer wrote (or the title of the quick reply they clicked).
+            client_id: The widget's id for this message; a repeat is ignored.
+            rasa_text: What Rasa receives instead of ``text`` (a quick reply's payload).
+
+        Raises:
+            CustomerError: Empty or too long.
+        """
+        text = text.strip()
+        if not text:
+            raise CustomerError(TEXT["empty"])
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise CustomerError(TEXT["too_long"])
+        async with self._locks[conversation_id]:
+            message, new = await self._db(self._stores.chat_log.add,
+                                          NewMessage(conversation_id, "customer", text, client_id=client_id))
+            if not new:
+                return  # a resend of a message already handled
+            self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
+            ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
+            if ticket is not None:
+                ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", text)
+                self._publish_ticket("message", ticket)
+            elif conversation_id in self._pending:
+                await self._system(conversation_id, TEXT["pending"])
+            else:
+                await self._ask_bot(conversation_id, rasa_text or safe_for_rasa(text))
+
+    async def button(self, conversation_id: str, payload: str, title: str, client_id: str | None) -> None:
+        """A quick reply: only the buttons of the bot's latest message are accepted.
+
+        Raises:
+            CustomerError: The button is not (or no longer) offered.
+        """
+        offered = await self._db(self._stores.chat_log.last_bot_buttons, conversation_id)
+        match = next((b for b in offered if b.get("payload") == payload), None)
+        if match is None:
+            raise CustomerError(TEXT["stale_button"])
+        await self.customer_message(conversation_id, match.get("title") or title, client_id, rasa_text=payload)
+
+    async def feedback(self, conversation_id: str, message_id: int, helpful: bool) -> None:
+        """Record 役に立ちましたか？; a 「いいえ」 asks the bot what to do next (twice: a person).
+
+        Raises:
+            QueueError: 404 when the message is not an FAQ answer of this conversation.
+        """
+        before = await self._db(self._stores.chat_log.history, conversation_id)
+        already = next((m.feedback for m in before if m.id == message_id), None)
+        row = await self._db(self._stores.chat_log.set_feedback, conversation_id, message_id, helpful)
+        self._hub.publish_conversation(conversation_id, {"type": "feedback_saved", "message_id": row.id,
+                                                         "helpful": row.feedback})
+        if already is None and row.feedback is False:
+            async with self._locks[conversation_id]:
+                if await self._db(self._stores.queue.open_ticket_for, conversation_id) is None:
+                    await self._ask_bot(conversation_id, NOT_HELPFUL_PAYLOAD)
+
+    async def _ask_bot(self, conversation_id: str, text: str) -> None:
+        """Send to Rasa and show its replies; note a handoff (caller holds the lock)."""
+        metadata = {"customer": await self._db(self._stores.chat_log.customer_of, conversation_id)}
+        self._hub.publish_conversation(conversation_id, {"type": "typing", "on": True})
+        try:
+            if conversation_id in self._needs_resume:
+                await self._rasa.resume(conversation_id)
+                self._needs_resume.discard(conversation_id)
+            replies = await self._rasa.send(conversation_id, text, metadata)
+        except RasaUnavailable as exc:
+            logger.warning("%s", exc)
+            replies = None
+        finally:
+            self._hub.publish_conversation(conversation_id, {"type": "typing", "on": False})
+        if replies is None:
+            await self._system(conversation_id, TEXT["bot_down"])
+            return
+        handoff: dict[str, Any] | None = None
+        for reply in replies:
+            custom = reply.custom
+            frame = await self._say(conversation_id, NewMessage(
+                conversation_id, "bot", reply.text, reply.buttons, intent=custom.get("intent"),
+                confidence=custom.get("confidence"),
+                faq_id=custom.get("faq_id") if custom.get("route") == Route.ANSWER.value else None,
+                route=custom.get("route")))
+            if custom.get("route") == Route.HANDOFF.value:
+                handoff = {**custom, "message_id": frame["id"]}
+        if handoff is None:
+            return
+        if handoff.get("staffed") is not False and not handoff.get("ticket_id"):
+            self._pending[conversation_id] = handoff["message_id"]  # packet waits in the outbox
+        await self._publish_state(conversation_id)
+
+    async def cancel_handoff(self, conversation_id: str) -> None:
+        """The customer stops waiting for a person and goes back to the bot.
+
+        Raises:
+            CustomerError: Nothing to cancel.
+            QueueError: 409 when an agent has already claimed the ticket.
+        """
+        async with self._locks[conversation_id]:
+            ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
+            if ticket is None:
+                if self._pending.pop(conversation_id, None) is None:
+                    raise CustomerError(TEXT["no_open_ticket"])
+            else:
+                ticket = await self._db(self._stores.queue.resolve, ticket.id, "cancelled")
+                self._publish_ticket("cancelled", ticket)
+            await self._back_to_bot(conversation_id, TEXT["cancelled"])
+
+    async def contact(self, conversation_id: str, form: dict[str, Any]) -> None:
+        """Attach the offline contact form to the conversation's offline ticket.
+
+        Raises:
+            CustomerError / ContactError: No offline ticket, or the form is invalid.
+        """
+        contact = clean_contact(form)
+        latest = await self._db(self._stores.queue.latest_for, conversation_id)
+        if latest is None or not latest.offline or latest.status == "resolved":
+            raise CustomerError(TEXT["no_offline_ticket"])
+        ticket = await self._db(self._stores.queue.set_contact, latest.id, contact)
+        self._publish_ticket("contact", ticket)
+        self._hub.publish_conversation(conversation_id, {"type": "contact_saved"})
+        await self._publish_state(conversation_id)
+
+    # ---- agent side ------------------------------------------------------------------------
+
+    async def ticket_arrived(self, ticket: Ticket) -> None:
+        """A new ticket (from the action server): copy messages kept while pending, notify."""
+        conversation_id = ticket.conversation_id
+        async with self._locks[conversation_id]:
+            handoff_message = self._pending.pop(conversation_id, None)
+            if handoff_message is not None:
+                kept = [m for m in await self._db(self._stores.chat_log.history, conversation_id)
+                        if m.id > handoff_message and m.sender == "customer"]
+                for message in kept:
+                    ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", message.text)
+        self._publish_ticket("created", ticket)
+        if not ticket.offline:
+            await self._publish_state(conversation_id)
+
+    async def claim(self, ticket_id: int, username: str) -> Ticket:
+        """An agent takes a waiting ticket; the customer sees who joined.
+
+        Raises:
+            QueueError: 404 unknown; 409 not waiting.
+        """
+        ticket = await self._db(self._stores.queue.claim, ticket_id, username)
+        self._publish_ticket("claimed", ticket)
+        if not ticket.offline:
+            await self._system(ticket.conversation_id, TEXT["agent_joined"].format(name=self.display_name(username)))
+            await self._publish_state(ticket.conversation_id)
+        return ticket
+
+    async def agent_reply(self, ticket_id: int, username: str, text: str) -> Ticket:
+        """An agent's reply: into the ticket and into the customer's chat.
+
+        Raises:
+            QueueError: 404 unknown; 409 not claimed by this agent; 422 empty or too long.
+        """
+        text = text.strip()
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise QueueError(TEXT["too_long"], status=422)
+        current = await self._db(self._stores.queue.get, ticket_id)
+        if current.status != "claimed" or current.claimed_by != username:
+            raise QueueError("このチケットはあなたが対応中ではありません。先に「対応する」を押してください。")
+        name = self.display_name(username)
+        ticket = await self._db(self._stores.queue.add_entry, ticket_id, "agent", text, name)
+        await self._say(ticket.conversation_id, NewMessage(ticket.conversation_id, "agent", text, agent_name=name))
+        self._publish_ticket("message", ticket)
+        return ticket
+
+    async def agent_note(self, ticket_id: int, username: str, text: str) -> Ticket:
+        """An internal note: stored with the ticket, never shown to the customer.
+
+        Raises:
+            QueueError: 404 unknown; 409 resolved; 422 empty.
+        """
+        ticket = await self._db(self._stores.queue.add_entry, ticket_id, "note", text.strip(),
+                                self.display_name(username))
+        self._publish_ticket("message", ticket)
+        return ticket
+
+    async def resolve(self, ticket_id: int) -> Ticket:
+        """Close the ticket; the conversation returns to the bot with a closing message.
+
+        Raises:
+            QueueError: 404 unknown; 409 already resolved.
+        """
+        ticket = await self._db(self._stores.queue.resolve, ticket_id)
+        self._publish_ticket("resolved", ticket)
+        if not ticket.offline:
+            async with self._locks[ticket.conversation_id]:
+                await self._back_to_bot(ticket.conversation_id, TEXT["resolved"])
+        return ticket
+
+    async def _back_to_bot(self, conversation_id: str, closing: str) -> None:
+        """Resume Rasa (retried before the next message if it fails), then tell the customer."""
+        try:
+            await self._rasa.resume(conversation_id)
+        except RasaUnavailable:
+            logger.warning("could not resume %s in Rasa now; retried with the next message", conversation_id)
+            self._needs_resume.add(conversation_id)
+        await self._system(conversation_id, closing)
+        await self._publish_state(conversation_id)
+
+
+class TicketWatcher:
+    """Polls the queue for tickets the action server filed and announces them.
+
+    Polling (every ``interval`` seconds, one indexed query) works the same on SQLite
+    and PostgreSQL and needs no extra service; benchmarks/handoff_load.py measures the
+    message-to-console time it gives.
+    """
+
+    def __init__(self, queue: Queue, on_ticket: Callable[[Ticket], Awaitable[None]], interval: float = 0.2) -> None:
+        """Watch ``queue``; call ``on_ticket`` for each new ticket."""
+        self._queue = queue
+        self._on_ticket = on_ticket
+        self._interval = interval
+        self._last_id: int | None = None
+
+    async def run(self) -> None:
+        """Poll until cancelled; a database outage is logged and retried."""
+        while True:
+            try:
+                if self._last_id is None:
+                    self._last_id = await run_in_threadpool(self._queue.last_id)
+                for ticket in await run_in_threadpool(self._queue.created_after, self._last_id):
+                    self._last_id = ticket.id
+                    await self._on_ticket(ticket)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep watching whatever one poll hit
+                logger.exception("ticket watcher poll failed")
+            await asyncio.sleep(self._interval)

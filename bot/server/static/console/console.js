@@ -1,0 +1,618 @@
+/*
+ * Agent console for the customer-support bot server (served at /console/).
+ *
+ * Uses the "Agent side" API of docs/server-api.md:
+ *   - cookie session; the csrf_token from login/me is kept in memory and sent
+ *     as X-CSRF-Token on every POST; any 401 returns to the login form;
+ *   - queue via GET /api/tickets, detail via GET /api/tickets/{id};
+ *   - live updates via EventSource("/api/events"), event name "ticket".
+ * Server data is only ever rendered with textContent / createTextNode.
+ */
+"use strict";
+
+const BASE_TITLE = "エージェントコンソール";
+const SENDER_LABELS = {
+  customer: "お客様", bot: "ボット", agent: "オペレーター", note: "内部メモ", system: "システム",
+};
+const EMPTY_LIST_TEXT = {
+  open: "対応待ち・対応中の問い合わせはありません。",
+  resolved: "解決済みの問い合わせはありません。",
+};
+
+const state = {
+  agent: null,          // {username, display_name}
+  csrf: null,
+  filter: "open",
+  tickets: [],
+  currentId: null,
+  renderedTicketId: null,
+  renderedEntries: 0,
+  events: null,
+  retryTimer: null,
+  connectionDown: false,
+  refreshTimer: null,
+  detailPending: false,
+  listSeq: 0,
+  unseen: 0,
+  bannerTicketId: null,
+  audio: null,
+};
+
+const $ = (id) => document.getElementById(id);
+
+/* ---------- small DOM helpers ---------- */
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function setText(id, value) {
+  $(id).textContent = value === undefined || value === null || value === "" ? "—" : String(value);
+}
+
+function showAlert(message) {
+  const box = $("alert");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+function clearAlert() {
+  showAlert("");
+}
+
+function announce(message) {
+  $("notice-live").textContent = message;
+}
+
+/* ---------- time formatting ---------- */
+
+const pad = (n) => String(n).padStart(2, "0");
+
+function formatTime(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "" : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+function formatDateTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "—";
+  return `${d.getMonth() + 1}/${d.getDate()} ${formatTime(iso)}`;
+}
+
+function formatDuration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s}秒`;
+  if (s < 3600) return `${Math.floor(s / 60)}分${pad(s % 60)}秒`;
+  return `${Math.floor(s / 3600)}時間${pad(Math.floor((s % 3600) / 60))}分`;
+}
+
+// Waiting ends when an agent claims the ticket (same rule as waiting_seconds).
+function waitEnd(t) {
+  return t.claimed_at || t.resolved_at || null;
+}
+
+// Elements with class "wait-time" carry data-since (and optionally data-until).
+function updateTimers() {
+  for (const node of document.querySelectorAll(".wait-time[data-since]")) {
+    const since = Date.parse(node.dataset.since);
+    const until = node.dataset.until ? Date.parse(node.dataset.until) : Date.now();
+    node.textContent = Number.isNaN(since) ? "—" : formatDuration((until - since) / 1000);
+  }
+}
+
+/* ---------- API ---------- */
+
+class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const init = { method, headers, credentials: "same-origin" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError("サーバーに接続できません。ネットワークを確認してください。", 0);
+  }
+  let data = {};
+  try { data = await res.json(); } catch (err) { data = {}; }
+  if (res.ok) return data || {};
+  const message = (data && typeof data.error === "string" && data.error)
+    || `エラーが発生しました（${res.status}）。`;
+  if (res.status === 401 && state.agent) sessionExpired();
+  throw new ApiError(message, res.status);
+}
+
+/* ---------- session ---------- */
+
+function startSession(data) {
+  state.agent = data.agent || null;
+  state.csrf = data.csrf_token || null;
+  $("loading").hidden = true;
+  $("login-view").hidden = true;
+  $("app-view").hidden = false;
+  $("agent-name").textContent = state.agent ? `${state.agent.display_name || state.agent.username} さん` : "";
+  for (const id of ["agent-name", "logout", "connection-status"]) $(id).hidden = false;
+  openEvents();
+  refreshList();
+}
+
+function showLogin(message) {
+  closeEvents();
+  Object.assign(state, { agent: null, csrf: null, tickets: [], currentId: null });
+  clearDetail();
+  $("ticket-list").replaceChildren();
+  hideBanner();
+  $("loading").hidden = true;
+  $("app-view").hidden = true;
+  $("login-view").hidden = false;
+  for (const id of ["agent-name", "logout", "connection-status"]) $(id).hidden = true;
+  showAlert(message || "");
+  $("login-username").focus();
+}
+
+function sessionExpired() {
+  showLogin("セッションの有効期限が切れました。もう一度ログインしてください。");
+}
+
+async function onLoginSubmit(event) {
+  event.preventDefault();
+  clearAlert();
+  unlockAudio();
+  const username = $("login-username").value.trim();
+  const password = $("login-password").value;
+  if (!username || !password) {
+    showAlert("ユーザー名とパスワードを入力してください。");
+    return;
+  }
+  $("login-submit").disabled = true;
+  try {
+    const data = await api("POST", "/api/agent/login", { username, password });
+    $("login-password").value = "";
+    startSession(data);
+  } catch (err) {
+    showAlert(err.message);
+  } finally {
+    $("login-submit").disabled = false;
+  }
+}
+
+async function onLogout() {
+  try { await api("POST", "/api/agent/logout", {}); } catch (err) { /* leave anyway */ }
+  showLogin("ログアウトしました。");
+}
+
+/* ---------- queue list ---------- */
+
+async function refreshList() {
+  const seq = ++state.listSeq;
+  try {
+    const data = await api("GET", `/api/tickets?status=${encodeURIComponent(state.filter)}`);
+    if (seq !== state.listSeq || !state.agent) return;
+    state.tickets = Array.isArray(data.tickets) ? data.tickets : [];
+    renderList();
+  } catch (err) {
+    if (err.status !== 401) showAlert(err.message);
+  }
+}
+
+function statusText(t) {
+  if (t.status === "waiting") return "対応待ち";
+  if (t.status === "claimed") return `対応中 (${t.claimed_by_name || t.claimed_by || "—"})`;
+  if (t.status === "resolved") return "解決済み";
+  return String(t.status || "");
+}
+
+function ticketItem(t) {
+  const btn = el("button", "ticket-item");
+  btn.type = "button";
+  btn.dataset.ticketId = String(t.id);
+  if (t.id === state.currentId) btn.setAttribute("aria-current", "true");
+
+  const top = el("span", "ticket-row");
+  if (t.priority === 1) top.append(el("span", "badge badge-high", "高"));
+  top.append(el("span", "ticket-id", `#${t.id}`));
+  top.append(el("span", `status status-${t.status}`, statusText(t)));
+  if (t.offline) top.append(el("span", "badge badge-offline", "時間外"));
+
+  const mid = el("span", "ticket-row");
+  mid.append(el("span", "ticket-category", t.category || "カテゴリなし"));
+  if (t.customer && t.customer.name) mid.append(el("span", "ticket-customer", `${t.customer.name} 様`));
+
+  const reasons = el("span", "ticket-row reasons");
+  for (const label of t.reason_labels || []) reasons.append(el("span", "chip", label));
+
+  const wait = el("span", "wait-time");
+  wait.dataset.since = t.created_at || "";
+  const until = waitEnd(t);
+  if (until) wait.dataset.until = until;
+  const time = el("span", "ticket-row ticket-wait", "待ち時間 ");
+  time.append(wait);
+
+  btn.append(top, mid, reasons, time);
+  const li = el("li");
+  li.append(btn);
+  return li;
+}
+
+function renderList() {
+  const list = $("ticket-list");
+  const active = document.activeElement;
+  const focusedId = active && list.contains(active) ? active.dataset.ticketId : null;
+  list.replaceChildren(...state.tickets.map(ticketItem));
+  const empty = $("list-empty");
+  empty.textContent = EMPTY_LIST_TEXT[state.filter] || "";
+  empty.hidden = state.tickets.length > 0;
+  if (focusedId) {
+    const again = list.querySelector(`[data-ticket-id="${CSS.escape(focusedId)}"]`);
+    if (again) again.focus();
+  }
+  updateTimers();
+}
+
+function markCurrent() {
+  for (const btn of $("ticket-list").querySelectorAll("[data-ticket-id]")) {
+    if (btn.dataset.ticketId === String(state.currentId)) btn.setAttribute("aria-current", "true");
+    else btn.removeAttribute("aria-current");
+  }
+}
+
+function setFilter(status) {
+  state.filter = status;
+  for (const tab of document.querySelectorAll(".tab")) {
+    tab.setAttribute("aria-pressed", String(tab.dataset.status === status));
+  }
+  state.tickets = [];
+  renderList();
+  refreshList();
+}
+
+/* ---------- ticket detail ---------- */
+
+async function openTicket(id, focusDetail) {
+  state.currentId = id;
+  markCurrent();
+  if (id === state.bannerTicketId) hideBanner();
+  clearAlert();
+  await loadDetail();
+  if (focusDetail && state.currentId === id) $("detail-title").focus();
+}
+
+async function loadDetail() {
+  const id = state.currentId;
+  if (id === null) return;
+  try {
+    const data = await api("GET", `/api/tickets/${encodeURIComponent(id)}`);
+    if (id === state.currentId && data.ticket) renderDetail(data.ticket);
+  } catch (err) {
+    if (err.status === 401) return;
+    if (err.status === 404 && id === state.currentId) clearDetail();
+    showAlert(err.message);
+  }
+}
+
+function clearDetail() {
+  state.currentId = null;
+  state.renderedTicketId = null;
+  state.renderedEntries = 0;
+  $("transcript").replaceChildren();
+  $("detail-body").hidden = true;
+  $("detail-empty").hidden = false;
+}
+
+function renderDetail(t) {
+  $("detail-empty").hidden = true;
+  $("detail-body").hidden = false;
+  $("detail-title").textContent = `問い合わせ #${t.id}`;
+  $("detail-priority").hidden = t.priority !== 1;
+  $("detail-status").textContent = statusText(t);
+  $("detail-status").className = `status status-${t.status}`;
+  $("detail-offline").hidden = !t.offline;
+  setText("detail-summary", t.summary);
+  setText("detail-reasons", (t.reason_labels || []).join("、"));
+  setText("detail-category", t.category);
+  $("detail-created").textContent = formatDateTime(t.created_at);
+  const wait = $("detail-wait");
+  wait.dataset.since = t.created_at || "";
+  const until = waitEnd(t);
+  if (until) wait.dataset.until = until;
+  else delete wait.dataset.until;
+  renderCustomer(t.customer || {});
+  renderTranscript(t);
+  updateActions(t);
+  updateTimers();
+}
+
+function renderCustomer(c) {
+  setText("customer-name", c.name);
+  setText("customer-email", c.email);
+  setText("customer-phone", c.phone);
+  const page = $("customer-page");
+  page.replaceChildren();
+  const url = typeof c.page_url === "string" ? c.page_url : "";
+  if (/^https?:\/\//i.test(url)) {
+    const link = el("a", null, url);
+    link.href = url;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    page.append(link);
+  } else {
+    page.textContent = url || "—";
+  }
+}
+
+function entryItem(entry) {
+  const sender = Object.prototype.hasOwnProperty.call(SENDER_LABELS, entry.sender) ? entry.sender : "system";
+  const li = el("li", `entry entry-${sender}`);
+  let who = SENDER_LABELS[sender];
+  if ((sender === "agent" || sender === "note") && entry.author) who += `（${entry.author}）`;
+  const head = el("div", "entry-head");
+  const time = el("time", "entry-time", formatTime(entry.at));
+  if (entry.at) time.dateTime = entry.at;
+  head.append(el("span", "entry-sender", who), time);
+  li.append(head, el("p", "entry-text", entry.text || ""));
+  if ((sender === "bot" || sender === "customer") && entry.intent) {
+    let meta = `意図: ${entry.intent}`;
+    if (typeof entry.confidence === "number") meta += ` / 確信度: ${entry.confidence.toFixed(2)}`;
+    li.append(el("p", "entry-meta", meta));
+  }
+  return li;
+}
+
+// Appends only new entries when the same ticket is refreshed, so the
+// aria-live transcript announces just the additions.
+function renderTranscript(t) {
+  const list = $("transcript");
+  const entries = Array.isArray(t.entries) ? t.entries : [];
+  if (state.renderedTicketId !== t.id || entries.length < state.renderedEntries) {
+    list.replaceChildren();
+    state.renderedTicketId = t.id;
+    state.renderedEntries = 0;
+  }
+  const added = entries.slice(state.renderedEntries).map(entryItem);
+  list.append(...added);
+  state.renderedEntries = entries.length;
+  $("transcript-empty").hidden = entries.length > 0;
+  if (added.length) list.scrollTop = list.scrollHeight;
+}
+
+function updateActions(t) {
+  const me = state.agent ? state.agent.username : null;
+  const mine = t.status === "claimed" && t.claimed_by === me;
+  $("claim").hidden = t.status !== "waiting";
+  $("resolve").hidden = t.status !== "claimed";
+  $("reply-form").hidden = !mine;
+  const note = $("claimed-note");
+  note.hidden = !(t.status === "claimed" && !mine);
+  note.textContent = note.hidden ? "" : `${t.claimed_by_name || t.claimed_by} さんが対応中です。`;
+}
+
+/* ---------- actions ---------- */
+
+async function runAction(button, path, body) {
+  if (button.disabled || state.currentId === null) return false;
+  clearAlert();
+  const id = state.currentId;
+  button.disabled = true;
+  try {
+    const data = await api("POST", path, body === undefined ? {} : body);
+    if (id === state.currentId) {
+      if (data.ticket && Array.isArray(data.ticket.entries)) renderDetail(data.ticket);
+      else await loadDetail();
+    }
+    scheduleRefresh(false);
+    return true;
+  } catch (err) {
+    if (err.status === 401) return false;
+    showAlert(err.message);
+    if (err.status === 409) await loadDetail();
+    return false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+const ticketPath = (action) => `/api/tickets/${encodeURIComponent(state.currentId)}/${action}`;
+
+async function sendText(textareaId, buttonId, action, emptyMessage) {
+  const box = $(textareaId);
+  const text = box.value.trim();
+  if (!text) {
+    showAlert(emptyMessage);
+    box.focus();
+    return;
+  }
+  if (await runAction($(buttonId), ticketPath(action), { text })) {
+    if (box.value.trim() === text) box.value = "";
+    box.focus();
+  }
+}
+
+function onReplyKeydown(event) {
+  if (event.key !== "Enter" || event.shiftKey) return;
+  if (event.isComposing || event.keyCode === 229) return; // IME conversion in progress
+  event.preventDefault();
+  sendText("reply-text", "reply-send", "reply", "返信内容を入力してください。");
+}
+
+/* ---------- live events ---------- */
+
+function setConnection(mode) {
+  const node = $("connection-status");
+  node.dataset.state = mode;
+  node.textContent = { open: "接続中", reconnecting: "再接続中…", connecting: "接続しています…" }[mode] || "未接続";
+}
+
+function closeEvents() {
+  clearTimeout(state.retryTimer);
+  if (state.events) state.events.close();
+  state.events = null;
+}
+
+function openEvents() {
+  closeEvents();
+  setConnection("connecting");
+  const source = new EventSource("/api/events");
+  source.onopen = () => {
+    const missed = state.connectionDown;
+    state.connectionDown = false;
+    setConnection("open");
+    if (missed) scheduleRefresh(true);
+  };
+  source.onerror = () => {
+    state.connectionDown = true;
+    setConnection("reconnecting");
+    // The browser gives up on non-200 answers (e.g. 401): check the session and retry.
+    if (source.readyState === EventSource.CLOSED) retryEvents();
+  };
+  source.addEventListener("ticket", onTicketEvent);
+  state.events = source;
+}
+
+function retryEvents() {
+  closeEvents();
+  state.retryTimer = setTimeout(async () => {
+    if (!state.agent) return;
+    try {
+      const data = await api("GET", "/api/agent/me");
+      if (data.csrf_token) state.csrf = data.csrf_token;
+    } catch (err) {
+      if (err.status === 401) return;
+    }
+    if (state.agent) openEvents();
+  }, 3000);
+}
+
+function onTicketEvent(event) {
+  let payload;
+  try { payload = JSON.parse(event.data); } catch (err) { return; }
+  const ticket = payload && payload.ticket;
+  if (!ticket) return;
+  if (payload.change === "created") notifyNewTicket(ticket);
+  scheduleRefresh(ticket.id === state.currentId);
+}
+
+// Coalesces bursts of events into one list (and detail) refresh.
+function scheduleRefresh(withDetail) {
+  state.detailPending = state.detailPending || withDetail;
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = setTimeout(() => {
+    const detail = state.detailPending;
+    state.detailPending = false;
+    refreshList();
+    if (detail) loadDetail();
+  }, 150);
+}
+
+/* ---------- new-ticket notification ---------- */
+
+function updateTitle() {
+  document.title = state.unseen > 0 ? `(${state.unseen}) ${BASE_TITLE}` : BASE_TITLE;
+}
+
+function notifyNewTicket(t) {
+  state.unseen += 1;
+  state.bannerTicketId = t.id;
+  updateTitle();
+  const label = `新しい問い合わせ #${t.id}${t.category ? `（${t.category}）` : ""}が届きました。`;
+  $("banner-text").textContent = state.unseen > 1 ? `${label} 未確認 ${state.unseen} 件` : label;
+  $("new-ticket-banner").hidden = false;
+  announce(label);
+  beep();
+}
+
+function hideBanner() {
+  state.unseen = 0;
+  state.bannerTicketId = null;
+  $("new-ticket-banner").hidden = true;
+  updateTitle();
+}
+
+function unlockAudio() {
+  try {
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    if (!state.audio) state.audio = new Ctx();
+    if (state.audio.state === "suspended") state.audio.resume().catch(() => {});
+  } catch (err) { /* audio unavailable */ }
+}
+
+function beep() {
+  try {
+    unlockAudio();
+    const ctx = state.audio;
+    if (!ctx) return;
+    const osc = ctx.createOscillator();
+    const gain = ctx.createGain();
+    osc.type = "sine";
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.15, ctx.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.25);
+    osc.connect(gain).connect(ctx.destination);
+    osc.start();
+    osc.stop(ctx.currentTime + 0.25);
+  } catch (err) { /* browsers may block audio */ }
+}
+
+/* ---------- wiring ---------- */
+
+function onListClick(event) {
+  const item = event.target.closest("[data-ticket-id]");
+  if (!item) return;
+  const id = Number(item.dataset.ticketId);
+  openTicket(Number.isNaN(id) ? item.dataset.ticketId : id, true);
+}
+
+function bindEvents() {
+  $("login-form").addEventListener("submit", onLoginSubmit);
+  $("logout").addEventListener("click", onLogout);
+  $("ticket-list").addEventListener("click", onListClick);
+  for (const tab of document.querySelectorAll(".tab")) {
+    tab.addEventListener("click", () => setFilter(tab.dataset.status));
+  }
+  $("claim").addEventListener("click", () => runAction($("claim"), ticketPath("claim")));
+  $("resolve").addEventListener("click", () => runAction($("resolve"), ticketPath("resolve")));
+  $("reply-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendText("reply-text", "reply-send", "reply", "返信内容を入力してください。");
+  });
+  $("reply-text").addEventListener("keydown", onReplyKeydown);
+  $("note-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendText("note-text", "note-send", "notes", "メモの内容を入力してください。");
+  });
+  $("banner-show").addEventListener("click", () => {
+    const id = state.bannerTicketId;
+    hideBanner();
+    if (state.filter !== "open") setFilter("open");
+    if (id !== null) openTicket(id, true);
+  });
+  $("banner-dismiss").addEventListener("click", hideBanner);
+  // A user gesture lets the AudioContext start (autoplay policies).
+  document.addEventListener("pointerdown", unlockAudio, { once: true });
+  document.addEventListener("keydown", unlockAudio, { once: true });
+}
+
+async function init() {
+  bindEvents();
+  setInterval(updateTimers, 1000);
+  try {
+    startSession(await api("GET", "/api/agent/me"));
+  } catch (err) {
+    showLogin(err.status === 401 ? "" : err.message);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", init);

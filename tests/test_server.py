@@ -1,0 +1,383 @@
+"""Bot server (gateway, agent API, auth) on a real database with a scripted Rasa stand-in.
+
+The stand-in replaces only the Rasa HTTP server (unit level); tests/test_e2e_handoff.py
+runs the same flows against the real Rasa server and action server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from bot.server.app import Services, create_app, stores_for
+from bot.server.rasa_client import BotMessage, RasaUnavailable
+from bot.server.tokens import ConversationTokens
+from bot.store.queue import HandoffPacket, Turn
+
+SECRET = "test-secret-key-" + "x" * 32
+PASSWORD = "correct-horse-battery"
+
+
+class ScriptedRasa:
+    """Answers like our Rasa bot: FAQ answer, or a handoff that files a ticket (as action_handoff)."""
+
+    def __init__(self, services_ref: dict[str, Any]) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.resumed: list[str] = []
+        self.down = False
+        self._services = services_ref
+
+    async def send(self, conversation_id: str, text: str, metadata: dict[str, Any]) -> list[BotMessage]:
+        if self.down:
+            raise RasaUnavailable("down")
+        self.calls.append((conversation_id, text))
+        if "ふざけるな" in text or text == "/request_human":
+            queue = self._services["services"].stores.queue
+            ticket, _ = queue.enqueue(HandoffPacket(f"{conversation_id}:{len(self.calls)}", conversation_id,
+                                                    ["anger"], [Turn("customer", text)]))
+            return [BotMessage("申し訳ございません。担当者におつなぎします。", [],
+                               {"route": "handoff", "handoff_reason": "anger", "ticket_id": ticket.id})]
+        if "時間外" in text:
+            queue = self._services["services"].stores.queue
+            ticket, _ = queue.enqueue(HandoffPacket(f"{conversation_id}:off", conversation_id, ["human_request"],
+                                                    [Turn("customer", text)], offline=True))
+            return [BotMessage("ただいま受付時間外です。", [],
+                               {"route": "handoff", "staffed": False, "ticket_id": ticket.id})]
+        if text == "/answer_not_helpful":
+            return [BotMessage("お役に立てず申し訳ありません。", [], {"route": "clarify"})]
+        if "?" in text:
+            return [BotMessage("確かめさせてください。", [{"title": "担当者と話したい", "payload": "/request_human"}],
+                               {"route": "clarify"})]
+        return [BotMessage("住所はマイページから変更できます。", [],
+                           {"route": "answer", "faq_id": "change-address", "intent": "faq_change_address",
+                            "confidence": 0.97})]
+
+    async def resume(self, conversation_id: str) -> None:
+        self.resumed.append(conversation_id)
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[tuple[TestClient, ScriptedRasa, Services]]:
+    ref: dict[str, Any] = {}
+    rasa = ScriptedRasa(ref)
+    services = Services(stores_for(f"sqlite:///{tmp_path / 'bot.db'}"), rasa, ConversationTokens(SECRET))  # type: ignore[arg-type]
+    ref["services"] = services
+    services.stores.agents.add("sato", "佐藤", PASSWORD)
+    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
+        yield client, rasa, services
+
+
+def new_conversation(client: TestClient) -> str:
+    response = client.post("/api/chat/sessions", json={"customer": {"name": "山田"}})
+    assert response.status_code == 201
+    return str(response.json()["token"])
+
+
+def login(client: TestClient) -> str:
+    response = client.post("/api/agent/login", json={"username": "sato", "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return str(response.json()["csrf_token"])
+
+
+def frames_until(ws: Any, predicate: Any, limit: int = 20) -> list[dict[str, Any]]:
+    seen = []
+    for _ in range(limit):
+        frame = ws.receive_json()
+        seen.append(frame)
+        if predicate(frame):
+            return seen
+    raise AssertionError(f"frame not seen: {seen}")
+
+
+def is_bot_message(frame: dict[str, Any]) -> bool:
+    return frame["type"] == "message" and frame["message"]["sender"] in ("bot", "system")
+
+
+def test_faq_round_trip_and_history_survives_a_reconnect(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, _ = server
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        assert ws.receive_json()["type"] == "history"
+        ws.send_json({"type": "message", "text": "住所を変えたい", "client_id": "m1"})
+        frames = frames_until(ws, is_bot_message)
+    assert frames[0]["message"]["sender"] == "customer"
+    assert {"type": "typing", "on": True} in frames
+    assert frames[-1]["message"]["faq_id"] == "change-address"
+    history = client.get("/api/chat/history", headers={"Authorization": f"Bearer {token}"}).json()
+    assert [m["sender"] for m in history["messages"]] == ["customer", "bot"]
+    assert history["state"]["mode"] == "bot"
+
+
+def test_double_send_with_one_client_id_is_handled_once(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, _ = server
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "住所", "client_id": "same"})
+        ws.send_json({"type": "message", "text": "住所", "client_id": "same"})
+        frames_until(ws, is_bot_message)
+        ws.send_json({"type": "message", "text": "次", "client_id": "other"})
+        frames_until(ws, is_bot_message)
+    assert [text for _, text in rasa.calls] == ["住所", "次"]
+
+
+def test_tokens_keep_conversations_apart(server) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = server
+    token = new_conversation(client)
+    conversation_id = token.split(".")[0]
+    forged = conversation_id + ".AAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    assert client.get("/api/chat/history", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    assert client.get("/api/chat/history").status_code == 401
+    with client.websocket_connect(f"/ws/chat?token={forged}") as ws:
+        with pytest.raises(Exception):
+            ws.receive_json()
+
+
+def test_customer_text_cannot_inject_intents_and_stale_buttons_are_refused(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, _ = server
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "/restart", "client_id": "a"})
+        frames_until(ws, is_bot_message)
+        assert rasa.calls[-1][1] == " /restart"  # a message, not an intent command
+        ws.send_json({"type": "button", "payload": "/request_human", "title": "x", "client_id": "b"})
+        assert ws.receive_json() == {"type": "error", "message": "このボタンは現在使えません。ご質問を入力してください。"}
+        ws.send_json({"type": "message", "text": "どれ?", "client_id": "c"})
+        frames_until(ws, is_bot_message)
+        ws.send_json({"type": "button", "payload": "/request_human", "title": "偽のタイトル", "client_id": "d"})
+        frames = frames_until(ws, lambda f: f["type"] == "state")
+    customer = [f["message"]["text"] for f in frames if f["type"] == "message" and f["message"]["sender"] == "customer"]
+    assert customer == ["担当者と話したい"]  # the title the bot offered, not the one sent
+    assert rasa.calls[-1][1] == "/request_human"
+
+
+@pytest.mark.parametrize("frame", ["{not json", "[1,2]", '{"type": "message"}', '{"type": "nope"}',
+                                   '{"type": "message", "text": "   ", "client_id": "e"}',
+                                   '{"type": "feedback", "message_id": 99999, "helpful": false}'])
+def test_bad_frames_get_a_japanese_error_and_change_nothing(server, frame: str) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, _ = server
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_text(frame)
+        error = ws.receive_json()
+    assert error["type"] == "error" and error["message"]
+    assert rasa.calls == []
+    assert client.get("/api/chat/history", headers={"Authorization": f"Bearer {token}"}).json()["messages"] == []
+
+
+def test_long_messages_emoji_and_html_are_kept_as_text(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, _ = server
+    token = new_conversation(client)
+    texts = ["あ" * 10_000, "(´・ω・`)🙇‍♀️ ｱﾄﾞﾚｽ", '<img src=x onerror="alert(1)"><script>alert(2)</script>']
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        for i, text in enumerate(texts):
+            ws.send_json({"type": "message", "text": text, "client_id": f"t{i}"})
+            frames_until(ws, is_bot_message)
+        ws.send_json({"type": "message", "text": "あ" * 10_001, "client_id": "too-long"})
+        assert "長すぎます" in ws.receive_json()["message"]
+    stored = client.get("/api/chat/history", headers={"Authorization": f"Bearer {token}"}).json()["messages"]
+    assert [m["text"] for m in stored if m["sender"] == "customer"] == texts
+
+
+def test_bot_down_keeps_the_message_and_says_so(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, _ = server
+    rasa.down = True
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "住所", "client_id": "x"})
+        frames = frames_until(ws, is_bot_message)
+    assert "接続できません" in frames[-1]["message"]["text"] and frames[-1]["message"]["sender"] == "system"
+    stored = client.get("/api/chat/history", headers={"Authorization": f"Bearer {token}"}).json()["messages"]
+    assert stored[0]["text"] == "住所"
+
+
+def test_agent_api_needs_login_and_csrf(server) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = server
+    for method, path in [("get", "/api/tickets"), ("get", "/api/tickets/1"), ("post", "/api/tickets/1/claim"),
+                         ("post", "/api/tickets/1/resolve"), ("get", "/api/events"), ("get", "/api/agent/me")]:
+        assert getattr(client, method)(path).status_code == 401, path
+    assert client.post("/api/agent/login", json={"username": "sato", "password": "wrong"}).status_code == 401
+    assert client.post("/api/agent/login", json={"username": "nobody", "password": "x"}).status_code == 401
+    login(client)
+    assert client.post("/api/tickets/1/claim").status_code == 403
+    assert client.post("/api/tickets/1/claim", headers={"X-CSRF-Token": "forged"}).status_code == 403
+    cookie = client.cookies.get("bot_agent_session")
+    assert cookie and "sato" not in cookie  # signed, and the password is never in it
+    client.post("/api/agent/logout")
+    assert client.get("/api/tickets").status_code == 401
+
+
+def test_repeated_wrong_passwords_lock_the_user_name(server) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = server
+    codes = [client.post("/api/agent/login", json={"username": "sato", "password": f"bad{i}"}).status_code
+             for i in range(6)]
+    assert codes == [401] * 5 + [429]
+    assert client.post("/api/agent/login", json={"username": "sato", "password": PASSWORD}).status_code == 429
+
+
+def test_bad_requests_are_4xx_with_a_message_and_change_nothing(server) -> None:  # type: ignore[no-untyped-def]
+    client, _, services = server
+    csrf = login(client)
+    headers = {"X-CSRF-Token": csrf}
+    assert client.post("/api/agent/login", content="{oops").json() == {"error": "JSON の形式が正しくありません。"}
+    assert client.post("/api/tickets/999/claim", headers=headers).status_code == 404
+    assert client.get("/api/tickets/999").json()["error"] == "チケット 999 はありません。"
+    assert client.get("/api/tickets/abc").status_code == 404
+    assert client.get("/api/tickets?status=bogus").status_code == 422
+    big = {"text": "あ" * 70_000}
+    assert client.post("/api/chat/sessions", json=big).status_code == 413
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "ふざけるな", "client_id": "a"})
+        frames_until(ws, lambda f: f["type"] == "state")
+    (ticket,) = client.get("/api/tickets").json()["tickets"]
+    url = f"/api/tickets/{ticket['id']}"
+    assert client.post(url + "/reply", headers=headers, json={"text": "先に返信"}).status_code == 409
+    assert client.post(url + "/claim", headers=headers).status_code == 200
+    assert client.post(url + "/claim", headers=headers).status_code == 409
+    assert client.post(url + "/reply", headers=headers, content="[1]").status_code == 400
+    assert client.post(url + "/reply", headers=headers, json={"text": ""}).status_code == 422
+    assert client.post(url + "/resolve", headers=headers).status_code == 200
+    second = client.post(url + "/resolve", headers=headers)
+    assert second.status_code == 409 and "解決済み" in second.json()["error"]
+    entries = client.get(url).json()["ticket"]["entries"]
+    assert [e["sender"] for e in entries] == ["customer"]  # nothing half-written by the refused calls
+
+
+def test_handoff_pauses_the_bot_agent_replies_reach_the_customer_and_resolve_returns_it(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, services = server
+    csrf = login(client)
+    headers = {"X-CSRF-Token": csrf}
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "二回も住所変更したのに反映されてない、ふざけるな", "client_id": "1"})
+        state = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]
+        assert state["mode"] == "waiting" and state["position"] == 1 and state["estimate_minutes"] >= 1
+        ticket_id = state["ticket_id"]
+        assert client.post(f"/api/tickets/{ticket_id}/claim", headers=headers).status_code == 200
+        frames = frames_until(ws, lambda f: f["type"] == "state")
+        assert frames[-1]["state"] == {**frames[-1]["state"], "mode": "agent", "agent_name": "佐藤"}
+        assert any("佐藤" in f["message"]["text"] for f in frames if f["type"] == "message")
+        calls_before = len(rasa.calls)
+        ws.send_json({"type": "message", "text": "早く対応してください", "client_id": "2"})
+        ws.receive_json()  # echo of the customer's own message
+        assert client.post(f"/api/tickets/{ticket_id}/reply", headers=headers,
+                           json={"text": "お待たせしました。確認します。"}).status_code == 200
+        agent = frames_until(ws, lambda f: f["type"] == "message" and f["message"]["sender"] == "agent")[-1]
+        assert agent["message"]["agent_name"] == "佐藤"
+        assert len(rasa.calls) == calls_before  # the bot stayed silent while the agent owned it
+        client.post(f"/api/tickets/{ticket_id}/notes", headers=headers, json={"text": "内部メモ: 住所DB確認"})
+        assert client.post(f"/api/tickets/{ticket_id}/resolve", headers=headers).status_code == 200
+        frames = frames_until(ws, lambda f: f["type"] == "state")
+        assert frames[-1]["state"]["mode"] == "bot"
+        assert any("自動応答" in f["message"]["text"] for f in frames if f["type"] == "message")
+        ws.send_json({"type": "message", "text": "住所変更の方法は", "client_id": "3"})
+        assert frames_until(ws, is_bot_message)[-1]["message"]["faq_id"] == "change-address"
+    assert rasa.resumed == [services.tokens.conversation_of(token)]
+    entries = client.get(f"/api/tickets/{ticket_id}").json()["ticket"]["entries"]
+    assert [(e["sender"], e["author"]) for e in entries] == [
+        ("customer", None), ("customer", None), ("agent", "佐藤"), ("note", "佐藤")]
+    history = client.get("/api/chat/history", headers={"Authorization": f"Bearer {token}"}).json()["messages"]
+    assert "内部メモ" not in " ".join(m["text"] for m in history)  # notes never reach the customer
+
+
+def test_customer_can_stop_waiting_and_go_back_to_the_bot(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, _ = server
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "ふざけるな", "client_id": "1"})
+        frames_until(ws, lambda f: f["type"] == "state")
+        ws.send_json({"type": "cancel_handoff"})
+        assert frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]["mode"] == "bot"
+        ws.send_json({"type": "cancel_handoff"})
+        assert ws.receive_json()["type"] == "error"
+    login(client)
+    (ticket,) = client.get("/api/tickets?status=resolved").json()["tickets"]
+    assert ticket["resolution"] == "cancelled" and len(rasa.resumed) == 1
+
+
+def test_feedback_is_recorded_once_and_no_asks_the_bot(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, _ = server
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "住所", "client_id": "1"})
+        answer = frames_until(ws, is_bot_message)[-1]["message"]
+        ws.send_json({"type": "feedback", "message_id": answer["id"], "helpful": False})
+        frames = frames_until(ws, is_bot_message)
+        assert {"type": "feedback_saved", "message_id": answer["id"], "helpful": False} in frames
+        ws.send_json({"type": "feedback", "message_id": answer["id"], "helpful": True})  # first answer counts
+        assert ws.receive_json()["helpful"] is False
+    assert rasa.calls[-1][1] == "/answer_not_helpful"
+
+
+def test_sse_announces_a_new_ticket(server) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    client, _, services = server
+    hub = services.hub
+    queue = hub.subscribe_agents()
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "ふざけるな", "client_id": "1"})
+        frames_until(ws, lambda f: f["type"] == "state")
+    changes = []
+    for _ in range(50):
+        try:
+            changes.append(queue.get_nowait()["change"])
+        except asyncio.QueueEmpty:
+            if "created" in changes:
+                break
+            import time
+            time.sleep(0.05)
+    assert "created" in changes
+
+
+def test_openapi_describes_the_agent_api(server) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = server
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/tickets", "/api/tickets/{ticket_id}/claim", "/api/tickets/{ticket_id}/reply",
+            "/api/tickets/{ticket_id}/resolve", "/api/events", "/api/agent/login"} <= set(paths)
+
+
+def test_pages_are_served_with_security_headers(server) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = server
+    for path in ("/", "/console/", "/widget/widget.js"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_outside_hours_the_contact_form_completes_the_offline_ticket(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, _ = server
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "時間外だけど人と話したい", "client_id": "1"})
+        state = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]
+        assert state["mode"] == "bot" and state["offline"] is True  # nobody on duty: the bot keeps answering
+        ws.send_json({"type": "contact", "name": "山田", "email": "not-an-email"})
+        assert "メールアドレス" in ws.receive_json()["message"]
+        ws.send_json({"type": "contact", "name": "山田", "phone": "０３－１２３４－５６７８", "note": "住所の件"})
+        frames = frames_until(ws, lambda f: f["type"] == "state")
+        assert {"type": "contact_saved"} in frames and frames[-1]["state"]["offline"] is False
+        ws.send_json({"type": "message", "text": "住所", "client_id": "2"})
+        frames_until(ws, is_bot_message)
+    login(client)
+    (ticket,) = client.get("/api/tickets").json()["tickets"]
+    assert ticket["offline"] is True
+    assert ticket["customer"]["phone"] == "0312345678" and ticket["customer"]["note"] == "住所の件"
