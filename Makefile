@@ -10,7 +10,8 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build check-generated train run ask eval test test-fast bench clean
+
+.PHONY: help setup browser build check-generated train run ask eval test test-fast bench bench-handoff clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -24,8 +25,21 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-setup: $(STAMP) ## Create .venv and install every pinned dependency
+setup: $(STAMP) browser ## Create .venv, install every pinned dependency and the test browser
 	@echo "セットアップ完了: $(VENV)"
+
+# Browser tests drive Debian's Chromium (Playwright's own browser download cannot work on a
+# closed network); the Japanese font keeps screenshots readable. Without root/apt the
+# browser tests are skipped with a loud reason (tests/test_browser.py).
+browser: ## Install Debian's Chromium and a Japanese font for the browser tests (needs root + apt)
+	@if [ -x /usr/bin/chromium ] && fc-list 2>/dev/null | grep -qi ipagothic; then \
+		echo "Chromium と日本語フォントはインストール済みです。"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-ipafont-gothic; \
+	else \
+		echo "!! Chromium をインストールできません（root と apt-get が必要）。ブラウザのテストはスキップされます。"; \
+	fi
 
 build: setup ## Regenerate data/nlu/faq.yml, FAQ rules and domain intents from knowledge/
 	$(BIN)/bot kb build
@@ -41,7 +55,7 @@ $(MODEL): $(MODEL_INPUTS) | $(STAMP)
 
 train: setup $(MODEL) ## Train the Rasa model if any input changed (models/current.tar.gz)
 
-run: train ## Start the Rasa server (REST + socket.io on :5005) and the action server (:5055)
+run: train ## Start everything: demo page + widget and agent console (:8000), Rasa (:5005), actions (:5055)
 	$(BIN)/bot run
 
 ask: train ## Ask the bot one question: make ask Q="住所を変えたい"
@@ -59,6 +73,11 @@ test-fast: setup ## Unit tests only (no trained model, no servers)
 
 bench: setup ## Benchmarks: our pipeline vs Rasa's stock GiNZA + DIET pipeline
 	$(BIN)/python -m benchmarks.nlu_pipelines
+
+bench-handoff: train ## 200 concurrent handoffs: tickets exactly once, message-to-console latency, faults
+	$(BIN)/python -m benchmarks.handoff_load --database sqlite
+	$(BIN)/python -m benchmarks.handoff_load --database postgresql
+	$(BIN)/python -m benchmarks.handoff_load --database postgresql --fault
 
 clean: ## Remove models, results and caches (keeps .venv)
 	rm -rf models results .rasa .pytest_cache

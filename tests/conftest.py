@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -15,7 +17,8 @@ from bot.settings import PROJECT_ROOT
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests use the project's own knowledge/ and models, whatever the developer's shell says.
-for _name in ("BOT_KNOWLEDGE_DIR", "BOT_MODELS_DIR", "BOT_RASA_PORT", "BOT_ACTION_PORT"):
+for _name in ("BOT_KNOWLEDGE_DIR", "BOT_MODELS_DIR", "BOT_RASA_PORT", "BOT_ACTION_PORT", "BOT_SERVER_PORT",
+              "BOT_RASA_URL", "BOT_OUTBOX", "BOT_SECRET_KEY_FILE", "DATABASE_URL"):
     os.environ.pop(_name, None)
 
 
@@ -63,3 +66,53 @@ def make_tracker():  # type: ignore[no-untyped-def]
         return Tracker("test-sender", {}, latest, events, False, None, {}, "action_listen")
 
     return _make
+
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+AGENT_PASSWORD = "agent-password-for-tests"
+
+
+def staffed_knowledge(target: Path) -> Path:
+    """A copy of knowledge/ whose hours.yml is staffed around the clock (tests of live handoff)."""
+    import shutil
+
+    shutil.copytree(PROJECT_ROOT / "knowledge", target)
+    days = "\n".join(f'  {d}: "00:00-24:00"' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    (target / "hours.yml").write_text(f"weekly:\n{days}\nclosed_on_national_holidays: false\nclosed_dates: []\n",
+                                      encoding="utf-8")
+    return target
+
+
+@contextlib.contextmanager
+def temporary_database(kind: str, folder: Path) -> Iterator[str]:
+    """A fresh SQLite file or PostgreSQL database (127.0.0.1:5432), dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'bot.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"bot_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            conn.execute(text(f'DROP DATABASE "{name}"'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def full_stack(model: Path, folder: Path, database_url: str) -> Iterator[Any]:
+    """Rasa server, action server and bot server on ``database_url``, staffed all day, one agent."""
+    from bot.launcher import BotStack, free_port
+    from bot.server.app import stores_for
+
+    stores_for(database_url).agents.add("sato", "佐藤", AGENT_PASSWORD)
+    env = {"DATABASE_URL": database_url, "BOT_KNOWLEDGE_DIR": str(staffed_knowledge(folder / "knowledge")),
+           "BOT_OUTBOX": str(folder / "outbox.jsonl"), "BOT_SECRET_KEY_FILE": str(folder / "secret.key")}
+    with BotStack(model=model, rasa_port=free_port(), action_port=free_port(), server_port=free_port(),
+                  log_dir=folder / "logs", env=env) as stack:
+        yield stack

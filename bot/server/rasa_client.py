@@ -76,7 +76,7 @@ class RasaClient:
             RasaUnavailable: Rasa could not be reached or answered an error.
         """
         body = {"sender": conversation_id, "message": text, "metadata": metadata}
-        raw = await self._post(f"/webhooks/rest/webhook", body)
+        raw = await self._post("/webhooks/rest/webhook", body)
         return merge_bot_messages(raw if isinstance(raw, list) else [])
 
     async def resume(self, conversation_id: str) -> None:
@@ -85,9 +85,12 @@ class RasaClient:
         Raises:
             RasaUnavailable: Rasa could not be reached.
         """
-        await self._post(f"/conversations/{conversation_id}/tracker/events", {"event": "resume"})
+        # action_listen closes the turn the handoff paused: without it Rasa's rules read the
+        # next message as part of the old turn (and may hand off again).
+        await self._post(f"/conversations/{conversation_id}/tracker/events",
+                         [{"event": "resume"}, {"event": "action", "name": "action_listen"}])
 
-    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+    async def _post(self, path: str, body: Any) -> Any:
         try:
             async with self._client().post(self._base_url + path, json=body) as response:
                 if response.status >= 400:
