@@ -1,0 +1,176 @@
+"""The widget and the agent console in a real browser (Debian's Chromium, headless, via Playwright).
+
+Everything real: Rasa server, action server, bot server on SQLite. Screenshots go to
+results/screenshots/ (the README shows one of the widget and one of the console).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from bot.settings import PROJECT_ROOT
+from conftest import AGENT_PASSWORD, full_stack, temporary_database
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = PROJECT_ROOT / "results" / "screenshots"
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+
+if not CHROMIUM.exists():
+    pytest.skip("!!! BROWSER TESTS SKIPPED: /usr/bin/chromium is missing. Run `make browser` "
+                "(as root with apt-get) to install Debian's Chromium. !!!", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    folder = tmp_path_factory.mktemp("browser")
+    with temporary_database("sqlite", folder) as url, full_stack(trained_model, folder, url) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        yield launched
+        launched.close()
+
+
+def open_widget(browser: Browser, stack: Any, width: int = 1280) -> Page:
+    page = browser.new_context(viewport={"width": width, "height": 800}, locale="ja-JP").new_page()
+    page.goto(stack.server_url + "/")
+    page.click("#supportchat-launcher")
+    expect(page.locator("#supportchat-panel")).to_be_visible()
+    return page
+
+
+def send(page: Page, text: str) -> None:
+    page.fill("#supportchat-input", text)
+    page.press("#supportchat-input", "Enter")
+
+
+def bot_messages(page: Page) -> Any:
+    return page.locator("#supportchat-messages .sc-msg-bot")
+
+
+def test_faq_answer_feedback_clarify_and_history_after_reload(browser: Browser, stack: Any) -> None:
+    page = open_widget(browser, stack)
+    send(page, "住所を変更したいです")
+    expect(bot_messages(page).last).to_contain_text("住所変更", timeout=30_000)
+    expect(page.locator(".sc-feedback-yes").last).to_be_visible()
+    expect(bot_messages(page).last.locator("a[href^='https://']").first).to_be_visible()  # links: http(s) only
+    page.locator(".sc-feedback-yes").last.click()
+    expect(page.locator("#supportchat-messages")).to_contain_text("ご回答ありがとうございます", timeout=10_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "widget.png"))
+
+    send(page, "・・・")  # no words: the bot asks back with FAQ buttons
+    expect(page.locator(".sc-quick-reply").first).to_be_visible(timeout=30_000)
+    title = page.locator(".sc-quick-reply").first.inner_text()
+    before = bot_messages(page).count()
+    page.locator(".sc-quick-reply").first.click()
+    expect(page.locator("#supportchat-messages .sc-msg-customer").last).to_contain_text(title)
+    expect(bot_messages(page)).to_have_count(before + 1, timeout=30_000)
+
+    customer_before = page.locator("#supportchat-messages .sc-msg-customer").count()
+    page.reload()
+    page.click("#supportchat-launcher") if not page.locator("#supportchat-panel").is_visible() else None
+    expect(page.locator("#supportchat-messages .sc-msg-customer")).to_have_count(customer_before, timeout=15_000)
+    expect(page.locator("#supportchat-messages")).to_contain_text("住所を変更したいです")
+
+
+def test_enter_while_ime_is_composing_never_sends(browser: Browser, stack: Any) -> None:
+    page = open_widget(browser, stack)
+    page.fill("#supportchat-input", "じゅうしょ")
+    page.evaluate("""() => {
+        const input = document.querySelector('#supportchat-input');
+        input.dispatchEvent(new CompositionEvent('compositionstart', {data: ''}));
+        input.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', code: 'Enter', keyCode: 229,
+                                                          isComposing: true, bubbles: true, cancelable: true}));
+        input.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', code: 'Enter', keyCode: 13,
+                                                          isComposing: true, bubbles: true, cancelable: true}));
+    }""")
+    page.wait_for_timeout(1500)
+    expect(page.locator("#supportchat-messages .sc-msg-customer")).to_have_count(0)
+    assert page.input_value("#supportchat-input") == "じゅうしょ"
+    page.evaluate("""() => document.querySelector('#supportchat-input')
+        .dispatchEvent(new CompositionEvent('compositionend', {data: '住所'}))""")
+    page.wait_for_timeout(100)  # Safari sends the confirming Enter just after compositionend
+    page.press("#supportchat-input", "Shift+Enter")
+    expect(page.locator("#supportchat-messages .sc-msg-customer")).to_have_count(0)
+    assert page.input_value("#supportchat-input") == "じゅうしょ\n"
+    page.press("#supportchat-input", "Enter")
+    expect(page.locator("#supportchat-messages .sc-msg-customer")).to_have_count(1, timeout=10_000)
+
+
+def test_html_in_messages_is_shown_as_text_and_never_runs(browser: Browser, stack: Any) -> None:
+    page = open_widget(browser, stack, width=360)  # phone width
+    send(page, XSS)
+    expect(page.locator("#supportchat-messages .sc-msg-customer").last).to_contain_text("<script>", timeout=10_000)
+    expect(bot_messages(page).last).to_be_visible(timeout=30_000)
+    assert page.evaluate("() => window.__xss") is None
+    assert page.locator("#supportchat-messages img").count() == 0
+    box = page.locator("#supportchat-panel").bounding_box()
+    assert box is not None and box["width"] <= 360
+
+
+def test_handoff_agent_reply_and_back_to_the_bot(browser: Browser, stack: Any) -> None:
+    customer = open_widget(browser, stack)
+    send(customer, "何度も問い合わせてるのに返事がない、ふざけるな " + XSS)
+    banner = customer.locator("#supportchat-banner")
+    expect(banner).to_contain_text("担当者におつなぎしています", timeout=30_000)
+    expect(customer.locator("#supportchat-cancel")).to_be_visible()
+
+    console = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ja-JP").new_page()
+    console.goto(stack.server_url + "/console/")
+    console.fill("#login-username", "sato")
+    console.fill("#login-password", AGENT_PASSWORD)
+    console.click("#login-submit")
+    item = console.locator("#ticket-list [data-ticket-id]").first
+    expect(item).to_be_visible(timeout=10_000)
+    expect(item).to_contain_text("高")
+    item.click()
+    expect(console.locator("#transcript")).to_contain_text("<script>", timeout=10_000)  # shown as text
+    console.click("#claim")
+    expect(banner).to_contain_text("佐藤", timeout=10_000)
+
+    send(customer, "まだですか")
+    expect(console.locator("#transcript")).to_contain_text("まだですか", timeout=10_000)
+    console.fill("#reply-text", "お待たせしました。担当の佐藤です。")
+    console.click("#reply-send")
+    agent_bubble = customer.locator("#supportchat-messages .sc-msg-agent").last
+    expect(agent_bubble).to_contain_text("お待たせしました", timeout=10_000)
+    expect(agent_bubble).to_contain_text("佐藤")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    console.screenshot(path=str(SHOTS / "console.png"), full_page=True)
+    customer.screenshot(path=str(SHOTS / "widget-agent.png"))
+    assert console.evaluate("() => window.__xss") is None and customer.evaluate("() => window.__xss") is None
+
+    console.click("#resolve")
+    expect(banner).to_be_hidden(timeout=10_000)
+    expect(customer.locator("#supportchat-messages")).to_contain_text("自動応答", timeout=10_000)
+    answers = bot_messages(customer).count()
+    send(customer, "営業時間を教えてください")
+    expect(bot_messages(customer)).to_have_count(answers + 1, timeout=30_000)
+    expect(bot_messages(customer).last).to_contain_text("平日")
+
+
+def test_screenshots_for_the_readme_are_kept() -> None:
+    """Copy the latest screenshots next to the README when asked (BOT_UPDATE_SCREENSHOTS=1)."""
+    import os
+
+    if os.environ.get("BOT_UPDATE_SCREENSHOTS") != "1":
+        pytest.skip("set BOT_UPDATE_SCREENSHOTS=1 to refresh docs/images/")
+    target = PROJECT_ROOT / "docs" / "images"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("widget.png", "console.png"):
+        shutil.copy(SHOTS / name, target / name)
