@@ -164,6 +164,29 @@ def test_handoff_agent_reply_and_back_to_the_bot(browser: Browser, stack: Any) -
     expect(bot_messages(customer).last).to_contain_text("平日")
 
 
+def test_double_send_and_a_message_written_while_the_server_is_down(browser: Browser, stack: Any) -> None:
+    from bot.launcher import _wait_http
+
+    page = open_widget(browser, stack)
+    customers = page.locator("#supportchat-messages .sc-msg-customer")
+    page.fill("#supportchat-input", "料金を知りたい")
+    page.dblclick("#supportchat-send")
+    expect(bot_messages(page)).to_have_count(1, timeout=30_000)
+    expect(customers).to_have_count(1)
+
+    stack.stop_server()  # the bot server crashes
+    expect(page.locator("#supportchat-status")).to_contain_text("接続", timeout=20_000)
+    send(page, "解約したいです")
+    expect(customers).to_have_count(2)  # shown at once as waiting to be sent, not lost
+    server, log = stack.start_server()
+    _wait_http(f"{stack.server_url}/healthz", server, 60, log)
+    expect(bot_messages(page)).to_have_count(2, timeout=40_000)  # delivered after the reconnect
+    page.reload()
+    page.click("#supportchat-launcher") if not page.locator("#supportchat-panel").is_visible() else None
+    expect(page.locator("#supportchat-messages .sc-msg-customer")).to_have_count(2, timeout=15_000)
+    expect(page.locator("#supportchat-messages .sc-msg-customer", has_text="解約したいです")).to_have_count(1)
+
+
 def test_screenshots_for_the_readme_are_kept() -> None:
     """Copy the latest screenshots next to the README when asked (BOT_UPDATE_SCREENSHOTS=1)."""
     import os

@@ -24,6 +24,7 @@ class EvalResult:
     handoff_recall: float  # complaint/request_human messages handed to a person
     handoff_never_faq: float  # ... and never answered with an FAQ
     ordinary_handed_off: float  # share of FAQ questions wrongly handed to a person
+    complaint_recall: float  # angry / complaining messages handed to a person (triage target ≥ 0.98)
     clarify_rate: float
     per_label_errors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -31,7 +32,7 @@ class EvalResult:
     def summary(self) -> dict[str, Any]:
         """The headline figures."""
         keys = ("total", "route_accuracy", "macro_f1", "handoff_recall", "handoff_never_faq",
-                "ordinary_handed_off", "clarify_rate")
+                "complaint_recall", "ordinary_handed_off", "clarify_rate")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -92,6 +93,7 @@ def score(rows: Iterable[dict[str, str]], decisions: Iterable[dict[str, Any]]) -
 
     gold, pred, errors = [], [], {}
     correct = handoff_total = handoff_ok = handoff_not_faq = faq_total = faq_handed = clarify = 0
+    complaints = complaints_handed = 0
     confusion: dict[str, Counter[str]] = {}
     for row, decision in zip(rows, decisions):
         label = row["label"]
@@ -111,6 +113,9 @@ def score(rows: Iterable[dict[str, str]], decisions: Iterable[dict[str, Any]]) -
             handoff_total += 1
             handoff_ok += decision["route"] == Route.HANDOFF.value
             handoff_not_faq += decision["route"] != Route.ANSWER.value
+            if label == "complaint":
+                complaints += 1
+                complaints_handed += decision["route"] == Route.HANDOFF.value
         elif want_route is Route.ANSWER:
             faq_total += 1
             faq_handed += decision["route"] == Route.HANDOFF.value
@@ -123,6 +128,7 @@ def score(rows: Iterable[dict[str, str]], decisions: Iterable[dict[str, Any]]) -
         handoff_recall=round(handoff_ok / handoff_total, 4) if handoff_total else 0.0,
         handoff_never_faq=round(handoff_not_faq / handoff_total, 4) if handoff_total else 0.0,
         ordinary_handed_off=round(faq_handed / faq_total, 4) if faq_total else 0.0,
+        complaint_recall=round(complaints_handed / complaints, 4) if complaints else 0.0,
         clarify_rate=round(clarify / n, 4) if n else 0.0,
         per_label_errors=errors,
         confusion={k: dict(v) for k, v in confusion.items()},
