@@ -11,7 +11,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser build check-generated train run ask eval test test-fast bench bench-handoff clean
+.PHONY: help setup browser build validate check-generated train run ask eval test test-fast bench bench-handoff clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ browser: ## Install Debian's Chromium and a Japanese font for the browser tests 
 build: setup ## Regenerate data/nlu/faq.yml, FAQ rules and domain intents from knowledge/
 	$(BIN)/bot kb build
 
+validate: setup ## Check knowledge/ for errors, duplicates and changed ids (bot kb validate)
+	$(BIN)/bot kb validate
+
 check-generated: setup ## Fail if generated files are stale (also checked by make test)
 	$(BIN)/bot kb build --check
 
@@ -65,7 +68,8 @@ ask: train ## Ask the bot one question: make ask Q="住所を変えたい"
 eval: train ## Route accuracy, macro-F1, confusion table on tests/data/heldout.jsonl
 	$(BIN)/bot eval
 
-test: setup ## Run the whole test suite (trains its own model in a temp dir)
+test: setup ## Validate knowledge/, then run the whole test suite (trains its own model in a temp dir)
+	$(BIN)/bot kb validate
 	$(BIN)/pytest -q
 
 test-fast: setup ## Unit tests only (no trained model, no servers)

@@ -703,6 +703,7 @@ async def run_scenario(name: str, database: str, fault: str | None, args: argpar
     db = Database(database, work)
     proxy: TcpProxy | None = None
     stack: BenchStack | None = None
+    keep = True
     print(f"\n== {name}: {args.conversations} 件, database={database}, fault={fault or 'なし'} "
           f"(作業フォルダ {work})", flush=True)
     try:
@@ -741,7 +742,8 @@ async def run_scenario(name: str, database: str, fault: str | None, args: argpar
                         and not tickets["transcript_without_message"] and not console["never_on_console"]
                         and not console["duplicate_created_events"] and not customers["never_waiting"])
         result.update(scenario=name, database=database, conversations=args.conversations, ramp_s=args.ramp,
-                      startup_s=startup_s, logs=str(stack.log_dir))
+                      startup_s=startup_s, logs=str(stack.log_dir) if args.keep or not result["ok"] else None)
+        keep = args.keep or not result["ok"]
         return result
     finally:
         if stack is not None:
@@ -749,6 +751,8 @@ async def run_scenario(name: str, database: str, fault: str | None, args: argpar
         if proxy is not None:
             proxy.close()
         db.drop()
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 # ---- output --------------------------------------------------------------------------------
@@ -850,7 +854,8 @@ async def amain(args: argparse.Namespace) -> int:
         results.append(result)
         for line in _problems(result):
             print(f"   ! {line}", flush=True)
-        print(f"   ログ: {result['logs']}", flush=True)
+        if result["logs"]:
+            print(f"   ログ: {result['logs']}", flush=True)
     print()
     print(table(results))
     save(results)
@@ -871,6 +876,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds after the last send to wait for every ticket")
     parser.add_argument("--down", type=float, default=2.0, help="--fault server: seconds the bot server stays down")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, SQLite file) of OK runs")
     parser.add_argument("--outage", type=float, default=5.0, help="--fault database: seconds the database is cut")
     args = parser.parse_args()
     if args.conversations < 1:

@@ -39,6 +39,23 @@ def _cmd_kb_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_kb_validate(args: argparse.Namespace) -> int:
+    from bot.knowledge.validate import validate_knowledge
+
+    directory = Path(args.kb) if args.kb else get_settings().knowledge_dir
+    problems = validate_knowledge(directory, check_published=not args.kb)
+    errors = sum(p.severity == "error" for p in problems)
+    if args.json:
+        print(json.dumps({"errors": errors, "warnings": len(problems) - errors,
+                          "problems": [p.as_dict() for p in problems]}, ensure_ascii=False, indent=1))
+    else:
+        for problem in problems:
+            print(problem.format(PROJECT_ROOT), file=sys.stderr if problem.severity == "error" else sys.stdout)
+        print(f"{directory}: エラー {errors} 件、注意 {len(problems) - errors} 件。"
+              + ("エラーを直してから公開してください。" if errors else "公開できます。"))
+    return 1 if errors else 0
+
+
 def _read_jsonl_texts(path: Path) -> list[str]:
     texts = []
     with path.open(encoding="utf-8") as handle:
@@ -163,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     kb_build = kb_sub.add_parser("build", help="knowledge/ から data/nlu などの学習ファイルを生成")
     kb_build.add_argument("--check", action="store_true", help="書き込まずに、古いファイルがあれば失敗する")
     kb_build.set_defaults(func=_cmd_kb_build)
+    kb_validate = kb_sub.add_parser("validate", help="knowledge/ の誤り・重複・id の変更をすべて表示（誤りがあれば終了コード 1）")
+    kb_validate.add_argument("--kb", help="調べるナレッジフォルダ（省略時は knowledge/）")
+    kb_validate.add_argument("--json", action="store_true", help="結果を JSON で出力")
+    kb_validate.set_defaults(func=_cmd_kb_validate)
     return parser
 
 

@@ -56,7 +56,8 @@ def test_faq_answer_comes_from_knowledge_with_id(stack: BotStack) -> None:
     messages = say(stack, "住所を変更したいです")
     texts = [m["text"] for m in messages if "text" in m]
     customs = [m["custom"] for m in messages if "custom" in m]
-    assert customs == [{"route": "answer", "faq_id": "change-address", "category": "登録情報の変更"}]
+    assert customs == [{"route": "answer", "faq_id": "change-address", "category": "登録情報の変更",
+                        "intent": "faq_change_address", "confidence": customs[0]["confidence"]}]
     assert "「会員情報」→「住所変更」" in texts[0]
 
 

@@ -63,7 +63,7 @@ def test_valid_minimal_file(tmp_path: Path) -> None:
     [
         ("entries:\n" + entry(entry_id="Bad_ID"), "Bad_ID", "半角英小文字"),
         ("entries:\n" + entry().replace("    answer: 回答です。\n", ""), "a-b", "`answer` がありません"),
-        ("entries:\n" + entry().replace(QUESTIONS, "      - 一つだけ"), "a-b", "10 件以上"),
+        ("entries:\n" + entry().replace(QUESTIONS, "      - '   '"), "a-b", "質問例がありません"),
         ("entries:\n" + entry(answer="あ" * 401), "a-b", "上限 400"),
         ("entries:\n" + entry(answer="'   '"), "a-b", "`answer` がありません"),
         ("entries:\n" + entry(extra="    related: [no-such-id]\n"), "a-b", "no-such-id"),
