@@ -167,10 +167,11 @@ class Gateway:
                                           NewMessage(conversation_id, "customer", text, client_id=client_id))
             if not new:
                 return  # a resend of a message already handled
-            self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
             ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
-            if ticket is not None:
+            if ticket is not None:  # into the ticket before the echo: the transcript keeps chat order
                 ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", text)
+            self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
+            if ticket is not None:
                 self._publish_ticket("message", ticket)
             elif conversation_id in self._pending:
                 await self._system(conversation_id, TEXT["pending"])
@@ -283,7 +284,7 @@ class Gateway:
                 for message in kept:
                     ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", message.text)
         self._publish_ticket("created", ticket)
-        if not ticket.offline:
+        if handoff_message is not None:  # otherwise the handoff reply already told the customer
             await self._publish_state(conversation_id)
 
     async def claim(self, ticket_id: int, username: str) -> Ticket:
