@@ -151,6 +151,7 @@ def test_handoff_agent_reply_and_back_to_the_bot(browser: Browser, stack: Any) -
     expect(agent_bubble).to_contain_text("お待たせしました", timeout=10_000)
     expect(agent_bubble).to_contain_text("佐藤")
     SHOTS.mkdir(parents=True, exist_ok=True)
+    console.evaluate("() => window.scrollTo(0, 0)")  # the queue column is sticky
     console.screenshot(path=str(SHOTS / "console.png"), full_page=True)
     customer.screenshot(path=str(SHOTS / "widget-agent.png"))
     assert console.evaluate("() => window.__xss") is None and customer.evaluate("() => window.__xss") is None
@@ -185,6 +186,27 @@ def test_double_send_and_a_message_written_while_the_server_is_down(browser: Bro
     page.click("#supportchat-launcher") if not page.locator("#supportchat-panel").is_visible() else None
     expect(page.locator("#supportchat-messages .sc-msg-customer")).to_have_count(2, timeout=15_000)
     expect(page.locator("#supportchat-messages .sc-msg-customer", has_text="解約したいです")).to_have_count(1)
+
+
+def test_keyboard_only_and_labelled_controls(browser: Browser, stack: Any) -> None:
+    page = browser.new_context(viewport={"width": 360, "height": 740}, locale="ja-JP").new_page()
+    page.goto(stack.server_url + "/")
+    page.focus("#supportchat-launcher")
+    page.keyboard.press("Enter")
+    expect(page.locator("#supportchat-panel")).to_be_visible()
+    page.locator("#supportchat-input").focus()
+    page.keyboard.type("営業時間を知りたい")
+    page.keyboard.press("Enter")
+    expect(bot_messages(page).last).to_contain_text("平日", timeout=30_000)
+    assert page.get_attribute("#supportchat-messages", "aria-live") == "polite"
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('#supportchat-root button, #supportchat-root textarea, #supportchat-root input')]
+        .filter(el => el.offsetParent !== null)
+        .filter(el => !(el.getAttribute('aria-label') || el.textContent.trim() || (el.id && document.querySelector(`label[for="${el.id}"]`))))
+        .map(el => el.outerHTML)""")
+    assert unlabelled == []
+    outline = page.evaluate("""() => { const b = document.querySelector('#supportchat-send'); b.focus();
+        const s = getComputedStyle(b); return s.outlineStyle + ' ' + s.outlineWidth + ' ' + s.boxShadow; }""")
+    assert "none 0px none" not in outline  # a visible focus indicator
 
 
 def test_screenshots_for_the_readme_are_kept() -> None:

@@ -135,7 +135,8 @@ def test_angry_message_to_agent_and_back_to_the_bot(stack: Any) -> None:
     assert entries[0] == ("customer", "住所を変更したいです")
     assert entries[1][0] == "bot" and entries[1][1] == run["faq"]["message"]["text"]
     assert entries[2] == ("customer", ANGRY)
-    assert entries[3:] == [("customer", "まだですか"), ("agent", "お待たせしました。住所の反映を確認します。")]
+    assert entries[3] == ("bot", run["handoff_text"])
+    assert entries[4:] == [("customer", "まだですか"), ("agent", "お待たせしました。住所の反映を確認します。")]
     assert run["ticket"]["entries"][0]["intent"] == "faq_change_address"
     # The agent joins, the bot stays silent, the agent's reply arrives with their name.
     assert run["claim"].status_code == 200 and run["joined"]["state"]["agent_name"] == "佐藤"

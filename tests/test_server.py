@@ -252,7 +252,7 @@ def test_bad_requests_are_4xx_with_a_message_and_change_nothing(server) -> None:
     second = client.post(url + "/resolve", headers=headers)
     assert second.status_code == 409 and "解決済み" in second.json()["error"]
     entries = client.get(url).json()["ticket"]["entries"]
-    assert [e["sender"] for e in entries] == ["customer"]  # nothing half-written by the refused calls
+    assert [e["sender"] for e in entries] == ["customer", "bot"]  # nothing half-written by the refused calls
 
 
 def test_handoff_pauses_the_bot_agent_replies_reach_the_customer_and_resolve_returns_it(server) -> None:  # type: ignore[no-untyped-def]
@@ -288,7 +288,7 @@ def test_handoff_pauses_the_bot_agent_replies_reach_the_customer_and_resolve_ret
     assert rasa.resumed == [services.tokens.conversation_of(token)]
     entries = client.get(f"/api/tickets/{ticket_id}").json()["ticket"]["entries"]
     assert [(e["sender"], e["author"]) for e in entries] == [
-        ("customer", None), ("customer", None), ("agent", "佐藤"), ("note", "佐藤")]
+        ("customer", None), ("bot", None), ("customer", None), ("agent", "佐藤"), ("note", "佐藤")]
     history = client.get("/api/chat/history", headers={"Authorization": f"Bearer {token}"}).json()["messages"]
     assert "内部メモ" not in " ".join(m["text"] for m in history)  # notes never reach the customer
 

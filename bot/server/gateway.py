@@ -232,10 +232,14 @@ class Gateway:
                 faq_id=custom.get("faq_id") if custom.get("route") == Route.ANSWER.value else None,
                 route=custom.get("route")))
             if custom.get("route") == Route.HANDOFF.value:
-                handoff = {**custom, "message_id": frame["id"]}
+                handoff = {**custom, "message_id": frame["id"], "text": reply.text}
         if handoff is None:
             return
-        if handoff.get("staffed") is not False and not handoff.get("ticket_id"):
+        if handoff.get("ticket_id"):
+            # The packet was built before this reply existed; the agent should see it too.
+            ticket = await self._db(self._stores.queue.add_entry, handoff["ticket_id"], "bot", handoff["text"])
+            self._publish_ticket("message", ticket)
+        elif handoff.get("staffed") is not False:
             self._pending[conversation_id] = handoff["message_id"]  # packet waits in the outbox
         await self._publish_state(conversation_id)
 
@@ -278,11 +282,11 @@ class Gateway:
         conversation_id = ticket.conversation_id
         async with self._locks[conversation_id]:
             handoff_message = self._pending.pop(conversation_id, None)
-            if handoff_message is not None:
+            if handoff_message is not None:  # the handoff reply and what the customer wrote since
                 kept = [m for m in await self._db(self._stores.chat_log.history, conversation_id)
-                        if m.id > handoff_message and m.sender == "customer"]
+                        if m.id >= handoff_message and m.sender in ("customer", "bot")]
                 for message in kept:
-                    ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", message.text)
+                    ticket = await self._db(self._stores.queue.add_entry, ticket.id, message.sender, message.text)
         self._publish_ticket("created", ticket)
         if handoff_message is not None:  # otherwise the handoff reply already told the customer
             await self._publish_state(conversation_id)
