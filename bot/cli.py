@@ -123,6 +123,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(settings, port=args.port or settings.server_port)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bot.analytics.report import run_report
+
+    return run_report(get_settings().database_url, args.days, Path(args.csv) if args.csv else None,
+                      Path(args.chart) if args.chart else None, args.json)
+
+
 def _cmd_agent_add(args: argparse.Namespace) -> int:
     import getpass
 
@@ -174,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     agent_add.add_argument("--name", help="お客さまに見える表示名（例: 佐藤）")
     agent_add.add_argument("--password-stdin", action="store_true", help="パスワードを標準入力の1行から読む")
     agent_add.set_defaults(func=_cmd_agent_add)
+
+    report = sub.add_parser("report", help="編集者向け分析: 答えられなかった質問、「いいえ」の多い回答、引き継ぎ率など")
+    report.add_argument("--days", type=int, default=30, help="対象の日数（既定 30）")
+    report.add_argument("--csv", help="CSV を書き出すフォルダ")
+    report.add_argument("--chart", help="日別の件数と引き継ぎ率の図（.png / .svg）")
+    report.add_argument("--json", action="store_true", help="結果を JSON で出力")
+    report.set_defaults(func=_cmd_report)
 
     kb = sub.add_parser("kb", help="ナレッジベース（knowledge/）の操作")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)

@@ -25,6 +25,7 @@ from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot.analytics import page as analytics_page
 from bot.server import agent_api, chat_api
 from bot.server.auth import LoginThrottle
 from bot.server.events import EventHub
@@ -67,7 +68,7 @@ class Services:
 def stores_for(database_url: str) -> Stores:
     """Queue, chat log and agents on one (migrated) database."""
     engine = make_engine(database_url)
-    return Stores(Queue(engine), ChatLog(engine), AgentDirectory(engine))
+    return Stores(Queue(engine), ChatLog(engine), AgentDirectory(engine), engine)
 
 
 schemas = SchemaGenerator({"openapi": "3.0.0",
@@ -118,7 +119,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2)
         Route("/console", lambda request: RedirectResponse("/console/"), include_in_schema=False),
         Route("/healthz", healthz, include_in_schema=False),
         Route("/openapi.json", openapi, include_in_schema=False),
-        *chat_api.routes, *agent_api.routes,
+        *chat_api.routes, *agent_api.routes, *analytics_page.routes,
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True), name="console"),
         Mount("/widget", StaticFiles(directory=STATIC / "widget"), name="widget"),
     ]
@@ -130,6 +131,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2)
         exception_handlers={HTTPException: _http_error, QueueError: _queue_error},
     )
     app.state.services = services
+    app.state.analytics_engine = services.stores.engine
     return app
 
 

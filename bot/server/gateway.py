@@ -23,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from bot.dialogue.routes import Route
@@ -60,11 +61,12 @@ class CustomerError(ValueError):
 
 @dataclass
 class Stores:
-    """The databases behind the gateway."""
+    """The databases behind the gateway (one engine; analytics read it directly)."""
 
     queue: Queue
     chat_log: ChatLog
     agents: AgentDirectory
+    engine: Engine | None = None
 
 
 class Gateway:

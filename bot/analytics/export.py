@@ -1,0 +1,179 @@
+"""Write a report as CSV files (for Excel) and as a chart of the daily volume.
+
+CSV files are UTF-8 with a BOM, so Excel on Japanese Windows opens them without garbling,
+one file per table, with Japanese headers. Customer texts are data: a cell starting with
+``= + - @`` (or a tab / carriage return) gets a leading ``'`` so a spreadsheet never runs
+it as a formula.
+
+The chart uses matplotlib's Agg renderer (no display needed). Japanese labels need a
+Japanese font: IPA Gothic (Debian package ``fonts-ipafont-gothic``) when installed,
+otherwise the labels are in English; writing the chart never fails for want of a font.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from bot.analytics.report import UNANSWERED_LABELS, AnalyticsReport, MAX_EXAMPLES
+
+logger = logging.getLogger(__name__)
+
+JAPANESE_FONT = Path("/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf")
+HEADROOM = 1.3
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+CSV_FILES = {
+    "daily": "daily.csv",
+    "handoff_reasons": "handoff_reasons.csv",
+    "handoff_faqs": "handoff_faqs.csv",
+    "intents": "intents.csv",
+    "feedback": "feedback.csv",
+    "unanswered": "unanswered.csv",
+}
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: ``None`` empty, texts defused against formula injection."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([_cell(v) for v in row])
+    return path
+
+
+def write_csv(report: AnalyticsReport, folder: Path) -> list[Path]:
+    """Write one CSV file per table of ``report`` into ``folder`` (created when missing).
+
+    Args:
+        report: A report from :func:`bot.analytics.report.build_report`.
+        folder: Target folder; existing files of the same names are replaced.
+
+    Returns:
+        The files written: daily, handoff_reasons, handoff_faqs, intents, feedback, unanswered.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [
+        _write(folder / CSV_FILES["daily"],
+               ["日付", "新規会話数", "会話数", "お客様メッセージ数", "引き継ぎ数", "引き継ぎ率"],
+               ([d.day.isoformat(), d.new_conversations, d.conversations, d.customer_messages, d.handoffs,
+                 d.handoff_rate] for d in report.days)),
+        _write(folder / CSV_FILES["handoff_reasons"],
+               ["理由コード", "理由", "引き継ぎ数", "引き継ぎ全体に占める割合", "会話あたりの引き継ぎ率"],
+               ([r.reason, r.label, r.handoffs, r.share, r.rate] for r in report.handoff_reasons)),
+        _write(folder / CSV_FILES["handoff_faqs"],
+               ["直前のFAQ", "カテゴリ", "引き継ぎ数", "引き継ぎ全体に占める割合", "FAQを回答した会話数",
+                "回答後の引き継ぎ率"],
+               ([r.faq_id, r.category, r.handoffs, r.share, r.answered_conversations, r.rate]
+                for r in report.handoff_faqs)),
+        _write(folder / CSV_FILES["intents"], ["意図", "件数", "割合"],
+               ([i.intent, i.count, i.share] for i in report.intents)),
+        _write(folder / CSV_FILES["feedback"], ["FAQ", "いいえ", "はい", "いいえの割合", "回答回数"],
+               ([f.faq_id, f.no, f.yes, f.no_rate, f.answers] for f in report.feedback)),
+        _write(folder / CSV_FILES["unanswered"],
+               ["代表的な質問", "件数", "聞き返し", "対象外", "確信度が低い", "ボットの推定意図",
+                *[f"例{n}" for n in range(1, MAX_EXAMPLES + 1)]],
+               ([g.representative, g.count, *[g.reasons.get(k, 0) for k in UNANSWERED_LABELS], g.top_intent,
+                 *(g.examples + [""] * (MAX_EXAMPLES - len(g.examples)))] for g in report.unanswered)),
+    ]
+    return files
+
+
+def _japanese_font() -> Any | None:
+    """FontProperties of IPA Gothic, or ``None`` when it is not installed or unusable."""
+    if not JAPANESE_FONT.is_file():
+        return None
+    try:
+        from matplotlib import font_manager
+
+        font_manager.fontManager.addfont(str(JAPANESE_FONT))
+        return font_manager.FontProperties(fname=str(JAPANESE_FONT))
+    except Exception:  # noqa: BLE001 - a broken font file must not stop the chart
+        logger.warning("could not load %s; chart labels in English", JAPANESE_FONT, exc_info=True)
+        return None
+
+
+LABELS = {
+    True: {"title": "日別の会話数と引き継ぎ率", "conversations": "会話数", "handoffs": "引き継ぎ数",
+           "rate": "引き継ぎ率", "count": "件数", "empty": "この期間の記録はありません"},
+    False: {"title": "Conversations and handoff rate per day", "conversations": "Conversations",
+            "handoffs": "Handoffs", "rate": "Handoff rate", "count": "Count", "empty": "No data in this period"},
+}
+
+
+def write_chart(report: AnalyticsReport, path: Path) -> Path:
+    """Draw daily conversations and handoffs (bars) and the handoff rate (line, right axis).
+
+    Args:
+        report: A report from :func:`bot.analytics.report.build_report`.
+        path: Target file; ``.png`` or ``.svg`` (its folder is created when missing).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: Another suffix.
+    """
+    # A Figure with its own Agg canvas: no pyplot, no global backend switch, no display.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    path = Path(path)
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in ("png", "svg"):
+        raise ValueError(f"グラフのファイル名は .png か .svg で指定してください（{path.name}）。")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    font = _japanese_font()
+    text = LABELS[font is not None]
+    style = {"fontproperties": font} if font is not None else {}
+
+    figure = Figure(figsize=(max(6.0, 0.28 * len(report.days) + 3), 4.0), dpi=100)
+    FigureCanvasAgg(figure)
+    bars = figure.add_subplot(1, 1, 1)
+    days = report.days
+    if not days:
+        bars.text(0.5, 0.5, text["empty"], ha="center", va="center", transform=bars.transAxes, **style)
+        bars.set_xticks([])
+        bars.set_yticks([])
+    else:
+        positions = list(range(len(days)))
+        width = 0.4
+        bars.bar([p - width / 2 for p in positions], [d.conversations for d in days], width,
+                 label=text["conversations"], color="#0b5cad")
+        bars.bar([p + width / 2 for p in positions], [d.handoffs for d in days], width,
+                 label=text["handoffs"], color="#f59e0b")
+        bars.set_ylabel(text["count"], **style)
+        # Headroom above the tallest bar and the highest rate for the one-line legend.
+        bars.set_ylim(0, max(1, *(max(d.conversations, d.handoffs) for d in days)) * HEADROOM)
+        bars.yaxis.set_major_locator(MaxNLocator(integer=True))
+        step = max(1, len(days) // 15)  # at most ~15 date labels
+        bars.set_xticks(positions[::step])
+        bars.set_xticklabels([f"{d.day.month}/{d.day.day}" for d in days][::step], rotation=45, ha="right")
+        rates = bars.twinx()
+        rate_values = [d.handoff_rate if d.handoff_rate is not None else float("nan") for d in days]
+        rates.plot(positions, rate_values, color="#b42318", marker="o", linewidth=2, label=text["rate"])
+        top = max((r for r in rate_values if r == r), default=0.0)
+        rates.set_ylim(0, max(0.1, top) * HEADROOM)
+        rates.yaxis.set_major_formatter(PercentFormatter(1.0))
+        rates.set_ylabel(text["rate"], **style)
+        handles = bars.get_legend_handles_labels()[0] + rates.get_legend_handles_labels()[0]
+        labels = bars.get_legend_handles_labels()[1] + rates.get_legend_handles_labels()[1]
+        bars.legend(handles, labels, loc="upper left", ncol=3, prop=font, fontsize="small", frameon=False)
+    bars.set_title(text["title"], **style)
+    figure.tight_layout()
+    figure.savefig(path, format=suffix)
+    return path

@@ -1,0 +1,736 @@
+"""Build the editors' report from the chat log and the handoff queue.
+
+What is counted (docs/analytics.md explains it for editors):
+
+- A customer message is *answered by the bot* by the first bot row after it in the same
+  conversation and before the next customer message. The gateway stores the bot's reply
+  rows with the intent, confidence, route and FAQ id of the customer message they answer
+  (bot/server/gateway.py), so that first reply tells what the bot understood. Customer
+  messages without a bot reply (a person owned the conversation, Rasa was down) are
+  volume, not intent statistics.
+- Days are calendar days in ``tz`` (Japan time by default). A day's *conversations* are the
+  conversations in which the customer sent at least one message that day; its *handoffs*
+  are the tickets filed that day (offline ones included); its handoff rate is handoffs /
+  conversations.
+- A handoff's FAQ is the last FAQ answered in that conversation before the ticket was filed;
+  without one, the ticket's category stands in.
+- An unanswered question is a customer message whose reply route was ``clarify`` or
+  ``out_of_scope``, or whose confidence was below :data:`LOW_CONFIDENCE`. They are grouped
+  by similarity (TF-IDF over character n-grams + average-linkage clustering) so that one
+  group is one missing FAQ or one missing phrasing.
+
+Only portable SQLAlchemy core queries are used (no database-specific SQL); grouping by day
+happens in Python after converting each UTC timestamp to ``tz``, so SQLite and PostgreSQL
+give the same figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import json
+import re
+import sys
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, select
+from sqlalchemy.engine import Connection, Engine
+
+from bot.handoff.packet import REASON_LABELS
+from bot.store.models import ChatMessage, Conversation, Ticket, as_utc, utcnow
+
+JST = dt.timezone(dt.timedelta(hours=9), "JST")
+LOW_CONFIDENCE = 0.5
+UNANSWERED_ROUTES = ("clarify", "out_of_scope")
+# Two questions belong to one group when their average cosine similarity is at least this.
+GROUP_SIMILARITY = 0.35
+MAX_EXAMPLES = 5
+# Distinct question texts clustered at most (the most frequent ones; the distance matrix
+# is quadratic in this number). The rest are counted in ``unanswered_not_grouped``.
+MAX_GROUPED_TEXTS = 2000
+# Bot replies are read a little past ``until`` so a question asked just before the end of
+# the period still finds its reply.
+REPLY_GRACE = dt.timedelta(minutes=5)
+IN_CHUNK = 500  # ids per IN (...) list
+
+UNANSWERED_LABELS = {"clarify": "聞き返し", "out_of_scope": "対象外", "low_confidence": "確信度が低い"}
+
+
+# ---- report shape ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayVolume:
+    """One calendar day.
+
+    Attributes:
+        day: The date in the report's time zone.
+        new_conversations: Widget conversations started that day.
+        conversations: Conversations in which the customer wrote that day.
+        customer_messages: Customer messages that day.
+        handoffs: Tickets filed that day.
+        handoff_rate: ``handoffs / conversations`` (``None`` without conversations).
+    """
+
+    day: dt.date
+    new_conversations: int
+    conversations: int
+    customer_messages: int
+    handoffs: int
+    handoff_rate: float | None
+
+
+@dataclass(frozen=True)
+class ReasonHandoffs:
+    """Handoffs with one reason (a ticket with two reasons counts for both).
+
+    Attributes:
+        reason: Reason code (``anger``, ``human_request`` ...).
+        label: Japanese label.
+        handoffs: Tickets with this reason.
+        share: ``handoffs / all handoffs``.
+        rate: ``handoffs / conversations`` of the period.
+    """
+
+    reason: str
+    label: str
+    handoffs: int
+    share: float | None
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class FaqHandoffs:
+    """Handoffs after one FAQ (or, without an FAQ answer before them, in one category).
+
+    Attributes:
+        faq_id: The last FAQ answered before the handoff (``None``: none was answered).
+        category: The tickets' category (the most frequent one for an FAQ row).
+        handoffs: Tickets.
+        share: ``handoffs / all handoffs``.
+        answered_conversations: Conversations of the period in which this FAQ was answered
+            (``None`` for a category row).
+        rate: ``handoffs / answered_conversations`` (``None`` for a category row).
+    """
+
+    faq_id: str | None
+    category: str | None
+    handoffs: int
+    share: float | None
+    answered_conversations: int | None
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class IntentCount:
+    """How often the bot understood one intent.
+
+    Attributes:
+        intent: Intent name (``faq_change_address`` ...).
+        count: Customer messages with this intent.
+        share: ``count / customer messages answered by the bot``.
+    """
+
+    intent: str
+    count: int
+    share: float | None
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    """役に立ちましたか？ answers for one FAQ.
+
+    Attributes:
+        faq_id: The FAQ.
+        answers: Times the FAQ was shown as an answer.
+        no: 「いいえ」 answers.
+        yes: 「はい」 answers.
+        no_rate: ``no / (no + yes)`` (``None`` without feedback).
+    """
+
+    faq_id: str
+    answers: int
+    no: int
+    yes: int
+    no_rate: float | None
+
+
+@dataclass(frozen=True)
+class QuestionGroup:
+    """Similar questions the bot could not answer well: one missing FAQ or phrasing.
+
+    Attributes:
+        representative: The group's most frequent (then most central) question.
+        count: Customer messages in the group.
+        examples: Up to five distinct texts, most frequent first (the representative first).
+        top_intent: What the bot most often thought they were (``None``: nothing).
+        reasons: Messages per cause: ``clarify`` / ``out_of_scope`` / ``low_confidence``.
+    """
+
+    representative: str
+    count: int
+    examples: list[str]
+    top_intent: str | None
+    reasons: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Figures for the whole period.
+
+    Attributes:
+        new_conversations: Conversations started.
+        conversations: Distinct conversations in which the customer wrote.
+        customer_messages: Customer messages.
+        bot_answered_messages: Customer messages the bot replied to.
+        handoffs: Tickets filed.
+        offline_handoffs: Of those, filed outside staffed hours.
+        handoff_rate: ``handoffs / conversations``.
+        unanswered: Unanswered or low-confidence customer messages.
+        unanswered_rate: ``unanswered / bot_answered_messages``.
+        feedback_yes: 「はい」 answers.
+        feedback_no: 「いいえ」 answers.
+    """
+
+    new_conversations: int
+    conversations: int
+    customer_messages: int
+    bot_answered_messages: int
+    handoffs: int
+    offline_handoffs: int
+    handoff_rate: float | None
+    unanswered: int
+    unanswered_rate: float | None
+    feedback_yes: int
+    feedback_no: int
+
+
+@dataclass(frozen=True)
+class AnalyticsReport:
+    """Everything the editors' page, the CSV files and ``bot report`` show.
+
+    Attributes:
+        since: Start of the period (inclusive; ``None``: from the first record).
+        until: End of the period (exclusive).
+        timezone: Name of the time zone of ``days`` (``JST``).
+        generated_at: When the report was built (UTC).
+        totals: Whole-period figures.
+        days: One row per calendar day of the period, oldest first (days without activity
+            included, with zeros).
+        handoff_reasons: By reason, most handoffs first.
+        handoff_faqs: By last FAQ (or category), most handoffs first.
+        intents: Most frequent first.
+        feedback: FAQs with at least one 役に立ちましたか？ answer, most 「いいえ」 first.
+        unanswered: Groups of similar unanswered questions, largest first.
+        unanswered_not_grouped: Messages left out of grouping (beyond
+            :data:`MAX_GROUPED_TEXTS` distinct texts).
+    """
+
+    since: dt.datetime | None
+    until: dt.datetime
+    timezone: str
+    generated_at: dt.datetime
+    totals: Totals
+    days: list[DayVolume] = field(default_factory=list)
+    handoff_reasons: list[ReasonHandoffs] = field(default_factory=list)
+    handoff_faqs: list[FaqHandoffs] = field(default_factory=list)
+    intents: list[IntentCount] = field(default_factory=list)
+    feedback: list[FeedbackRow] = field(default_factory=list)
+    unanswered: list[QuestionGroup] = field(default_factory=list)
+    unanswered_not_grouped: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form (dates and times as ISO 8601 strings)."""
+        def plain(value: Any) -> Any:
+            if isinstance(value, (dt.datetime, dt.date)):
+                return value.isoformat()
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [plain(v) for v in value]
+            if hasattr(value, "__dataclass_fields__"):
+                return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
+            return value
+
+        return plain(self)  # type: ignore[no-any-return]
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+
+def _ratio(part: int, whole: int | None) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _as_float(value: Any) -> float | None:
+    """Confidence is a JSON column: a number, rarely a numeric string, or nothing."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _to_utc(moment: dt.datetime | None, tz: dt.tzinfo) -> dt.datetime | None:
+    """Aware UTC bound for queries (naive input is local time in ``tz``).
+
+    SQLite stores naive UTC strings and SQLAlchemy drops the offset when binding, so every
+    bound must be converted to UTC first for both databases to agree.
+    """
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(dt.timezone.utc)
+
+
+def _local_day(moment: dt.datetime, tz: dt.tzinfo) -> dt.date:
+    return as_utc(moment).astimezone(tz).date()
+
+
+def last_days(days: int, tz: dt.tzinfo = JST, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """The period of the last ``days`` calendar days in ``tz``, today included.
+
+    Args:
+        days: Number of days (1 = today only).
+        tz: Time zone of the calendar.
+        now: Current time (tests pass a fixed one).
+
+    Returns:
+        ``(since, until)``: midnight ``days - 1`` days ago, and now.
+
+    Raises:
+        ValueError: ``days`` below 1.
+    """
+    if days < 1:
+        raise ValueError(f"days は 1 以上で指定してください（{days} が指定されました）。")
+    now = as_utc(now) if now else utcnow()
+    today = now.astimezone(tz).date()
+    start = dt.datetime.combine(today - dt.timedelta(days=days - 1), dt.time(), tzinfo=tz)
+    return start, now
+
+
+def _period(column: Any, since: dt.datetime | None, until: dt.datetime) -> Any:
+    return and_(column >= since, column < until) if since is not None else column < until
+
+
+def _chunks(items: Sequence[str], size: int = IN_CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# ---- reading -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Question:
+    """A customer message and what the bot made of it."""
+
+    id: int
+    conversation_id: str
+    text: str
+    at: dt.datetime
+    replied: bool = False
+    intent: str | None = None
+    confidence: float | None = None
+    route: str | None = None
+
+
+def _questions(conn: Connection, since: dt.datetime | None, until: dt.datetime) -> list[_Question]:
+    """Customer messages of the period, each paired with the first bot reply after it."""
+    read_until = until + REPLY_GRACE
+    customer_rows = conn.execute(
+        select(ChatMessage.id, ChatMessage.conversation_id, ChatMessage.text, ChatMessage.created_at)
+        .where(ChatMessage.sender == "customer", _period(ChatMessage.created_at, since, read_until))).all()
+    bot_rows = conn.execute(
+        select(ChatMessage.id, ChatMessage.conversation_id, ChatMessage.intent, ChatMessage.confidence,
+               ChatMessage.route)
+        .where(ChatMessage.sender == "bot", _period(ChatMessage.created_at, since, read_until))).all()
+
+    # (conversation, id, kind, payload): the id orders one conversation's rows.
+    events: list[tuple[str, int, int, Any]] = []
+    questions: list[_Question] = []
+    for row in customer_rows:
+        question = _Question(row.id, row.conversation_id, row.text, as_utc(row.created_at))
+        questions.append(question)
+        events.append((row.conversation_id, row.id, 0, question))
+    for row in bot_rows:
+        events.append((row.conversation_id, row.id, 1, row))
+    events.sort(key=lambda e: (e[0], e[1]))
+
+    current: _Question | None = None
+    current_conversation = None
+    for conversation_id, _, kind, payload in events:
+        if conversation_id != current_conversation:
+            current, current_conversation = None, conversation_id
+        if kind == 0:
+            current = payload
+        elif current is not None and not current.replied:
+            # The first bot reply speaks for the customer message; later replies in the same
+            # turn (or the answer to a 「いいえ」 click, which has no customer message) do not.
+            current.replied = True
+            current.intent = payload.intent
+            current.confidence = _as_float(payload.confidence)
+            current.route = payload.route
+    return [q for q in questions if q.at < until]
+
+
+def _unanswered_reasons(question: _Question) -> list[str]:
+    reasons = []
+    if question.route in UNANSWERED_ROUTES:
+        reasons.append(question.route)
+    if question.confidence is not None and question.confidence < LOW_CONFIDENCE:
+        reasons.append("low_confidence")
+    return reasons
+
+
+# ---- grouping ------------------------------------------------------------------------------
+
+_NOT_WORD = re.compile(r"[^\w]+")
+
+
+def clean_for_grouping(text: str) -> str:
+    """NFKC, lower case, letters and digits only (punctuation, spaces and emoji go).
+
+    Args:
+        text: A customer message.
+
+    Returns:
+        The string the similarity is computed on.
+    """
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return _NOT_WORD.sub("", folded).replace("_", "")
+
+
+def _agglomerative(distance_threshold: float) -> Any:
+    """AgglomerativeClustering on a precomputed distance matrix (``affinity`` became ``metric``)."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    metric_arg = "metric" if "metric" in inspect.signature(AgglomerativeClustering).parameters else "affinity"
+    return AgglomerativeClustering(n_clusters=None, distance_threshold=distance_threshold, linkage="average",
+                                   **{metric_arg: "precomputed"})
+
+
+def group_questions(questions: Sequence[tuple[str, str | None, list[str]]],
+                    similarity: float = GROUP_SIMILARITY,
+                    max_texts: int = MAX_GROUPED_TEXTS) -> tuple[list[QuestionGroup], int]:
+    """Group similar questions.
+
+    Identical texts (after :func:`clean_for_grouping`) are merged first; the distinct texts
+    are embedded with TF-IDF over character 1–3-grams and clustered with average linkage:
+    a group's members are on average at least ``similarity`` (cosine) alike.
+
+    Args:
+        questions: ``(text, intent the bot saw, reasons)`` per customer message.
+        similarity: Minimum average cosine similarity inside a group.
+        max_texts: Distinct texts clustered at most (the most frequent ones).
+
+    Returns:
+        The groups, largest first, and the number of messages left out (beyond ``max_texts``).
+    """
+    # Distinct cleaned texts, each with its original spellings, intents and reasons.
+    spellings: dict[str, Counter[str]] = defaultdict(Counter)
+    intents: dict[str, Counter[str]] = defaultdict(Counter)
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    for text, intent, why in questions:
+        key = clean_for_grouping(text) or text.strip()
+        if not key:
+            continue
+        spellings[key][text.strip()] += 1
+        if intent:
+            intents[key][intent] += 1
+        reasons[key].update(why)
+    keys = sorted(spellings, key=lambda k: (-sum(spellings[k].values()), k))
+    left_out = sum(sum(spellings[k].values()) for k in keys[max_texts:])
+    keys = keys[:max_texts]
+    if not keys:
+        return [], left_out
+
+    counts = [sum(spellings[k].values()) for k in keys]
+    if len(keys) == 1:
+        labels = [0]
+        sims = None
+    else:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.metrics.pairwise import cosine_similarity
+
+        vectors = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True).fit_transform(keys)
+        sims = cosine_similarity(vectors).astype("float32")
+        distances = (1.0 - sims).clip(min=0.0)
+        labels = list(_agglomerative(1.0 - similarity).fit_predict(distances))
+
+    members: dict[int, list[int]] = defaultdict(list)
+    for index, label in enumerate(labels):
+        members[int(label)].append(index)
+
+    groups = []
+    for indexes in members.values():
+        def centrality(i: int, indexes: list[int] = indexes) -> float:
+            return float(sum(sims[i][j] * counts[j] for j in indexes)) if sims is not None else 0.0
+
+        ranked = sorted(indexes, key=lambda i: (-counts[i], -centrality(i), len(keys[i]), keys[i]))
+        intent_total: Counter[str] = Counter()
+        reason_total: Counter[str] = Counter()
+        for i in indexes:
+            intent_total.update(intents[keys[i]])
+            reason_total.update(reasons[keys[i]])
+        examples = [spellings[keys[i]].most_common(1)[0][0] for i in ranked[:MAX_EXAMPLES]]
+        top_intent = min(intent_total.items(), key=lambda kv: (-kv[1], kv[0]))[0] if intent_total else None
+        groups.append(QuestionGroup(representative=examples[0], count=sum(counts[i] for i in indexes),
+                                    examples=examples, top_intent=top_intent,
+                                    reasons={r: reason_total[r] for r in UNANSWERED_LABELS if reason_total[r]}))
+    groups.sort(key=lambda g: (-g.count, g.representative))
+    return groups, left_out
+
+
+# ---- the report ------------------------------------------------------------------------------
+
+
+def _last_faq_before(conn: Connection, tickets: Sequence[Any]) -> dict[int, str | None]:
+    """Ticket id -> the last FAQ answered in its conversation before it was filed."""
+    conversation_ids = sorted({t.conversation_id for t in tickets})
+    answers: dict[str, list[tuple[dt.datetime, int, str]]] = defaultdict(list)
+    for chunk in _chunks(conversation_ids):
+        rows = conn.execute(select(ChatMessage.conversation_id, ChatMessage.created_at, ChatMessage.id,
+                                   ChatMessage.faq_id)
+                            .where(ChatMessage.sender == "bot", ChatMessage.faq_id.is_not(None),
+                                   ChatMessage.conversation_id.in_(list(chunk)))).all()
+        for row in rows:
+            answers[row.conversation_id].append((as_utc(row.created_at), row.id, row.faq_id))
+    result: dict[int, str | None] = {}
+    for ticket in tickets:
+        filed = as_utc(ticket.created_at)
+        before = [a for a in answers.get(ticket.conversation_id, []) if a[0] <= filed]
+        result[ticket.id] = max(before)[2] if before else None
+    return result
+
+
+def build_report(engine: Engine, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                 tz: dt.tzinfo = JST) -> AnalyticsReport:
+    """Read the chat log and the handoff queue of one period into a report.
+
+    Args:
+        engine: The bot's database (see :func:`bot.store.queue.make_engine`).
+        since: Start (inclusive); ``None``: from the first record. Naive values are in ``tz``.
+        until: End (exclusive); ``None``: now. Naive values are in ``tz``.
+        tz: Time zone of the calendar days.
+
+    Returns:
+        The report.
+    """
+    since_utc = _to_utc(since, tz)
+    until_utc = _to_utc(until, tz) or utcnow()
+
+    with engine.connect() as conn:
+        questions = _questions(conn, since_utc, until_utc)
+        started = conn.execute(select(Conversation.created_at)
+                               .where(_period(Conversation.created_at, since_utc, until_utc))).scalars().all()
+        tickets = conn.execute(select(Ticket.id, Ticket.conversation_id, Ticket.reasons, Ticket.category,
+                                      Ticket.offline, Ticket.created_at)
+                               .where(_period(Ticket.created_at, since_utc, until_utc))).all()
+        answers = conn.execute(select(ChatMessage.conversation_id, ChatMessage.faq_id, ChatMessage.feedback)
+                               .where(ChatMessage.sender == "bot", ChatMessage.faq_id.is_not(None),
+                                      _period(ChatMessage.created_at, since_utc, until_utc))).all()
+        last_faq = _last_faq_before(conn, tickets)
+
+    # ---- per day
+    new_per_day = Counter(_local_day(moment, tz) for moment in started)
+    messages_per_day = Counter(_local_day(q.at, tz) for q in questions)
+    active_per_day: dict[dt.date, set[str]] = defaultdict(set)
+    for q in questions:
+        active_per_day[_local_day(q.at, tz)].add(q.conversation_id)
+    handoffs_per_day = Counter(_local_day(t.created_at, tz) for t in tickets)
+    seen_days = set(new_per_day) | set(messages_per_day) | set(handoffs_per_day)
+    first_day = since_utc.astimezone(tz).date() if since_utc else min(seen_days, default=None)
+    last_day = (until_utc - dt.timedelta(microseconds=1)).astimezone(tz).date()
+    days = []
+    if first_day is not None:
+        day = first_day
+        while day <= last_day:
+            conversations = len(active_per_day.get(day, ()))
+            days.append(DayVolume(day, new_per_day[day], conversations, messages_per_day[day],
+                                  handoffs_per_day[day], _ratio(handoffs_per_day[day], conversations)))
+            day += dt.timedelta(days=1)
+
+    conversations_total = len({q.conversation_id for q in questions})
+    handoffs_total = len(tickets)
+
+    # ---- handoffs by reason
+    reason_counts = Counter(r for t in tickets for r in dict.fromkeys(t.reasons or []))
+    handoff_reasons = [ReasonHandoffs(reason, REASON_LABELS.get(reason, reason), count,
+                                      _ratio(count, handoffs_total), _ratio(count, conversations_total))
+                       for reason, count in sorted(reason_counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    # ---- handoffs by FAQ (or category)
+    answered_in: dict[str, set[str]] = defaultdict(set)
+    for row in answers:
+        answered_in[row.faq_id].add(row.conversation_id)
+    by_faq: dict[tuple[str | None, str | None], list[Any]] = defaultdict(list)
+    for ticket in tickets:
+        faq = last_faq.get(ticket.id)
+        by_faq[(faq, None) if faq else (None, ticket.category)].append(ticket)
+    handoff_faqs = []
+    for (faq, category), group in by_faq.items():
+        if faq:
+            categories = Counter(t.category for t in group if t.category)
+            category = min(categories.items(), key=lambda kv: (-kv[1], kv[0]))[0] if categories else None
+            answered = len(answered_in.get(faq, ()))
+            handoff_faqs.append(FaqHandoffs(faq, category, len(group), _ratio(len(group), handoffs_total),
+                                            answered, _ratio(len(group), answered)))
+        else:
+            handoff_faqs.append(FaqHandoffs(None, category, len(group), _ratio(len(group), handoffs_total),
+                                            None, None))
+    handoff_faqs.sort(key=lambda r: (-r.handoffs, r.faq_id is None, r.faq_id or "", r.category or ""))
+
+    # ---- intents
+    replied = [q for q in questions if q.replied]
+    intent_counts = Counter(q.intent for q in replied if q.intent)
+    intents = [IntentCount(intent, count, _ratio(count, len(replied)))
+               for intent, count in sorted(intent_counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    # ---- feedback
+    shown: Counter[str] = Counter()
+    yes: Counter[str] = Counter()
+    no: Counter[str] = Counter()
+    for row in answers:
+        shown[row.faq_id] += 1
+        if row.feedback is True:
+            yes[row.faq_id] += 1
+        elif row.feedback is False:
+            no[row.faq_id] += 1
+    feedback = [FeedbackRow(faq, shown[faq], no[faq], yes[faq], _ratio(no[faq], no[faq] + yes[faq]))
+                for faq in shown if yes[faq] or no[faq]]
+    feedback.sort(key=lambda r: (-r.no, -(r.no_rate or 0.0), r.faq_id))
+
+    # ---- unanswered questions
+    flagged = [(q, _unanswered_reasons(q)) for q in replied]
+    flagged = [(q, why) for q, why in flagged if why]
+    groups, left_out = group_questions([(q.text, q.intent, why) for q, why in flagged])
+
+    totals = Totals(
+        new_conversations=len(started), conversations=conversations_total, customer_messages=len(questions),
+        bot_answered_messages=len(replied), handoffs=handoffs_total,
+        offline_handoffs=sum(1 for t in tickets if t.offline),
+        handoff_rate=_ratio(handoffs_total, conversations_total), unanswered=len(flagged),
+        unanswered_rate=_ratio(len(flagged), len(replied)),
+        feedback_yes=sum(yes.values()), feedback_no=sum(no.values()))
+    return AnalyticsReport(since=since_utc, until=until_utc, timezone=str(dt.datetime.now(tz).tzname() or tz),
+                           generated_at=utcnow(), totals=totals, days=days, handoff_reasons=handoff_reasons,
+                           handoff_faqs=handoff_faqs, intents=intents, feedback=feedback, unanswered=groups,
+                           unanswered_not_grouped=left_out)
+
+
+# ---- plain-text report (`bot report`) ---------------------------------------------------------
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+def format_report(report: AnalyticsReport, tz: dt.tzinfo = JST, limit: int = 10) -> str:
+    """The report as readable Japanese plain text.
+
+    Args:
+        report: A report from :func:`build_report`.
+        tz: Time zone for the period line.
+        limit: Rows shown per table (the CSV files have every row).
+
+    Returns:
+        The text, lines separated by ``\\n``.
+    """
+    t = report.totals
+    start = report.since.astimezone(tz).strftime("%Y-%m-%d %H:%M") if report.since else "最初の記録"
+    end = report.until.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    lines = [f"チャットボット分析レポート（{start} 〜 {end}、{report.timezone}）", "",
+             "■ 概要",
+             f"  会話数: {t.conversations} 件（新規 {t.new_conversations} 件）",
+             f"  お客様のメッセージ: {t.customer_messages} 件（ボットが応答 {t.bot_answered_messages} 件）",
+             f"  担当者への引き継ぎ: {t.handoffs} 件（うち時間外 {t.offline_handoffs} 件）"
+             f" 引き継ぎ率 {_percent(t.handoff_rate)}",
+             f"  答えられなかった質問: {t.unanswered} 件（{_percent(t.unanswered_rate)}）",
+             f"  役に立ちましたか？: はい {t.feedback_yes} 件 / いいえ {t.feedback_no} 件", "",
+             "■ 日別の件数（日付 / 会話 / メッセージ / 引き継ぎ / 引き継ぎ率）"]
+    active_days = [d for d in report.days if d.conversations or d.handoffs or d.new_conversations]
+    lines += [f"  {d.day.isoformat()}  {d.conversations:>5}  {d.customer_messages:>6}  {d.handoffs:>4}"
+              f"  {_percent(d.handoff_rate):>6}" for d in active_days] or ["  （記録がありません）"]
+    if len(active_days) < len(report.days):
+        lines.append(f"  （記録のない {len(report.days) - len(active_days)} 日は省略）")
+
+    lines += ["", "■ 引き継ぎの理由（件数 / 引き継ぎ全体に占める割合）"]
+    lines += [f"  {r.label}: {r.handoffs} 件（{_percent(r.share)}）" for r in report.handoff_reasons[:limit]] \
+        or ["  （引き継ぎはありません）"]
+
+    lines += ["", "■ 引き継ぎ直前の FAQ（件数 / その FAQ を回答した会話のうち引き継がれた割合）"]
+    for row in report.handoff_faqs[:limit]:
+        if row.faq_id:
+            lines.append(f"  {row.faq_id}: {row.handoffs} 件（回答した {row.answered_conversations} 会話の"
+                         f" {_percent(row.rate)}）")
+        else:
+            lines.append(f"  FAQ 回答なし・カテゴリ「{row.category or '未分類'}」: {row.handoffs} 件")
+    if not report.handoff_faqs:
+        lines.append("  （引き継ぎはありません）")
+
+    lines += ["", "■ よく聞かれた内容（意図 / 件数 / 割合）"]
+    lines += [f"  {i.intent}: {i.count} 件（{_percent(i.share)}）" for i in report.intents[:limit]] \
+        or ["  （記録がありません）"]
+
+    lines += ["", "■ 「いいえ」が多い回答（FAQ / いいえ / はい / いいえの割合 / 回答回数）"]
+    lines += [f"  {f.faq_id}: いいえ {f.no} 件 / はい {f.yes} 件（{_percent(f.no_rate)}）/ 回答 {f.answers} 回"
+              for f in report.feedback[:limit]] or ["  （評価はまだありません）"]
+
+    lines += ["", "■ 答えられなかった質問（似た質問ごと。FAQ や言い回しの追加候補）"]
+    for number, group in enumerate(report.unanswered[:limit], start=1):
+        causes = "、".join(f"{UNANSWERED_LABELS[k]} {v}" for k, v in group.reasons.items())
+        lines.append(f"  {number}. 「{group.representative}」 {group.count} 件（{causes}）"
+                     + (f" ボットの推定: {group.top_intent}" if group.top_intent else ""))
+        lines += [f"       - {example}" for example in group.examples[1:]]
+    if not report.unanswered:
+        lines.append("  （ありません）")
+    if len(report.unanswered) > limit:
+        lines.append(f"  ほか {len(report.unanswered) - limit} グループ（CSV にすべて出力されます）")
+    if report.unanswered_not_grouped:
+        lines.append(f"  （件数の少ない {report.unanswered_not_grouped} 件はまとめていません）")
+    return "\n".join(lines)
+
+
+def run_report(database_url: str, days: int, csv_dir: Path | None, chart: Path | None, as_json: bool) -> int:
+    """``bot report``: print the report of the last ``days`` days; optionally write CSV files and a chart.
+
+    Args:
+        database_url: The bot's database (``DATABASE_URL``).
+        days: Calendar days in Japan time, today included.
+        csv_dir: Folder for the CSV files (created when missing), or ``None``.
+        chart: PNG or SVG file for the daily chart, or ``None``.
+        as_json: Print JSON instead of the plain-text report.
+
+    Returns:
+        The exit status (0).
+    """
+    from bot.analytics.export import write_chart, write_csv
+    from bot.store.queue import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        since, until = last_days(days)
+        report = build_report(engine, since, until)
+    finally:
+        engine.dispose()
+    if as_json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
+    else:
+        print(format_report(report))
+    notes = []
+    if csv_dir is not None:
+        for path in write_csv(report, csv_dir):
+            notes.append(f"CSV を書き出しました: {path}")
+    if chart is not None:
+        notes.append(f"グラフを書き出しました: {write_chart(report, chart)}")
+    for note in notes:
+        # With --json, stdout stays pure JSON.
+        print(note, file=sys.stderr if as_json else sys.stdout)
+    return 0
