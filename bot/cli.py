@@ -56,6 +56,24 @@ def _cmd_kb_validate(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _cmd_kb_import(args: argparse.Namespace) -> int:
+    from bot.knowledge.spreadsheet import import_sheet
+
+    kb_dir = Path(args.kb) if args.kb else get_settings().knowledge_dir
+    report = import_sheet(Path(args.file), kb_dir, encoding=args.encoding)
+    print(report.summary())
+    return 0
+
+
+def _cmd_kb_export(args: argparse.Namespace) -> int:
+    from bot.knowledge.spreadsheet import export_sheet
+
+    kb_dir = Path(args.kb) if args.kb else get_settings().knowledge_dir
+    count = export_sheet(kb_dir, Path(args.file), encoding=args.encoding)
+    print(f"{count} 件の FAQ を {args.file} に書き出しました。")
+    return 0
+
+
 def _read_jsonl_texts(path: Path) -> list[str]:
     texts = []
     with path.open(encoding="utf-8") as handle:
@@ -198,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     kb_validate.add_argument("--kb", help="調べるナレッジフォルダ（省略時は knowledge/）")
     kb_validate.add_argument("--json", action="store_true", help="結果を JSON で出力")
     kb_validate.set_defaults(func=_cmd_kb_validate)
+    kb_import = kb_sub.add_parser("import", help="Excel (.xlsx) / CSV の FAQ を knowledge/ に取り込む（追加・変更・変更なしを表示）")
+    kb_import.add_argument("file", help="取り込むファイル（.xlsx / .csv）")
+    kb_import.add_argument("--encoding", help="CSV の文字コード（省略時は UTF-8 / UTF-8 BOM / Shift_JIS を自動判定）")
+    kb_import.add_argument("--kb", help="書き込むナレッジフォルダ（省略時は knowledge/、なければ作成）")
+    kb_import.set_defaults(func=_cmd_kb_import)
+    kb_export = kb_sub.add_parser("export", help="knowledge/ の FAQ を Excel (.xlsx) / CSV に書き出す")
+    kb_export.add_argument("file", help="書き出すファイル（.xlsx / .csv）")
+    kb_export.add_argument("--encoding", help="CSV の文字コード（既定 UTF-8 BOM 付き、cp932 も可）")
+    kb_export.add_argument("--kb", help="読むナレッジフォルダ（省略時は knowledge/）")
+    kb_export.set_defaults(func=_cmd_kb_export)
     return parser
 
 
