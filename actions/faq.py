@@ -66,7 +66,8 @@ class ActionClarify(_KnowledgeAction):
         """Clarify, or hand off after two unsure turns in a row."""
         if unsure_turns_in_a_row(tracker.events) >= UNSURE_TURNS_BEFORE_HANDOFF:
             return hand_off(dispatcher, tracker, "unresolved", self._queue or connect_queue(),
-                            self._outbox or default_outbox())
+                            self._outbox or default_outbox(),
+                            reconnect=(lambda: self._queue) if self._queue else connect_queue)
         return super().run(dispatcher, tracker, domain)
 
 
@@ -109,7 +110,8 @@ class ActionNotHelpful(Action):
         """Apologise and offer other answers, or hand off on the second 「いいえ」."""
         if not_helpful_since_handoff(tracker.events) >= NOT_HELPFUL_BEFORE_HANDOFF:
             return hand_off(dispatcher, tracker, "unresolved", self._queue or connect_queue(),
-                            self._outbox or default_outbox())
+                            self._outbox or default_outbox(),
+                            reconnect=(lambda: self._queue) if self._queue else connect_queue)
         kb = (self._knowledge or default_knowledge()).get()
         answered = _last_answered_intents(tracker.events)
         ranking = [{"name": e.intent} for e in kb.entries if e.intent not in answered]

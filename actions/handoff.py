@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused
@@ -45,7 +45,8 @@ class ActionHandoff(Action):
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """File the ticket, then reply with the message for the handoff reason."""
         return hand_off(dispatcher, tracker, handoff_reason(tracker.latest_message),
-                        self._queue or connect_queue(), self._outbox or default_outbox())
+                        self._queue or connect_queue(), self._outbox or default_outbox(),
+                        reconnect=(lambda: self._queue) if self._queue else connect_queue)
 
 
 def connect_queue() -> Optional[Queue]:
@@ -58,7 +59,8 @@ def connect_queue() -> Optional[Queue]:
 
 
 def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, queue: Optional[Queue],
-             outbox: Outbox, now: Optional[dt.datetime] = None) -> List[Dict[Text, Any]]:
+             outbox: Outbox, now: Optional[dt.datetime] = None,
+             reconnect: Optional[Callable[[], Optional[Queue]]] = None) -> List[Dict[Text, Any]]:
     """File (or, with the database down, keep in the outbox) a ticket and tell the customer.
 
     Outside staffed hours the ticket is an *offline* one: the bot keeps answering and the
@@ -71,6 +73,7 @@ def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, qu
         queue: The handoff queue (``None``: unreachable, the packet goes to the outbox).
         outbox: Where the packet waits if the queue is unreachable.
         now: The current time (tests pass a fixed one).
+        reconnect: How the outbox's retry thread gets the queue (default: the configured one).
 
     Returns:
         The events for Rasa: ConversationPaused during staffed hours.
@@ -81,12 +84,13 @@ def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, qu
     customer = (tracker.latest_message.get("metadata") or {}).get("customer") or {}
     packet = build_packet(tracker.sender_id, tracker.events, [reason], kb,
                           customer if isinstance(customer, dict) else {}, offline=offline)
-    ticket_info = _deliver(packet, queue, outbox)
+    ticket_info = _deliver(packet, queue, outbox, reconnect or connect_queue)
     send(dispatcher, Reply(reply.text, reply.buttons, {**reply.custom, **ticket_info}), tracker.latest_message)
     return [] if offline else [ConversationPaused()]
 
 
-def _deliver(packet: HandoffPacket, queue: Optional[Queue], outbox: Outbox) -> Dict[str, Any]:
+def _deliver(packet: HandoffPacket, queue: Optional[Queue], outbox: Outbox,
+             reconnect: Callable[[], Optional[Queue]]) -> Dict[str, Any]:
     """Enqueue ``packet`` (after any older waiting ones) or keep it in the outbox.
 
     Returns:
@@ -103,5 +107,5 @@ def _deliver(packet: HandoffPacket, queue: Optional[Queue], outbox: Outbox) -> D
             logger.exception("handoff queue unreachable")
     logger.warning("handoff packet for %s kept in the outbox", packet.conversation_id)
     outbox.put(packet)
-    outbox.deliver_in_background(connect_queue)
+    outbox.deliver_in_background(reconnect)
     return {"ticket_id": None}

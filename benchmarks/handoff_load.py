@@ -13,7 +13,8 @@ What one run does:
 2. The agent logs in and follows ``GET /api/events`` (SSE); the arrival of each
    ``created`` event is recorded by conversation id.
 3. N customers open a conversation and a WebSocket each; their angry messages are sent
-   spread over ``--ramp`` seconds (0: all at once). The path measured is
+   spread over ``--ramp`` seconds (default 10 s; 2 s for the bot server kill, so that a
+   queue of messages is in flight when it dies; 0: all at once). The path measured is
    widget → gateway → Rasa → ``action_handoff`` → ticket in the database → the bot
    server's TicketWatcher → SSE ``created`` on the console.
 4. When every conversation is on the console (or after ``--timeout`` s) the database
@@ -21,12 +22,14 @@ What one run does:
    customer's message; every customer must have been told it waits for a person
    (``state`` frame, mode ``waiting``).
 
-``--fault`` runs the load twice more with the queue path broken mid-run:
+``--fault`` runs, instead, the same load twice with the queue path broken mid-run (one
+fresh stack and database each; ``--fault-mode`` picks one):
 
 - ``server``: the bot server is killed (SIGKILL) once half of the customers have sent,
   then started again. Customers whose socket died reconnect with the same token and,
   unless the handoff reply already reached them, resend the same ``client_id``. The
-  agent's SSE stream reconnects and, like the console, reloads the ticket list.
+  agent's SSE stream reconnects and, like the console, reloads the ticket list (a ticket
+  seen only there counts as on the console but is reported: it got no ``created``).
 - ``database`` (always on PostgreSQL): the action server reaches the database through a
   TCP proxy inside this process; the proxy is shut (listener and every connection)
   once half of the customers have sent and reopened on the same port ``--outage``
@@ -93,6 +96,8 @@ ANGRY = [
     "カードを止めたのにまた請求が来た、最悪だ、責任者を出せ",
 ]
 SETUP_CONCURRENCY = 20
+DEFAULT_RAMP = 10.0  # ~20 messages/s for 200 customers
+SERVER_FAULT_RAMP = 2.0  # faster than the stack answers: a queue of messages in flight at the kill
 GRACE_SECONDS = 2.0  # keep listening after the last event, to catch late duplicates
 
 
@@ -503,10 +508,12 @@ class Load:
             if log.exists():
                 shutil.copy(log, self.stack.log_dir / "server-before-kill.log")
             await asyncio.sleep(down)
+            self.fault_info.update(kind="bot server SIGKILL + restart", sent_before_kill=sent_before)
             proc, _ = await asyncio.to_thread(self.stack.start_server)
             await self._wait_healthy(proc)
-            self.fault_info.update(kind="bot server SIGKILL + restart", sent_before_kill=sent_before,
-                                   down_s=round(_now() - killed, 2))
+            self.fault_info.update(down_s=round(_now() - killed, 2))
+        except StartupError as exc:
+            self.fault_info.update(error=str(exc), down_s=None)
         finally:
             self.fault_done.set()
 
@@ -614,6 +621,11 @@ class Load:
                 "resends": sum(c.resends for c in self.customers),
                 "system_messages": sorted({t for c in self.customers for t in c.system_texts}),
                 "errors": sorted({t for c in self.customers for t in c.errors}),
+                "never_waiting_detail": [
+                    {"conversation_id": c.conversation_id, "sent": c.sent_at is not None, "echo": c.echo,
+                     "handoff_reply": c.reply_at is not None or c.reply_via_history, "resends": c.resends,
+                     "reconnects": c.reconnects, "system_messages": c.system_texts}
+                    for c in self.customers if not c.waiting_seen][:50],
             },
             "latency_ms": {
                 "n": len(latencies),
@@ -725,7 +737,8 @@ async def run_scenario(name: str, database: str, fault: str | None, args: argpar
         await asyncio.to_thread(stack.start)
         startup_s = round(_now() - started, 1)
         print(f"   起動 {startup_s} s; 負荷をかけています…", flush=True)
-        load = Load(stack, args.conversations, args.ramp, args.timeout)
+        ramp = args.ramp if args.ramp is not None else (SERVER_FAULT_RAMP if fault == "server" else DEFAULT_RAMP)
+        load = Load(stack, args.conversations, ramp, args.timeout)
         job = None
         if fault == "server":
             job = load.kill_server(args.down)
@@ -741,7 +754,7 @@ async def run_scenario(name: str, database: str, fault: str | None, args: argpar
         result["ok"] = (not tickets["missing"] and not tickets["duplicates"] and tickets["found"] == tickets["expected"]
                         and not tickets["transcript_without_message"] and not console["never_on_console"]
                         and not console["duplicate_created_events"] and not customers["never_waiting"])
-        result.update(scenario=name, database=database, conversations=args.conversations, ramp_s=args.ramp,
+        result.update(scenario=name, database=database, conversations=args.conversations, ramp_s=ramp,
                       startup_s=startup_s, logs=str(stack.log_dir) if args.keep or not result["ok"] else None)
         keep = args.keep or not result["ok"]
         return result
@@ -773,6 +786,7 @@ ROWS = [
     ("送信 → コンソール max (ms)", lambda r: r["latency_ms"]["max"]),
     ("送信 → 顧客に引き継ぎ返信 p50 / p95 (ms)",
      lambda r: f"{r['reply_latency_ms']['p50']} / {r['reply_latency_ms']['p95']}"),
+    ("送信の間隔 ramp (s)", lambda r: r["ramp_s"]),
     ("送信期間 (s)", lambda r: r["send_span_s"]),
     ("全体 (最初の送信 → 最後の着信, s)", lambda r: r["wall_s"]),
     ("スタック起動 (s)", lambda r: r["startup_s"]),
@@ -785,7 +799,9 @@ ROWS = [
 def _fault_text(fault: dict[str, Any] | None) -> str:
     if not fault:
         return "—"
-    if "down_s" in fault:
+    if fault.get("error"):
+        return f"再起動失敗: {fault['error']}"
+    if "sent_before_kill" in fault:
         return f"kill 後 {fault['down_s']} s 停止 ({fault['sent_before_kill']} 件送信後)"
     return f"DB 遮断 {fault['outage_s']} s ({fault['sent_before_outage']} 件送信後, outbox 最大 {fault['outbox_max_lines']})"
 
@@ -871,8 +887,10 @@ def main() -> None:
     parser.add_argument("--fault", action="store_true",
                         help="break the queue path mid-run (bot server kill; database outage on PostgreSQL)")
     parser.add_argument("--fault-mode", choices=("both", "server", "database"), default="both")
-    parser.add_argument("--ramp", type=float, default=10.0,
-                        help="seconds over which the customers' messages are spread (0: all at once)")
+    parser.add_argument("--ramp", type=float, default=None,
+                        help=f"seconds over which the customers' messages are spread (0: all at once; default "
+                             f"{DEFAULT_RAMP:g}, {SERVER_FAULT_RAMP:g} for the bot server kill so that many "
+                             "messages are in flight when it dies)")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds after the last send to wait for every ticket")
     parser.add_argument("--down", type=float, default=2.0, help="--fault server: seconds the bot server stays down")

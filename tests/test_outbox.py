@@ -71,3 +71,27 @@ def test_database_unreachable_at_first_connect_still_answers(make_tracker, tmp_p
     (message,) = dispatcher.messages
     assert message["custom"]["route"] == "handoff" and message["custom"]["ticket_id"] is None
     assert len(outbox.pending()) == 1
+
+
+def test_background_delivery_empties_the_outbox_once_the_database_is_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from bot.handoff.outbox import Outbox
+    from bot.store.queue import HandoffPacket, Queue, Turn, make_engine
+
+    outbox = Outbox(tmp_path / "outbox.jsonl")
+    for n in range(3):
+        outbox.put(HandoffPacket(f"c{n}:1", f"c{n}", ["anger"], [Turn("customer", "ふざけるな")]))
+    queue = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    up = {"at": time.monotonic() + 0.3}
+    outbox.deliver_in_background(lambda: queue if time.monotonic() > up["at"] else None, retry_seconds=0.05)
+    deadline = time.monotonic() + 5
+    while outbox.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert outbox.pending() == [] and sorted(t.conversation_id for t in queue.open_tickets()) == ["c0", "c1", "c2"]
+    outbox.put(HandoffPacket("c9:1", "c9", ["anger"], [Turn("customer", "最悪")]))  # after the thread ended
+    outbox.deliver_in_background(lambda: queue, retry_seconds=0.05)
+    deadline = time.monotonic() + 5
+    while outbox.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert outbox.pending() == []

@@ -381,3 +381,40 @@ def test_outside_hours_the_contact_form_completes_the_offline_ticket(server) -> 
     (ticket,) = client.get("/api/tickets").json()["tickets"]
     assert ticket["offline"] is True
     assert ticket["customer"]["phone"] == "0312345678" and ticket["customer"]["note"] == "住所の件"
+
+
+def test_tickets_filed_while_the_server_was_down_are_announced(tmp_path: Path) -> None:
+    import time
+
+    stores = stores_for(f"sqlite:///{tmp_path / 'bot.db'}")
+    stores.queue.enqueue(HandoffPacket("old:1", "old", ["anger"], [Turn("customer", "ふざけるな")]))
+    ref: dict[str, Any] = {}
+    services = Services(stores, ScriptedRasa(ref), ConversationTokens(SECRET))  # type: ignore[arg-type]
+    ref["services"] = services
+    agents = services.hub.subscribe_agents()
+    with TestClient(create_app(services, SECRET, watch_interval=0.05)):
+        deadline = time.monotonic() + 5
+        while agents.empty() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert agents.get_nowait()["change"] == "created"
+    assert stores.queue.unannounced() == []
+
+
+def test_a_resend_of_a_message_that_never_reached_the_bot_is_routed(server) -> None:  # type: ignore[no-untyped-def]
+    from bot.store.chat_log import NewMessage
+
+    client, rasa, services = server
+    token = new_conversation(client)
+    conversation_id = services.tokens.conversation_of(token)
+    # The server stored the message, then died before asking Rasa.
+    services.stores.chat_log.add(NewMessage(conversation_id, "customer", "住所を変えたい", client_id="lost"))
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "住所を変えたい", "client_id": "lost"})
+        assert frames_until(ws, is_bot_message)[-1]["message"]["faq_id"] == "change-address"
+        ws.send_json({"type": "message", "text": "住所を変えたい", "client_id": "lost"})  # now a true repeat
+        ws.send_json({"type": "message", "text": "次", "client_id": "next"})
+        frames_until(ws, is_bot_message)
+    assert [text for _, text in rasa.calls] == ["住所を変えたい", "次"]
+    history = client.get("/api/chat/history", headers={"Authorization": f"Bearer {token}"}).json()["messages"]
+    assert [m["text"] for m in history if m["sender"] == "customer"] == ["住所を変えたい", "次"]

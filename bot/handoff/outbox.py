@@ -9,14 +9,16 @@ tickets arrive as soon as the database is back, not only with the next handoff.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-import os
 import logging
+import os
 import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -47,10 +49,21 @@ class Outbox:
         self._lock = threading.Lock()
         self._retrier: threading.Thread | None = None
 
-    def put(self, packet: HandoffPacket) -> None:
-        """Store ``packet`` durably."""
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's threads, and other processes on the same file, one at a time."""
         with self._lock:
             self._path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self._path.with_suffix(".lock"), "a") as lock_file:
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def put(self, packet: HandoffPacket) -> None:
+        """Store ``packet`` durably."""
+        with self._locked():
             with self._path.open("a", encoding="utf-8") as handle:
                 handle.write(packet_to_json(packet) + "\n")
                 handle.flush()
@@ -69,7 +82,7 @@ class Outbox:
         Returns:
             How many were delivered.
         """
-        with self._lock:
+        with self._locked():
             waiting = self.pending()
             delivered = 0
             for packet in waiting:
@@ -101,7 +114,12 @@ class Outbox:
             self._retrier.start()
 
     def _retry_until_empty(self, connect: Callable[[], Optional[Queue]], retry_seconds: float) -> None:
-        while self.pending():
+        while True:
+            with self._locked():
+                # Decided under the lock: a put() racing with this exit starts a new thread.
+                if not self.pending():
+                    self._retrier = None
+                    return
             time.sleep(retry_seconds)
             queue = connect()
             if queue is not None:

@@ -167,18 +167,25 @@ class Gateway:
         async with self._locks[conversation_id]:
             message, new = await self._db(self._stores.chat_log.add,
                                           NewMessage(conversation_id, "customer", text, client_id=client_id))
-            if not new:
+            if not new and message.routed_at is not None:
                 return  # a resend of a message already handled
+            # (A resend of a message stored but never routed — the server died in between —
+            # goes on: nothing reached the bot or the agent yet.)
             ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
             if ticket is not None:  # into the ticket before the echo: the transcript keeps chat order
-                ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", text)
-            self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
+                ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", message.text)
+            if new:
+                self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
             if ticket is not None:
                 self._publish_ticket("message", ticket)
+                routed = True
             elif conversation_id in self._pending:
                 await self._system(conversation_id, TEXT["pending"])
+                routed = True
             else:
-                await self._ask_bot(conversation_id, rasa_text or safe_for_rasa(text))
+                routed = await self._ask_bot(conversation_id, rasa_text or safe_for_rasa(message.text))
+            if routed:
+                await self._db(self._stores.chat_log.mark_routed, message.id)
 
     async def button(self, conversation_id: str, payload: str, title: str, client_id: str | None) -> None:
         """A quick reply: only the buttons of the bot's latest message are accepted.
@@ -208,8 +215,12 @@ class Gateway:
                 if await self._db(self._stores.queue.open_ticket_for, conversation_id) is None:
                     await self._ask_bot(conversation_id, NOT_HELPFUL_PAYLOAD)
 
-    async def _ask_bot(self, conversation_id: str, text: str) -> None:
-        """Send to Rasa and show its replies; note a handoff (caller holds the lock)."""
+    async def _ask_bot(self, conversation_id: str, text: str) -> bool:
+        """Send to Rasa and show its replies; note a handoff (caller holds the lock).
+
+        Returns:
+            Whether Rasa got the message (False: Rasa unreachable, the customer was told).
+        """
         metadata = {"customer": await self._db(self._stores.chat_log.customer_of, conversation_id)}
         self._hub.publish_conversation(conversation_id, {"type": "typing", "on": True})
         try:
@@ -224,7 +235,7 @@ class Gateway:
             self._hub.publish_conversation(conversation_id, {"type": "typing", "on": False})
         if replies is None:
             await self._system(conversation_id, TEXT["bot_down"])
-            return
+            return False
         handoff: dict[str, Any] | None = None
         for reply in replies:
             custom = reply.custom
@@ -236,7 +247,7 @@ class Gateway:
             if custom.get("route") == Route.HANDOFF.value:
                 handoff = {**custom, "message_id": frame["id"], "text": reply.text}
         if handoff is None:
-            return
+            return True
         if handoff.get("ticket_id"):
             # The packet was built before this reply existed; the agent should see it too.
             ticket = await self._db(self._stores.queue.add_entry, handoff["ticket_id"], "bot", handoff["text"])
@@ -244,6 +255,7 @@ class Gateway:
         elif handoff.get("staffed") is not False:
             self._pending[conversation_id] = handoff["message_id"]  # packet waits in the outbox
         await self._publish_state(conversation_id)
+        return True
 
     async def cancel_handoff(self, conversation_id: str) -> None:
         """The customer stops waiting for a person and goes back to the bot.
@@ -360,11 +372,12 @@ class Gateway:
 
 
 class TicketWatcher:
-    """Polls the queue for tickets the action server filed and announces them.
+    """Polls the queue for tickets not announced yet (filed by the action server) and announces them.
 
     Polling (every ``interval`` seconds, one indexed query) works the same on SQLite
     and PostgreSQL and needs no extra service; benchmarks/handoff_load.py measures the
-    message-to-console time it gives.
+    message-to-console time it gives. The ``announced_at`` flag (not an id watermark)
+    means tickets filed while this server was down are announced when it is back.
     """
 
     def __init__(self, queue: Queue, on_ticket: Callable[[Ticket], Awaitable[None]], interval: float = 0.2) -> None:
@@ -372,17 +385,14 @@ class TicketWatcher:
         self._queue = queue
         self._on_ticket = on_ticket
         self._interval = interval
-        self._last_id: int | None = None
 
     async def run(self) -> None:
         """Poll until cancelled; a database outage is logged and retried."""
         while True:
             try:
-                if self._last_id is None:
-                    self._last_id = await run_in_threadpool(self._queue.last_id)
-                for ticket in await run_in_threadpool(self._queue.created_after, self._last_id):
-                    self._last_id = ticket.id
-                    await self._on_ticket(ticket)
+                for ticket in await run_in_threadpool(self._queue.unannounced):
+                    if await run_in_threadpool(self._queue.mark_announced, ticket.id):
+                        await self._on_ticket(ticket)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - keep watching whatever one poll hit

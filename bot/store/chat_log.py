@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from bot.handoff.masking import mask_sensitive
-from bot.store.models import ChatMessage, Conversation, as_utc
+from bot.store.models import ChatMessage, Conversation, as_utc, utcnow
 from bot.store.queue import QueueError
 
 
@@ -85,6 +85,11 @@ class ChatLog:
         with self._sessions() as session:
             row = session.get(Conversation, conversation_id)
             return dict(row.customer) if row else {}
+
+    def mark_routed(self, message_id: int) -> None:
+        """Record that a customer message reached the bot or the agent."""
+        with self._sessions() as session, session.begin():
+            session.execute(update(ChatMessage).where(ChatMessage.id == message_id).values(routed_at=utcnow()))
 
     def history(self, conversation_id: str, limit: int = 500) -> list[ChatMessage]:
         """The conversation's latest ``limit`` messages, oldest first."""

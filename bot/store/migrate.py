@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -18,9 +19,12 @@ def alembic_config() -> Config:
     return config
 
 
+_ALEMBIC = threading.Lock()  # Alembic's `op` / context are module globals: one migration at a time
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply every migration up to ``revision`` (idempotent; safe at each start-up)."""
     config = alembic_config()
-    with engine.begin() as connection:
+    with _ALEMBIC, engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

@@ -48,6 +48,9 @@ class Ticket(Base):
     # Filed outside staffed hours: nobody answers live, the customer left contact details.
     offline = Column(Boolean, nullable=False, default=False)
     resolution = Column(String(20))  # resolved (by an agent) / cancelled (by the customer)
+    # Set once the bot server has told the consoles about the ticket (see TicketWatcher):
+    # tickets filed while the bot server was down are announced when it is back.
+    announced_at = Column(DateTime(timezone=True), index=True)
 
     entries = relationship("TranscriptEntry", back_populates="ticket", order_by="TranscriptEntry.position",
                            cascade="all, delete-orphan")
@@ -93,6 +96,9 @@ class ChatMessage(Base):
     agent_name = Column(String(100))
     client_id = Column(String(100))
     feedback = Column(Boolean)  # 役に立ちましたか？ はい (True) / いいえ (False) on FAQ answers
+    # Customer messages: set once routed (bot replied, or added to the ticket). A resend of a
+    # message stored but never routed (the server died in between) is routed again.
+    routed_at = Column(DateTime(timezone=True))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
 
 

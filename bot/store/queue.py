@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -178,15 +178,23 @@ class Queue:
         with self._sessions() as session:
             return list(session.execute(query).scalars())
 
-    def created_after(self, ticket_id: int) -> list[Ticket]:
-        """Tickets with an id above ``ticket_id`` (the console's new-ticket feed)."""
-        with self._sessions() as session:
-            return list(session.execute(select(Ticket).where(Ticket.id > ticket_id).order_by(Ticket.id)).scalars())
+    def unannounced(self, limit: int = 500) -> list[Ticket]:
+        """Tickets the consoles have not been told about yet, oldest first.
 
-    def last_id(self) -> int:
-        """The highest ticket id so far (0 for an empty queue)."""
+        A flag rather than an id watermark: on PostgreSQL ids become visible in commit
+        order, not id order, and tickets filed while the bot server was down must not be
+        skipped when it starts again.
+        """
         with self._sessions() as session:
-            return int(session.execute(select(func.max(Ticket.id))).scalar() or 0)
+            return list(session.execute(select(Ticket).where(Ticket.announced_at.is_(None))
+                                        .order_by(Ticket.id).limit(limit)).scalars())
+
+    def mark_announced(self, ticket_id: int) -> bool:
+        """Record that the consoles were told; False if another server did it first."""
+        with self._sessions() as session, session.begin():
+            result = session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.announced_at.is_(None))
+                                     .values(announced_at=utcnow()))
+            return bool(result.rowcount)
 
     def open_ticket_for(self, conversation_id: str) -> Ticket | None:
         """The conversation's unresolved ticket, if a person owns it now."""

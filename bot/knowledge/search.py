@@ -1,0 +1,684 @@
+"""FAQ search without training: which entries would answer a question (``bot kb search``).
+
+Editors run it on any knowledge directory (e.g. right after importing a spreadsheet, when
+entries have only one to three questions and no model exists); the bot uses the same
+search for its clarify suggestions. Nothing is learnt: the index is built from the text.
+
+Text views (each a BM25 index built with the ``bm25s`` library, Lucene variant):
+
+* ``word``: Sudachi normalised forms (mode C) of the text after the bot's own
+  normalisation (:func:`bot.text.normalize.normalize` with the editors' synonym table),
+  function words (particles, auxiliaries, symbols) left out. 引越し and 引っ越し meet.
+* ``reading``: character 2- and 3-grams of the hiragana reading of the same morphemes,
+  so 住所 / じゅうしょ / ｼﾞｭｳｼｮ meet and a typo only breaks a few n-grams.
+* ``vector``: cosine of the mean GiNZA static word vectors (``ja_ginza``'s
+  ``vocab/vectors``, read with numpy, without spaCy) of the content words, for
+  paraphrases with no shared word (転居 / 引っ越し). Without ``ja_ginza`` the search
+  runs on the two BM25 views.
+
+Fields: every question and the title of an entry are *question documents*; the whole
+entry (title, questions and answer as one text) is the *entry document*, with its own
+indexes (its length is never compared with one-line questions).
+
+Scores, all in [0, 1]:
+
+1. Per BM25 view, a document's score is divided by the score the query gets against a
+   document identical to itself (same index statistics), and capped at 1:
+   ``s_v(d) = min(1, bm25_v(q, d) / bm25_v(q, q))``. 1.0 means "contains the query's
+   terms at least as well as the query itself"; query terms unknown to the index count
+   in the denominator, so an unrelated question scores near 0.
+2. The vector view is ``max(0, (cos - c0) / (1 - c0))`` (``c0`` = ``vector_floor``):
+   mean word vectors of any two Japanese sentences have a positive cosine, ``c0``
+   removes that floor.
+3. A document's score is the weighted sum of its views (weights sum to 1).
+4. An entry's score is ``(1 - e) * max(question documents) + e * entry document``, with
+   ``e`` = ``entry_weight``. The question with the best score is reported as ``matched``.
+
+Default weights (word 0.3, reading 0.3, vector 0.4, floor 0.5, entry 0.8) were chosen by
+cross-validation on the questions of ``knowledge/`` itself (a held-out fold of questions
+queried against the others; and knowledge bases cut to 1-60 questions per entry), never
+on the benchmark queries: see ``benchmarks/kb_search.py``.
+
+Entries with score 0 are not returned, so a query with no usable text (empty, emoji
+only, markup only) yields an empty list.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from bot.errors import KnowledgeError
+from bot.knowledge.loader import load_knowledge
+from bot.knowledge.model import FaqEntry, KnowledgeBase
+from bot.text import sudachi
+from bot.text.normalize import Normalizer
+from bot.text.synonyms import load_normalizer
+
+log = logging.getLogger(__name__)
+
+# Longer input is cut before normalisation (same bound as the tokenizer's `max_chars` in
+# config.yml): a pasted 10,000-character mail is searched by its beginning.
+MAX_QUERY_CHARS = 1000
+# Cut-offs of the evaluation (hit@k); MRR is computed over the top `max(EVAL_KS)` hits.
+EVAL_KS = (1, 5, 10)
+
+# Morphemes that carry no topic: particles, auxiliaries, symbols, whitespace.
+_FUNCTION_POS = frozenset({"助詞", "助動詞", "補助記号", "空白"})
+# Morphemes whose GiNZA vector says something about the topic.
+_CONTENT_POS = frozenset({"名詞", "動詞", "形容詞", "形状詞", "副詞", "代名詞", "接尾辞", "接頭辞"})
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One FAQ entry that would answer the query.
+
+    Attributes:
+        faq_id: The entry's id.
+        title: The entry's title (the button label of clarifying replies).
+        category: The entry's category.
+        score: Relevance in [0, 1] (see the module docstring for its definition).
+        matched: The entry's question (or title) that matches the query best, for editors.
+    """
+
+    faq_id: str
+    title: str
+    category: str
+    score: float
+    matched: str
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Weights of :class:`FaqSearch` (defaults chosen by cross-validation, module docstring).
+
+    Attributes:
+        word_weight: Weight of the Sudachi word view in a document's score.
+        reading_weight: Weight of the reading n-gram view.
+        vector_weight: Weight of the GiNZA vector view (0: BM25 only, vectors never loaded).
+        entry_weight: Share of the entry document in an entry's score (``e`` in the docstring).
+        reading_ngrams: Character n-gram sizes of the reading view.
+        vector_floor: Cosine mapped to 0 in the vector view (``c0`` in the docstring).
+        vector_package: spaCy model package whose static vectors are used.
+        k1: BM25 term-frequency saturation.
+        b: BM25 length normalisation.
+    """
+
+    word_weight: float = 0.3
+    reading_weight: float = 0.3
+    vector_weight: float = 0.4
+    entry_weight: float = 0.8
+    reading_ngrams: tuple[int, ...] = (2, 3)
+    vector_floor: float = 0.5
+    vector_package: str = "ja_ginza"
+    k1: float = 1.2
+    b: float = 0.75
+
+    def view_weights(self) -> dict[str, float]:
+        """The weights of the views in use, scaled to sum to 1.
+
+        Raises:
+            ValueError: No view has a positive weight, or ``entry_weight`` is outside [0, 1].
+        """
+        if not 0.0 <= self.entry_weight <= 1.0:
+            raise ValueError(f"SearchConfig.entry_weight must be within [0, 1], not {self.entry_weight}")
+        raw = {"word": self.word_weight, "reading": self.reading_weight, "vector": self.vector_weight}
+        total = sum(w for w in raw.values() if w > 0)
+        if total <= 0:
+            raise ValueError("SearchConfig: at least one of word/reading/vector weights must be positive")
+        return {name: w / total for name, w in raw.items() if w > 0}
+
+
+# --------------------------------------------------------------------------- BM25 views
+
+
+class _Bm25View:
+    """One BM25 index (bm25s) over token lists, scoring queries in [0, 1]."""
+
+    def __init__(self, docs: Sequence[Sequence[str]], k1: float, b: float) -> None:
+        import bm25s  # imported on first index build: commands that never search do not pay
+
+        self._k1 = k1
+        self._b = b
+        self._n_docs = len(docs)
+        self._avgdl = max(1e-9, sum(len(d) for d in docs) / max(1, len(docs)))
+        self._empty = not any(docs)
+        self._bm25 = bm25s.BM25(k1=k1, b=b, method="lucene")
+        if not self._empty:
+            # bm25s drops nothing itself; an empty document just scores 0.
+            self._bm25.index([list(d) for d in docs], show_progress=False)
+            indptr = self._bm25.scores["indptr"]
+            df = np.diff(indptr).astype(np.float64)
+            self._idf = np.log1p((self._n_docs - df + 0.5) / (df + 0.5))
+        # Query terms absent from the index get the idf of a term seen in no document.
+        self._oov_idf = math.log1p((self._n_docs + 0.5) / 0.5)
+
+    def scores(self, query: Sequence[str]) -> np.ndarray:
+        """Normalised scores of every document (see the module docstring, step 1).
+
+        Args:
+            query: The query's tokens (duplicates allowed).
+
+        Returns:
+            float32 array, one score in [0, 1] per document.
+        """
+        out = np.zeros(self._n_docs, dtype=np.float32)
+        if not query or self._empty:
+            return out
+        counts: dict[str, int] = {}
+        for token in query:
+            if token:  # bm25s reserves "" for its empty-document token
+                counts[token] = counts.get(token, 0) + 1
+        if not counts:
+            return out
+        vocab = self._bm25.vocab_dict
+        ids = [vocab[t] for t in counts if t in vocab]
+        # The query as a document: length len(query), tf = its own counts. Same formula as
+        # bm25s' Lucene variant (idf * tf / (tf + k1 * (1 - b + b * dl / avgdl)), no (k1 + 1)
+        # factor); tests check that a document identical to the query scores 1.
+        norm = self._k1 * (1 - self._b + self._b * sum(counts.values()) / self._avgdl)
+        self_score = 0.0
+        for token, tf in counts.items():
+            idf = self._idf[vocab[token]] if token in vocab else self._oov_idf
+            self_score += idf * tf / (tf + norm)
+        if not ids or self_score <= 0:
+            return out
+        raw = self._bm25.get_scores_from_ids(ids)
+        np.minimum(raw / self_score, 1.0, out=out)
+        return out
+
+
+# --------------------------------------------------------------------------- GiNZA vectors
+
+
+def _murmurhash64a(data: bytes, seed: int = 1) -> int:
+    """MurmurHash64A, the hash spaCy uses for its string keys (``spacy.strings.hash_string``).
+
+    Re-implemented so that reading the vectors needs neither spaCy nor thinc (importing
+    them pulls in TensorFlow, ~3 s). Tested against spaCy in tests/test_kb_search.py.
+    """
+    mask = 0xFFFFFFFFFFFFFFFF
+    m = 0xC6A4A7935BD1E995
+    r = 47
+    length = len(data)
+    h = (seed ^ (length * m)) & mask
+    end = length - (length % 8)
+    for i in range(0, end, 8):
+        k = int.from_bytes(data[i:i + 8], "little")
+        k = (k * m) & mask
+        k ^= k >> r
+        k = (k * m) & mask
+        h ^= k
+        h = (h * m) & mask
+    tail = data[end:]
+    if tail:
+        h ^= int.from_bytes(tail, "little")
+        h = (h * m) & mask
+    h ^= h >> r
+    h = (h * m) & mask
+    h ^= h >> r
+    return h
+
+
+@dataclass(frozen=True)
+class _StaticVectors:
+    """A spaCy static vector table: string hash -> row of a (rows, width) float32 matrix."""
+
+    table: np.ndarray
+    key2row: dict[int, int]
+
+    def mean(self, words: Iterable[str]) -> np.ndarray | None:
+        """Unit-length mean vector of the known words, or ``None`` when none is known."""
+        rows = [self.key2row.get(_murmurhash64a(w.encode("utf-8"))) for w in words]
+        known = [r for r in rows if r is not None]
+        if not known:
+            return None
+        vec = self.table[known].mean(axis=0)
+        length = float(np.linalg.norm(vec))
+        return vec / length if length > 0 else None
+
+
+@lru_cache(maxsize=2)
+def load_static_vectors(package: str) -> _StaticVectors | None:
+    """Read the static vectors of an installed spaCy model package, once per process.
+
+    Reads ``vocab/vectors`` (numpy) and ``vocab/key2row`` (msgpack) directly (~0.3 s);
+    see :mod:`bot.nlu.ginza_vectors`, which reads the same files through spaCy.
+
+    Args:
+        package: Package name, e.g. ``ja_ginza``.
+
+    Returns:
+        The table, or ``None`` (with a warning) when the package or its vectors are missing;
+        the search then runs on its BM25 views alone.
+    """
+    import msgpack
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        log.warning("spaCy model package %r is not installed; FAQ search runs without word vectors "
+                    "(fix: `make setup` installs ja-ginza)", package)
+        return None
+    package_dir = Path(list(spec.submodule_search_locations)[0])
+    found = sorted(package_dir.glob("*/vocab/vectors"))
+    if not found:
+        log.warning("%s has no vocab/vectors; FAQ search runs without word vectors", package_dir)
+        return None
+    vocab_dir = found[0].parent
+    cfg = vocab_dir / "vectors.cfg"
+    if cfg.exists() and json.loads(cfg.read_text(encoding="utf-8")).get("mode", "default") != "default":
+        log.warning("%s: floret vectors are not supported; FAQ search runs without word vectors", vocab_dir)
+        return None
+    table = np.load(vocab_dir / "vectors", allow_pickle=False)
+    key2row = msgpack.unpackb((vocab_dir / "key2row").read_bytes(), strict_map_key=False)
+    return _StaticVectors(table=np.asarray(table, dtype=np.float32), key2row=key2row)
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """The views of one text."""
+
+    words: list[str]
+    reading: list[str]
+    content: list[str]
+
+
+def _clean(text: str) -> str:
+    """Cut to :data:`MAX_QUERY_CHARS` and drop lone surrogates (Sudachi cannot encode them)."""
+    return text[:MAX_QUERY_CHARS].encode("utf-8", "replace").decode("utf-8")
+
+
+def _ngrams(text: str, sizes: Sequence[int]) -> list[str]:
+    grams: list[str] = []
+    for n in sizes:
+        if len(text) >= n:
+            grams.extend(text[i:i + n] for i in range(len(text) - n + 1))
+    if not grams and text:
+        grams.append(text)  # a one-character text still has one feature
+    return grams
+
+
+class _Analyzer:
+    """Normalise + Sudachi, as the bot does, and derive the word / reading / content views."""
+
+    def __init__(self, normalizer: Normalizer, config: SearchConfig) -> None:
+        self._normalizer = normalizer
+        self._config = config
+
+    def __call__(self, text: str) -> _Analysis:
+        normalized = self._normalizer(_clean(text))
+        if not normalized:
+            return _Analysis([], [], [])
+        morphs = sudachi.tokenize(normalized)
+        topical = [m for m in morphs if m.pos not in _FUNCTION_POS]
+        words = [m.normalized for m in topical]
+        reading = "".join(m.reading for m in morphs if m.pos not in {"補助記号", "空白"})
+        content = [m.normalized for m in topical if m.pos in _CONTENT_POS]
+        return _Analysis(words, _ngrams(reading, self._config.reading_ngrams), content)
+
+
+# --------------------------------------------------------------------------- search engines
+
+
+@dataclass
+class _Index:
+    """Everything built from the knowledge base for one engine."""
+
+    doc_entry: np.ndarray          # question document -> entry index (sorted, contiguous)
+    entry_starts: np.ndarray       # first question document of each entry
+    doc_text: list[str]
+    question_views: dict[str, Any]
+    entry_views: dict[str, Any]
+
+
+class _BaseSearch:
+    """Shared aggregation; subclasses define the views (see the module docstring)."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self._entries: tuple[FaqEntry, ...] = kb.entries
+        self._index: _Index | None = None
+        self._lock = threading.Lock()
+
+    # Subclasses: weights per view and how a text becomes each view's features.
+    def _weights(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _entry_weight(self) -> float:
+        raise NotImplementedError
+
+    def _features(self, text: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _build_view(self, name: str, features: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def _score_view(self, name: str, view: Any, feature: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def build(self) -> None:
+        """Build the index now (otherwise done on the first search)."""
+        self._ensure_index()
+
+    def _ensure_index(self) -> _Index:
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = self._build()
+        return self._index
+
+    def _build(self) -> _Index:
+        doc_entry: list[int] = []
+        doc_text: list[str] = []
+        for i, entry in enumerate(self._entries):
+            # Title first: with a single question, the title is often the clearer phrasing.
+            texts = list(dict.fromkeys((entry.title, *entry.questions)))
+            doc_text.extend(texts)
+            doc_entry.extend([i] * len(texts))
+        question_features = [self._features(t) for t in doc_text]
+        # The entry document: everything the entry says, as one text (see module docstring).
+        entry_features = [self._features("\n".join((e.title, *e.questions, e.answer))) for e in self._entries]
+        weights = self._weights()
+        question_views = {name: self._build_view(name, [f[name] for f in question_features]) for name in weights}
+        entry_views = {name: self._build_view(name, [f[name] for f in entry_features]) for name in weights}
+        entry_array = np.asarray(doc_entry, dtype=np.int64)
+        starts = np.searchsorted(entry_array, np.arange(len(self._entries)))
+        return _Index(entry_array, starts, doc_text, question_views, entry_views)
+
+    def scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of every entry and, per entry, its best question document.
+
+        Args:
+            query: Raw customer text.
+
+        Returns:
+            (entry scores in [0, 1], index of each entry's best question document).
+        """
+        index = self._ensure_index()
+        n_entries = len(self._entries)
+        if not n_entries:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        features = self._features(query if isinstance(query, str) else "")
+        weights = self._weights()
+        q_total = np.zeros(len(index.doc_text), dtype=np.float32)
+        e_total = np.zeros(n_entries, dtype=np.float32)
+        for name, weight in weights.items():
+            q_total += weight * self._score_view(name, index.question_views[name], features[name])
+            e_total += weight * self._score_view(name, index.entry_views[name], features[name])
+        best = np.maximum.reduceat(q_total, index.entry_starts) if len(q_total) else np.zeros(n_entries)
+        # Position of the maximum inside each entry's contiguous block of documents.
+        is_best = q_total == best[index.doc_entry]
+        first_best = np.full(n_entries, -1, dtype=np.int64)
+        candidates = np.flatnonzero(is_best)[::-1]
+        first_best[index.doc_entry[candidates]] = candidates
+        share = self._entry_weight()
+        total = (1 - share) * best + share * e_total
+        return np.clip(total, 0.0, 1.0), first_best
+
+    def search(self, query: str, top: int = 5) -> list[SearchHit]:
+        """The entries that would answer ``query``, best first.
+
+        Args:
+            query: Raw customer text (any length; HTML, emoji and control characters are fine).
+            top: How many hits at most.
+
+        Returns:
+            Up to ``top`` hits with a score above 0; empty when the query has no usable text.
+        """
+        if top <= 0 or not self._entries or not isinstance(query, str):
+            return []
+        total, best_doc = self.scores(query)
+        order = np.argsort(-total, kind="stable")[:top]
+        index = self._ensure_index()
+        hits = []
+        for i in order:
+            score = float(total[i])
+            if score <= 0:
+                break
+            entry = self._entries[i]
+            hits.append(SearchHit(faq_id=entry.id, title=entry.title, category=entry.category,
+                                  score=round(score, 4), matched=index.doc_text[best_doc[i]]))
+        return hits
+
+
+class FaqSearch(_BaseSearch):
+    """FAQ search over a knowledge base, no training needed (see the module docstring).
+
+    Example::
+
+        search = FaqSearch.from_directory(Path("knowledge"))
+        search.search("住所を変えたい", top=3)[0].faq_id   # 'change-address'
+    """
+
+    def __init__(self, kb: KnowledgeBase, synonyms: Path | None = None,
+                 config: SearchConfig | None = None) -> None:
+        """Prepare the search (the index is built on the first query or :meth:`build`).
+
+        Args:
+            kb: The knowledge base.
+            synonyms: The editors' ``synonyms.yml``; ``None`` or a missing file: no synonyms.
+            config: Weights and switches; the defaults are the benchmarked ones.
+
+        Raises:
+            KnowledgeError: The synonym file is malformed.
+        """
+        super().__init__(kb)
+        self.config = config or SearchConfig()
+        self._view_weights = self.config.view_weights()
+        normalizer = load_normalizer(synonyms) if synonyms is not None else Normalizer()
+        self._analyze = _Analyzer(normalizer, self.config)
+        self._vectors: _StaticVectors | None = None
+
+    @classmethod
+    def from_directory(cls, kb_dir: Path, config: SearchConfig | None = None) -> FaqSearch:
+        """Load ``kb_dir`` (``faq/*.yml``) and ``kb_dir/synonyms.yml`` when present.
+
+        Args:
+            kb_dir: A knowledge directory.
+            config: Optional weights and switches.
+
+        Returns:
+            The search.
+
+        Raises:
+            KnowledgeError: The knowledge or the synonym file is malformed.
+        """
+        kb_dir = Path(kb_dir)
+        synonyms = kb_dir / "synonyms.yml"
+        return cls(load_knowledge(kb_dir), synonyms if synonyms.exists() else None, config)
+
+    def _weights(self) -> dict[str, float]:
+        return self._view_weights
+
+    def _entry_weight(self) -> float:
+        return self.config.entry_weight
+
+    def _build(self) -> _Index:
+        if "vector" in self._view_weights:
+            self._vectors = load_static_vectors(self.config.vector_package)
+            if self._vectors is None:
+                # No vectors installed: renormalise the BM25 weights, keep searching.
+                self._view_weights = {k: v for k, v in self._view_weights.items() if k != "vector"}
+                total = sum(self._view_weights.values())
+                self._view_weights = {k: v / total for k, v in self._view_weights.items()}
+        return super()._build()
+
+    def _features(self, text: str) -> dict[str, Any]:
+        analysis = self._analyze(text)
+        features: dict[str, Any] = {"word": analysis.words, "reading": analysis.reading}
+        if "vector" in self._view_weights and self._vectors is not None:
+            features["vector"] = self._vectors.mean(analysis.content)
+        return features
+
+    def _build_view(self, name: str, features: list[Any]) -> Any:
+        if name == "vector":
+            width = self._vectors.table.shape[1] if self._vectors is not None else 1
+            matrix = np.zeros((len(features), width), dtype=np.float32)
+            for i, vec in enumerate(features):
+                if vec is not None:
+                    matrix[i] = vec
+            return matrix
+        return _Bm25View(features, self.config.k1, self.config.b)
+
+    def _score_view(self, name: str, view: Any, feature: Any) -> np.ndarray:
+        if name == "vector":
+            if feature is None:
+                return np.zeros(view.shape[0], dtype=np.float32)
+            floor = self.config.vector_floor
+            return np.clip((view @ feature - floor) / (1 - floor), 0.0, 1.0).astype(np.float32)
+        return view.scores(feature)
+
+
+class CharNgramBM25(_BaseSearch):
+    """Plain baseline: BM25 over character 2-grams of NFKC text, nothing else.
+
+    Same documents, aggregation and score normalisation as :class:`FaqSearch` (so the
+    comparison isolates the Japanese text processing), but no synonyms, no Sudachi, no
+    readings and no vectors.
+    """
+
+    def __init__(self, kb: KnowledgeBase, entry_weight: float = SearchConfig.entry_weight,
+                 k1: float = SearchConfig.k1, b: float = SearchConfig.b) -> None:
+        """Prepare the baseline.
+
+        Args:
+            kb: The knowledge base.
+            entry_weight: Share of the entry document in an entry's score (as in :class:`FaqSearch`).
+            k1: BM25 term-frequency saturation.
+            b: BM25 length normalisation.
+        """
+        super().__init__(kb)
+        self._share = entry_weight
+        self._k1 = k1
+        self._b = b
+
+    @classmethod
+    def from_directory(cls, kb_dir: Path) -> CharNgramBM25:
+        """Load ``kb_dir`` (synonyms are not used by the baseline)."""
+        return cls(load_knowledge(Path(kb_dir)))
+
+    def _weights(self) -> dict[str, float]:
+        return {"char": 1.0}
+
+    def _entry_weight(self) -> float:
+        return self._share
+
+    def _features(self, text: str) -> dict[str, Any]:
+        plain = "".join(unicodedata.normalize("NFKC", _clean(text)).split())
+        return {"char": _ngrams(plain, (2,))}
+
+    def _build_view(self, name: str, features: list[Any]) -> Any:
+        return _Bm25View(features, self._k1, self._b)
+
+    def _score_view(self, name: str, view: Any, feature: Any) -> np.ndarray:
+        return view.scores(feature)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def eval_search(search: FaqSearch | CharNgramBM25, queries: list[dict]) -> dict:
+    """Retrieval quality on labelled queries.
+
+    A query counts as a hit at k when any of its relevant ids is among the first k hits.
+    MRR is the mean reciprocal rank of the first relevant hit within the top
+    ``max(EVAL_KS)`` (10) hits, 0 when none is there.
+
+    Args:
+        search: The search to evaluate.
+        queries: Items ``{"query": str, "relevant": [faq ids]}`` (see :func:`read_queries`).
+
+    Returns:
+        ``{"hit@1", "hit@5", "hit@10", "mrr"}`` as fractions in [0, 1], and ``queries`` (count).
+
+    Raises:
+        ValueError: A relevant id does not exist in the searched knowledge base.
+    """
+    depth = max(EVAL_KS)
+    known = set(search.kb.ids)
+    hits_at = dict.fromkeys(EVAL_KS, 0)
+    reciprocal = 0.0
+    for item in queries:
+        relevant = set(item["relevant"])
+        unknown = sorted(relevant - known)
+        if unknown:
+            raise ValueError(f"質問「{item['query']}」の正解 id「{', '.join(unknown)}」はナレッジにありません。"
+                             f"対処: 評価するナレッジフォルダ（--kb）と正解 id を確認してください。")
+        ranked = [h.faq_id for h in search.search(item["query"], top=depth)]
+        rank = next((pos for pos, faq_id in enumerate(ranked, start=1) if faq_id in relevant), None)
+        if rank is None:
+            continue
+        reciprocal += 1.0 / rank
+        for k in EVAL_KS:
+            if rank <= k:
+                hits_at[k] += 1
+    count = len(queries)
+    result: dict[str, float | int] = {f"hit@{k}": (hits_at[k] / count if count else 0.0) for k in EVAL_KS}
+    result["mrr"] = reciprocal / count if count else 0.0
+    result["queries"] = count
+    return result
+
+
+def read_queries(path: Path) -> list[dict]:
+    """Read a JSON Lines file of labelled queries: ``{"query": "...", "relevant": ["id", ...]}``.
+
+    Blank lines are skipped. Every error names the file and the line.
+
+    Args:
+        path: The ``.jsonl`` file.
+
+    Returns:
+        Items with ``query`` (str) and ``relevant`` (list of ids).
+
+    Raises:
+        KnowledgeError: The file is missing or not UTF-8, or a line is not a JSON object
+            with a non-empty ``query`` string and a non-empty ``relevant`` list of ids.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise KnowledgeError(path, None, "評価用の質問ファイルが見つかりません。",
+                             "--queries にファイルのパスを正しく指定してください。") from exc
+    except UnicodeDecodeError as exc:
+        raise KnowledgeError(path, None, "UTF-8 で保存されていません。",
+                             "エディタで文字コードを UTF-8 にして保存し直してください。") from exc
+    example = '{"query": "住所を変えたい", "relevant": ["change-address"]}'
+    items: list[dict] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{lineno}行目"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise KnowledgeError(path, where, f"JSON として読めません（{exc.msg}、{exc.colno}文字目）。",
+                                 f"1行に1つ、{example} の形で書いてください。") from exc
+        if not isinstance(raw, dict):
+            raise KnowledgeError(path, where, "行が JSON のオブジェクト（{...}）になっていません。",
+                                 f"{example} の形で書いてください。")
+        query = raw.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise KnowledgeError(path, where, "`query`（質問の文字列）がありません。",
+                                 f"{example} のように `query` を書いてください。")
+        relevant = raw.get("relevant")
+        if isinstance(relevant, str):
+            relevant = [relevant]
+        if not isinstance(relevant, list) or not relevant or not all(isinstance(r, str) and r for r in relevant):
+            raise KnowledgeError(path, where, "`relevant`（正解の FAQ id のリスト）がありません。",
+                                 f"{example} のように id を1つ以上書いてください。")
+        items.append({"query": query, "relevant": relevant})
+    return items
