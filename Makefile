@@ -11,7 +11,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser build validate check-generated train run ask eval test test-fast bench bench-anger bench-handoff clean
+.PHONY: help setup browser build validate check-generated train run ask eval test test-fast bench bench-anger bench-kb bench-handoff clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -81,6 +81,10 @@ bench: setup ## Benchmarks: our pipeline vs Rasa's stock GiNZA + DIET pipeline
 bench-anger: train ## Anger rules + model vs ML-Ask, oseti, asari on the tuning sets (installs them first)
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python -r requirements/bench-anger.txt
 	$(BIN)/python -m benchmarks.anger_resources --model $(MODEL)
+
+bench-kb: setup ## FAQ search quality/latency vs char-bigram BM25, and importing 2,000 entries
+	$(BIN)/python -m benchmarks.kb_search
+	$(BIN)/python -m benchmarks.kb_import
 
 bench-handoff: train ## 200 concurrent handoffs: tickets exactly once, message-to-console latency, faults
 	$(BIN)/python -m benchmarks.handoff_load --database sqlite

@@ -34,8 +34,8 @@ class _KnowledgeAction(Action):
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """Reply to the latest customer message."""
         knowledge = self._knowledge or default_knowledge()
-        send(dispatcher, reply_for(self.action_name, tracker.latest_message, knowledge.get()),
-             tracker.latest_message)
+        send(dispatcher, reply_for(self.action_name, tracker.latest_message, knowledge.get(),
+                                   search=knowledge.find), tracker.latest_message)
         return []
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.dialogue.decisions import handoff_reason, intent_name, reply_for
+from bot.knowledge.live import LiveKnowledge
 from bot.dialogue.routes import (
     ACTION_ANSWER_FAQ,
     ACTION_CLARIFY,
@@ -91,6 +92,7 @@ class Assistant:
             raise ModelNotFoundError(f"{self.model_path}: モデルファイルがありません。`make train` で作るか、"
                                      "--model に models/ の .tar.gz を指定してください。")
         self.kb = kb or load_knowledge(settings.knowledge_dir)
+        self.knowledge = LiveKnowledge(settings.knowledge_dir) if kb is None else None
         self.hours = load_hours(settings.knowledge_dir / "hours.yml")
         os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
         from rasa.core.agent import Agent  # heavy import, only when a model is really loaded
@@ -148,7 +150,8 @@ class Assistant:
             response = RESPONSE_OF_BUILTIN_ACTION.get(action, action)
             answer = (self._responses.get(response) or [{"text": ""}])[0]["text"]
         else:
-            reply = reply_for(action, parse_data, self.kb, self.hours)
+            reply = reply_for(action, parse_data, self.kb, self.hours,
+                              search=self.knowledge.find if self.knowledge else None)
             answer = reply.text
             suggestions = list(reply.custom.get("suggestions", []))
             route = Route(reply.custom.get("route", route.value))

@@ -74,6 +74,36 @@ def _cmd_kb_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_kb_search(args: argparse.Namespace) -> int:
+    from bot.knowledge.search import FaqSearch
+
+    search = FaqSearch.from_directory(Path(args.kb) if args.kb else get_settings().knowledge_dir)
+    hits = search.search(args.query, top=args.top)
+    if args.json:
+        print(json.dumps([{"faq_id": h.faq_id, "title": h.title, "category": h.category, "score": round(h.score, 4),
+                           "matched": h.matched} for h in hits], ensure_ascii=False, indent=1))
+        return 0
+    if not hits:
+        print("該当する FAQ は見つかりませんでした。")
+    for rank, hit in enumerate(hits, start=1):
+        print(f"{rank}. {hit.score:.3f}  {hit.faq_id}  {hit.title}（{hit.category}）\n      近い質問例: {hit.matched}")
+    return 0
+
+
+def _cmd_kb_eval_search(args: argparse.Namespace) -> int:
+    from bot.knowledge.search import FaqSearch, eval_search, read_queries
+
+    search = FaqSearch.from_directory(Path(args.kb) if args.kb else get_settings().knowledge_dir)
+    result = eval_search(search, read_queries(Path(args.queries)))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for key in ("hit@1", "hit@5", "hit@10", "mrr"):
+            print(f"{key}: {result[key]:.3f}")
+        print(f"queries: {result['queries']}")
+    return 0
+
+
 def _read_jsonl_texts(path: Path) -> list[str]:
     texts = []
     with path.open(encoding="utf-8") as handle:
@@ -226,6 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     kb_export.add_argument("--encoding", help="CSV の文字コード（既定 UTF-8 BOM 付き、cp932 も可）")
     kb_export.add_argument("--kb", help="読むナレッジフォルダ（省略時は knowledge/）")
     kb_export.set_defaults(func=_cmd_kb_export)
+    kb_search = kb_sub.add_parser("search", help="この質問にどの FAQ が答えるかを、スコア付きで表示（学習不要）")
+    kb_search.add_argument("query", help="お客さまの質問")
+    kb_search.add_argument("--kb", help="検索するナレッジフォルダ（省略時は knowledge/）")
+    kb_search.add_argument("--top", type=int, default=5, help="表示する件数（既定 5）")
+    kb_search.add_argument("--json", action="store_true", help="結果を JSON で出力")
+    kb_search.set_defaults(func=_cmd_kb_search)
+    kb_eval = kb_sub.add_parser("eval-search", help='検索の評価: 1行に {"query": ..., "relevant": [id...]} のファイルで hit@k と MRR')
+    kb_eval.add_argument("--kb", help="検索するナレッジフォルダ（省略時は knowledge/）")
+    kb_eval.add_argument("--queries", required=True, help="評価用の質問ファイル（JSON Lines）")
+    kb_eval.add_argument("--json", action="store_true", help="結果を JSON で出力")
+    kb_eval.set_defaults(func=_cmd_kb_eval_search)
     return parser
 
 

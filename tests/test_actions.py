@@ -40,11 +40,20 @@ def test_clarify_offers_three_likeliest_faqs_and_a_person(make_tracker) -> None:
         {"name": "faq_pricing", "confidence": 0.1},
         {"name": "faq_trial", "confidence": 0.05},
     ]
-    tracker = make_tracker("やめたいかも", "nlu_fallback", 0.3, ranking)
+    tracker = make_tracker("", "nlu_fallback", 0.3, ranking)  # no text to search: the classifier's order
     (message,), _ = run(ActionClarify(KNOWLEDGE), tracker)
     assert message["custom"]["suggestions"] == ["cancel", "change-plan", "pricing"]
     payloads = [b["payload"] for b in message["buttons"]]
     assert payloads == ["/faq_cancel", "/faq_change_plan", "/faq_pricing", "/request_human"]
+
+
+def test_clarify_suggestions_come_from_the_faq_search_first(make_tracker) -> None:
+    ranking = [{"name": "nlu_fallback", "confidence": 0.3}, {"name": "faq_trial", "confidence": 0.2}]
+    tracker = make_tracker("パスワードわすれたかも", "nlu_fallback", 0.3, ranking)
+    (message,), _ = run(ActionClarify(KNOWLEDGE), tracker)
+    suggestions = message["custom"]["suggestions"]
+    assert suggestions[0] == KNOWLEDGE.find("パスワードわすれたかも")[0] == "reset-password"
+    assert len(suggestions) == 3 and message["buttons"][-1]["payload"] == "/request_human"
 
 
 def test_clarify_without_ranking_is_never_a_dead_end(make_tracker) -> None:

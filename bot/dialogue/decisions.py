@@ -6,7 +6,7 @@ Both call :func:`reply_for` with the NLU parse data of the latest message, so wh
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from bot.dialogue.replies import (
     Reply,
@@ -22,10 +22,12 @@ from bot.dialogue.routes import (
     ACTION_HANDOFF,
     HANDOFF_REASON_OF_INTENT,
 )
-from bot.knowledge.model import KnowledgeBase
+from bot.knowledge.model import KnowledgeBase, intent_for
 from bot.triage.hours import StaffedHours
 
-NO_WORDS = "no_words"  # `input_issue` set by bot.nlu.message_guard on word-less messages
+NO_WORDS = "no_words"
+# Text -> ids of the FAQ entries that best answer it (see bot.knowledge.live.LiveKnowledge.find).
+FaqFinder = Callable[[str], list[str]]  # `input_issue` set by bot.nlu.message_guard on word-less messages
 
 
 def intent_name(parse_data: Mapping[str, Any]) -> str | None:
@@ -42,7 +44,7 @@ def handoff_reason(parse_data: Mapping[str, Any]) -> str:
 
 
 def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase,
-              hours: StaffedHours | None = None) -> Reply:
+              hours: StaffedHours | None = None, search: FaqFinder | None = None) -> Reply:
     """Build the reply of one of our custom actions.
 
     Args:
@@ -50,6 +52,8 @@ def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase,
         parse_data: NLU result of the customer's latest message.
         kb: The knowledge base.
         hours: Staffed hours; a handoff outside them says when a person will answer.
+        search: FAQ search (``bot kb search``): its best entries for the message come first
+            among clarify suggestions, then the classifier's runners-up.
 
     Returns:
         The reply. An FAQ intent that is not (or no longer) in the knowledge base
@@ -61,9 +65,9 @@ def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase,
     truncated_at = parse_data.get("input_truncated_at")
     if action == ACTION_ANSWER_FAQ:
         entry = kb.by_intent(intent_name(parse_data))
-        reply = answer_reply(entry) if entry else _clarify(parse_data, kb)
+        reply = answer_reply(entry) if entry else _clarify(parse_data, kb, search)
     elif action == ACTION_CLARIFY:
-        reply = _clarify(parse_data, kb)
+        reply = _clarify(parse_data, kb, search)
     elif action == ACTION_HANDOFF:
         return staffed_handoff_reply(handoff_reason(parse_data), hours)
     else:
@@ -73,6 +77,10 @@ def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase,
     return reply
 
 
-def _clarify(parse_data: Mapping[str, Any], kb: KnowledgeBase) -> Reply:
-    suggestions = suggestions_from_ranking(parse_data.get("intent_ranking") or [], kb)
+def _clarify(parse_data: Mapping[str, Any], kb: KnowledgeBase, search: FaqFinder | None) -> Reply:
+    ranking = list(parse_data.get("intent_ranking") or [])
+    if search is not None and parse_data.get("text"):
+        found = [{"name": intent_for(faq_id)} for faq_id in search(str(parse_data["text"]))]
+        ranking = found + ranking
+    suggestions = suggestions_from_ranking(ranking, kb)
     return clarify_reply(suggestions, no_words=parse_data.get("input_issue") == NO_WORDS)

@@ -6,12 +6,14 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from bot.errors import KnowledgeError
 from bot.knowledge.loader import load_knowledge
 from bot.knowledge.model import KnowledgeBase
 
 logger = logging.getLogger(__name__)
+SUGGESTION_MIN_SCORE = 0.25
 
 
 class LiveKnowledge:
@@ -29,6 +31,7 @@ class LiveKnowledge:
         self._kb: KnowledgeBase | None = None
         self._stamp: tuple[tuple[str, int, int], ...] = ()
         self._checked_at = 0.0
+        self._search: tuple[KnowledgeBase, Any] | None = None
 
     def _current_stamp(self) -> tuple[tuple[str, int, int], ...]:
         stamp = []
@@ -66,3 +69,19 @@ class LiveKnowledge:
             self._kb, self._stamp = kb, stamp
             logger.info("knowledge loaded: %d entries", len(kb.entries))
             return kb
+
+    def find(self, text: str, top: int = 3, min_score: float = SUGGESTION_MIN_SCORE) -> list[str]:
+        """Ids of the FAQ entries the search ranks best for ``text`` (clarify suggestions).
+
+        The index is rebuilt after the knowledge base reloads; ``min_score`` drops hits
+        that only share a common word (unrelated questions score about 0.1).
+        """
+        from bot.knowledge.search import FaqSearch
+
+        kb = self.get()
+        with self._lock:
+            if self._search is None or self._search[0] is not kb:
+                synonyms = self._directory / "synonyms.yml"
+                self._search = (kb, FaqSearch(kb, synonyms if synonyms.exists() else None))
+            search = self._search[1]
+        return [hit.faq_id for hit in search.search(text, top=top) if hit.score >= min_score]

@@ -51,7 +51,7 @@ import logging
 import math
 import threading
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -157,8 +157,12 @@ class _Bm25View:
         if not self._empty:
             # bm25s drops nothing itself; an empty document just scores 0.
             self._bm25.index([list(d) for d in docs], show_progress=False)
-            indptr = self._bm25.scores["indptr"]
-            df = np.diff(indptr).astype(np.float64)
+            # bm25s stores the precomputed per-(term, document) scores as a CSC matrix;
+            # a term's postings are data/indices[indptr[t]:indptr[t + 1]].
+            self._data = self._bm25.scores["data"]
+            self._indices = self._bm25.scores["indices"]
+            self._indptr = self._bm25.scores["indptr"]
+            df = np.diff(self._indptr).astype(np.float64)
             self._idf = np.log1p((self._n_docs - df + 0.5) / (df + 0.5))
         # Query terms absent from the index get the idf of a term seen in no document.
         self._oov_idf = math.log1p((self._n_docs + 0.5) / 0.5)
@@ -183,7 +187,7 @@ class _Bm25View:
             return out
         vocab = self._bm25.vocab_dict
         ids = [vocab[t] for t in counts if t in vocab]
-        # The query as a document: length len(query), tf = its own counts. Same formula as
+        # The query as a document: its tokens and their counts. Same formula as
         # bm25s' Lucene variant (idf * tf / (tf + k1 * (1 - b + b * dl / avgdl)), no (k1 + 1)
         # factor); tests check that a document identical to the query scores 1.
         norm = self._k1 * (1 - self._b + self._b * sum(counts.values()) / self._avgdl)
@@ -193,7 +197,12 @@ class _Bm25View:
             self_score += idf * tf / (tf + norm)
         if not ids or self_score <= 0:
             return out
-        raw = self._bm25.get_scores_from_ids(ids)
+        # Same sum as bm25s' get_scores_from_ids (Lucene has no non-occurrence term), but
+        # with one np.bincount instead of an np.add.at per term: ~10x faster on 10k documents.
+        postings = [slice(self._indptr[i], self._indptr[i + 1]) for i in ids]
+        raw = np.bincount(np.concatenate([self._indices[p] for p in postings]),
+                          weights=np.concatenate([self._data[p] for p in postings]),
+                          minlength=self._n_docs)
         np.minimum(raw / self_score, 1.0, out=out)
         return out
 
@@ -264,7 +273,10 @@ def load_static_vectors(package: str) -> _StaticVectors | None:
     """
     import msgpack
 
-    spec = importlib.util.find_spec(package)
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         log.warning("spaCy model package %r is not installed; FAQ search runs without word vectors "
                     "(fix: `make setup` installs ja-ginza)", package)
@@ -296,9 +308,11 @@ class _Analysis:
     content: list[str]
 
 
-def _clean(text: str) -> str:
-    """Cut to :data:`MAX_QUERY_CHARS` and drop lone surrogates (Sudachi cannot encode them)."""
-    return text[:MAX_QUERY_CHARS].encode("utf-8", "replace").decode("utf-8")
+def _clean(text: str, limit: int | None) -> str:
+    """Cut to ``limit`` characters and replace lone surrogates (Sudachi cannot encode them)."""
+    if limit is not None:
+        text = text[:limit]
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _ngrams(text: str, sizes: Sequence[int]) -> list[str]:
@@ -318,8 +332,8 @@ class _Analyzer:
         self._normalizer = normalizer
         self._config = config
 
-    def __call__(self, text: str) -> _Analysis:
-        normalized = self._normalizer(_clean(text))
+    def __call__(self, text: str, limit: int | None = MAX_QUERY_CHARS) -> _Analysis:
+        normalized = self._normalizer(_clean(text, limit))
         if not normalized:
             return _Analysis([], [], [])
         morphs = sudachi.tokenize(normalized)
@@ -353,20 +367,21 @@ class _BaseSearch:
         self._index: _Index | None = None
         self._lock = threading.Lock()
 
-    # Subclasses: weights per view and how a text becomes each view's features.
+    # Subclasses: weights per view and how a text becomes each view's features (token
+    # lists, so that the features of several texts can be concatenated).
     def _weights(self) -> dict[str, float]:
         raise NotImplementedError
 
     def _entry_weight(self) -> float:
         raise NotImplementedError
 
-    def _features(self, text: str) -> dict[str, Any]:
+    def _features(self, text: str, limit: int | None = MAX_QUERY_CHARS) -> dict[str, list[str]]:
         raise NotImplementedError
 
-    def _build_view(self, name: str, features: list[Any]) -> Any:
+    def _build_view(self, name: str, features: list[list[str]]) -> Any:
         raise NotImplementedError
 
-    def _score_view(self, name: str, view: Any, feature: Any) -> np.ndarray:
+    def _score_view(self, name: str, view: Any, feature: list[str]) -> np.ndarray:
         raise NotImplementedError
 
     def build(self) -> None:
@@ -383,20 +398,27 @@ class _BaseSearch:
     def _build(self) -> _Index:
         doc_entry: list[int] = []
         doc_text: list[str] = []
+        starts = [0]
         for i, entry in enumerate(self._entries):
             # Title first: with a single question, the title is often the clearer phrasing.
             texts = list(dict.fromkeys((entry.title, *entry.questions)))
             doc_text.extend(texts)
             doc_entry.extend([i] * len(texts))
-        question_features = [self._features(t) for t in doc_text]
-        # The entry document: everything the entry says, as one text (see module docstring).
-        entry_features = [self._features("\n".join((e.title, *e.questions, e.answer))) for e in self._entries]
+            starts.append(len(doc_text))
+        # Documents are analysed whole (the query length limit is for customers' input).
+        question_features = [self._features(t, limit=None) for t in doc_text]
         weights = self._weights()
+        # The entry document: everything the entry says (see module docstring), analysed
+        # text by text so that no n-gram spans two questions and no length limit applies.
+        entry_features = []
+        for i, entry in enumerate(self._entries):
+            parts = question_features[starts[i]:starts[i + 1]]
+            parts.append(self._features(entry.answer, limit=None))
+            entry_features.append({name: [t for part in parts for t in part[name]] for name in weights})
         question_views = {name: self._build_view(name, [f[name] for f in question_features]) for name in weights}
         entry_views = {name: self._build_view(name, [f[name] for f in entry_features]) for name in weights}
-        entry_array = np.asarray(doc_entry, dtype=np.int64)
-        starts = np.searchsorted(entry_array, np.arange(len(self._entries)))
-        return _Index(entry_array, starts, doc_text, question_views, entry_views)
+        return _Index(np.asarray(doc_entry, dtype=np.int64), np.asarray(starts[:-1], dtype=np.int64), doc_text,
+                      question_views, entry_views)
 
     def scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """Scores of every entry and, per entry, its best question document.
@@ -419,11 +441,10 @@ class _BaseSearch:
             q_total += weight * self._score_view(name, index.question_views[name], features[name])
             e_total += weight * self._score_view(name, index.entry_views[name], features[name])
         best = np.maximum.reduceat(q_total, index.entry_starts) if len(q_total) else np.zeros(n_entries)
-        # Position of the maximum inside each entry's contiguous block of documents.
-        is_best = q_total == best[index.doc_entry]
-        first_best = np.full(n_entries, -1, dtype=np.int64)
-        candidates = np.flatnonzero(is_best)[::-1]
-        first_best[index.doc_entry[candidates]] = candidates
+        # First document reaching the maximum inside each entry's contiguous block.
+        positions = np.arange(len(q_total), dtype=np.int64)
+        positions[q_total != best[index.doc_entry]] = len(q_total)
+        first_best = np.minimum.reduceat(positions, index.entry_starts)
         share = self._entry_weight()
         total = (1 - share) * best + share * e_total
         return np.clip(total, 0.0, 1.0), first_best
@@ -516,29 +537,30 @@ class FaqSearch(_BaseSearch):
                 self._view_weights = {k: v / total for k, v in self._view_weights.items()}
         return super()._build()
 
-    def _features(self, text: str) -> dict[str, Any]:
-        analysis = self._analyze(text)
-        features: dict[str, Any] = {"word": analysis.words, "reading": analysis.reading}
-        if "vector" in self._view_weights and self._vectors is not None:
-            features["vector"] = self._vectors.mean(analysis.content)
-        return features
+    def _features(self, text: str, limit: int | None = MAX_QUERY_CHARS) -> dict[str, list[str]]:
+        analysis = self._analyze(text, limit)
+        return {"word": analysis.words, "reading": analysis.reading, "vector": analysis.content}
 
-    def _build_view(self, name: str, features: list[Any]) -> Any:
+    def _build_view(self, name: str, features: list[list[str]]) -> Any:
         if name == "vector":
-            width = self._vectors.table.shape[1] if self._vectors is not None else 1
+            # Only built when the vectors loaded ("vector" is dropped from the weights otherwise).
+            vectors = self._vectors
+            width = vectors.table.shape[1] if vectors is not None else 1
             matrix = np.zeros((len(features), width), dtype=np.float32)
-            for i, vec in enumerate(features):
+            for i, words in enumerate(features):
+                vec = vectors.mean(words) if vectors is not None else None
                 if vec is not None:
                     matrix[i] = vec
             return matrix
         return _Bm25View(features, self.config.k1, self.config.b)
 
-    def _score_view(self, name: str, view: Any, feature: Any) -> np.ndarray:
+    def _score_view(self, name: str, view: Any, feature: list[str]) -> np.ndarray:
         if name == "vector":
-            if feature is None:
+            vec = self._vectors.mean(feature) if self._vectors is not None else None
+            if vec is None:
                 return np.zeros(view.shape[0], dtype=np.float32)
             floor = self.config.vector_floor
-            return np.clip((view @ feature - floor) / (1 - floor), 0.0, 1.0).astype(np.float32)
+            return np.clip((view @ vec - floor) / (1 - floor), 0.0, 1.0).astype(np.float32)
         return view.scores(feature)
 
 
@@ -576,14 +598,14 @@ class CharNgramBM25(_BaseSearch):
     def _entry_weight(self) -> float:
         return self._share
 
-    def _features(self, text: str) -> dict[str, Any]:
-        plain = "".join(unicodedata.normalize("NFKC", _clean(text)).split())
+    def _features(self, text: str, limit: int | None = MAX_QUERY_CHARS) -> dict[str, list[str]]:
+        plain = "".join(unicodedata.normalize("NFKC", _clean(text, limit)).split())
         return {"char": _ngrams(plain, (2,))}
 
-    def _build_view(self, name: str, features: list[Any]) -> Any:
+    def _build_view(self, name: str, features: list[list[str]]) -> Any:
         return _Bm25View(features, self._k1, self._b)
 
-    def _score_view(self, name: str, view: Any, feature: Any) -> np.ndarray:
+    def _score_view(self, name: str, view: Any, feature: list[str]) -> np.ndarray:
         return view.scores(feature)
 
 
