@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.knowledge.loader import load_knowledge
+from bot.knowledge.validate import validate_knowledge
 from bot.knowledge.spreadsheet import export_sheet, import_sheet, read_sheet
 from bot.settings import PROJECT_ROOT
 
@@ -154,6 +155,7 @@ def run(entries: int, target: float) -> dict[str, Any]:
         kb_dir = work / "別のフォルダ"
         report, import_s = timed(import_sheet, sheet, kb_dir)
         kb, load_s = timed(load_knowledge, kb_dir)
+        problems, validate_s = timed(validate_knowledge, kb_dir, False)
         again, reimport_s = timed(import_sheet, sheet, kb_dir)
         exported, export_s = timed(export_sheet, kb_dir, work / "export.xlsx")
         yaml_bytes = sum(p.stat().st_size for p in (kb_dir / "faq").glob("*.yml"))
@@ -165,8 +167,9 @@ def run(entries: int, target: float) -> dict[str, Any]:
             "questions_loaded": loaded_questions == questions,
             "reimport_unchanged": len(again.unchanged) == entries and not again.written,
             "exported": exported == entries,
+            "validate_no_errors": not [p for p in problems if p.severity == "error"],
         }
-        total = import_s + load_s
+        total = import_s + validate_s
         return {
             "entries": entries,
             "questions": questions,
@@ -178,7 +181,8 @@ def run(entries: int, target: float) -> dict[str, Any]:
                 "read_sheet": round(read_s, 3),
                 "import_sheet": round(import_s, 3),
                 "load_knowledge": round(load_s, 3),
-                "import_plus_load": round(total, 3),
+                "validate_knowledge": round(validate_s, 3),
+                "import_plus_validate": round(total, 3),
                 "reimport_unchanged": round(reimport_s, 3),
                 "export_xlsx": round(export_s, 3),
             },
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in seconds.items():
         print(f"  {name:<20} {value:8.2f} s")
     verdict = "OK" if result["within_target"] else "目標超過"
-    print(f"  取り込み + 読み込み: {seconds['import_plus_load']:.2f} s（目標 {args.target:.0f} s 以内: {verdict}）")
+    print(f"  取り込み + 検証 (bot kb validate): {seconds['import_plus_validate']:.2f} s（目標 {args.target:.0f} s 以内: {verdict}）")
     failed = [name for name, ok in result["checks"].items() if not ok]
     if failed:
         print(f"  結果が表と一致しません: {', '.join(failed)}")

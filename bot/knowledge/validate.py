@@ -138,21 +138,22 @@ def _question_key(text: str) -> str:
     return "".join(ch for ch in fold(text) if unicodedata.category(ch)[0] not in "PZC")
 
 
-def _near_duplicates(items: list[tuple[str, str, Path, int | None]]) -> list[tuple[int, int, float]]:
+def _near_duplicates(items: list[tuple[str, str, Path, int | None]], keys: list[str]) -> list[tuple[int, int, float]]:
     """Pairs of questions of different entries with character-bigram cosine ≥ the threshold."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if len(items) < 2:
         return []
-    matrix = TfidfVectorizer(analyzer="char", ngram_range=(2, 2)).fit_transform([_question_key(q) or q
-                                                                                 for _, q, _, _ in items])
+    matrix = TfidfVectorizer(analyzer="char", ngram_range=(2, 2)).fit_transform(
+        [key or question for key, (_, question, _, _) in zip(keys, items)])
     pairs = []
     chunk = 1000
     for start in range(0, matrix.shape[0], chunk):
         block = (matrix[start:start + chunk] @ matrix.T).tocoo()
-        for i, j, value in zip(block.row, block.col, block.data):
+        close = block.data >= NEAR_DUPLICATE_SIMILARITY  # filter in numpy: most pairs are far apart
+        for i, j, value in zip(block.row[close], block.col[close], block.data[close]):
             a, b = start + int(i), int(j)
-            if a < b and value >= NEAR_DUPLICATE_SIMILARITY and items[a][0] != items[b][0]:
+            if a < b and items[a][0] != items[b][0]:
                 pairs.append((a, b, float(value)))
     return pairs
 
@@ -215,9 +216,10 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
                                     f"質問例「{question}」が複数のエントリ（{', '.join(ids)}）にあります。",
                                     "どのエントリの質問か決めて、ほかのエントリからは消してください。"))
     items = [(entry.id, question, entry.source, line) for entry, line in loaded for question in entry.questions]
+    keys = [_question_key(question) for _, question, _, _ in items]
     exact = {key for key, found in owners.items() if len({e.id for e, _, _ in found}) > 1}
-    for a, b, similarity in _near_duplicates(items):
-        if _question_key(items[a][1]) in exact or _question_key(items[b][1]) == _question_key(items[a][1]):
+    for a, b, similarity in _near_duplicates(items, keys):
+        if keys[a] in exact or keys[b] == keys[a]:
             continue
         problems.append(Problem("warning", items[b][2], items[b][3], items[b][0],
                                 f"質問例「{items[b][1]}」が {items[a][0]} の「{items[a][1]}」とほぼ同じです（類似度 {similarity:.2f}）。",
