@@ -66,6 +66,7 @@ from bot.text.normalize import Normalizer
 from bot.text.synonyms import load_normalizer
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # "Building index from tokens" on every build
 
 # Longer input is cut before normalisation (same bound as the tokenizer's `max_chars` in
 # config.yml): a pasted 10,000-character mail is searched by its beginning.
