@@ -34,7 +34,6 @@ import statistics
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any, Callable
 
 from bot.knowledge.loader import load_knowledge

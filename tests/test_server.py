@@ -134,9 +134,12 @@ def test_tokens_keep_conversations_apart(server) -> None:  # type: ignore[no-unt
     forged = conversation_id + ".AAAAAAAAAAAAAAAAAAAAAAAAAAA"
     assert client.get("/api/chat/history", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
     assert client.get("/api/chat/history").status_code == 401
+    from starlette.websockets import WebSocketDisconnect
+
     with client.websocket_connect(f"/ws/chat?token={forged}") as ws:
-        with pytest.raises(Exception):
+        with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
+    assert closed.value.code == 4401
 
 
 def test_customer_text_cannot_inject_intents_and_stale_buttons_are_refused(server) -> None:  # type: ignore[no-untyped-def]

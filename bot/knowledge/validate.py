@@ -208,7 +208,7 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
                 continue
             seen_here.add(key)
             owners[key].append((entry, line, question))
-    for key, found in owners.items():
+    for found in owners.values():
         ids = sorted({entry.id for entry, _, _ in found})
         if len(ids) > 1:
             entry, line, question = found[-1]

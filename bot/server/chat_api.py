@@ -19,7 +19,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bot.handoff.contact import ContactError
-from bot.server.gateway import MAX_MESSAGE_CHARS, CustomerError
+from bot.server.gateway import MAX_MESSAGE_CHARS, CustomerError, Gateway
 from bot.server.http import read_json
 from bot.store.queue import QueueError
 
@@ -99,7 +99,7 @@ async def _forward(websocket: WebSocket, outgoing: asyncio.Queue[dict[str, Any]]
         pass  # the socket closed; the receive loop cleans up
 
 
-async def _handle_frame(gateway: Any, conversation_id: str, raw: str) -> str | None:
+async def _handle_frame(gateway: Gateway, conversation_id: str, raw: str) -> str | None:
     """Carry out one client frame; the Japanese error to show, if any."""
     if len(raw) > MAX_FRAME_CHARS:
         return f"メッセージが長すぎます（{MAX_MESSAGE_CHARS:,} 文字まで）。分けて送ってください。"
