@@ -130,7 +130,7 @@ def test_handoff_agent_reply_and_back_to_the_bot(browser: Browser, stack: Any) -
     expect(banner).to_contain_text("担当者におつなぎしています", timeout=30_000)
     expect(customer.locator("#supportchat-cancel")).to_be_visible()
 
-    console = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ja-JP").new_page()
+    console = browser.new_context(viewport={"width": 1280, "height": 1280}, locale="ja-JP").new_page()
     console.goto(stack.server_url + "/console/")
     console.fill("#login-username", "sato")
     console.fill("#login-password", AGENT_PASSWORD)
@@ -152,7 +152,7 @@ def test_handoff_agent_reply_and_back_to_the_bot(browser: Browser, stack: Any) -
     expect(agent_bubble).to_contain_text("佐藤")
     SHOTS.mkdir(parents=True, exist_ok=True)
     console.evaluate("() => window.scrollTo(0, 0)")  # the queue column is sticky
-    console.screenshot(path=str(SHOTS / "console.png"), full_page=True)
+    console.screenshot(path=str(SHOTS / "console.png"))
     customer.screenshot(path=str(SHOTS / "widget-agent.png"))
     assert console.evaluate("() => window.__xss") is None and customer.evaluate("() => window.__xss") is None
 
