@@ -181,6 +181,9 @@ def run_forever(stack: BotStack, notes: Sequence[str] = ()) -> int:
     print("起動しています（30 秒ほどかかります）…", flush=True)
     # SIGTERM (e.g. from a process manager) stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
+    # Also SIGINT explicitly: a shell that starts us in the background ignores it, and
+    # Python then keeps it ignored (Ctrl-C / kill -INT would do nothing).
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         try:
             stack.start()

@@ -164,6 +164,12 @@ def test_handoff_agent_reply_and_back_to_the_bot(browser: Browser, stack: Any) -
     expect(bot_messages(customer)).to_have_count(answers + 1, timeout=30_000)
     expect(bot_messages(customer).last).to_contain_text("平日")
 
+    # The editors' analytics page (same login) counts this handoff and escapes customer text.
+    console.goto(stack.server_url + "/console/analytics.html")
+    expect(console.locator("#reasons-table")).to_contain_text("苦情", timeout=15_000)
+    expect(console.locator("#summary")).to_be_visible()
+    assert console.evaluate("() => window.__xss") is None
+
 
 def test_double_send_and_a_message_written_while_the_server_is_down(browser: Browser, stack: Any) -> None:
     from bot.launcher import _wait_http
