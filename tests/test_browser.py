@@ -223,5 +223,5 @@ def test_screenshots_for_the_readme_are_kept() -> None:
         pytest.skip("set BOT_UPDATE_SCREENSHOTS=1 to refresh docs/images/")
     target = PROJECT_ROOT / "docs" / "images"
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("widget.png", "console.png"):
-        shutil.copy(SHOTS / name, target / name)
+    for source, name in (("widget-agent.png", "widget.png"), ("console.png", "console.png")):
+        shutil.copy(SHOTS / source, target / name)
