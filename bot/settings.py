@@ -40,6 +40,8 @@ class Settings:
             Rasa server on ``rasa_port``).
         secret_key_file: Signing key for agent sessions and conversation tokens
             (``BOT_SECRET_KEY_FILE``; created with a random key on first start).
+        events_url: ``BOT_EVENTS_URL=redis://127.0.0.1:6379/0`` when several bot servers
+            share one database (scale-out); empty by default (one server, no Redis).
     """
 
     knowledge_dir: Path
@@ -51,6 +53,7 @@ class Settings:
     server_port: int
     rasa_url: str
     secret_key_file: Path
+    events_url: str = ""
 
     @property
     def synonyms_file(self) -> Path:
@@ -77,4 +80,5 @@ def get_settings() -> Settings:
         server_port=_port("BOT_SERVER_PORT", 8000),
         rasa_url=os.environ.get("BOT_RASA_URL", f"http://127.0.0.1:{_port('BOT_RASA_PORT', 5005)}").rstrip("/"),
         secret_key_file=_path("BOT_SECRET_KEY_FILE", PROJECT_ROOT / "var" / "secret.key"),
+        events_url=os.environ.get("BOT_EVENTS_URL", ""),
     )

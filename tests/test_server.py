@@ -34,6 +34,9 @@ class ScriptedRasa:
         if self.down:
             raise RasaUnavailable("down")
         self.calls.append((conversation_id, text))
+        if "保留" in text:  # the action server could not reach the database: packet in its outbox
+            return [BotMessage("申し訳ございません。担当者におつなぎします。", [],
+                               {"route": "handoff", "handoff_reason": "anger", "ticket_id": None})]
         if "ふざけるな" in text or text == "/request_human":
             queue = self._services["services"].stores.queue
             ticket, _ = queue.enqueue(HandoffPacket(f"{conversation_id}:{len(self.calls)}", conversation_id,
@@ -421,3 +424,28 @@ def test_a_resend_of_a_message_that_never_reached_the_bot_is_routed(server) -> N
     assert [text for _, text in rasa.calls] == ["住所を変えたい", "次"]
     history = client.get("/api/chat/history", headers={"Authorization": f"Bearer {token}"}).json()["messages"]
     assert [m["text"] for m in history if m["sender"] == "customer"] == ["住所を変えたい", "次"]
+
+
+def test_a_handoff_kept_in_the_outbox_keeps_the_customers_messages_for_the_ticket(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, services = server
+    token = new_conversation(client)
+    conversation_id = services.tokens.conversation_of(token)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "保留になるほど怒ってる、ふざけるな", "client_id": "1"})
+        assert frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]["mode"] == "waiting"
+        calls = len(rasa.calls)
+        ws.send_json({"type": "message", "text": "注文番号は12345です", "client_id": "2"})
+        assert "準備しています" in frames_until(ws, is_bot_message)[-1]["message"]["text"]
+        assert len(rasa.calls) == calls  # not sent to the (paused) bot
+        # The outbox delivers the packet; the watcher announces it.
+        services.stores.queue.enqueue(HandoffPacket(f"{conversation_id}:1", conversation_id, ["anger"],
+                                                    [Turn("customer", "保留になるほど怒ってる、ふざけるな")]))
+        state = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]
+        assert state["mode"] == "waiting" and state["ticket_id"] is not None
+        ws.send_json({"type": "message", "text": "まだですか", "client_id": "3"})
+        ws.receive_json()
+    entries = services.stores.queue.get(state["ticket_id"]).entries
+    assert [(e.sender, e.text) for e in entries][1:] == [
+        ("bot", "申し訳ございません。担当者におつなぎします。"), ("customer", "注文番号は12345です"),
+        ("customer", "まだですか")]

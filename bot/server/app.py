@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.analytics import page as analytics_page
 from bot.server import agent_api, chat_api
 from bot.server.auth import LoginThrottle
-from bot.server.events import EventHub
+from bot.server.events import EventHub, RedisRelay
 from bot.server.gateway import Gateway, Stores, TicketWatcher
 from bot.server.rasa_client import RasaClient
 from bot.server.tokens import ConversationTokens
@@ -95,23 +95,32 @@ async def _queue_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
 
-def create_app(services: Services, secret_key: str, watch_interval: float = 0.2) -> Starlette:
+def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
+               events_url: str = "") -> Starlette:
     """The ASGI application.
 
     Args:
         services: Stores, Rasa client, tokens (see :class:`Services`).
         secret_key: Signs agent session cookies.
         watch_interval: Seconds between polls for tickets filed by the action server.
+        events_url: ``redis://...`` to share events with other bot servers (scale-out);
+            empty: this server alone.
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        relay = RedisRelay(events_url, services.hub) if events_url else None
+        if relay is not None:
+            await relay.start()
+            services.hub.use_relay(relay)
         watcher = TicketWatcher(services.stores.queue, services.gateway.ticket_arrived, watch_interval)
         task = asyncio.create_task(watcher.run())
         try:
             yield
         finally:
             task.cancel()
+            if relay is not None:
+                await relay.stop()
             await services.rasa.close()
 
     routes: list[Any] = [

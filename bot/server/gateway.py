@@ -17,6 +17,7 @@ packet in its outbox while the database was unreachable) the conversation is
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import math
 from collections import defaultdict
@@ -33,7 +34,7 @@ from bot.server.rasa_client import RasaClient, RasaUnavailable, safe_for_rasa
 from bot.server.serialize import ticket_json
 from bot.store.agents import AgentDirectory
 from bot.store.chat_log import ChatLog, NewMessage, message_json
-from bot.store.models import Ticket
+from bot.store.models import Ticket, as_utc, utcnow
 from bot.store.queue import Queue, QueueError
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class Gateway:
         self._hub = hub
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._pending: dict[str, int] = {}  # conversation -> chat message id of the handoff reply
+        self._pending_since: dict[str, dt.datetime] = {}
         self._needs_resume: set[str] = set()  # Rasa could not be resumed yet
         self._names: dict[str, str] = {}
 
@@ -179,13 +181,27 @@ class Gateway:
             if ticket is not None:
                 self._publish_ticket("message", ticket)
                 routed = True
-            elif conversation_id in self._pending:
+            elif conversation_id in self._pending and not await self._pending_settled(conversation_id):
                 await self._system(conversation_id, TEXT["pending"])
                 routed = True
             else:
                 routed = await self._ask_bot(conversation_id, rasa_text or safe_for_rasa(message.text))
             if routed:
                 await self._db(self._stores.chat_log.mark_routed, message.id)
+
+    async def _pending_settled(self, conversation_id: str) -> bool:
+        """True (and the pending mark dropped) once the awaited ticket exists.
+
+        Normally :meth:`ticket_arrived` clears the mark; with several bot servers another
+        server may have announced the ticket, and it may even be resolved already.
+        """
+        since = self._pending_since.get(conversation_id)
+        latest = await self._db(self._stores.queue.latest_for, conversation_id)
+        if latest is None or since is None or as_utc(latest.created_at) < since:
+            return False
+        self._pending.pop(conversation_id, None)
+        self._pending_since.pop(conversation_id, None)
+        return True
 
     async def button(self, conversation_id: str, payload: str, title: str, client_id: str | None) -> None:
         """A quick reply: only the buttons of the bot's latest message are accepted.
@@ -254,6 +270,7 @@ class Gateway:
             self._publish_ticket("message", ticket)
         elif handoff.get("staffed") is not False:
             self._pending[conversation_id] = handoff["message_id"]  # packet waits in the outbox
+            self._pending_since[conversation_id] = utcnow()
         await self._publish_state(conversation_id)
         return True
 
@@ -267,6 +284,7 @@ class Gateway:
         async with self._locks[conversation_id]:
             ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
             if ticket is None:
+                self._pending_since.pop(conversation_id, None)
                 if self._pending.pop(conversation_id, None) is None:
                     raise CustomerError(TEXT["no_open_ticket"])
             else:
@@ -296,6 +314,7 @@ class Gateway:
         conversation_id = ticket.conversation_id
         async with self._locks[conversation_id]:
             handoff_message = self._pending.pop(conversation_id, None)
+            self._pending_since.pop(conversation_id, None)
             if handoff_message is not None:  # the handoff reply and what the customer wrote since
                 kept = [m for m in await self._db(self._stores.chat_log.history, conversation_id)
                         if m.id >= handoff_message and m.sender in ("customer", "bot")]

@@ -27,6 +27,6 @@ def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
     secret = load_secret_key(settings.secret_key_file)
     services = Services(stores_for(settings.database_url), RasaClient(settings.rasa_url), ConversationTokens(secret))
     # wsproto: Rasa pins websockets 10.4, too old for uvicorn's websockets implementation.
-    uvicorn.run(create_app(services, secret), host=host, port=port, ws="wsproto", ws_max_size=WS_MAX_BYTES,
+    uvicorn.run(create_app(services, secret, events_url=settings.events_url), host=host, port=port, ws="wsproto", ws_max_size=WS_MAX_BYTES,
                 log_level="warning")
     return 0
