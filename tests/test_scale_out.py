@@ -1,0 +1,101 @@
+"""Scale-out: two bot servers on one PostgreSQL database, sharing events over Redis.
+
+The customer's socket is on server A, the agent's console on server B: the ticket is
+announced once to every console, and the agent's claim, reply and resolve reach the
+customer through Redis. Only Rasa is a scripted stand-in (tests/test_server.py).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from bot.server.app import Services, create_app, stores_for
+from bot.server.events import RedisRelay
+from bot.server.tokens import ConversationTokens
+from conftest import temporary_database
+from test_server import PASSWORD, SECRET, ScriptedRasa, frames_until
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_available() -> bool:
+    import redis
+
+    try:
+        return bool(redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not redis_available(), reason=f"!!! Redis is not running at {REDIS_URL} !!!")
+
+
+def server(url: str) -> tuple[Services, ScriptedRasa]:
+    ref: dict[str, Any] = {}
+    rasa = ScriptedRasa(ref)
+    services = Services(stores_for(url), rasa, ConversationTokens(SECRET))  # type: ignore[arg-type]
+    ref["services"] = services
+    return services, rasa
+
+
+@pytest.fixture()
+def two_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, ...]]:
+    monkeypatch.setattr(RedisRelay, "CHANNEL", f"bot:test:{uuid.uuid4().hex}")  # no cross-talk between runs
+    with temporary_database("postgresql", tmp_path) as url:
+        a, rasa_a = server(url)
+        b, rasa_b = server(url)
+        a.stores.agents.add("sato", "佐藤", PASSWORD)
+        with TestClient(create_app(a, SECRET, watch_interval=0.05, events_url=REDIS_URL)) as client_a, \
+                TestClient(create_app(b, SECRET, watch_interval=0.05, events_url=REDIS_URL)) as client_b:
+            yield client_a, client_b, a, b, rasa_a, rasa_b
+        a.stores.engine.dispose()
+        b.stores.engine.dispose()
+
+
+def drain(queue: Any, seconds: float) -> list[dict[str, Any]]:
+    items, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        while not queue.empty():
+            items.append(queue.get_nowait())
+        time.sleep(0.05)
+    return items
+
+
+def test_customer_on_one_server_agent_on_another(two_servers) -> None:  # type: ignore[no-untyped-def]
+    client_a, client_b, a, b, rasa_a, rasa_b = two_servers
+    consoles_a, consoles_b = a.hub.subscribe_agents(), b.hub.subscribe_agents()
+    token = client_a.post("/api/chat/sessions", json={}).json()["token"]
+    csrf = client_b.post("/api/agent/login", json={"username": "sato", "password": PASSWORD}).json()["csrf_token"]
+    headers = {"X-CSRF-Token": csrf}
+    with client_a.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "何度言えばわかるんだ、ふざけるな", "client_id": "1"})
+        ticket_id = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]["ticket_id"]
+        created_a = [e for e in drain(consoles_a, 1.5) if e["change"] == "created"]
+        created_b = [e for e in drain(consoles_b, 0.1) if e["change"] == "created"]
+        assert len(created_a) == len(created_b) == 1  # announced once, seen on both servers
+
+        assert client_b.post(f"/api/tickets/{ticket_id}/claim", headers=headers).status_code == 200
+        joined = frames_until(ws, lambda f: f["type"] == "state" and f["state"]["mode"] == "agent")
+        assert joined[-1]["state"]["agent_name"] == "佐藤"
+        ws.send_json({"type": "message", "text": "早くしてください", "client_id": "2"})
+        assert client_b.post(f"/api/tickets/{ticket_id}/reply", headers=headers,
+                             json={"text": "確認いたします。"}).status_code == 200
+        reply = frames_until(ws, lambda f: f["type"] == "message" and f["message"]["sender"] == "agent")
+        assert reply[-1]["message"]["text"] == "確認いたします。"
+        assert any(e["change"] == "message" for e in drain(consoles_b, 0.5))  # the customer's message, via Redis
+        assert client_b.post(f"/api/tickets/{ticket_id}/resolve", headers=headers).status_code == 200
+        back = frames_until(ws, lambda f: f["type"] == "state" and f["state"]["mode"] == "bot")
+        assert back[-1]["state"]["mode"] == "bot"
+        assert rasa_b.resumed == [a.tokens.conversation_of(token)]  # the server that resolved resumed Rasa
+        ws.send_json({"type": "message", "text": "住所変更のやり方", "client_id": "3"})
+        answer = frames_until(ws, lambda f: f["type"] == "message" and f["message"]["sender"] == "bot")
+        assert answer[-1]["message"]["faq_id"] == "change-address"
+    entries = [(e.sender, e.text) for e in a.stores.queue.get(ticket_id).entries]
+    assert ("customer", "早くしてください") in entries and ("agent", "確認いたします。") in entries
