@@ -11,7 +11,8 @@ from actions.common import default_knowledge, default_outbox, send
 from actions.handoff import connect_queue, hand_off
 from bot.dialogue.decisions import reply_for
 from bot.dialogue.replies import not_helpful_reply, suggestions_from_ranking
-from bot.dialogue.routes import ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_NOT_HELPFUL, INTENT_NOT_HELPFUL
+from bot.dialogue.routes import ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_HANDOFF as ACTION_HANDOFF_NAME
+from bot.dialogue.routes import ACTION_NOT_HELPFUL, INTENT_NOT_HELPFUL
 from bot.handoff.outbox import Outbox
 from bot.knowledge.live import LiveKnowledge
 from bot.store.queue import Queue
@@ -78,6 +79,8 @@ def unsure_turns_in_a_row(events: List[Dict[Text, Any]]) -> int:
     """How many of the latest customer messages in a row the NLU did not understand."""
     count = 0
     for event in reversed(events):
+        if _ends_a_handoff_span(event):
+            break  # turns before a handoff were already dealt with by a person
         if event.get("event") != "user":
             continue
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
@@ -85,6 +88,13 @@ def unsure_turns_in_a_row(events: List[Dict[Text, Any]]) -> int:
             break
         count += 1
     return count
+
+
+def _ends_a_handoff_span(event: Dict[Text, Any]) -> bool:
+    """Pause / resume, or our handoff action (offline handoffs do not pause)."""
+    return event.get("event") in ("pause", "resume") or (
+        event.get("event") == "action" and event.get("name") == ACTION_HANDOFF_NAME) or (
+        event.get("event") == "bot" and ((event.get("data") or {}).get("custom") or {}).get("route") == "handoff")
 
 
 class ActionNotHelpful(Action):
@@ -127,7 +137,7 @@ def not_helpful_since_handoff(events: List[Dict[Text, Any]]) -> int:
     """How many 「いいえ」 the customer gave since the conversation last went to a person."""
     count = 0
     for event in reversed(events):
-        if event.get("event") == "pause":
+        if _ends_a_handoff_span(event):
             break
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
         if event.get("event") == "user" and intent == INTENT_NOT_HELPFUL:

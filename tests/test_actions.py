@@ -202,3 +202,15 @@ def test_second_not_helpful_goes_to_a_person(make_tracker, tmp_path: Path) -> No
     (second,), events = run(action, tracker)
     assert second["custom"]["handoff_reason"] == "unresolved"
     assert [t.reasons for t in queue.open_tickets()] == [["unresolved"]]
+
+
+def test_unsure_turns_before_a_handoff_do_not_count_after_it() -> None:
+    from actions.faq import not_helpful_since_handoff, unsure_turns_in_a_row
+
+    fallback = {"event": "user", "parse_data": {"intent": {"name": "nlu_fallback"}}}
+    no = {"event": "user", "parse_data": {"intent": {"name": "answer_not_helpful"}}}
+    handoff_reply = {"event": "bot", "text": "…", "data": {"custom": {"route": "handoff"}}}
+    assert unsure_turns_in_a_row([fallback, fallback]) == 2
+    assert unsure_turns_in_a_row([fallback, fallback, {"event": "pause"}, {"event": "resume"}, fallback]) == 1
+    assert unsure_turns_in_a_row([fallback, fallback, handoff_reply, fallback]) == 1  # offline: no pause
+    assert not_helpful_since_handoff([no, no, handoff_reply, no]) == 1

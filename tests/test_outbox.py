@@ -95,3 +95,17 @@ def test_background_delivery_empties_the_outbox_once_the_database_is_back(tmp_pa
     while outbox.pending() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert outbox.pending() == []
+
+
+def test_a_torn_line_is_set_aside_and_never_blocks_delivery(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bot.handoff.outbox import Outbox
+    from bot.store.queue import HandoffPacket, Queue, Turn, make_engine
+
+    outbox = Outbox(tmp_path / "outbox.jsonl")
+    outbox.put(HandoffPacket("c1:1", "c1", ["anger"], [Turn("customer", "ふざけるな")]))
+    with (tmp_path / "outbox.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write('{"idempotency_key": "c2:1", "conversation_id": "c2", "reas')  # crash mid-write
+    queue = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    assert outbox.drain(queue) == 1
+    assert [t.conversation_id for t in queue.open_tickets()] == ["c1"]
+    assert "c2:1" in (tmp_path / "outbox.bad").read_text(encoding="utf-8")

@@ -214,12 +214,14 @@ def test_agent_api_needs_login_and_csrf(server) -> None:  # type: ignore[no-unty
         assert getattr(client, method)(path).status_code == 401, path
     assert client.post("/api/agent/login", json={"username": "sato", "password": "wrong"}).status_code == 401
     assert client.post("/api/agent/login", json={"username": "nobody", "password": "x"}).status_code == 401
-    login(client)
+    csrf = login(client)
     assert client.post("/api/tickets/1/claim").status_code == 403
     assert client.post("/api/tickets/1/claim", headers={"X-CSRF-Token": "forged"}).status_code == 403
     cookie = client.cookies.get("bot_agent_session")
     assert cookie and "sato" not in cookie  # signed, and the password is never in it
-    client.post("/api/agent/logout")
+    assert client.post("/api/tickets/1/claim", headers={"X-CSRF-Token": b"\xc3\xa9"}).status_code == 403  # non-ASCII
+    assert client.post("/api/agent/logout").status_code == 403  # logout needs the CSRF token too
+    assert client.post("/api/agent/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
     assert client.get("/api/tickets").status_code == 401
 
 
@@ -449,3 +451,52 @@ def test_a_handoff_kept_in_the_outbox_keeps_the_customers_messages_for_the_ticke
     assert [(e.sender, e.text) for e in entries][1:] == [
         ("bot", "申し訳ございません。担当者におつなぎします。"), ("customer", "注文番号は12345です"),
         ("customer", "まだですか")]
+
+
+def test_parallel_wrong_passwords_cannot_outrun_the_lockout(server) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, _, _ = server
+    with ThreadPoolExecutor(10) as pool:
+        codes = list(pool.map(lambda i: client.post("/api/agent/login", json={"username": "sato",
+                                                                                "password": f"x{i}"}).status_code,
+                              range(20)))
+    assert codes.count(401) <= 5 and codes.count(429) >= 15
+
+
+def test_absurd_ids_and_frames_are_4xx_not_500(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, _ = server
+    csrf = login(client)
+    assert client.get("/api/tickets/99999999999999999999999").status_code == 404
+    assert client.post("/api/tickets/99999999999999999999999/claim", headers={"X-CSRF-Token": csrf}).status_code == 404
+    assert client.post("/api/agent/login", content='{"a":' * 10_000).status_code == 400
+    assert client.get("/api/analytics?days=²").status_code == 422
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_bytes(b"\x00\x01")
+        assert ws.receive_json()["type"] == "error"
+        ws.send_text("[" * 1000)
+        assert ws.receive_json()["type"] == "error"
+        ws.send_json({"type": "feedback", "message_id": 2**70, "helpful": False})
+        assert ws.receive_json()["type"] == "error"
+        ws.send_json({"type": "message", "text": "あ\n" * 4000, "client_id": "nl"})  # 8,000 chars, long as JSON
+        frames_until(ws, is_bot_message)
+    assert len(rasa.calls) == 1
+
+
+def test_a_subscriber_that_falls_behind_is_told_to_reload() -> None:
+    import asyncio
+
+    from bot.server.events import CLOSED, SUBSCRIBER_BACKLOG, EventHub
+
+    hub = EventHub()
+    queue = hub.subscribe_conversation("c")
+    for n in range(SUBSCRIBER_BACKLOG + 1):
+        hub.publish_conversation("c", {"type": "message", "n": n})
+    assert queue.get_nowait() is CLOSED
+    try:
+        queue.get_nowait()
+        raise AssertionError("more than the marker")
+    except asyncio.QueueEmpty:
+        pass

@@ -12,6 +12,8 @@ Each endpoint's docstring carries its OpenAPI description (served at /openapi.js
 
 from __future__ import annotations
 
+import re
+
 import datetime as dt
 import io
 import tempfile
@@ -35,7 +37,7 @@ MAX_DAYS = 366
 
 def _days(request: Request) -> int:
     raw = request.query_params.get("days", str(DEFAULT_DAYS))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= MAX_DAYS:  # not isdigit(): "²"
         raise HTTPException(422, f"days は 1〜{MAX_DAYS} の整数で指定してください。")
     return int(raw)
 

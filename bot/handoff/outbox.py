@@ -70,11 +70,24 @@ class Outbox:
                 os.fsync(handle.fileno())
 
     def pending(self) -> list[HandoffPacket]:
-        """Packets not delivered yet, oldest first."""
+        """Packets not delivered yet, oldest first.
+
+        A line that cannot be read (e.g. torn by a crash mid-write) is set aside in
+        ``<outbox>.bad`` and skipped, so one damaged line never blocks later handoffs.
+        """
         if not self._path.exists():
             return []
-        lines = self._path.read_text(encoding="utf-8").splitlines()
-        return [packet_from_json(line) for line in lines if line.strip()]
+        packets = []
+        for line in self._path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                packets.append(packet_from_json(line))
+            except (ValueError, TypeError, KeyError):
+                logger.error("outbox: unreadable line kept in %s.bad", self._path)
+                with self._path.with_suffix(".bad").open("a", encoding="utf-8") as bad:
+                    bad.write(line + "\n")
+        return packets
 
     def drain(self, queue: Queue) -> int:
         """Deliver waiting packets in order; stop at the first failure (the rest stay).
@@ -94,7 +107,10 @@ class Outbox:
             if delivered:
                 rest = waiting[delivered:]
                 tmp = self._path.with_suffix(".tmp")
-                tmp.write_text("".join(packet_to_json(p) + "\n" for p in rest), encoding="utf-8")
+                with tmp.open("w", encoding="utf-8") as handle:
+                    handle.write("".join(packet_to_json(p) + "\n" for p in rest))
+                    handle.flush()
+                    os.fsync(handle.fileno())  # never an empty outbox after a crash
                 tmp.replace(self._path)
             return delivered
 

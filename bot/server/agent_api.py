@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.server.auth import check_csrf, csrf_token, current_agent, log_in, log_out
+from bot.server.events import CLOSED
 from bot.server.http import read_json, text_field, ticket_id_of
 
 SSE_PING_SECONDS = 15
@@ -51,10 +52,9 @@ async def login(request: Request) -> JSONResponse:
     if not isinstance(username, str) or not isinstance(password, str):
         raise HTTPException(422, "ユーザー名とパスワードを入力してください。")
     services = _services(request)
-    services.throttle.check(username)
+    services.throttle.begin(username)
     profile = await run_in_threadpool(services.stores.agents.authenticate, username, password)
     if profile is None:
-        services.throttle.failed(username)
         raise HTTPException(401, "ユーザー名またはパスワードが違います。")
     services.throttle.succeeded(username)
     return _me(request, profile.username, log_in(request, profile))
@@ -64,8 +64,9 @@ async def logout(request: Request) -> JSONResponse:
     """Log out.
     ---
     summary: End the agent session
-    responses: {200: {description: Logged out}}
+    responses: {200: {description: Logged out}, 403: {description: CSRF}}
     """
+    check_csrf(request)
     log_out(request)
     return JSONResponse({})
 
@@ -172,6 +173,8 @@ async def events(request: Request) -> EventSourceResponse:
             yield {"event": "ready", "data": "{}"}
             while True:
                 item = await queue.get()
+                if item is CLOSED:  # fell too far behind: end the stream; the console reconnects and reloads
+                    return
                 yield {"event": "ticket", "data": json.dumps(item, ensure_ascii=False)}
         except asyncio.CancelledError:
             raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
@@ -62,32 +62,48 @@ def check_csrf(connection: HTTPConnection) -> str:
     """
     username = current_agent(connection)
     sent = connection.headers.get(CSRF_HEADER, "")
-    if not sent or not hmac.compare_digest(sent, str(connection.session.get("csrf", ""))):
+    expected = str(connection.session.get("csrf", ""))
+    if not sent or not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode("utf-8")):
         raise HTTPException(403, "CSRF トークンがありません、または正しくありません。ページを再読み込みしてください。")
     return username
 
 
 class LoginThrottle:
-    """Locks a user name for a while after too many wrong passwords."""
+    """Locks a user name for a while after too many wrong passwords.
 
-    def __init__(self, max_failures: int = MAX_FAILURES, lockout_seconds: float = LOCKOUT_SECONDS) -> None:
+    An attempt is counted *before* the password is checked (and forgotten on success),
+    so parallel guesses cannot all slip in before the first failure is recorded. At most
+    ``max_names`` user names are tracked (oldest dropped), so made-up names cannot grow
+    memory without bound.
+    """
+
+    def __init__(self, max_failures: int = MAX_FAILURES, lockout_seconds: float = LOCKOUT_SECONDS,
+                 max_names: int = 10_000) -> None:
         """Allow ``max_failures`` wrong passwords per ``lockout_seconds``."""
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._attempts: OrderedDict[str, deque[float]] = OrderedDict()
         self._max = max_failures
         self._window = lockout_seconds
+        self._max_names = max_names
 
-    def check(self, username: str) -> None:
-        """Raise 429 while ``username`` is locked."""
-        recent = self._failures[username]
-        while recent and time.monotonic() - recent[0] > self._window:
+    def begin(self, username: str) -> None:
+        """Count an attempt for ``username``.
+
+        Raises:
+            HTTPException: 429 while ``username`` is locked.
+        """
+        key = username[:200]
+        recent = self._attempts.pop(key, deque())
+        now = time.monotonic()
+        while recent and now - recent[0] > self._window:
             recent.popleft()
         if len(recent) >= self._max:
+            self._attempts[key] = recent
             raise HTTPException(429, "ログインの失敗が続いたため、しばらくログインできません。5 分ほど待ってからお試しください。")
-
-    def failed(self, username: str) -> None:
-        """Count a wrong password."""
-        self._failures[username].append(time.monotonic())
+        recent.append(now)
+        self._attempts[key] = recent
+        while len(self._attempts) > self._max_names:
+            self._attempts.popitem(last=False)
 
     def succeeded(self, username: str) -> None:
-        """Forget the failures after a right password."""
-        self._failures.pop(username, None)
+        """Forget the attempts after a right password."""
+        self._attempts.pop(username[:200], None)

@@ -19,6 +19,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bot.handoff.contact import ContactError
+from bot.server.events import CLOSED
 from bot.server.gateway import MAX_MESSAGE_CHARS, CustomerError, Gateway
 from bot.server.http import read_json
 from bot.store.queue import QueueError
@@ -26,7 +27,9 @@ from bot.store.queue import QueueError
 logger = logging.getLogger(__name__)
 
 CLOSE_BAD_TOKEN = 4401
-MAX_FRAME_CHARS = MAX_MESSAGE_CHARS + 2_000
+CLOSE_RESYNC = 4000
+# JSON escapes (\n, \", \uXXXX) can make a 10,000-character message up to 6× longer as a frame.
+MAX_FRAME_BYTES = MAX_MESSAGE_CHARS * 6 + 2_000
 CUSTOMER_FIELDS = ("name", "email", "page_url")
 
 
@@ -80,8 +83,12 @@ async def chat_socket(websocket: WebSocket) -> None:
     try:
         await websocket.send_json(await services.gateway.history(conversation_id))
         while True:
-            raw = await websocket.receive_text()
-            error = await _handle_frame(services.gateway, conversation_id, raw)
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            raw = message.get("text")
+            error = (await _handle_frame(services.gateway, conversation_id, raw) if raw is not None
+                     else "テキスト形式で送信してください。")
             if error:
                 await websocket.send_json({"type": "error", "message": error})
     except WebSocketDisconnect:
@@ -94,18 +101,22 @@ async def chat_socket(websocket: WebSocket) -> None:
 async def _forward(websocket: WebSocket, outgoing: asyncio.Queue[dict[str, Any]]) -> None:
     try:
         while True:
-            await websocket.send_json(await outgoing.get())
+            frame = await outgoing.get()
+            if frame is CLOSED:  # fell too far behind: the widget reconnects and reloads its history
+                await websocket.close(code=CLOSE_RESYNC)
+                return
+            await websocket.send_json(frame)
     except (WebSocketDisconnect, RuntimeError):
         pass  # the socket closed; the receive loop cleans up
 
 
 async def _handle_frame(gateway: Gateway, conversation_id: str, raw: str) -> str | None:
     """Carry out one client frame; the Japanese error to show, if any."""
-    if len(raw) > MAX_FRAME_CHARS:
+    if len(raw) > MAX_FRAME_BYTES:  # uvicorn's ws_max_size caps bytes too; the text limit is the gateway's
         return f"メッセージが長すぎます（{MAX_MESSAGE_CHARS:,} 文字まで）。分けて送ってください。"
     try:
         frame = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return "送信内容の形式が正しくありません。"
     if not isinstance(frame, dict):
         return "送信内容の形式が正しくありません。"
@@ -118,7 +129,7 @@ async def _handle_frame(gateway: Gateway, conversation_id: str, raw: str) -> str
         elif kind == "button" and isinstance(frame.get("payload"), str):
             await gateway.button(conversation_id, frame["payload"], str(frame.get("title") or ""), client_id)
         elif kind == "feedback" and isinstance(frame.get("message_id"), int) \
-                and isinstance(frame.get("helpful"), bool):
+                and 0 < frame["message_id"] < 2**63 and isinstance(frame.get("helpful"), bool):
             await gateway.feedback(conversation_id, frame["message_id"], frame["helpful"])
         elif kind == "cancel_handoff":
             await gateway.cancel_handoff(conversation_id)

@@ -20,6 +20,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 SUBSCRIBER_BACKLOG = 1000
+CLOSED: dict[str, Any] = {"type": "closed"}  # the last item a dropped subscriber reads
 
 
 class EventHub:
@@ -86,8 +87,13 @@ class EventHub:
             try:
                 queue.put_nowait(item)
             except asyncio.QueueFull:
+                # Too far behind: replace the backlog by one "closed" marker; the reader then
+                # closes its stream, and the client reconnects and reloads everything.
                 logger.warning("dropping a subscriber that stopped reading")
                 queues.discard(queue)
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(CLOSED)
 
 
 class RedisRelay:

@@ -20,7 +20,7 @@ import asyncio
 import datetime as dt
 import logging
 import math
-from collections import defaultdict
+import weakref
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -78,13 +78,21 @@ class Gateway:
         self._stores = stores
         self._rasa = rasa
         self._hub = hub
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # One lock per conversation, dropped when nobody holds or waits for it.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._cancelled_pending: set[str] = set()  # cancelled before the outboxed ticket arrived
         self._pending: dict[str, int] = {}  # conversation -> chat message id of the handoff reply
         self._pending_since: dict[str, dt.datetime] = {}
         self._needs_resume: set[str] = set()  # Rasa could not be resumed yet
         self._names: dict[str, str] = {}
 
     # ---- helpers -------------------------------------------------------------------------
+
+    def _lock(self, conversation_id: str) -> asyncio.Lock:
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = self._locks[conversation_id] = asyncio.Lock()
+        return lock
 
     @staticmethod
     async def _db(func: Callable[..., T], *args: Any) -> T:
@@ -166,7 +174,7 @@ class Gateway:
             raise CustomerError(TEXT["empty"])
         if len(text) > MAX_MESSAGE_CHARS:
             raise CustomerError(TEXT["too_long"])
-        async with self._locks[conversation_id]:
+        async with self._lock(conversation_id):
             message, new = await self._db(self._stores.chat_log.add,
                                           NewMessage(conversation_id, "customer", text, client_id=client_id))
             if not new and message.routed_at is not None:
@@ -174,8 +182,13 @@ class Gateway:
             # (A resend of a message stored but never routed — the server died in between —
             # goes on: nothing reached the bot or the agent yet.)
             ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
+            if ticket is not None and conversation_id in self._pending:
+                ticket = await self._absorb_pending(ticket)  # arrived before the watcher saw it
             if ticket is not None:  # into the ticket before the echo: the transcript keeps chat order
-                ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", message.text)
+                try:
+                    ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", message.text)
+                except QueueError:  # resolved this instant by the agent: the bot answers instead
+                    ticket = None
             if new:
                 self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
             if ticket is not None:
@@ -227,7 +240,7 @@ class Gateway:
         self._hub.publish_conversation(conversation_id, {"type": "feedback_saved", "message_id": row.id,
                                                          "helpful": row.feedback})
         if already is None and row.feedback is False:
-            async with self._locks[conversation_id]:
+            async with self._lock(conversation_id):
                 if await self._db(self._stores.queue.open_ticket_for, conversation_id) is None:
                     await self._ask_bot(conversation_id, NOT_HELPFUL_PAYLOAD)
 
@@ -281,12 +294,13 @@ class Gateway:
             CustomerError: Nothing to cancel.
             QueueError: 409 when an agent has already claimed the ticket.
         """
-        async with self._locks[conversation_id]:
+        async with self._lock(conversation_id):
             ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
             if ticket is None:
                 self._pending_since.pop(conversation_id, None)
                 if self._pending.pop(conversation_id, None) is None:
                     raise CustomerError(TEXT["no_open_ticket"])
+                self._cancelled_pending.add(conversation_id)
             else:
                 ticket = await self._db(self._stores.queue.resolve, ticket.id, "cancelled")
                 self._publish_ticket("cancelled", ticket)
@@ -312,17 +326,30 @@ class Gateway:
     async def ticket_arrived(self, ticket: Ticket) -> None:
         """A new ticket (from the action server): copy messages kept while pending, notify."""
         conversation_id = ticket.conversation_id
-        async with self._locks[conversation_id]:
-            handoff_message = self._pending.pop(conversation_id, None)
-            self._pending_since.pop(conversation_id, None)
-            if handoff_message is not None:  # the handoff reply and what the customer wrote since
-                kept = [m for m in await self._db(self._stores.chat_log.history, conversation_id)
-                        if m.id >= handoff_message and m.sender in ("customer", "bot")]
-                for message in kept:
-                    ticket = await self._db(self._stores.queue.add_entry, ticket.id, message.sender, message.text)
+        async with self._lock(conversation_id):
+            was_pending = conversation_id in self._pending
+            if was_pending:
+                ticket = await self._absorb_pending(ticket)
+            if conversation_id in self._cancelled_pending and ticket.status == "waiting" and not ticket.offline:
+                # The customer stopped waiting before the outboxed packet arrived.
+                self._cancelled_pending.discard(conversation_id)
+                ticket = await self._db(self._stores.queue.resolve, ticket.id, "cancelled")
         self._publish_ticket("created", ticket)
-        if handoff_message is not None:  # otherwise the handoff reply already told the customer
+        if was_pending:  # otherwise the handoff reply already told the customer
             await self._publish_state(conversation_id)
+
+    async def _absorb_pending(self, ticket: Ticket) -> Ticket:
+        """Copy the handoff reply and what the customer wrote while pending into the ticket (once)."""
+        conversation_id = ticket.conversation_id
+        handoff_message = self._pending.pop(conversation_id, None)
+        self._pending_since.pop(conversation_id, None)
+        if handoff_message is None:
+            return ticket
+        kept = [m for m in await self._db(self._stores.chat_log.history, conversation_id)
+                if m.id >= handoff_message and m.sender in ("customer", "bot")]
+        for message in kept:
+            ticket = await self._db(self._stores.queue.add_entry, ticket.id, message.sender, message.text)
+        return ticket
 
     async def claim(self, ticket_id: int, username: str) -> Ticket:
         """An agent takes a waiting ticket; the customer sees who joined.
@@ -372,10 +399,11 @@ class Gateway:
         Raises:
             QueueError: 404 unknown; 409 already resolved.
         """
-        ticket = await self._db(self._stores.queue.resolve, ticket_id)
-        self._publish_ticket("resolved", ticket)
-        if not ticket.offline:
-            async with self._locks[ticket.conversation_id]:
+        current = await self._db(self._stores.queue.get, ticket_id)
+        async with self._lock(current.conversation_id):  # no customer message half-routed meanwhile
+            ticket = await self._db(self._stores.queue.resolve, ticket_id)
+            self._publish_ticket("resolved", ticket)
+            if not ticket.offline:
                 await self._back_to_bot(ticket.conversation_id, TEXT["resolved"])
         return ticket
 

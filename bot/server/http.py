@@ -29,7 +29,7 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[s
         return {}
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: absurd nesting
         raise HTTPException(400, "JSON の形式が正しくありません。") from None
     if not isinstance(data, dict):
         raise HTTPException(400, "JSON オブジェクト（{...}）を送ってください。")
@@ -48,6 +48,16 @@ def text_field(data: dict[str, Any], name: str) -> str:
     return value
 
 
+MAX_ID = 2**63 - 1
+
+
 def ticket_id_of(request: Request) -> int:
-    """The ``{ticket_id}`` path parameter (the route only matches digits)."""
-    return int(request.path_params["ticket_id"])
+    """The ``{ticket_id}`` path parameter (the route only matches digits).
+
+    Raises:
+        HTTPException: 404 for an id no database column can hold.
+    """
+    ticket_id = int(request.path_params["ticket_id"])
+    if ticket_id > MAX_ID:
+        raise HTTPException(404, f"チケット {ticket_id} はありません。")
+    return ticket_id

@@ -11,8 +11,8 @@ from bot.server.rasa_client import RasaClient
 from bot.server.tokens import ConversationTokens, load_secret_key
 from bot.settings import Settings
 
-# A customer frame is at most 10,000 characters of Japanese (3 bytes each) plus JSON.
-WS_MAX_BYTES = 64 * 1024
+# A customer frame is at most 10,000 characters of Japanese (3 bytes each, or 6 as JSON escapes).
+WS_MAX_BYTES = 128 * 1024
 
 
 def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:

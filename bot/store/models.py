@@ -52,7 +52,9 @@ class Ticket(Base):
     # tickets filed while the bot server was down are announced when it is back.
     announced_at = Column(DateTime(timezone=True), index=True)
 
-    entries = relationship("TranscriptEntry", back_populates="ticket", order_by="TranscriptEntry.position",
+    # (position, id): two entries written at the same moment on SQLite may share a position.
+    entries = relationship("TranscriptEntry", back_populates="ticket",
+                           order_by="(TranscriptEntry.position, TranscriptEntry.id)",
                            cascade="all, delete-orphan")
 
 

@@ -225,8 +225,22 @@ class Queue:
             ticket = self._locked(session, ticket_id)
             if ticket.status != "waiting":
                 raise QueueError(f"チケット {ticket_id} は対応待ちではありません（現在: {ticket.status}）。")
-            ticket.status, ticket.claimed_by, ticket.claimed_at = "claimed", agent, utcnow()
+            self._transition(session, ticket_id, ("waiting",), status="claimed", claimed_by=agent,
+                             claimed_at=utcnow())
         return self.get(ticket_id)
+
+    @staticmethod
+    def _transition(session: Session, ticket_id: int, expected: tuple[str, ...], **values: Any) -> None:
+        """UPDATE only if the status is still one of ``expected``.
+
+        The check before it gives the precise error; this conditional UPDATE makes the
+        change atomic where ``SELECT ... FOR UPDATE`` locks nothing (SQLite), so two agents
+        can never both claim a ticket, nor a cancel and a claim both succeed.
+        """
+        result = session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.status.in_(expected))
+                                 .values(**values).execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            raise QueueError(f"チケット {ticket_id} は別の操作で更新されました。画面を更新してください。")
 
     def add_entry(self, ticket_id: int, sender: str, text: str, author: str | None = None) -> Ticket:
         """Append an agent reply, an internal note or a customer message (masked).
@@ -262,7 +276,9 @@ class Queue:
                 raise QueueError(f"チケット {ticket_id} はすでに解決済みです。")
             if resolution == "cancelled" and ticket.status != "waiting":
                 raise QueueError("担当者がすでに対応を始めています。")
-            ticket.status, ticket.resolved_at, ticket.resolution = "resolved", utcnow(), resolution
+            expected = ("waiting",) if resolution == "cancelled" else ("waiting", "claimed")
+            self._transition(session, ticket_id, expected, status="resolved", resolved_at=utcnow(),
+                             resolution=resolution)
         return self.get(ticket_id)
 
     def set_contact(self, ticket_id: int, contact: dict[str, str]) -> Ticket:
