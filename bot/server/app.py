@@ -43,11 +43,12 @@ SESSION_HOURS = 12
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
-    # No inline scripts on our pages except the widget's config on the demo page.
-    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
                                "style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; "
                                "img-src 'self' data:; frame-ancestors 'self'",
 }
+# The demo page alone carries an inline <script> (the widget's config, as a customer's page would).
+DEMO_CSP = SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
 
 
 @dataclass
@@ -157,11 +158,13 @@ class SecurityHeaders:
             await self._app(scope, receive, send)
             return
 
+        demo = scope.get("path") == "/"
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
+                    headers.setdefault(name, DEMO_CSP if demo and name == "Content-Security-Policy" else value)
             await send(message)
 
         await self._app(scope, receive, send_with_headers)

@@ -96,5 +96,5 @@ class RasaClient:
                 if response.status >= 400:
                     raise RasaUnavailable(f"Rasa answered {response.status} for {path}")
                 return await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # ValueError: not JSON
             raise RasaUnavailable(f"Rasa at {self._base_url} unreachable: {exc}") from exc
