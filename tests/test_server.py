@@ -6,6 +6,8 @@ runs the same flows against the real Rasa server and action server.
 
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -82,6 +84,15 @@ def new_conversation(client: TestClient) -> str:
     return str(response.json()["token"])
 
 
+@contextlib.contextmanager
+def open_chat(client: TestClient) -> Iterator[tuple[str, Any]]:
+    """A new conversation's token and its WebSocket, past the ``history`` frame."""
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        assert ws.receive_json()["type"] == "history"
+        yield token, ws
+
+
 def login(client: TestClient) -> str:
     response = client.post("/api/agent/login", json={"username": "sato", "password": PASSWORD})
     assert response.status_code == 200, response.text
@@ -119,9 +130,7 @@ def test_faq_round_trip_and_history_survives_a_reconnect(server) -> None:  # typ
 
 def test_double_send_with_one_client_id_is_handled_once(server) -> None:  # type: ignore[no-untyped-def]
     client, rasa, _ = server
-    token = new_conversation(client)
-    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-        ws.receive_json()
+    with open_chat(client) as (token, ws):
         ws.send_json({"type": "message", "text": "住所", "client_id": "same"})
         ws.send_json({"type": "message", "text": "住所", "client_id": "same"})
         frames_until(ws, is_bot_message)
@@ -147,9 +156,7 @@ def test_tokens_keep_conversations_apart(server) -> None:  # type: ignore[no-unt
 
 def test_customer_text_cannot_inject_intents_and_stale_buttons_are_refused(server) -> None:  # type: ignore[no-untyped-def]
     client, rasa, _ = server
-    token = new_conversation(client)
-    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-        ws.receive_json()
+    with open_chat(client) as (token, ws):
         ws.send_json({"type": "message", "text": "/restart", "client_id": "a"})
         frames_until(ws, is_bot_message)
         assert rasa.calls[-1][1] == " /restart"  # a message, not an intent command
@@ -169,9 +176,7 @@ def test_customer_text_cannot_inject_intents_and_stale_buttons_are_refused(serve
                                    '{"type": "feedback", "message_id": 99999, "helpful": false}'])
 def test_bad_frames_get_a_japanese_error_and_change_nothing(server, frame: str) -> None:  # type: ignore[no-untyped-def]
     client, rasa, _ = server
-    token = new_conversation(client)
-    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-        ws.receive_json()
+    with open_chat(client) as (token, ws):
         ws.send_text(frame)
         error = ws.receive_json()
     assert error["type"] == "error" and error["message"]
@@ -197,9 +202,7 @@ def test_long_messages_emoji_and_html_are_kept_as_text(server) -> None:  # type:
 def test_bot_down_keeps_the_message_and_says_so(server) -> None:  # type: ignore[no-untyped-def]
     client, rasa, _ = server
     rasa.down = True
-    token = new_conversation(client)
-    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-        ws.receive_json()
+    with open_chat(client) as (token, ws):
         ws.send_json({"type": "message", "text": "住所", "client_id": "x"})
         frames = frames_until(ws, is_bot_message)
     assert "接続できません" in frames[-1]["message"]["text"] and frames[-1]["message"]["sender"] == "system"
@@ -244,9 +247,7 @@ def test_bad_requests_are_4xx_with_a_message_and_change_nothing(server) -> None:
     assert client.get("/api/tickets?status=bogus").status_code == 422
     big = {"text": "あ" * 70_000}
     assert client.post("/api/chat/sessions", json=big).status_code == 413
-    token = new_conversation(client)
-    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-        ws.receive_json()
+    with open_chat(client) as (token, ws):
         ws.send_json({"type": "message", "text": "ふざけるな", "client_id": "a"})
         frames_until(ws, lambda f: f["type"] == "state")
     (ticket,) = client.get("/api/tickets").json()["tickets"]
@@ -267,9 +268,7 @@ def test_handoff_pauses_the_bot_agent_replies_reach_the_customer_and_resolve_ret
     client, rasa, services = server
     csrf = login(client)
     headers = {"X-CSRF-Token": csrf}
-    token = new_conversation(client)
-    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-        ws.receive_json()
+    with open_chat(client) as (token, ws):
         ws.send_json({"type": "message", "text": "二回も住所変更したのに反映されてない、ふざけるな", "client_id": "1"})
         state = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]
         assert state["mode"] == "waiting" and state["position"] == 1 and state["estimate_minutes"] >= 1
@@ -303,9 +302,7 @@ def test_handoff_pauses_the_bot_agent_replies_reach_the_customer_and_resolve_ret
 
 def test_customer_can_stop_waiting_and_go_back_to_the_bot(server) -> None:  # type: ignore[no-untyped-def]
     client, rasa, _ = server
-    token = new_conversation(client)
-    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-        ws.receive_json()
+    with open_chat(client) as (token, ws):
         ws.send_json({"type": "message", "text": "ふざけるな", "client_id": "1"})
         frames_until(ws, lambda f: f["type"] == "state")
         ws.send_json({"type": "cancel_handoff"})
@@ -319,9 +316,7 @@ def test_customer_can_stop_waiting_and_go_back_to_the_bot(server) -> None:  # ty
 
 def test_feedback_is_recorded_once_and_no_asks_the_bot(server) -> None:  # type: ignore[no-untyped-def]
     client, rasa, _ = server
-    token = new_conversation(client)
-    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-        ws.receive_json()
+    with open_chat(client) as (token, ws):
         ws.send_json({"type": "message", "text": "住所", "client_id": "1"})
         answer = frames_until(ws, is_bot_message)[-1]["message"]
         ws.send_json({"type": "feedback", "message_id": answer["id"], "helpful": False})
@@ -338,9 +333,7 @@ def test_sse_announces_a_new_ticket(server) -> None:  # type: ignore[no-untyped-
     client, _, services = server
     hub = services.hub
     queue = hub.subscribe_agents()
-    token = new_conversation(client)
-    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-        ws.receive_json()
+    with open_chat(client) as (token, ws):
         ws.send_json({"type": "message", "text": "ふざけるな", "client_id": "1"})
         frames_until(ws, lambda f: f["type"] == "state")
     changes = []
@@ -372,9 +365,7 @@ def test_pages_are_served_with_security_headers(server) -> None:  # type: ignore
 
 def test_outside_hours_the_contact_form_completes_the_offline_ticket(server) -> None:  # type: ignore[no-untyped-def]
     client, rasa, _ = server
-    token = new_conversation(client)
-    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-        ws.receive_json()
+    with open_chat(client) as (token, ws):
         ws.send_json({"type": "message", "text": "時間外だけど人と話したい", "client_id": "1"})
         state = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]
         assert state["mode"] == "bot" and state["offline"] is True  # nobody on duty: the bot keeps answering
@@ -471,9 +462,7 @@ def test_absurd_ids_and_frames_are_4xx_not_500(server) -> None:  # type: ignore[
     assert client.post("/api/tickets/99999999999999999999999/claim", headers={"X-CSRF-Token": csrf}).status_code == 404
     assert client.post("/api/agent/login", content='{"a":' * 10_000).status_code == 400
     assert client.get("/api/analytics?days=²").status_code == 422
-    token = new_conversation(client)
-    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-        ws.receive_json()
+    with open_chat(client) as (token, ws):
         ws.send_bytes(b"\x00\x01")
         assert ws.receive_json()["type"] == "error"
         ws.send_text("[" * 1000)

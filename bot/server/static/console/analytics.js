@@ -11,14 +11,7 @@
 const SVG_NS = "http://www.w3.org/2000/svg";
 const CAUSE_LABELS = { clarify: "聞き返し", out_of_scope: "対象外", low_confidence: "確信度が低い" };
 
-const $ = (id) => document.getElementById(id);
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
 
 function svg(tag, attributes, text) {
   const node = document.createElementNS(SVG_NS, tag);

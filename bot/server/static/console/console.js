@@ -38,16 +38,7 @@ const state = {
   audio: null,
 };
 
-const $ = (id) => document.getElementById(id);
-
-/* ---------- small DOM helpers ---------- */
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
+/* ---------- small DOM helpers ($ and el come from dom.js) ---------- */
 
 function setText(id, value) {
   $(id).textContent = value === undefined || value === null || value === "" ? "—" : String(value);
