@@ -30,12 +30,15 @@ class ScriptedRasa:
         self.calls: list[tuple[str, str]] = []
         self.resumed: list[str] = []
         self.down = False
+        self.paused: set[str] = set()  # conversations Rasa keeps silent for (ConversationPaused)
         self._services = services_ref
 
     async def send(self, conversation_id: str, text: str, metadata: dict[str, Any]) -> list[BotMessage]:
         if self.down:
             raise RasaUnavailable("down")
         self.calls.append((conversation_id, text))
+        if conversation_id in self.paused:
+            return []
         if "保留" in text:  # the action server could not reach the database: packet in its outbox
             return [BotMessage("申し訳ございません。担当者におつなぎします。", [],
                                {"route": "handoff", "handoff_reason": "anger", "ticket_id": None})]
@@ -62,6 +65,7 @@ class ScriptedRasa:
 
     async def resume(self, conversation_id: str) -> None:
         self.resumed.append(conversation_id)
+        self.paused.discard(conversation_id)
 
     async def close(self) -> None:
         pass
@@ -489,3 +493,13 @@ def test_a_subscriber_that_falls_behind_is_told_to_reload() -> None:
         raise AssertionError("more than the marker")
     except asyncio.QueueEmpty:
         pass
+
+
+def test_a_bot_left_paused_by_a_lost_resume_is_resumed_instead_of_staying_silent(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, services = server
+    with open_chat(client) as (token, ws):
+        conversation_id = services.tokens.conversation_of(token)
+        rasa.paused.add(conversation_id)  # e.g. the server restarted before it could resume Rasa
+        ws.send_json({"type": "message", "text": "住所を変えたい", "client_id": "1"})
+        assert frames_until(ws, is_bot_message)[-1]["message"]["faq_id"] == "change-address"
+    assert rasa.resumed == [conversation_id]

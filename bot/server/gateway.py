@@ -257,6 +257,13 @@ class Gateway:
                 await self._rasa.resume(conversation_id)
                 self._needs_resume.discard(conversation_id)
             replies = await self._rasa.send(conversation_id, text, metadata)
+            if not replies:
+                # Rasa stays silent only while paused. Nobody owns the conversation (the
+                # caller checked), so a resume was lost (e.g. this server restarted after a
+                # handoff): resume and ask again rather than leave the customer unanswered.
+                logger.warning("Rasa was still paused for %s; resuming", conversation_id)
+                await self._rasa.resume(conversation_id)
+                replies = await self._rasa.send(conversation_id, text, metadata)
         except RasaUnavailable as exc:
             logger.warning("%s", exc)
             replies = None
