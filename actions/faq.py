@@ -7,8 +7,8 @@ from typing import Any, Dict, List, Optional, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import default_knowledge, default_outbox, send
-from actions.handoff import connect_queue, hand_off
+from actions.common import default_knowledge, send
+from actions.handoff import HandoffDesk
 from bot.dialogue.decisions import reply_for
 from bot.dialogue.replies import not_helpful_reply, suggestions_from_ranking
 from bot.dialogue.routes import ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_HANDOFF as ACTION_HANDOFF_NAME
@@ -59,16 +59,13 @@ class ActionClarify(_KnowledgeAction):
                  outbox: Optional[Outbox] = None) -> None:
         """Use the given knowledge, queue and outbox (tests) or the configured ones."""
         super().__init__(knowledge)
-        self._queue = queue
-        self._outbox = outbox
+        self._desk = HandoffDesk(queue, outbox)
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """Clarify, or hand off after two unsure turns in a row."""
         if unsure_turns_in_a_row(tracker.events) >= UNSURE_TURNS_BEFORE_HANDOFF:
-            return hand_off(dispatcher, tracker, "unresolved", self._queue or connect_queue(),
-                            self._outbox or default_outbox(),
-                            reconnect=(lambda: self._queue) if self._queue else connect_queue)
+            return self._desk.hand_off(dispatcher, tracker, "unresolved")
         return super().run(dispatcher, tracker, domain)
 
 
@@ -108,8 +105,7 @@ class ActionNotHelpful(Action):
                  outbox: Optional[Outbox] = None) -> None:
         """Use the given knowledge, queue and outbox (tests) or the configured ones."""
         self._knowledge = knowledge
-        self._queue = queue
-        self._outbox = outbox
+        self._desk = HandoffDesk(queue, outbox)
 
     def name(self) -> Text:
         """The action name used in rules and the domain."""
@@ -119,9 +115,7 @@ class ActionNotHelpful(Action):
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """Apologise and offer other answers, or hand off on the second 「いいえ」."""
         if not_helpful_since_handoff(tracker.events) >= NOT_HELPFUL_BEFORE_HANDOFF:
-            return hand_off(dispatcher, tracker, "unresolved", self._queue or connect_queue(),
-                            self._outbox or default_outbox(),
-                            reconnect=(lambda: self._queue) if self._queue else connect_queue)
+            return self._desk.hand_off(dispatcher, tracker, "unresolved")
         kb = (self._knowledge or default_knowledge()).get()
         answered = _last_answered_intents(tracker.events)
         ranking = [{"name": e.intent} for e in kb.entries if e.intent not in answered]

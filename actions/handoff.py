@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -34,8 +35,7 @@ class ActionHandoff(Action):
 
     def __init__(self, queue: Optional[Queue] = None, outbox: Optional[Outbox] = None) -> None:
         """Use ``queue`` / ``outbox`` (tests pass their own) or the configured ones."""
-        self._queue = queue
-        self._outbox = outbox
+        self._desk = HandoffDesk(queue, outbox)
 
     def name(self) -> Text:
         """The action name used in rules and the domain."""
@@ -44,9 +44,21 @@ class ActionHandoff(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """File the ticket, then reply with the message for the handoff reason."""
-        return hand_off(dispatcher, tracker, handoff_reason(tracker.latest_message),
-                        self._queue or connect_queue(), self._outbox or default_outbox(),
-                        reconnect=(lambda: self._queue) if self._queue else connect_queue)
+        return self._desk.hand_off(dispatcher, tracker, handoff_reason(tracker.latest_message))
+
+
+@dataclass(frozen=True)
+class HandoffDesk:
+    """Where an action's handoffs go: the given queue and outbox (tests) or the configured ones."""
+
+    queue: Optional[Queue] = None
+    outbox: Optional[Outbox] = None
+
+    def hand_off(self, dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> List[Dict[Text, Any]]:
+        """:func:`hand_off` with this desk's queue, outbox and retry connection."""
+        given = self.queue
+        return hand_off(dispatcher, tracker, reason, given or connect_queue(), self.outbox or default_outbox(),
+                        reconnect=(lambda: given) if given else connect_queue)
 
 
 def connect_queue() -> Optional[Queue]:

@@ -234,12 +234,10 @@ class Gateway:
         Raises:
             QueueError: 404 when the message is not an FAQ answer of this conversation.
         """
-        before = await self._db(self._stores.chat_log.history, conversation_id)
-        already = next((m.feedback for m in before if m.id == message_id), None)
-        row = await self._db(self._stores.chat_log.set_feedback, conversation_id, message_id, helpful)
+        row, recorded = await self._db(self._stores.chat_log.set_feedback, conversation_id, message_id, helpful)
         self._hub.publish_conversation(conversation_id, {"type": "feedback_saved", "message_id": row.id,
                                                          "helpful": row.feedback})
-        if already is None and row.feedback is False:
+        if recorded and row.feedback is False:
             async with self._lock(conversation_id):
                 if await self._db(self._stores.queue.open_ticket_for, conversation_id) is None:
                     await self._ask_bot(conversation_id, NOT_HELPFUL_PAYLOAD)

@@ -106,8 +106,12 @@ class ChatLog:
                 .order_by(ChatMessage.id.desc()).limit(1)).scalar()
             return list(buttons or [])
 
-    def set_feedback(self, conversation_id: str, message_id: int, helpful: bool) -> ChatMessage:
+    def set_feedback(self, conversation_id: str, message_id: int, helpful: bool) -> tuple[ChatMessage, bool]:
         """Record 役に立ちましたか？ for an FAQ answer of this conversation (first answer counts).
+
+        Returns:
+            The message and whether this call recorded the answer (``False``: it had one;
+            a conditional UPDATE, so two tabs answering at once record it once).
 
         Raises:
             QueueError: 404 when the message is not an FAQ answer in this conversation.
@@ -116,6 +120,8 @@ class ChatLog:
             row = session.get(ChatMessage, message_id)
             if row is None or row.conversation_id != conversation_id or not row.faq_id:
                 raise QueueError(f"メッセージ {message_id} への評価はできません。", status=404)
-            if row.feedback is None:
-                row.feedback = helpful
-            return row
+            recorded = session.execute(update(ChatMessage).where(ChatMessage.id == message_id,
+                                                                 ChatMessage.feedback.is_(None))
+                                       .values(feedback=helpful).execution_options(synchronize_session=False))
+        with self._sessions() as session:
+            return session.get(ChatMessage, message_id), bool(recorded.rowcount)
