@@ -7,9 +7,10 @@ from typing import Any, Dict, Optional
 
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.dialogue.decisions import intent_label
 from bot.dialogue.replies import Reply
 from bot.handoff.outbox import Outbox
-from bot.knowledge.live import LiveKnowledge
+from bot.knowledge.live import LiveKnowledge, shared_knowledge
 from bot.settings import get_settings
 from bot.store.queue import Queue, make_engine
 from bot.triage.hours import StaffedHours, load_hours
@@ -36,7 +37,7 @@ def default_hours() -> StaffedHours:
 @lru_cache(maxsize=1)
 def default_knowledge() -> LiveKnowledge:
     """The process-wide knowledge base, reloaded when editors save ``knowledge/``."""
-    return LiveKnowledge(get_settings().knowledge_dir)
+    return shared_knowledge(get_settings().knowledge_dir)
 
 
 def send(dispatcher: CollectingDispatcher, reply: Reply, parse_data: Optional[Dict[str, Any]] = None) -> None:
@@ -46,5 +47,5 @@ def send(dispatcher: CollectingDispatcher, reply: Reply, parse_data: Optional[Di
     bot server can store them with the conversation for editors' analytics.
     """
     intent = (parse_data or {}).get("intent") or {}
-    custom = {**reply.custom, "intent": intent.get("name"), "confidence": intent.get("confidence")}
+    custom = {**reply.custom, "intent": intent_label(parse_data or {}), "confidence": intent.get("confidence")}
     dispatcher.utter_message(text=reply.text, buttons=reply.buttons or None, json_message=custom)

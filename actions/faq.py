@@ -1,4 +1,4 @@
-"""Answers FAQ intents and clarifies low-confidence messages from the knowledge base."""
+"""Answers FAQ questions, clarifies unsure ones, and the conversation moves around them."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from typing import Any, Dict, List, Optional, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import default_knowledge, send
+from actions.common import default_hours, default_knowledge, send
 from actions.handoff import HandoffDesk
-from bot.dialogue.decisions import reply_for
-from bot.dialogue.replies import not_helpful_reply, suggestions_from_ranking
+from bot.dialogue.decisions import faq_id_of, ranked_faq_ids, reply_for
+from bot.dialogue.replies import not_helpful_reply, suggestions_from_ids
 from bot.dialogue.routes import ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_HANDOFF as ACTION_HANDOFF_NAME
-from bot.dialogue.routes import ACTION_NOT_HELPFUL, INTENT_NOT_HELPFUL
+from bot.dialogue.routes import (ACTION_LANGUAGE_NOTICE, ACTION_NOT_HELPFUL, ACTION_OFFER_HUMAN, ACTION_PREAMBLE,
+                                 INTENT_FAQ, INTENT_NOT_HELPFUL)
 from bot.handoff.outbox import Outbox
 from bot.knowledge.live import LiveKnowledge
 from bot.store.queue import Queue
@@ -35,15 +36,33 @@ class _KnowledgeAction(Action):
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """Reply to the latest customer message."""
         knowledge = self._knowledge or default_knowledge()
-        send(dispatcher, reply_for(self.action_name, tracker.latest_message, knowledge.get(),
+        send(dispatcher, reply_for(self.action_name, tracker.latest_message, knowledge.get(), default_hours(),
                                    search=knowledge.find), tracker.latest_message)
         return []
 
 
 class ActionAnswerFaq(_KnowledgeAction):
-    """Answer the FAQ whose intent was recognised; its id travels in the custom payload."""
+    """Answer the FAQ entry the search chose (``faq_id``); its id travels in the custom payload."""
 
     action_name = ACTION_ANSWER_FAQ
+
+
+class ActionPreamble(_KnowledgeAction):
+    """「質問です」: please go ahead, with the main topics as buttons."""
+
+    action_name = ACTION_PREAMBLE
+
+
+class ActionOfferHuman(_KnowledgeAction):
+    """The customer gives up (「もういいです」): apologise and offer a person (reason ``unresolved``)."""
+
+    action_name = ACTION_OFFER_HUMAN
+
+
+class ActionLanguageNotice(_KnowledgeAction):
+    """A message in English, Chinese or Korean: the chat works in Japanese; contact page and a person."""
+
+    action_name = ACTION_LANGUAGE_NOTICE
 
 
 class ActionClarify(_KnowledgeAction):
@@ -117,10 +136,10 @@ class ActionNotHelpful(Action):
         if not_helpful_since_handoff(tracker.events) >= NOT_HELPFUL_BEFORE_HANDOFF:
             return self._desk.hand_off(dispatcher, tracker, "unresolved")
         kb = (self._knowledge or default_knowledge()).get()
-        answered = _last_answered_intents(tracker.events)
-        ranking = [{"name": e.intent} for e in kb.entries if e.intent not in answered]
-        send(dispatcher, not_helpful_reply(suggestions_from_ranking(_related_first(answered, kb) + ranking, kb)),
-             tracker.latest_message)
+        answered, candidates = _last_answered(tracker.events)
+        related = _related_first(answered, kb)
+        others = [i for i in candidates + related if i not in answered]
+        send(dispatcher, not_helpful_reply(suggestions_from_ids(others, kb)), tracker.latest_message)
         return []
 
 
@@ -139,18 +158,23 @@ def not_helpful_since_handoff(events: List[Dict[Text, Any]]) -> int:
     return count
 
 
-def _last_answered_intents(events: List[Dict[Text, Any]]) -> List[str]:
-    """FAQ intents the customer asked about, latest first."""
-    intents = []
+def _last_answered(events: List[Dict[Text, Any]]) -> tuple[List[str], List[str]]:
+    """FAQ ids answered in the conversation (latest first), and the search's other
+    candidates for the latest question that was answered."""
+    answered: List[str] = []
+    candidates: List[str] = []
     for event in reversed(events):
-        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name") or ""
-        if event.get("event") == "user" and intent.startswith("faq_") and intent not in intents:
-            intents.append(intent)
-    return intents
+        parse_data = event.get("parse_data") or {}
+        intent = (parse_data.get("intent") or {}).get("name")
+        faq_id = faq_id_of(parse_data) if event.get("event") == "user" and intent == INTENT_FAQ else None
+        if faq_id and faq_id not in answered:
+            if not answered:
+                candidates = ranked_faq_ids(parse_data)
+            answered.append(faq_id)
+    return answered, candidates
 
 
-def _related_first(answered: List[str], kb: Any) -> List[Dict[str, str]]:
+def _related_first(answered: List[str], kb: Any) -> List[str]:
     """The ``related`` entries of the latest answered FAQ (what editors said is close)."""
-    entry = kb.by_intent(answered[0]) if answered else None
-    related = [kb.get(rid) for rid in (entry.related if entry else [])]
-    return [{"name": r.intent} for r in related if r is not None and r.intent not in answered]
+    entry = kb.get(answered[0]) if answered else None
+    return list(entry.related) if entry else []

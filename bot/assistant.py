@@ -16,12 +16,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.dialogue.decisions import handoff_reason, intent_name, reply_for
-from bot.knowledge.live import LiveKnowledge
+from bot.dialogue.decisions import faq_id_of, handoff_reason, intent_name, reply_for
+from bot.knowledge.live import shared_knowledge
 from bot.dialogue.routes import (
     ACTION_ANSWER_FAQ,
     ACTION_CLARIFY,
     ACTION_HANDOFF,
+    ACTION_LANGUAGE_NOTICE,
+    ACTION_OFFER_HUMAN,
+    ACTION_PREAMBLE,
     RESPONSE_OF_BUILTIN_ACTION,
     ROUTE_OF_ACTION,
     Route,
@@ -32,7 +35,8 @@ from bot.settings import get_settings
 from bot.triage.hours import load_hours
 
 SENDER_ID = "bot-ask"
-CUSTOM_ACTIONS = (ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_HANDOFF)
+CUSTOM_ACTIONS = (ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_HANDOFF, ACTION_PREAMBLE, ACTION_OFFER_HUMAN,
+                  ACTION_LANGUAGE_NOTICE)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class Decision:
     handoff_reason: str | None
     action: str
     suggestions: list[str]
+    ranking: list[dict[str, Any]]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -92,7 +97,7 @@ class Assistant:
             raise ModelNotFoundError(f"{self.model_path}: モデルファイルがありません。`make train` で作るか、"
                                      "--model に models/ の .tar.gz を指定してください。")
         self.kb = kb or load_knowledge(settings.knowledge_dir)
-        self.knowledge = LiveKnowledge(settings.knowledge_dir) if kb is None else None
+        self.knowledge = shared_knowledge(settings.knowledge_dir) if kb is None else None
         self.hours = load_hours(settings.knowledge_dir / "hours.yml")
         os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
         from rasa.core.agent import Agent  # heavy import, only when a model is really loaded
@@ -155,7 +160,7 @@ class Assistant:
             answer = reply.text
             suggestions = list(reply.custom.get("suggestions", []))
             route = Route(reply.custom.get("route", route.value))
-        entry = self.kb.by_intent(intent_name(parse_data)) if route is Route.ANSWER else None
+        entry = self.kb.get(faq_id_of(parse_data) or "") if route is Route.ANSWER else None
         return Decision(
             text=text,
             normalized=parse_data.get("normalized_text", ""),
@@ -167,4 +172,5 @@ class Assistant:
             handoff_reason=handoff_reason(parse_data) if route is Route.HANDOFF else None,
             action=action,
             suggestions=suggestions,
+            ranking=[{"faq_id": h["faq_id"], "score": h["score"]} for h in parse_data.get("faq_ranking") or []],
         )

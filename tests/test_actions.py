@@ -22,34 +22,38 @@ def run(action, tracker):  # type: ignore[no-untyped-def]
 
 
 def test_faq_answer_comes_from_knowledge_with_id_in_custom(make_tracker) -> None:
-    messages, events = run(ActionAnswerFaq(KNOWLEDGE), make_tracker("住所を変えたい", "faq_change_address"))
+    tracker = make_tracker("住所を変えたい", "faq", 0.83, faq_id="change-address")
+    messages, events = run(ActionAnswerFaq(KNOWLEDGE), tracker)
     assert events == []
     (message,) = messages
     assert "住所変更" in message["text"]
+    # The transcript/analytics label names the entry; the confidence is the parse's.
     assert message["custom"] == {"route": "answer", "faq_id": "change-address", "category": "登録情報の変更",
-                                 "intent": "faq_change_address", "confidence": message["custom"]["confidence"]}
-    assert isinstance(message["custom"]["confidence"], float)
+                                 "intent": "faq_change_address", "confidence": 0.83}
 
 
-def test_clarify_offers_three_likeliest_faqs_and_a_person(make_tracker) -> None:
-    ranking = [
-        {"name": "nlu_fallback", "confidence": 0.3},
-        {"name": "faq_cancel", "confidence": 0.25},
-        {"name": "greet", "confidence": 0.2},
-        {"name": "faq_change_plan", "confidence": 0.2},
-        {"name": "faq_pricing", "confidence": 0.1},
-        {"name": "faq_trial", "confidence": 0.05},
-    ]
-    tracker = make_tracker("", "nlu_fallback", 0.3, ranking)  # no text to search: the classifier's order
+def test_faq_button_payload_entity_answers_that_entry(make_tracker) -> None:
+    """A clarify button sends /faq{"faq_id": ...}: Rasa puts the id in the entities."""
+    tracker = make_tracker('/faq{"faq_id": "cancel"}', "faq", 1.0,
+                           entities=[{"entity": "faq_id", "value": "cancel"}])
+    (message,), _ = run(ActionAnswerFaq(KNOWLEDGE), tracker)
+    assert message["custom"]["faq_id"] == "cancel" and "解約" in message["text"]
+
+
+def test_clarify_offers_the_three_best_ranked_faqs_and_a_person(make_tracker) -> None:
+    ranking = [{"faq_id": i, "title": "", "category": "", "score": s, "matched": ""}
+               for i, s in [("cancel", 0.5), ("no-such-entry", 0.45), ("change-plan", 0.4), ("pricing", 0.3),
+                            ("trial", 0.2)]]
+    tracker = make_tracker("やめたい", "nlu_fallback", 0.5, faq_ranking=ranking)
     (message,), _ = run(ActionClarify(KNOWLEDGE), tracker)
     assert message["custom"]["suggestions"] == ["cancel", "change-plan", "pricing"]
     payloads = [b["payload"] for b in message["buttons"]]
-    assert payloads == ["/faq_cancel", "/faq_change_plan", "/faq_pricing", "/request_human"]
+    assert payloads == ['/faq{"faq_id": "cancel"}', '/faq{"faq_id": "change-plan"}', '/faq{"faq_id": "pricing"}',
+                        "/request_human"]
 
 
-def test_clarify_suggestions_come_from_the_faq_search_first(make_tracker) -> None:
-    ranking = [{"name": "nlu_fallback", "confidence": 0.3}, {"name": "faq_trial", "confidence": 0.2}]
-    tracker = make_tracker("パスワードわすれたかも", "nlu_fallback", 0.3, ranking)
+def test_clarify_without_a_ranking_searches_the_text(make_tracker) -> None:
+    tracker = make_tracker("パスワードわすれたかも", "nlu_fallback", 0.3)
     (message,), _ = run(ActionClarify(KNOWLEDGE), tracker)
     suggestions = message["custom"]["suggestions"]
     assert suggestions[0] == KNOWLEDGE.find("パスワードわすれたかも")[0] == "reset-password"
@@ -64,7 +68,7 @@ def test_clarify_without_ranking_is_never_a_dead_end(make_tracker) -> None:
 
 
 def test_long_input_gets_polite_truncation_note(make_tracker) -> None:
-    tracker = make_tracker("住所" * 5000, "faq_change_address", input_truncated_at=1000)
+    tracker = make_tracker("住所" * 5000, "faq", faq_id="change-address", input_truncated_at=1000)
     (message,), _ = run(ActionAnswerFaq(KNOWLEDGE), tracker)
     assert message["text"].startswith("（メッセージが長かったため、最初の1000文字")
 
@@ -98,7 +102,7 @@ def test_handoff_files_one_ticket_with_the_transcript(make_tracker, tmp_path: Pa
 
 
 def test_faq_intent_missing_from_knowledge_falls_back_to_clarify(make_tracker) -> None:
-    (message,), _ = run(ActionAnswerFaq(KNOWLEDGE), make_tracker("?", "faq_removed_entry"))
+    (message,), _ = run(ActionAnswerFaq(KNOWLEDGE), make_tracker("?", "faq", faq_id="removed-entry"))
     assert message["custom"]["route"] == "clarify"
 
 
@@ -109,7 +113,7 @@ def test_edited_answer_is_served_without_restart(tmp_path: Path, make_tracker) -
     shutil.copytree(PROJECT_ROOT / "knowledge", tmp_path / "knowledge")
     live = LiveKnowledge(tmp_path / "knowledge", check_interval=0.0)
     action = ActionAnswerFaq(live)
-    (before,), _ = run(action, make_tracker("営業時間", "faq_hours"))
+    (before,), _ = run(action, make_tracker("営業時間", "faq", faq_id="hours"))
     path = tmp_path / "knowledge" / "faq" / "service.yml"
     text = path.read_text(encoding="utf-8")
     first_answer_line = before["text"].splitlines()[0]
@@ -121,11 +125,11 @@ def test_edited_answer_is_served_without_restart(tmp_path: Path, make_tracker) -
         os.utime(path, ns=(stamp + seconds_later * 10**9, stamp + seconds_later * 10**9))
 
     save(text.replace(first_answer_line, "【更新】" + first_answer_line, 1), 1)
-    (after,), _ = run(action, make_tracker("営業時間", "faq_hours"))
+    (after,), _ = run(action, make_tracker("営業時間", "faq", faq_id="hours"))
     assert after["text"].startswith("【更新】")
     # A broken edit is really loaded (and rejected): the last good answers stay.
     save("entries: [oops", 2)
-    (kept,), _ = run(action, make_tracker("営業時間", "faq_hours"))
+    (kept,), _ = run(action, make_tracker("営業時間", "faq", faq_id="hours"))
     assert kept["text"].startswith("【更新】")
     sizes = {name: size for name, _, size in live._stamp}
     assert sizes[str(path)] == len("entries: [oops")  # the broken version was looked at
@@ -193,7 +197,7 @@ def test_second_not_helpful_goes_to_a_person(make_tracker, tmp_path: Path) -> No
     queue = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
     action = ActionNotHelpful(KNOWLEDGE, queue, Outbox(tmp_path / "outbox.jsonl"))
     tracker = make_tracker("/answer_not_helpful", "answer_not_helpful")
-    tracker.events.insert(0, {"event": "user", "text": "住所", "parse_data": {"intent": {"name": "faq_change_address"}}})
+    tracker.events.insert(0, {"event": "user", "text": "住所", "parse_data": {"intent": {"name": "faq"}, "faq_id": "change-address"}})
     (first,), _ = run(action, tracker)
     assert "お役に立てず" in first["text"] and first["custom"]["route"] == "clarify"
     assert "change-address" not in first["custom"]["suggestions"]  # not the answer that did not help

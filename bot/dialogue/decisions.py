@@ -12,27 +12,56 @@ from bot.dialogue.replies import (
     Reply,
     answer_reply,
     clarify_reply,
+    language_reply,
+    offer_human_reply,
+    preamble_reply,
     staffed_handoff_reply,
-    suggestions_from_ranking,
+    suggestions_from_ids,
     with_truncation_note,
 )
 from bot.dialogue.routes import (
     ACTION_ANSWER_FAQ,
     ACTION_CLARIFY,
     ACTION_HANDOFF,
+    ACTION_LANGUAGE_NOTICE,
+    ACTION_OFFER_HUMAN,
+    ACTION_PREAMBLE,
     HANDOFF_REASON_OF_INTENT,
+    INTENT_FAQ,
 )
 from bot.knowledge.model import KnowledgeBase, intent_for
 from bot.triage.hours import StaffedHours
 
-NO_WORDS = "no_words"
+NO_WORDS = "no_words"  # `input_issue` set by bot.nlu.message_guard on word-less messages
 # Text -> ids of the FAQ entries that best answer it (see bot.knowledge.live.LiveKnowledge.find).
-FaqFinder = Callable[[str], list[str]]  # `input_issue` set by bot.nlu.message_guard on word-less messages
+FaqFinder = Callable[[str], list[str]]
 
 
 def intent_name(parse_data: Mapping[str, Any]) -> str | None:
     """The intent the NLU settled on."""
     return (parse_data.get("intent") or {}).get("name")
+
+
+def faq_id_of(parse_data: Mapping[str, Any]) -> str | None:
+    """The FAQ entry chosen for this message: by the router, or by a clarify button's entity."""
+    if parse_data.get("faq_id"):
+        return str(parse_data["faq_id"])
+    for entity in parse_data.get("entities") or []:
+        if entity.get("entity") == "faq_id" and entity.get("value"):
+            return str(entity["value"])
+    return None
+
+
+def intent_label(parse_data: Mapping[str, Any]) -> str | None:
+    """The intent as transcripts and analytics show it: ``faq_<id>`` for an FAQ answer."""
+    name = intent_name(parse_data)
+    faq_id = faq_id_of(parse_data) if name == INTENT_FAQ else None
+    return intent_for(faq_id) if faq_id else name
+
+
+def ranked_faq_ids(parse_data: Mapping[str, Any]) -> list[str]:
+    """The FAQ search's ranking of this message (set by bot.nlu.faq_retriever)."""
+    return [str(h.get("faq_id")) for h in parse_data.get("faq_ranking") or [] if h.get("faq_id")]
 
 
 def handoff_reason(parse_data: Mapping[str, Any]) -> str:
@@ -48,28 +77,34 @@ def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase,
     """Build the reply of one of our custom actions.
 
     Args:
-        action: ``action_answer_faq``, ``action_clarify`` or ``action_handoff``.
+        action: One of the custom actions in :mod:`bot.dialogue.routes`.
         parse_data: NLU result of the customer's latest message.
         kb: The knowledge base.
         hours: Staffed hours; a handoff outside them says when a person will answer.
-        search: FAQ search (``bot kb search``): its best entries for the message come first
-            among clarify suggestions, then the classifier's runners-up.
+        search: FAQ search, used for clarify suggestions when the parse data has no
+            ranking (e.g. a message that arrived as a button payload).
 
     Returns:
-        The reply. An FAQ intent that is not (or no longer) in the knowledge base
-        falls back to a clarifying reply rather than an empty message.
+        The reply. An FAQ id that is not (or no longer) in the knowledge base falls back
+        to a clarifying reply rather than an empty message.
 
     Raises:
         ValueError: ``action`` is not one of ours.
     """
     truncated_at = parse_data.get("input_truncated_at")
     if action == ACTION_ANSWER_FAQ:
-        entry = kb.by_intent(intent_name(parse_data))
+        entry = kb.get(faq_id_of(parse_data) or "")
         reply = answer_reply(entry) if entry else _clarify(parse_data, kb, search)
     elif action == ACTION_CLARIFY:
         reply = _clarify(parse_data, kb, search)
     elif action == ACTION_HANDOFF:
         return staffed_handoff_reply(handoff_reason(parse_data), hours)
+    elif action == ACTION_PREAMBLE:
+        reply = preamble_reply(kb)
+    elif action == ACTION_OFFER_HUMAN:
+        reply = offer_human_reply(hours)
+    elif action == ACTION_LANGUAGE_NOTICE:
+        return language_reply(str(parse_data.get("language") or "en"), kb.get("contact"))
     else:
         raise ValueError(f"reply_for: '{action}' is not a custom action of this bot")
     if truncated_at:
@@ -78,9 +113,8 @@ def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase,
 
 
 def _clarify(parse_data: Mapping[str, Any], kb: KnowledgeBase, search: FaqFinder | None) -> Reply:
-    ranking = list(parse_data.get("intent_ranking") or [])
-    if search is not None and parse_data.get("text"):
-        found = [{"name": intent_for(faq_id)} for faq_id in search(str(parse_data["text"]))]
-        ranking = found + ranking
-    suggestions = suggestions_from_ranking(ranking, kb)
-    return clarify_reply(suggestions, no_words=parse_data.get("input_issue") == NO_WORDS)
+    ranked = ranked_faq_ids(parse_data)
+    if not ranked and search is not None and parse_data.get("text"):
+        ranked = search(str(parse_data["text"]))
+    no_words = parse_data.get("input_issue") == NO_WORDS
+    return clarify_reply(suggestions_from_ids(ranked, kb), no_words=no_words)

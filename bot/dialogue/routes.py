@@ -18,14 +18,21 @@ class Route(str, Enum):
     SMALLTALK = "smalltalk"  # greeting, thanks, "are you a bot?" ...
     CLARIFY = "clarify"  # not sure: ask back with the likeliest FAQ titles as buttons
     OUT_OF_SCOPE = "out_of_scope"  # outside what the bot can help with
+    OFFER_HUMAN = "offer_human"  # the bot cannot help (gave up, not Japanese): a person is offered
 
 
 ACTION_ANSWER_FAQ = "action_answer_faq"
 ACTION_CLARIFY = "action_clarify"
 ACTION_HANDOFF = "action_handoff"
 ACTION_NOT_HELPFUL = "action_not_helpful"
+ACTION_PREAMBLE = "action_preamble"
+ACTION_OFFER_HUMAN = "action_offer_human"
+ACTION_LANGUAGE_NOTICE = "action_language_notice"
+INTENT_FAQ = "faq"
 # Sent by the widget's 「いいえ」 button under an FAQ answer (no NLU examples: button only).
 INTENT_NOT_HELPFUL = "answer_not_helpful"
+# Sent by the 「担当者と話す」 button the bot offers after a customer gives up (button only).
+INTENT_HUMAN_AFTER_MISS = "request_human_unresolved"
 
 # Bot action -> route. Anything a policy predicts that is not listed here is a bug
 # caught by the tests.
@@ -34,6 +41,9 @@ ROUTE_OF_ACTION: dict[str, Route] = {
     ACTION_CLARIFY: Route.CLARIFY,
     ACTION_HANDOFF: Route.HANDOFF,
     ACTION_NOT_HELPFUL: Route.CLARIFY,
+    ACTION_PREAMBLE: Route.CLARIFY,
+    ACTION_OFFER_HUMAN: Route.OFFER_HUMAN,
+    ACTION_LANGUAGE_NOTICE: Route.OFFER_HUMAN,
     "action_default_fallback": Route.CLARIFY,
     "utter_greet": Route.SMALLTALK,
     "utter_goodbye": Route.SMALLTALK,
@@ -55,8 +65,9 @@ RESPONSE_OF_BUILTIN_ACTION: dict[str, str] = {
     "action_back": "utter_back",
 }
 
-# Non-FAQ intent -> the action its rule must run (FAQ intents all run ACTION_ANSWER_FAQ).
+# Intent -> the action its rule must run (data/stories/rules.yml; checked by tests).
 ACTION_OF_INTENT: dict[str, str] = {
+    INTENT_FAQ: ACTION_ANSWER_FAQ,
     "greet": "utter_greet",
     "goodbye": "utter_goodbye",
     "thanks": "utter_thanks",
@@ -68,6 +79,11 @@ ACTION_OF_INTENT: dict[str, str] = {
     "request_human": ACTION_HANDOFF,
     "complaint": ACTION_HANDOFF,
     INTENT_NOT_HELPFUL: ACTION_NOT_HELPFUL,
+    "not_that": ACTION_NOT_HELPFUL,
+    "preamble": ACTION_PREAMBLE,
+    "give_up": ACTION_OFFER_HUMAN,
+    "non_japanese": ACTION_LANGUAGE_NOTICE,
+    INTENT_HUMAN_AFTER_MISS: ACTION_HANDOFF,
 }
 
 # Why a conversation is handed to a person (codes shared with the agent queue).
@@ -75,4 +91,5 @@ HANDOFF_REASON_OF_INTENT: dict[str, str] = {
     "request_human": "human_request",
     "complaint": "complaint",
     INTENT_NOT_HELPFUL: "unresolved",
+    INTENT_HUMAN_AFTER_MISS: "unresolved",
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+from bot.dialogue.decisions import intent_label
 from bot.knowledge.model import KnowledgeBase
 from bot.store.queue import HandoffPacket, Turn
 
@@ -27,8 +28,9 @@ def transcript_from_events(events: Iterable[Mapping[str, Any]]) -> list[Turn]:
     for event in events:
         kind = event.get("event")
         if kind == "user":
-            intent = (event.get("parse_data") or {}).get("intent") or {}
-            turns.append(Turn("customer", event.get("text") or "", intent.get("name"),
+            parse_data = event.get("parse_data") or {}
+            intent = parse_data.get("intent") or {}
+            turns.append(Turn("customer", event.get("text") or "", intent_label(parse_data),
                               intent.get("confidence"), event.get("timestamp")))
         elif kind == "bot" and event.get("text"):
             turns.append(Turn("bot", event["text"], at=event.get("timestamp")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +71,11 @@ class LiveKnowledge:
             logger.info("knowledge loaded: %d entries", len(kb.entries))
             return kb
 
-    def find(self, text: str, top: int = 3, min_score: float = SUGGESTION_MIN_SCORE) -> list[str]:
-        """Ids of the FAQ entries the search ranks best for ``text`` (clarify suggestions).
+    def search(self, text: str, top: int = 5) -> list[Any]:
+        """The FAQ search's best entries for ``text`` (:class:`bot.knowledge.search.SearchHit`).
 
-        The index is rebuilt after the knowledge base reloads; ``min_score`` drops hits
-        that only share a common word (unrelated questions score about 0.1).
+        The index is rebuilt after the knowledge base reloads, so an edited or imported
+        entry is searchable within a second, with no retraining.
         """
         from bot.knowledge.search import FaqSearch
 
@@ -84,4 +85,18 @@ class LiveKnowledge:
                 synonyms = self._directory / "synonyms.yml"
                 self._search = (kb, FaqSearch(kb, synonyms if synonyms.exists() else None))
             search = self._search[1]
-        return [hit.faq_id for hit in search.search(text, top=top) if hit.score >= min_score]
+        return search.search(text, top=top)
+
+    def find(self, text: str, top: int = 3, min_score: float = SUGGESTION_MIN_SCORE) -> list[str]:
+        """Ids of the FAQ entries the search ranks best for ``text`` (clarify suggestions).
+
+        ``min_score`` drops hits that only share a common word (unrelated questions score
+        about 0.1).
+        """
+        return [hit.faq_id for hit in self.search(text, top=top) if hit.score >= min_score]
+
+
+@lru_cache(maxsize=4)
+def shared_knowledge(directory: Path) -> LiveKnowledge:
+    """One :class:`LiveKnowledge` per knowledge directory and process (NLU and actions share it)."""
+    return LiveKnowledge(Path(directory))

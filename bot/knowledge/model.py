@@ -9,7 +9,10 @@ FAQ_INTENT_PREFIX = "faq_"
 
 
 def intent_for(faq_id: str) -> str:
-    """Name of the Rasa intent trained for an FAQ id (``change-address`` -> ``faq_change_address``).
+    """Label of an FAQ answer in transcripts and analytics (``change-address`` -> ``faq_change_address``).
+
+    The classifier has one intent, ``faq``, for every FAQ question; the entry is chosen
+    by the FAQ search. This label keeps the entry visible to agents and editors.
 
     Args:
         faq_id: Stable FAQ id (lower-case ASCII letters, digits, hyphens).
@@ -36,7 +39,7 @@ class FaqEntry:
         id: Stable id; never reuse or rename (analytics and links refer to it).
         category: Category shown to customers and agents (e.g. 登録情報の変更).
         title: Short title used as a button label in clarifying replies.
-        questions: Customer phrasings; they become the intent's training examples.
+        questions: Customer phrasings; the FAQ search matches them, and they train the ``faq`` intent.
         answer: The answer text, read at run time (editing it needs no retraining).
         links: Optional links shown under the answer.
         related: Ids of related entries.
@@ -54,7 +57,7 @@ class FaqEntry:
 
     @property
     def intent(self) -> str:
-        """The Rasa intent trained for this entry."""
+        """This entry's label in transcripts and analytics (see :func:`intent_for`)."""
         return intent_for(self.id)
 
 
@@ -73,7 +76,7 @@ class KnowledgeBase:
         return self._by_id.get(faq_id)  # type: ignore[attr-defined]
 
     def by_intent(self, intent: str | None) -> FaqEntry | None:
-        """The entry trained as ``intent``, or ``None`` for non-FAQ intents."""
+        """The entry labelled ``intent`` (:func:`intent_for`), or ``None`` for other intents."""
         return self._by_intent.get(intent or "")  # type: ignore[attr-defined]
 
     @property

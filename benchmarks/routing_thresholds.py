@@ -1,0 +1,206 @@
+"""Choose the router's thresholds from risk–coverage curves on the tuning sets.
+
+Protocol (issue: answer only when right):
+
+* Every tuning message is parsed once with the trained model; the router's inputs (the
+  intent after the anger step, the FAQ search ranking, the language) are kept, and the
+  route is recomputed offline for each candidate set of thresholds
+  (:func:`bot.triage.routing.route`, the same function the bot runs).
+* Thresholds are *chosen* on ``tune_a`` (FAQ questions, small talk, complaints) and the
+  new tuning sets (``tune_everyday``, ``tune_vague``, ``tune_giveup``, ``tune_foreign``,
+  ``tune_complaint``) by a coordinate search over a grid (:data:`GRID`): the mean route
+  accuracy over those sets plus the share of FAQ questions answered right or offered among
+  the buttons, with heavy penalties below 0.98 answer precision on ``tune_a`` and above
+  3 % answered / 2 % handed off on everyday text (:func:`objective`).
+* ``tune_b`` is never used to choose; its figures are printed as a check.
+* The held-out sets (``tests/data``) are never read here.
+
+Run: ``make tune-routing`` (prints the curve and the chosen thresholds; copy them into
+``config.yml`` under ``bot.nlu.router.Router``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.dialogue.routes import ACTION_OF_INTENT, ROUTE_OF_ACTION, Route
+from bot.evaluation.labels import is_faq_label, relevant_ids
+from bot.knowledge.search import SearchHit
+from bot.settings import PROJECT_ROOT
+from bot.nlu.router import anger_of, classifier_ranking
+from bot.triage.routing import Anger, RoutingThresholds, route
+
+TUNING_DIR = PROJECT_ROOT / "benchmarks" / "data"
+CHOOSE_ON = ("tune_a", "tune_everyday", "tune_vague", "tune_giveup", "tune_foreign", "tune_complaint")
+CHECK_ON = ("tune_b",)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The router's inputs for one labelled message."""
+
+    row: dict[str, Any]
+    ranking: tuple[tuple[str, float], ...]
+    hits: tuple[SearchHit, ...]
+    anger: Anger
+    fixed_route: str | None  # language / word-less: decided before the thresholds matter
+
+
+def parse_sets(model: Path | None, names: tuple[str, ...]) -> dict[str, list[Parsed]]:
+    """Parse every message of the named tuning sets once."""
+    from bot.assistant import Assistant
+
+    assistant = Assistant(model)
+    out: dict[str, list[Parsed]] = {}
+    try:
+        for name in names:
+            rows = [json.loads(line) for line in (TUNING_DIR / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+                    if line.strip()]
+            parsed = []
+            for row in rows:
+                data = assistant.parse(row["text"])
+                fixed = None
+                if data.get("language", "ja") != "ja":
+                    fixed = Route.OFFER_HUMAN.value
+                elif data.get("input_issue"):
+                    fixed = Route.CLARIFY.value
+                hits = tuple(SearchHit(**h) for h in data.get("faq_ranking") or [])
+                parsed.append(Parsed(row, tuple(classifier_ranking(data.get("intent_ranking"))), hits,
+                                     anger_of(data.get("anger")), fixed))
+            out[name] = parsed
+    finally:
+        assistant.close()
+    return out
+
+
+def decide(p: Parsed, thresholds: RoutingThresholds) -> tuple[str, str | None, list[str]]:
+    """(route, faq id, clarify suggestions) of one message under ``thresholds``."""
+    if p.fixed_route:
+        return p.fixed_route, None, []
+    routed = route(p.ranking, p.hits, thresholds, p.anger)
+    action = ACTION_OF_INTENT.get(routed.name)
+    route_name = ROUTE_OF_ACTION[action].value if action else Route.CLARIFY.value
+    suggestions = [h.faq_id for h in p.hits[:3]] if route_name == Route.CLARIFY.value else []
+    return route_name, routed.faq_id, suggestions
+
+
+def figures(parsed: list[Parsed], thresholds: RoutingThresholds) -> dict[str, float]:
+    """Answer precision and coverage, right-or-offered, answered/handed-off shares, route accuracy."""
+    from bot.evaluation.labels import expected_route
+
+    n = len(parsed)
+    answers = right = faq = faq_answered = offered = handed = route_ok = faq_handed = person = person_handed = 0
+    for p in parsed:
+        route_name, faq_id, suggestions = decide(p, thresholds)
+        label = p.row["label"]
+        relevant = relevant_ids(p.row)
+        handed += route_name == Route.HANDOFF.value
+        if route_name == Route.ANSWER.value:
+            answers += 1
+            right += faq_id in relevant
+        want = expected_route(label).value
+        route_ok += route_name == want and (want != Route.ANSWER.value or faq_id in relevant)
+        if label in ("complaint", "request_human"):
+            person += 1
+            person_handed += route_name == Route.HANDOFF.value
+        if is_faq_label(label):
+            faq += 1
+            faq_handed += route_name == Route.HANDOFF.value
+            faq_answered += route_name == Route.ANSWER.value
+            offered += (route_name == Route.ANSWER.value and faq_id in relevant) or (
+                route_name == Route.CLARIFY.value and bool(relevant & set(suggestions)))
+    return {
+        "n": n,
+        "precision": right / answers if answers else 1.0,
+        "coverage": faq_answered / faq if faq else 0.0,
+        "right_or_offered": offered / faq if faq else 0.0,
+        "answered": answers / n if n else 0.0,
+        "handed_off": handed / n if n else 0.0,
+        "route_accuracy": route_ok / n if n else 0.0,
+        "handoff_recall": person_handed / person if person else 1.0,
+        "faq_handed": faq_handed / faq if faq else 0.0,
+    }
+
+
+# The values tried for each threshold (coordinate search, module docstring).
+GRID: dict[str, list[float]] = {
+    "answer": [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8],
+    "answer_margin": [0.0, 0.03, 0.05, 0.1, 0.15],
+    "clarify": [0.2, 0.25, 0.3, 0.35, 0.4],
+    "everyday_override": [0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.01],
+    "low_confidence": [0.2, 0.3, 0.4, 0.5],
+    "everyday_gate": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01],
+    "complaint_sure": [0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.01],
+    "problem_report": [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 1.01],
+}
+
+
+def objective(parsed: dict[str, list[Parsed]], th: RoutingThresholds) -> tuple[float, dict[str, dict]]:
+    """Mean route accuracy over the sets chosen on, plus FAQ questions answered right or
+    offered, with penalties when a target is missed: precision ≥ 0.98 on tune_a; ≤ 3 % of
+    everyday text answered, ≤ 2 % handed off; complaints and requests for a person handed
+    off ≥ 0.98; FAQ questions handed off ≤ 0.02."""
+    figs = {name: figures(parsed[name], th) for name in CHOOSE_ON}
+    faq, everyday = figs["tune_a"], figs["tune_everyday"]
+    person = figures(parsed["tune_a"] + parsed["tune_complaint"], th)
+    value = sum(f["route_accuracy"] for f in figs.values()) / len(figs) + faq["right_or_offered"]
+    value -= 10 * max(0.0, 0.98 - faq["precision"])
+    value -= 10 * max(0.0, everyday["answered"] - 0.03) + 10 * max(0.0, everyday["handed_off"] - 0.02)
+    value -= 3 * max(0.0, 0.98 - person["handoff_recall"]) + 3 * max(0.0, faq["faq_handed"] - 0.02)
+    return value, figs
+
+
+def choose(parsed: dict[str, list[Parsed]], start: RoutingThresholds | None = None,
+           rounds: int = 3) -> RoutingThresholds:
+    """Coordinate search: each threshold in turn takes its best grid value; repeat."""
+    from dataclasses import replace
+
+    best = start or RoutingThresholds()
+    best_value, _ = objective(parsed, best)
+    for _ in range(rounds):
+        changed = False
+        for name, values in GRID.items():
+            for value in values:
+                candidate = replace(best, **{name: value})
+                if candidate.clarify > candidate.answer:
+                    continue
+                score, _ = objective(parsed, candidate)
+                if score > best_value + 1e-9:
+                    best, best_value, changed = candidate, score, True
+        if not changed:
+            break
+    return best
+
+
+def risk_coverage(parsed: list[Parsed], th: RoutingThresholds) -> list[tuple[float, dict]]:
+    """Answer precision and coverage for each answer threshold, the others fixed."""
+    from dataclasses import replace
+
+    return [(a, figures(parsed, replace(th, answer=a))) for a in GRID["answer"]]
+
+
+def main() -> None:
+    """Parse, search the grid, print the risk–coverage curve and the choice."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model archive (default: newest in models/)")
+    args = parser.parse_args()
+    parsed = parse_sets(Path(args.model) if args.model else None, CHOOSE_ON + CHECK_ON)
+    best = choose(parsed)
+    print("risk–coverage on tune_a (answer threshold; the other thresholds as chosen):")
+    print("  answer  precision  coverage  right_or_offered")
+    for a, fig in risk_coverage(parsed["tune_a"], best):
+        print(f"  {a:.2f}    {fig['precision']:.3f}      {fig['coverage']:.3f}     {fig['right_or_offered']:.3f}")
+    print("\nchosen:", json.dumps(asdict(best)))
+    for name in CHOOSE_ON + CHECK_ON:
+        fig = figures(parsed[name], best)
+        role = "check (never used to choose)" if name in CHECK_ON else "chosen on"
+        print(f"  {name:15} {role:29} " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                                    for k, v in fig.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""The final NLU decision: which intent a message gets, from the classifier and the FAQ search.
+
+Two questions are answered apart (see README "How it works"):
+
+1. *What kind of message is it?* The intent classifier knows small talk, requests for a
+   person, complaints, everyday text that is not about the service (``out_of_scope``),
+   conversation moves (``preamble``, ``give_up``, ``not_that``) and the fact that a message
+   is a question for the FAQ (``faq``). It knows no FAQ entry.
+2. *Which entry answers it, and how sure is that?* The FAQ search ranks the entries of
+   ``knowledge/`` at run time (:mod:`bot.knowledge.search`); its top score decides:
+
+   * ``score >= answer`` and a lead of ``answer_margin`` over the second entry: answer;
+   * ``score >= clarify``: ask back with the top entries as buttons (``nlu_fallback``);
+   * below: the bot says what it can help with (``out_of_scope``).
+
+   The thresholds come from risk–coverage curves on the tuning sets
+   (``benchmarks/routing_thresholds.py``), never from the held-out sets.
+
+A message the classifier files as everyday text is still treated as a question when the
+search finds an entry very close to it (``everyday_override``): a city FAQ's 「粗大ごみの
+出し方」 is not in the demo's training data, and the classifier has never seen it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+FAQ_INTENT = "faq"
+FALLBACK_INTENT = "nlu_fallback"
+OUT_OF_SCOPE_INTENT = "out_of_scope"
+NON_JAPANESE_INTENT = "non_japanese"
+COMPLAINT_INTENT = "complaint"
+HANDOFF_INTENTS = frozenset({COMPLAINT_INTENT, "request_human"})
+
+
+@dataclass(frozen=True)
+class RoutingThresholds:
+    """Where the decisions switch (chosen on the tuning sets, see module docstring).
+
+    Attributes:
+        answer: Least top search score to answer directly.
+        answer_margin: Least lead of the top entry over the second one to answer.
+        clarify: Least top score to ask back with the top entries; below, out of scope.
+        everyday_override: Least top score that makes a message the classifier calls
+            everyday text (``out_of_scope``) count as an FAQ question after all.
+        low_confidence: A non-FAQ intent below this confidence is decided by the search
+            instead (clarify or out of scope), never acted on.
+        everyday_gate: From this ``out_of_scope`` probability, angry words are about
+            something else (「電車が遅れて最悪」) and do not send the message to a person.
+        complaint_sure: From this ``complaint`` probability, the classifier's complaint
+            stands on its own. Below it, a complaint without angry words whose text
+            matches an FAQ entry well (``problem_report``) is a calm problem report
+            (「カード変更が反映されません」) and gets the FAQ route instead.
+        problem_report: Least top search score for that.
+    """
+
+    answer: float = 0.6
+    answer_margin: float = 0.05
+    clarify: float = 0.3
+    everyday_override: float = 0.75
+    low_confidence: float = 0.3
+    everyday_gate: float = 0.5
+    complaint_sure: float = 0.9
+    problem_report: float = 0.45
+
+
+@dataclass(frozen=True)
+class Anger:
+    """The anger score of a message (:func:`bot.triage.anger.score_anger`).
+
+    Attributes:
+        score: Rules and classifier combined.
+        rule_score: Editors' phrases and patterns only.
+        threshold: From this score the message is angry (``knowledge/triage.yml``).
+    """
+
+    score: float = 0.0
+    rule_score: float = 0.0
+    threshold: float = 0.6
+
+
+@dataclass(frozen=True)
+class RoutedIntent:
+    """The intent a message ends with.
+
+    Attributes:
+        name: Intent name (``faq`` with ``faq_id`` set, ``nlu_fallback``, or a classifier intent).
+        confidence: The classifier's confidence, or the search score for FAQ decisions.
+        faq_id: The entry to answer, for ``faq``.
+        reason: Why (for editors and tests): ``answer``, ``clarify``, ``no_entry``,
+            ``classifier``, ``anger``, ``problem_report``, ``everyday``.
+        handoff_reason: ``anger`` when angry words sent a non-complaint to a person.
+    """
+
+    name: str
+    confidence: float
+    faq_id: str | None = None
+    reason: str = "classifier"
+    handoff_reason: str | None = None
+
+
+def _top_scores(hits: Sequence[Any]) -> tuple[float, float]:
+    first = float(hits[0].score) if hits else 0.0
+    second = float(hits[1].score) if len(hits) > 1 else 0.0
+    return first, second
+
+
+def decide_from_search(hits: Sequence[Any], thresholds: RoutingThresholds,
+                       below: str = OUT_OF_SCOPE_INTENT) -> RoutedIntent:
+    """Answer, clarify or ``below`` from the search hits alone.
+
+    Args:
+        hits: Search hits, best first (objects with ``faq_id`` and ``score``).
+        thresholds: The routing thresholds.
+        below: Intent when even clarifying is not warranted.
+    """
+    first, second = _top_scores(hits)
+    if first >= thresholds.answer and first - second >= thresholds.answer_margin:
+        return RoutedIntent(FAQ_INTENT, first, hits[0].faq_id, "answer")
+    if first >= thresholds.clarify:
+        return RoutedIntent(FALLBACK_INTENT, first, None, "clarify")
+    return RoutedIntent(below, first, None, "no_entry")
+
+
+def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds: RoutingThresholds,
+          anger: Anger | None = None) -> RoutedIntent:
+    """The final intent of a message.
+
+    Args:
+        ranking: The classifier's (intent, confidence) pairs, best first.
+        hits: FAQ search hits for the message, best first.
+        thresholds: The routing thresholds.
+        anger: The message's anger score (none: not angry).
+
+    Returns:
+        The routed intent.
+    """
+    anger = anger or Anger()
+    if not ranking:
+        return decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
+    probability = dict(ranking)
+    intent, confidence = ranking[0]
+    first, _ = _top_scores(hits)
+    p_complaint = probability.get(COMPLAINT_INTENT, 0.0)
+    about_us = probability.get(OUT_OF_SCOPE_INTENT, 0.0) < thresholds.everyday_gate
+    if intent in HANDOFF_INTENTS and (intent != COMPLAINT_INTENT or confidence >= thresholds.low_confidence):
+        if intent == COMPLAINT_INTENT and anger.rule_score < anger.threshold:
+            if confidence < thresholds.complaint_sure and first >= thresholds.problem_report:
+                # A calm problem report that names its topic: the FAQ answers it.
+                routed = decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
+                return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "problem_report")
+        return RoutedIntent(intent, confidence)
+    if anger.score >= anger.threshold and about_us:
+        return RoutedIntent(COMPLAINT_INTENT, anger.score, None, "anger", handoff_reason="anger")
+    if intent == FAQ_INTENT or (intent == OUT_OF_SCOPE_INTENT and first >= thresholds.everyday_override):
+        return decide_from_search(hits, thresholds)
+    if intent == OUT_OF_SCOPE_INTENT:
+        return RoutedIntent(intent, confidence, None, "everyday")
+    if confidence < thresholds.low_confidence:
+        return decide_from_search(hits, thresholds, below=OUT_OF_SCOPE_INTENT)
+    return RoutedIntent(intent, confidence)

@@ -1,0 +1,79 @@
+"""The final routing decision (bot.triage.routing) and the language check, without a model."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from bot.text.language import detect_language
+from bot.triage.routing import RoutingThresholds, route
+
+TH = RoutingThresholds(answer=0.6, answer_margin=0.05, clarify=0.3, everyday_override=0.75, low_confidence=0.3)
+
+
+@dataclass
+class Hit:
+    faq_id: str
+    score: float
+
+
+def hits(*scores: float) -> list[Hit]:
+    return [Hit(f"e{i}", s) for i, s in enumerate(scores)]
+
+
+@pytest.mark.parametrize(
+    ("ranking", "scores", "want"),
+    [
+        # An FAQ question: the search's top score decides.
+        ([("faq", 0.9)], (0.8, 0.4), ("faq", "e0", "answer")),
+        ([("faq", 0.9)], (0.62, 0.6), ("nlu_fallback", None, "clarify")),  # no clear lead: ask back
+        ([("faq", 0.9)], (0.45, 0.2), ("nlu_fallback", None, "clarify")),
+        ([("faq", 0.9)], (0.1,), ("out_of_scope", None, "no_entry")),  # a question we have no entry for
+        ([("faq", 0.9)], (), ("out_of_scope", None, "no_entry")),
+        # Everyday text stays everyday unless an entry is very close.
+        ([("out_of_scope", 0.8)], (0.7, 0.1), ("out_of_scope", None, "classifier")),
+        ([("out_of_scope", 0.8)], (0.9, 0.1), ("faq", "e0", "answer")),
+        # Other intents are acted on when the classifier is sure enough.
+        ([("greet", 0.95)], (0.9, 0.1), ("greet", None, "classifier")),
+        ([("give_up", 0.6)], (0.5,), ("give_up", None, "classifier")),
+        ([("greet", 0.2)], (0.5, 0.1), ("nlu_fallback", None, "clarify")),
+        ([("greet", 0.2)], (0.1,), ("out_of_scope", None, "no_entry")),
+        # A person is never withheld for low confidence (the anger step already vetted it).
+        ([("request_human", 0.2)], (0.9,), ("request_human", None, "classifier")),
+        ([], (0.1,), ("nlu_fallback", None, "no_entry")),
+    ],
+)
+def test_route(ranking, scores, want) -> None:  # type: ignore[no-untyped-def]
+    routed = route(ranking, hits(*scores), TH)
+    assert (routed.name, routed.faq_id, routed.reason) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("How do I change my address?", "en"),
+        ("Hello, can you help me?", "en"),
+        ("help", "en"),
+        ("hello", "ja"),  # a greeting Japanese customers type too: the classifier's greet
+        ("yes", "ja"),
+        ("mail address henkou", "ja"),
+        ("toiawase no henji mada desu ka", "ja"),
+        ("saiaku na service da na", "ja"),
+        ("Ｈｅｌｐ ｍｅ ｐｌｅａｓｅ", "en"),  # full-width letters
+        ("我想修改我的地址", "zh"),
+        ("請問怎麼取消會員？", "zh"),
+        ("주소를 변경하고 싶어요", "ko"),
+        ("住所を変えたい", "ja"),
+        ("住所変更", "ja"),  # kanji only, still Japanese
+        ("解約手続", "ja"),
+        ("juusho henkou shitai", "ja"),  # romaji Japanese
+        ("ｼﾞｭｳｼｮ ﾍﾝｺｳ", "ja"),
+        ("PayPayは使えますか", "ja"),
+        ("OK", "ja"),
+        ("", "ja"),
+        ("😀🙏", "ja"),
+        ("https://example.com", "ja"),
+        ("<script>alert(1)</script>", "ja"),
+    ],
+)
+def test_detect_language(text: str, language: str) -> None:
+    assert detect_language(text) == language
