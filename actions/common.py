@@ -31,7 +31,7 @@ def default_outbox() -> Outbox:
 @lru_cache(maxsize=1)
 def default_hours() -> StaffedHours:
     """Staffed hours from ``knowledge/hours.yml``."""
-    return load_hours(get_settings().knowledge_dir / "hours.yml")
+    return load_hours(get_settings().hours_file)
 
 
 @lru_cache(maxsize=1)

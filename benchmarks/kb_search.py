@@ -38,7 +38,8 @@ from typing import Any, Callable
 
 from bot.knowledge.loader import load_knowledge
 from bot.knowledge.model import FaqEntry, KnowledgeBase
-from bot.knowledge.search import CharNgramBM25, FaqSearch, SearchConfig, eval_search, read_queries
+from benchmarks.search_baseline import CharNgramBM25
+from bot.knowledge.search import FaqSearch, SearchConfig, eval_search, read_queries
 from bot.settings import PROJECT_ROOT
 
 OUT = PROJECT_ROOT / "results" / "bench"

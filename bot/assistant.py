@@ -98,7 +98,7 @@ class Assistant:
                                      "--model に models/ の .tar.gz を指定してください。")
         self.kb = kb or load_knowledge(settings.knowledge_dir)
         self.knowledge = shared_knowledge(settings.knowledge_dir) if kb is None else None
-        self.hours = load_hours(settings.knowledge_dir / "hours.yml")
+        self.hours = load_hours(settings.hours_file)
         os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
         from rasa.core.agent import Agent  # heavy import, only when a model is really loaded
         from rasa.utils.log_utils import configure_structlog

@@ -60,7 +60,7 @@ def _cmd_kb_import(args: argparse.Namespace) -> int:
     from bot.knowledge.spreadsheet import import_sheet
 
     kb_dir = Path(args.kb) if args.kb else get_settings().knowledge_dir
-    report = import_sheet(Path(args.file), kb_dir, encoding=args.encoding)
+    report = import_sheet(Path(args.file), kb_dir, encoding=args.encoding, skip_conflicts=args.skip_conflicts)
     print(report.summary())
     return 0
 
@@ -253,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     kb_import.add_argument("file", help="取り込むファイル（.xlsx / .csv）")
     kb_import.add_argument("--encoding", help="CSV の文字コード（省略時は UTF-8 / UTF-8 BOM / Shift_JIS を自動判定）")
     kb_import.add_argument("--kb", help="書き込むナレッジフォルダ（省略時は knowledge/、なければ作成）")
+    kb_import.add_argument("--skip-conflicts", action="store_true",
+                           help="ほかの FAQ と同じ質問がある行を飛ばして残りを取り込む（飛ばした行を表示。既定では1行でもあれば何も取り込まない）")
     kb_import.set_defaults(func=_cmd_kb_import)
     kb_export = kb_sub.add_parser("export", help="knowledge/ の FAQ を Excel (.xlsx) / CSV に書き出す")
     kb_export.add_argument("file", help="書き出すファイル（.xlsx / .csv）")

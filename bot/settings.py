@@ -55,10 +55,29 @@ class Settings:
     secret_key_file: Path
     events_url: str = ""
 
+    def knowledge_file(self, name: str) -> Path:
+        """A settings file of the knowledge folder (``synonyms.yml``, ``triage.yml``, ``hours.yml``).
+
+        A folder made by ``bot kb import SHEET --kb DIR`` holds only FAQ entries; it then
+        uses the project's own file from ``knowledge/``, so the bot answers from it at once.
+        """
+        own = self.knowledge_dir / name
+        return own if own.exists() else PROJECT_ROOT / "knowledge" / name
+
     @property
     def synonyms_file(self) -> Path:
         """The editors' synonym table."""
-        return self.knowledge_dir / "synonyms.yml"
+        return self.knowledge_file("synonyms.yml")
+
+    @property
+    def triage_file(self) -> Path:
+        """The editors' anger rules."""
+        return self.knowledge_file("triage.yml")
+
+    @property
+    def hours_file(self) -> Path:
+        """Staffed hours of the human agents."""
+        return self.knowledge_file("hours.yml")
 
 
 @lru_cache(maxsize=1)

@@ -11,8 +11,8 @@ import pytest
 
 from bot.errors import KnowledgeError
 from bot.knowledge.model import FaqEntry, KnowledgeBase
+from benchmarks.search_baseline import CharNgramBM25
 from bot.knowledge.search import (
-    CharNgramBM25,
     FaqSearch,
     SearchConfig,
     SearchHit,

@@ -19,9 +19,19 @@ import pytest
 
 from bot.errors import KnowledgeError
 from bot.knowledge import spreadsheet
+from bot.knowledge.spreadsheet import planning, writing
 from bot.knowledge.loader import load_knowledge
 from bot.knowledge.model import Link
-from bot.knowledge.spreadsheet import SheetError, SheetRow, export_sheet, import_sheet, read_sheet
+from bot.knowledge.spreadsheet import (
+    Conflict,
+    SheetConflictError,
+    SheetError,
+    SheetRow,
+    export_sheet,
+    import_sheet,
+    read_sheet,
+)
+from bot.knowledge.validate import validate_knowledge
 from bot.settings import PROJECT_ROOT
 
 HEADER = ["ID", "カテゴリ", "タイトル", "質問", "回答", "言い換え", "関連ID", "リンク"]
@@ -688,8 +698,8 @@ BAD_ROWS = [
     ([new_row(faq_id="a--b")], ("2行目", "A列「ID」"), "使えない形"),
     ([new_row(faq_id="p-1"), new_row(faq_id="p-2"), new_row(faq_id="p-1", question="別")],
      ("4行目", "A列「ID」"), "ID「p-1」が 2行目と 4行目の2回出てきます"),
-    ([new_row(answer="あ" * 401)], ("2行目", "E列「回答」"), "回答が 401 文字あります（上限 400 文字）"),
     ([new_row(paraphrases="あ" * 10_001)], ("2行目", "F列「言い換え」"), "セルが 10,001 文字あります"),
+    ([new_row(answer="あ" * 10_001)], ("2行目", "E列「回答」"), "セルが 10,001 文字あります（1つのセルは 10,000 文字まで）"),
     ([new_row(links="マイページ ftp://example.com/file")], ("2行目", "H列「リンク」"), "http(s) ではありません"),
     ([new_row(links="マイページ")], ("2行目", "H列「リンク」"), "URL がありません"),
     ([new_row(links="https://example.com/")], ("2行目", "H列「リンク」"), "タイトルがありません"),
@@ -700,14 +710,10 @@ BAD_ROWS = [
     ([new_row(category="")], ("2行目", "B列「カテゴリ」"), "「カテゴリ」が空です"),
     ([new_row(faq_id="brand-new", question="")], ("2行目", "D列「質問」"), "「質問」が空です"),
     ([row(answer="回答だけ")], ("2行目", "D列「質問」"), "ID も質問も空です"),
-    ([new_row(), new_row()], ("3行目", "D列「質問」"), "2行目にもあります"),
     ([row("hours", answer="x"), row(question="営業時間を教えてください", answer="y")],
      ("3行目", "A列「ID」"), "2行目と同じ FAQ（hours）"),
-    # the same question (up to width/punctuation) as another entry: `bot kb validate` would reject it
+    # a different phrasing is not a conflict (questions that are the same up to notation: see the conflict tests)
     ([new_row(paraphrases="ﾃﾞﾝﾜ番号変更！")], None, None),
-    ([new_row(paraphrases="電話番号変更！")], ("2行目", "F列「言い換え」"), "別の FAQ（change-phone）の質問例と同じ"),
-    ([row("hours", paraphrases="料金はいくらですか？")], ("2行目", "F列「言い換え」"), "faq-0003"),
-    ([new_row(question="住所変更")], ("2行目", "D列「質問」"), "change-address"),
 ]
 
 
@@ -812,16 +818,10 @@ def test_broken_knowledge_directory_is_reported_and_untouched(tmp_path: Path, kb
 def test_loader_check_on_the_copy_names_the_sheet_row(tmp_path: Path, kb: Path, monkeypatch: pytest.MonkeyPatch
                                                       ) -> None:
     """Whatever the loader rejects in the would-be state becomes a SheetError naming the row."""
-    real_load = spreadsheet.load_knowledge
-    calls = {"n": 0}
+    def strict_load(directory: Path) -> Any:  # only the temporary copy is loaded by the writing layer
+        raise KnowledgeError(directory / "faq" / "imported.yml", "faq-0004", "テスト用の誤り。", "直してください。")
 
-    def strict_load(directory: Path) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:  # the temporary copy
-            raise KnowledgeError(directory / "faq" / "imported.yml", "faq-0004", "テスト用の誤り。", "直してください。")
-        return real_load(directory)
-
-    monkeypatch.setattr(spreadsheet, "load_knowledge", strict_load)
+    monkeypatch.setattr(writing, "load_knowledge", strict_load)
     state = snapshot(kb)
     with pytest.raises(SheetError) as info:
         import_sheet(_xlsx_with(tmp_path, new_row()), kb)
@@ -832,7 +832,7 @@ def test_loader_check_on_the_copy_names_the_sheet_row(tmp_path: Path, kb: Path, 
 
 def test_write_failure_leaves_every_file_as_it_was(tmp_path: Path, kb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = snapshot(kb)
-    real_fsync = spreadsheet.os.fsync
+    real_fsync = writing.os.fsync
     calls = {"n": 0}
 
     def failing_fsync(fd: int) -> None:
@@ -841,7 +841,7 @@ def test_write_failure_leaves_every_file_as_it_was(tmp_path: Path, kb: Path, mon
             raise OSError(28, "No space left on device")
         real_fsync(fd)
 
-    monkeypatch.setattr(spreadsheet.os, "fsync", failing_fsync)
+    monkeypatch.setattr(writing.os, "fsync", failing_fsync)
     path = _xlsx_with(tmp_path, new_row(), row("change-address", answer="新しい回答"), row("hours", answer="新しい時間"))
     with pytest.raises(SheetError, match="書き込めません.*knowledge のファイルは変わっていません"):
         import_sheet(path, kb)
@@ -863,11 +863,20 @@ def test_import_result_passes_the_validator(tmp_path: Path, real_kb: Path) -> No
     assert errors == []
 
 
-@pytest.mark.parametrize("text", ["住所変更！", "ｼﾞｭｳｼｮ変更", "Ｅメール 変えたい", "パスワ-ド忘れた", "  空白　あり  "])
-def test_question_key_matches_the_validator(text: str) -> None:
-    from bot.knowledge.validate import _question_key
+def test_one_question_key_for_loader_validator_and_import() -> None:
+    from bot.knowledge import loader, validate
 
-    assert spreadsheet.question_key(text) == _question_key(text)
+    assert spreadsheet.question_key is loader.question_key
+    assert validate.question_key is loader.question_key
+    assert planning.question_key is loader.question_key
+    assert not hasattr(validate, "_question_key")
+
+
+@pytest.mark.parametrize(("text", "key"), [("住所変更！", "住所変更"), ("ｼﾞｭｳｼｮ変更", "ジュウショ変更"),
+                                           ("Ｅメール 変えたい", "eメール変えたい"), ("パスワ-ド忘れた", "パスワード忘れた"),
+                                           ("  空白　あり  ", "空白あり"), ("？！", "")])
+def test_question_key_folds_notation(text: str, key: str) -> None:
+    assert spreadsheet.question_key(text) == key
 
 
 def test_sheet_error_is_a_value_error_with_fields(tmp_path: Path) -> None:
@@ -882,5 +891,291 @@ def test_docs_guide_lists_every_column() -> None:
     for header in HEADER:
         assert f"| {header} |" in guide or f"| {header}" in guide, header
     for command in ("bot kb import FAQ.xlsx", "bot kb import FAQ.csv --encoding cp932", "bot kb export FAQ.xlsx",
-                    "bot kb validate", "make train"):
+                    "bot kb validate", "make train", "bot kb import FAQ.xlsx --skip-conflicts"):
         assert command in guide
+    # Every other header name the reader accepts is documented.
+    from bot.knowledge.spreadsheet.reading import HEADER_NAMES
+
+    for tiers in HEADER_NAMES.values():
+        for name in (n for tier in tiers[1:] for n in tier):
+            assert name in guide.lower(), name
+    assert "--skip-conflicts" in guide and "faq-0012" in guide and "続きを読む" in guide
+
+
+# --------------------------------------------------------------------------- long answers
+
+LONG_WARNING_TAIL = ("ウィジェットでは長い回答は約 300 文字で折りたたまれ、お客さまが「続きを読む」を押すまで残りは表示されません。"
+                     " 対処: 大事なことを最初の数行に書き、要点に絞って短くするか、詳しい説明はリンク先に移してください。"
+                     "（取り込みはしました）")
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_long_answers_are_imported_with_one_warning(tmp_path: Path, kb: Path, suffix: str) -> None:
+    long_answer = ("住民票の写しは、市役所の窓口のほか、郵送やコンビニでも取得できます。\n" * 60)[:1471] + "。"
+    assert len(long_answer) == 1472
+    rows = [HEADER, new_row(answer=long_answer), new_row(question="ポイントは譲れますか", answer="い" * 401),
+            row("hours", answer="う" * 400)]  # exactly 400 characters: no warning
+    path = write_xlsx(tmp_path / "faq.xlsx", rows) if suffix == ".xlsx" else write_csv(tmp_path / "faq.csv", rows)
+    report = import_sheet(path, kb)
+    assert (report.added, report.changed) == (["faq-0004", "faq-0005"], ["hours"])
+    assert report.warnings == ["回答が 400 文字を超える FAQ が 2 件あります: 2行目（faq-0004、1,472 文字）, "
+                               "3行目（faq-0005、401 文字）。" + LONG_WARNING_TAIL]
+    assert "  注意: 回答が 400 文字を超える FAQ が 2 件あります" in report.summary()
+    loaded = load_knowledge(kb)
+    assert loaded.get("faq-0004").answer == long_answer
+    assert loaded.get("hours").answer == "う" * 400
+    again = import_sheet(path, kb)  # unchanged long answers are not reported again
+    assert again.warnings == [] and again.written == []
+
+
+# --------------------------------------------------------------------------- conflicts (the same question in two FAQs)
+
+
+def _conflict_sheet(tmp_path: Path) -> Path:
+    return _xlsx_with(
+        tmp_path,
+        new_row(),  # 2: kept (first occurrence)
+        new_row(answer="別の回答です。"),  # 3: the same 質問 as row 2
+        new_row(question="ポイントは譲れますか", paraphrases="電話番号変更！"),  # 4: a question of change-phone
+        row("hours", paraphrases="料金はいくらですか？"),  # 5: a question of faq-0003
+        new_row(faq_id="city-0001", question="住所変更"),  # 6: a question of change-address
+        new_row(faq_id="point-a", question="ポイントの確認"),  # 7: kept
+        new_row(faq_id="point-b", question="ポイントの確認！"),  # 8: the same as row 7 up to notation
+        new_row(question="ポイントを家族に送りたい"),  # 9: fine
+    )
+
+
+CONFLICT_LINES = [
+    "3行目（ID なし）・D列「質問」: 質問「ポイントの有効期限は？」が 2行目（faq-0004）と同じです",
+    "4行目（ID なし）・F列「言い換え」: 質問「電話番号変更！」が 既存の FAQ change-phone（registration.yml）の「電話番号変更」と同じです",
+    "5行目（hours）・F列「言い換え」: 質問「料金はいくらですか？」が 既存の FAQ faq-0003（service.yml）の「料金はいくらですか」と同じです",
+    "6行目（city-0001）・D列「質問」: 質問「住所変更」が 既存の FAQ change-address（registration.yml）と同じです",
+    "8行目（point-b）・D列「質問」: 質問「ポイントの確認！」が 7行目（point-a）の「ポイントの確認」と同じです",
+]
+
+
+def test_conflicts_stop_the_import_and_are_all_listed(tmp_path: Path, kb: Path) -> None:
+    state = snapshot(kb)
+    path = _conflict_sheet(tmp_path)
+    with pytest.raises(SheetConflictError) as info:
+        import_sheet(path, kb)
+    faq = kb / "faq"
+    assert info.value.conflicts == [
+        Conflict(3, None, "ポイントの有効期限は？", "D列「質問」", "ポイントの有効期限は？", "faq-0004", other_row=2),
+        Conflict(4, None, "電話番号変更！", "F列「言い換え」", "電話番号変更", "change-phone", other_file=faq / "registration.yml"),
+        Conflict(5, "hours", "料金はいくらですか？", "F列「言い換え」", "料金はいくらですか", "faq-0003",
+                 other_file=faq / "service.yml"),
+        Conflict(6, "city-0001", "住所変更", "D列「質問」", "住所変更", "change-address", other_file=faq / "registration.yml"),
+        Conflict(8, "point-b", "ポイントの確認！", "D列「質問」", "ポイントの確認", "point-a", other_row=7),
+    ]
+    message = str(info.value)
+    assert message.startswith(f"{path}: ほかの FAQ と同じ質問（表記の違いを除いて同じもの）がある行が 5 行あります。")
+    assert message.splitlines()[1:6] == [f"  - {line}" for line in CONFLICT_LINES]
+    assert " 対処: " in message and "--skip-conflicts" in message and "knowledge のファイルは変わっていません" in message
+    assert snapshot(kb) == state
+
+
+def test_skip_conflicts_imports_the_rest_and_lists_the_skipped_rows(tmp_path: Path, kb: Path) -> None:
+    before = {name: (kb / "faq" / name).read_bytes() for name in ("registration.yml", "service.yml")}
+    path = _conflict_sheet(tmp_path)
+    report = import_sheet(path, kb, skip_conflicts=True)
+    # Skipped rows take no automatic id: row 9 gets faq-0005, not faq-0006.
+    assert (report.added, report.changed, report.unchanged) == (["faq-0004", "point-a", "faq-0005"], [], [])
+    assert report.skipped_rows == [3, 4, 5, 6, 8]
+    assert [c.describe() for c in report.skipped_conflicts] == CONFLICT_LINES
+    summary = report.summary()
+    assert "追加 3 件、変更 0 件、変更なし 0 件、質問の重複でスキップ 5 行。" in summary
+    assert "\n".join(f"    - {line}" for line in CONFLICT_LINES) in summary
+    loaded = load_knowledge(kb)
+    assert loaded.get("faq-0004").answer == "ポイントの有効期限は獲得から1年です。"  # the first occurrence is kept
+    assert loaded.get("faq-0005").questions == ("ポイントを家族に送りたい",)
+    assert loaded.get("city-0001") is None and loaded.get("point-b") is None
+    assert loaded.get("hours").questions == ("営業時間を教えてください", "何時まで開いていますか")
+    assert {name: (kb / "faq" / name).read_bytes() for name in before} == before
+    assert [p.problem for p in validate_knowledge(kb, check_published=False) if p.severity == "error"] == []
+    again = import_sheet(path, kb, skip_conflicts=True)  # the same table again: stable
+    assert (again.added, again.changed, again.written) == ([], [], [])
+    assert again.unchanged == ["faq-0004", "point-a", "faq-0005"] and again.skipped_rows == [3, 4, 5, 6, 8]
+
+
+def test_same_question_twice_without_id_matching_an_existing_entry(tmp_path: Path, kb: Path) -> None:
+    """Two rows with the existing first question: a conflict (the second is skipped), not 'two rows for one FAQ'."""
+    path = _xlsx_with(tmp_path, row(question="営業時間を教えてください", answer="平日 9:00〜17:00 です。"),
+                      row(question="営業時間を教えてください！", answer="土日も営業しています。"))
+    report = import_sheet(path, kb, skip_conflicts=True)
+    assert report.changed == ["hours"] and report.assigned_ids == {2: "hours"}
+    assert [c.describe() for c in report.skipped_conflicts] == [
+        "3行目（ID なし）・D列「質問」: 質問「営業時間を教えてください！」が 2行目（hours）の「営業時間を教えてください」と同じです"]
+    assert load_knowledge(kb).get("hours").answer == "平日 9:00〜17:00 です。"
+
+
+def test_related_id_of_a_skipped_row_is_explained(tmp_path: Path, kb: Path) -> None:
+    state = snapshot(kb)
+    path = _xlsx_with(tmp_path, new_row(faq_id="city-0001", question="住所変更"),
+                      new_row(question="ポイントは譲れますか", related="city-0001"))
+    with pytest.raises(SheetError) as info:
+        import_sheet(path, kb, skip_conflicts=True)
+    assert (info.value.row, info.value.column) == (3, "G列「関連ID」")
+    assert info.value.problem == "関連ID「city-0001」の行（2行目）は、質問の重複で取り込まなかったので、関連づけられません。"
+    assert snapshot(kb) == state
+
+
+def test_cli_import_lists_conflicts_and_skips_them_with_the_flag(tmp_path: Path, kb: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    state = snapshot(kb)
+    path = _conflict_sheet(tmp_path)
+    assert main(["kb", "import", str(path), "--kb", str(kb)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"エラー: {path}: ほかの FAQ と同じ質問")
+    for line in CONFLICT_LINES:
+        assert f"  - {line}\n" in err
+    assert "--skip-conflicts" in err
+    assert snapshot(kb) == state
+    assert main(["kb", "import", str(path), "--kb", str(kb), "--skip-conflicts"]) == 0
+    out = capsys.readouterr().out
+    assert "追加 3 件、変更 0 件、変更なし 0 件、質問の重複でスキップ 5 行。" in out
+    for line in CONFLICT_LINES:
+        assert f"    - {line}\n" in out
+    assert (kb / "faq" / "imported.yml").exists()
+    assert load_knowledge(kb).get("point-a") is not None
+
+
+# --------------------------------------------------------------------------- header variants
+
+
+@pytest.mark.parametrize(("field_name", "header"), [
+    ("question", "問い合わせ内容"), ("question", "お問い合わせ内容"), ("question", "Q"), ("question", "Ｑ"),
+    ("question", "質問文"), ("question", "よくある質問"),
+    ("answer", "A"), ("answer", "答え"), ("answer", "回答文"),
+    ("category", "カテゴリー"), ("category", "分類"), ("category", "大分類"),
+    ("title", "件名"),
+    ("id", "番号"), ("id", "No"), ("id", "No."), ("id", "ｎｏ．"), ("id", "管理番号"),
+])
+def test_header_variants(tmp_path: Path, field_name: str, header: str) -> None:
+    headers = {"id": "ID", "category": "カテゴリ", "title": "タイトル", "question": "質問", "answer": "回答"}
+    headers[field_name] = header
+    path = write_xlsx(tmp_path / "faq.xlsx", [list(headers.values()),
+                                              ["city-0001", "くらし", "住民票", "住民票を取りたい", "窓口で取得できます。"]])
+    [parsed] = read_sheet(path)
+    assert parsed == SheetRow(row=2, id="city-0001", category="くらし", title="住民票", question="住民票を取りたい",
+                              answer="窓口で取得できます。")
+
+
+def test_preferred_header_wins_and_the_other_is_reported(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "faq.xlsx", [
+        ["No.", "分類", "大分類", "問い合わせ内容", "回答", "ID", "備考"],
+        [1, "住民票", "くらし", "住民票を取りたい", "窓口で取得できます。", "city-0001", "メモ"],
+    ])
+    [parsed] = read_sheet(path)
+    assert (parsed.id, parsed.category) == ("city-0001", "くらし")
+    report = import_sheet(path, tmp_path / "kb")
+    assert report.ignored_columns == ["No.", "分類", "備考"]
+    assert report.warnings == [
+        "F列「ID」とA列「No.」の両方があるので、IDにはF列「ID」を使い、A列「No.」は取り込みませんでした（「ID」が優先です）。",
+        "C列「大分類」とB列「分類」の両方があるので、カテゴリにはC列「大分類」を使い、B列「分類」は取り込みませんでした（「大分類」が優先です）。",
+    ]
+    assert load_knowledge(tmp_path / "kb").get("city-0001").category == "くらし"
+
+
+def test_two_headers_of_the_same_rank_are_an_error(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "faq.xlsx", [["番号", "No", "カテゴリ", "質問", "回答"], [1, 2, "a", "b", "c"]])
+    with pytest.raises(SheetError, match="「ID」の列が A列「番号」とB列「No」の2つあります"):
+        read_sheet(path)
+
+
+def test_missing_columns_message_names_the_variants(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "faq.xlsx", [["No.", "内容", "回答"], [1, "b", "c"]])
+    with pytest.raises(SheetError) as info:
+        read_sheet(path)
+    assert "必要な列 「カテゴリ」・「質問」 がありません" in str(info.value)
+    assert "「分類」「問い合わせ内容」「回答文」" in info.value.fix and "docs/importing-faq.md" in info.value.fix
+
+
+# --------------------------------------------------------------------------- several questions in the 質問 cell
+
+
+def test_question_cell_with_one_question_per_line(tmp_path: Path) -> None:
+    """Real tables put several phrasings into the question cell; the first is the main question."""
+    target = tmp_path / "kb"
+    path = write_csv(tmp_path / "faq.csv", [
+        ["分類", "問い合わせ内容", "回答"],
+        ["くらし", "住民票を取りたい\r\n住民票の写しはどこでもらえますか\r\n\r\n 住民票が欲しい ", "窓口で取得できます。"],
+    ])
+    [parsed] = read_sheet(path)
+    assert (parsed.question, parsed.paraphrases) == ("住民票を取りたい", ("住民票の写しはどこでもらえますか", "住民票が欲しい"))
+    import_sheet(path, target)
+    entry = load_knowledge(target).get("faq-0001")
+    assert entry.questions == ("住民票を取りたい", "住民票の写しはどこでもらえますか", "住民票が欲しい")
+    assert entry.title == "住民票を取りたい"
+
+
+# --------------------------------------------------------------------------- ids: city-0001 and plain numbers
+
+
+def test_text_ids_and_plain_numbers(tmp_path: Path, kb: Path) -> None:
+    path = write_xlsx(tmp_path / "faq.xlsx", [
+        HEADER,
+        new_row(faq_id=12),  # a number cell  # type: ignore[arg-type]
+        new_row(faq_id="0013", question="ポイントは譲れますか"),  # text, leading zeros
+        new_row(faq_id=14.0, question="ポイントを家族に送りたい"),  # type: ignore[arg-type]
+        new_row(faq_id="１５", question="ポイントの残高は？"),  # full-width digits
+        new_row(faq_id="city-0001", question="ポイントの貯め方は？"),
+        new_row(question="ポイントは現金にできますか"),  # empty: next after the highest faq- number
+    ])
+    assert [r.id for r in read_sheet(path)] == ["faq-0012", "faq-0013", "faq-0014", "faq-0015", "city-0001", None]
+    assert [r.id_number for r in read_sheet(path)] == [12, 13, 14, 15, None, None]
+    report = import_sheet(path, kb)
+    assert report.added == ["faq-0012", "faq-0013", "faq-0014", "faq-0015", "city-0001", "faq-0016"]
+    assert report.numbered_ids == {2: "faq-0012", 3: "faq-0013", 4: "faq-0014", 5: "faq-0015"}
+    assert report.assigned_ids == {7: "faq-0016"}
+    assert "  ID 列の番号は「faq-」で始まる ID にしました（4 件。例: 2行目 → faq-0012）。" in report.summary()
+    assert set(load_knowledge(kb).ids) >= {"faq-0012", "faq-0013", "faq-0014", "faq-0015", "city-0001", "faq-0016"}
+    # Excel drops leading zeros when it opens a CSV: 13 and 0013 are the same FAQ.
+    again = import_sheet(write_csv(tmp_path / "again.csv", [HEADER, new_row(faq_id="13", question="ポイントは譲れますか")]), kb)
+    assert (again.added, again.unchanged) == ([], ["faq-0013"])
+
+
+def test_the_same_number_twice_is_a_duplicate_id(tmp_path: Path) -> None:
+    twelve = new_row(faq_id=12)  # type: ignore[arg-type]
+    path = write_xlsx(tmp_path / "faq.xlsx", [HEADER, twelve, new_row(faq_id="0012", question="別")])
+    with pytest.raises(SheetError) as info:
+        read_sheet(path)
+    assert (info.value.row, info.value.column) == (3, "A列「ID」")
+    assert info.value.problem == "ID「faq-0012」が 2行目と 3行目の2回出てきます（番号 12 は faq-0012 として扱います）。"
+
+
+def test_number_naming_an_unrelated_existing_faq_is_a_warning(tmp_path: Path, kb: Path) -> None:
+    report = import_sheet(_xlsx_with(tmp_path, new_row(faq_id=3)), kb)  # type: ignore[arg-type]
+    assert report.changed == ["faq-0003"]
+    assert report.warnings == [
+        "2行目: ID 列の番号 3 は既存の FAQ faq-0003（service.yml「料金」）を指しますが、質問が1つも一致しません。"
+        "番号を振り直した場合は別の FAQ を上書きしています。違う FAQ なら ID 列を直すか空にして取り込み直してください。"]
+
+
+# --------------------------------------------------------------------------- a real-sized municipal table
+
+
+def test_municipal_table_of_2000_rows_is_fast(tmp_path: Path) -> None:
+    """No., 大分類, 問い合わせ内容 and long answers as in real municipal tables, with a few duplicate questions."""
+    import time
+
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("FAQ")
+    sheet.append(["No.", "大分類", "問い合わせ内容", "回答", "備考"])
+    step = "窓口または郵送でお手続きください。本人確認書類が必要です。\n"
+    duplicates = {500: 10, 1200: 20, 1999: 30}  # row No. -> the No. whose question it repeats
+    for number in range(1, 2001):
+        asked = duplicates.get(number, number)
+        answer = f"{number}番のご案内です。\n" + step * (1 + number % 60)
+        sheet.append([number, f"分類{number % 12}", f"手続き{asked}について教えてください", answer[:1472], ""])
+    book.save(tmp_path / "faq.xlsx")
+    start = time.perf_counter()
+    report = import_sheet(tmp_path / "faq.xlsx", tmp_path / "kb", skip_conflicts=True)
+    seconds = time.perf_counter() - start
+    assert len(report.added) == 1997 and report.skipped_rows == [501, 1201, 2000]
+    assert report.added[:2] == ["faq-0001", "faq-0002"] and "faq-0500" not in report.added
+    assert any(w.startswith("回答が 400 文字を超える FAQ が ") for w in report.warnings)
+    assert max(len(e.answer) for e in load_knowledge(tmp_path / "kb").entries) == 1472
+    assert seconds < 20, f"{seconds:.1f} s"  # about 2 s on a laptop; generous against slow CI machines

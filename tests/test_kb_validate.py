@@ -77,3 +77,37 @@ def test_cli_exit_code_and_json(tmp_path: Path, capsys) -> None:  # type: ignore
     write(tmp_path, "a.yml", "entries:\n" + entry("ok", TEN))
     assert main(["kb", "validate", "--kb", str(tmp_path), "--json"]) == 0
     assert '"errors": 0' in capsys.readouterr().out
+
+
+LONG_PROBLEM = ("回答が 1,472 文字あります（目安は 400 文字以内）。ウィジェットでは長い回答は約 300 文字で折りたたまれ、"
+                "お客さまが「続きを読む」を押すまで残りは表示されません。")
+LONG_FIX = "大事なことを最初の数行に書き、要点に絞って短くするか、詳しい説明はリンク先に移してください。"
+
+
+def test_long_answer_is_a_warning_not_an_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    write(tmp_path, "a.yml", "entries:\n" + entry("long", TEN).replace("回答です。", "あ" * 1472)
+          + entry("limit", [f"別の質問{i}です" for i in range(10)]).replace("回答です。", "い" * 400))
+    problems = validate_knowledge(tmp_path, check_published=False)
+    assert [(p.severity, p.line, p.entry, p.problem, p.fix) for p in problems] == [
+        ("warning", 2, "long", LONG_PROBLEM, LONG_FIX)]  # 400 characters exactly: no warning
+    assert main(["kb", "validate", "--kb", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"[注意] {tmp_path / 'faq' / 'a.yml'}:2（エントリ: long）: {LONG_PROBLEM} 対処: {LONG_FIX}" in out
+    assert "エラー 0 件、注意 1 件。公開できます。" in out
+
+
+def test_absurdly_long_answer_is_still_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "a.yml", "entries:\n" + entry("huge", TEN).replace("回答です。", "あ" * 10_001))
+    problems = validate_knowledge(tmp_path, check_published=False)
+    assert [(p.severity, p.entry, p.problem) for p in problems] == [
+        ("error", "huge", "回答が 10,001 文字あります（上限 10,000 文字）。")]
+    assert main(["kb", "validate", "--kb", str(tmp_path)]) == 1
+
+
+def test_same_question_in_two_entries_names_every_place(tmp_path: Path) -> None:
+    write(tmp_path, "a.yml", "entries:\n" + entry("one", TEN + ["住所を変えたい"]))
+    write(tmp_path, "b.yml", "entries:\n" + entry("two", [f"別の質問{i}です" for i in range(10)] + ["住所を、変えたい"]))
+    problems = validate_knowledge(tmp_path, check_published=False)
+    assert [(p.severity, p.path.name, p.line, p.entry, p.problem, p.fix) for p in problems] == [
+        ("error", "b.yml", 2, "two", "質問例「住所を、変えたい」が複数のエントリ（one, two）にあります（one: a.yml:2, two: b.yml:2）。",
+         "どのエントリの質問か決めて、ほかのエントリからは消してください（同じ内容の FAQ なら1つにまとめてください）。")]

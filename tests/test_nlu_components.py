@@ -3,7 +3,7 @@
 import pytest
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.nlu.anger import AngerOverride
+from bot.nlu.anger import AngerScorer
 from bot.nlu.message_guard import MessageGuard, has_words
 from bot.triage.anger import AngerRules
 
@@ -18,41 +18,25 @@ def message(text: str, ranking: list[tuple[str, float]]) -> Message:
     return msg
 
 
-def test_anger_beats_faq_topic() -> None:
-    msg = message("住所変更したのに反映されない、ふざけるな", [("faq_change_address", 0.9), ("complaint", 0.05)])
-    AngerOverride(RULES).process([msg])
-    assert msg.get("intent")["name"] == "complaint"
-    assert msg.get("handoff_reason") == "anger"
-    assert msg.get("anger")["score"] >= 0.6
+def test_anger_scorer_stores_combined_and_rule_scores() -> None:
+    msg = message("住所変更したのに反映されない、ふざけるな", [("faq", 0.9), ("complaint", 0.05)])
+    AngerScorer(RULES).process([msg])
+    anger = msg.get("anger")
+    assert anger["rule_score"] == 1.0 and anger["score"] == 1.0 and anger["threshold"] == 0.6
+    assert "ふざけるな" in anger["signals"]
 
 
-def test_confident_complaint_is_kept_without_rules() -> None:
-    msg = message("対応が遅い", [("complaint", 0.8), ("faq_hours", 0.1)])
-    AngerOverride(RULES).process([msg])
-    assert msg.get("intent")["name"] == "complaint"
-    assert msg.get("handoff_reason") is None  # the classifier's own complaint, reason "complaint"
-
-
-def test_unsure_complaint_without_anger_takes_the_runner_up() -> None:
-    msg = message("カード変更が反映されません", [("complaint", 0.5), ("faq_change_payment", 0.3)])
-    AngerOverride(RULES).process([msg])
-    assert msg.get("intent")["name"] == "faq_change_payment"
-
-
-def test_unsure_complaint_without_runner_up_asks_back() -> None:
-    msg = message("alert(1)", [("complaint", 0.5), ("greet", 0.1)])
-    AngerOverride(RULES, runner_up_threshold=0.2).process([msg])
-    assert msg.get("intent")["name"] == "nlu_fallback"
-
-
-def test_request_human_is_never_relabelled() -> None:
-    msg = message("ふざけるな、人間を出せ", [("request_human", 0.7), ("complaint", 0.2)])
-    AngerOverride(RULES).process([msg])
-    assert msg.get("intent")["name"] == "request_human"
+def test_anger_scorer_adds_the_classifier_complaint_probability() -> None:
+    msg = message("対応が遅い", [("complaint", 0.8), ("faq", 0.1)])
+    AngerScorer(RULES).process([msg])
+    assert msg.get("anger")["rule_score"] == 0.0
+    assert msg.get("anger")["score"] == pytest.approx(0.8)
+    assert msg.get("intent")["name"] == "complaint"  # scoring never relabels; the router decides
 
 
 @pytest.mark.parametrize(("text", "expected"), [("", False), ("  ", False), ("😀!?", False), ("〜", False),
-                                                ("a", True), ("住所", True), ("ｱ", True), ("1", True)])
+                                                ("a", True), ("住所", True), ("ｱ", True), ("1", True),
+                                                ("(´・ω・｀)", False), ("(ﾟДﾟ)", False), ("ｷﾀ(ﾟ∀ﾟ)", True)])
 def test_has_words(text: str, expected: bool) -> None:
     assert has_words(text) is expected
 

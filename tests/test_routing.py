@@ -5,9 +5,10 @@ from dataclasses import dataclass
 import pytest
 
 from bot.text.language import detect_language
-from bot.triage.routing import RoutingThresholds, route
+from bot.triage.routing import Anger, RoutingThresholds, route
 
-TH = RoutingThresholds(answer=0.6, answer_margin=0.05, clarify=0.3, everyday_override=0.75, low_confidence=0.3)
+TH = RoutingThresholds(answer=0.6, answer_margin=0.05, clarify=0.3, everyday_override=0.75, low_confidence=0.3,
+                       everyday_gate=0.5, complaint_sure=0.9, problem_report=0.45)
 
 
 @dataclass
@@ -30,7 +31,7 @@ def hits(*scores: float) -> list[Hit]:
         ([("faq", 0.9)], (0.1,), ("out_of_scope", None, "no_entry")),  # a question we have no entry for
         ([("faq", 0.9)], (), ("out_of_scope", None, "no_entry")),
         # Everyday text stays everyday unless an entry is very close.
-        ([("out_of_scope", 0.8)], (0.7, 0.1), ("out_of_scope", None, "classifier")),
+        ([("out_of_scope", 0.8)], (0.7, 0.1), ("out_of_scope", None, "everyday")),
         ([("out_of_scope", 0.8)], (0.9, 0.1), ("faq", "e0", "answer")),
         # Other intents are acted on when the classifier is sure enough.
         ([("greet", 0.95)], (0.9, 0.1), ("greet", None, "classifier")),
@@ -45,6 +46,35 @@ def hits(*scores: float) -> list[Hit]:
 def test_route(ranking, scores, want) -> None:  # type: ignore[no-untyped-def]
     routed = route(ranking, hits(*scores), TH)
     assert (routed.name, routed.faq_id, routed.reason) == want
+
+
+ANGRY = Anger(score=1.0, rule_score=1.0, threshold=0.6)
+MODEL_ANGER = Anger(score=0.7, rule_score=0.0, threshold=0.6)
+
+
+@pytest.mark.parametrize(
+    ("ranking", "scores", "anger", "want"),
+    [
+        # Anger beats topic: 「住所変更したのに反映されない、ふざけるな」.
+        ([("faq", 0.9), ("complaint", 0.05)], (0.8, 0.2), ANGRY, ("complaint", "anger", "anger")),
+        # ... but not anger about something else: 「電車が遅れて最悪」.
+        ([("out_of_scope", 0.8), ("complaint", 0.1)], (0.1,), ANGRY, ("out_of_scope", "everyday", None)),
+        # A sure complaint stands without angry words.
+        ([("complaint", 0.95), ("faq", 0.03)], (0.6, 0.1), MODEL_ANGER, ("complaint", "classifier", None)),
+        # An unsure complaint that matches an entry well is a calm problem report.
+        ([("complaint", 0.7), ("faq", 0.25)], (0.7, 0.2), MODEL_ANGER, ("faq", "problem_report", None)),
+        ([("complaint", 0.7), ("faq", 0.25)], (0.5, 0.45), MODEL_ANGER, ("nlu_fallback", "problem_report", None)),
+        # ... unless it has angry words.
+        ([("complaint", 0.7), ("faq", 0.25)], (0.7, 0.2), ANGRY, ("complaint", "classifier", None)),
+        # An unsure complaint that matches nothing stays a complaint.
+        ([("complaint", 0.7), ("out_of_scope", 0.2)], (0.2,), MODEL_ANGER, ("complaint", "classifier", None)),
+        # A request for a person is never relabelled.
+        ([("request_human", 0.7), ("complaint", 0.2)], (0.9,), ANGRY, ("request_human", "classifier", None)),
+    ],
+)
+def test_route_with_anger(ranking, scores, anger, want) -> None:  # type: ignore[no-untyped-def]
+    routed = route(ranking, hits(*scores), TH, anger)
+    assert (routed.name, routed.reason, routed.handoff_reason) == want
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,10 @@ def predicted_label(route: str, faq_id: str | None, intent: str | None) -> str:
 
 
 def relevant_ids(row: Mapping[str, Any]) -> set[str]:
-    """FAQ ids that answer a labelled row: its label, or the ``topics`` of a vague message."""
+    """FAQ ids that answer a labelled row: ``relevant`` if given, its label, or the ``topics``
+    of a vague message."""
+    if row.get("relevant"):
+        return set(row["relevant"])
     label = row["label"]
     if is_faq_label(label):
         return {label}

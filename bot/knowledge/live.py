@@ -24,9 +24,18 @@ class LiveKnowledge:
     and the last good knowledge base keeps answering.
     """
 
-    def __init__(self, directory: Path, check_interval: float = 1.0) -> None:
-        """Watch ``directory``; look at file times at most every ``check_interval`` seconds."""
+    def __init__(self, directory: Path, check_interval: float = 1.0, synonyms: Path | None = None) -> None:
+        """Watch ``directory``; look at file times at most every ``check_interval`` seconds.
+
+        Args:
+            directory: The knowledge folder.
+            check_interval: Seconds between checks of the files' times.
+            synonyms: The synonym table for the search (default: ``directory/synonyms.yml``
+                if it exists).
+        """
         self._directory = directory
+        default = directory / "synonyms.yml"
+        self._synonyms = synonyms or (default if default.exists() else None)
         self._check_interval = check_interval
         self._lock = threading.Lock()
         self._kb: KnowledgeBase | None = None
@@ -82,8 +91,7 @@ class LiveKnowledge:
         kb = self.get()
         with self._lock:
             if self._search is None or self._search[0] is not kb:
-                synonyms = self._directory / "synonyms.yml"
-                self._search = (kb, FaqSearch(kb, synonyms if synonyms.exists() else None))
+                self._search = (kb, FaqSearch(kb, self._synonyms))
             search = self._search[1]
         return search.search(text, top=top)
 
@@ -98,5 +106,10 @@ class LiveKnowledge:
 
 @lru_cache(maxsize=4)
 def shared_knowledge(directory: Path) -> LiveKnowledge:
-    """One :class:`LiveKnowledge` per knowledge directory and process (NLU and actions share it)."""
-    return LiveKnowledge(Path(directory))
+    """One :class:`LiveKnowledge` per knowledge directory and process (NLU and actions share it).
+
+    Its search uses the same synonym table as the tokenizer (:attr:`Settings.synonyms_file`).
+    """
+    from bot.settings import get_settings
+
+    return LiveKnowledge(Path(directory), synonyms=get_settings().synonyms_file)

@@ -50,7 +50,6 @@ import json
 import logging
 import math
 import threading
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -565,55 +564,10 @@ class FaqSearch(_BaseSearch):
         return view.scores(feature)
 
 
-class CharNgramBM25(_BaseSearch):
-    """Plain baseline: BM25 over character 2-grams of NFKC text, nothing else.
-
-    Same documents, aggregation and score normalisation as :class:`FaqSearch` (so the
-    comparison isolates the Japanese text processing), but no synonyms, no Sudachi, no
-    readings and no vectors.
-    """
-
-    def __init__(self, kb: KnowledgeBase, entry_weight: float = SearchConfig.entry_weight,
-                 k1: float = SearchConfig.k1, b: float = SearchConfig.b) -> None:
-        """Prepare the baseline.
-
-        Args:
-            kb: The knowledge base.
-            entry_weight: Share of the entry document in an entry's score (as in :class:`FaqSearch`).
-            k1: BM25 term-frequency saturation.
-            b: BM25 length normalisation.
-        """
-        super().__init__(kb)
-        self._share = entry_weight
-        self._k1 = k1
-        self._b = b
-
-    @classmethod
-    def from_directory(cls, kb_dir: Path) -> CharNgramBM25:
-        """Load ``kb_dir`` (synonyms are not used by the baseline)."""
-        return cls(load_knowledge(Path(kb_dir)))
-
-    def _weights(self) -> dict[str, float]:
-        return {"char": 1.0}
-
-    def _entry_weight(self) -> float:
-        return self._share
-
-    def _features(self, text: str, limit: int | None = MAX_QUERY_CHARS) -> dict[str, list[str]]:
-        plain = "".join(unicodedata.normalize("NFKC", _clean(text, limit)).split())
-        return {"char": _ngrams(plain, (2,))}
-
-    def _build_view(self, name: str, features: list[list[str]]) -> Any:
-        return _Bm25View(features, self._k1, self._b)
-
-    def _score_view(self, name: str, view: Any, feature: list[str]) -> np.ndarray:
-        return view.scores(feature)
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
-def eval_search(search: FaqSearch | CharNgramBM25, queries: list[dict]) -> dict:
+def eval_search(search: Any, queries: list[dict]) -> dict:
     """Retrieval quality on labelled queries.
 
     A query counts as a hit at k when any of its relevant ids is among the first k hits.
@@ -621,7 +575,8 @@ def eval_search(search: FaqSearch | CharNgramBM25, queries: list[dict]) -> dict:
     ``max(EVAL_KS)`` (10) hits, 0 when none is there.
 
     Args:
-        search: The search to evaluate.
+        search: The search to evaluate (:class:`FaqSearch`, or a baseline with the same
+            ``kb`` and ``search`` interface).
         queries: Items ``{"query": str, "relevant": [faq ids]}`` (see :func:`read_queries`).
 
     Returns:

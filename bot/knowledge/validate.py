@@ -5,17 +5,20 @@ bot must not start on a broken file), this collects all problems, each with the 
 the line, the entry and the fix, in Japanese:
 
 - errors (exit code 1): malformed files or entries, duplicate ids, unknown ``related``
-  ids, the same question (after normalisation) in two entries, an id that was
-  published (in git ``HEAD``) and is gone — analytics and links refer to ids;
+  ids, the same question (after normalisation, :func:`bot.knowledge.loader.question_key`)
+  in two entries — the same rule by which ``bot kb import`` reports a conflict —, an id
+  that was published (in git ``HEAD``) and is gone — analytics and links refer to ids;
 - warnings: near-duplicate questions across entries, fewer than 10 phrasings (the
-  classifier learns such an entry poorly; search still finds it), long titles, the
-  same question twice in one entry.
+  classifier learns such an entry poorly; search still finds it), long titles, answers
+  over :data:`bot.knowledge.loader.LONG_ANSWER_CHARS` characters (the widget folds them),
+  the same question twice in one entry.
+
+Only warnings: exit code 0 (the knowledge can be published).
 """
 
 from __future__ import annotations
 
 import subprocess
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +27,14 @@ from typing import Any
 import yaml
 
 from bot.errors import KnowledgeError
-from bot.knowledge.loader import RECOMMENDED_QUESTIONS, parse_entry
+from bot.knowledge.loader import (
+    RECOMMENDED_QUESTIONS,
+    SAFE_YAML_LOADER,
+    long_answer_notice,
+    parse_entry,
+    question_key,
+)
 from bot.knowledge.model import FaqEntry
-from bot.text.normalize import fold
 
 MAX_TITLE_CHARS = 20
 NEAR_DUPLICATE_SIMILARITY = 0.9
@@ -64,7 +72,7 @@ class Problem:
 def _entry_lines(path: Path, text: str) -> list[int]:
     """1-based line of each item of ``entries:`` (empty when the YAML cannot be composed)."""
     try:
-        node = yaml.compose(text)
+        node = yaml.compose(text, Loader=SAFE_YAML_LOADER)
     except yaml.YAMLError:
         return []
     if not isinstance(node, yaml.MappingNode):
@@ -78,7 +86,7 @@ def _entry_lines(path: Path, text: str) -> list[int]:
 def _load_file(path: Path, problems: list[Problem]) -> list[tuple[FaqEntry, int | None]]:
     try:
         text = path.read_text(encoding="utf-8")
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=SAFE_YAML_LOADER)  # noqa: S506 - a safe loader, as the bot's loader
     except UnicodeDecodeError:
         problems.append(Problem("error", path, None, None, "UTF-8 で保存されていません。",
                                 "エディタで文字コードを UTF-8 にして保存し直してください。"))
@@ -133,11 +141,6 @@ def _published_ids(faq_dir: Path) -> set[str] | None:
     return ids
 
 
-def _question_key(text: str) -> str:
-    """Questions compare equal when they differ only in width, case, punctuation or spaces."""
-    return "".join(ch for ch in fold(text) if unicodedata.category(ch)[0] not in "PZC")
-
-
 def _near_duplicates(items: list[tuple[str, str, Path, int | None]], keys: list[str]) -> list[tuple[int, int, float]]:
     """Pairs of questions of different entries with character-bigram cosine ≥ the threshold."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -190,6 +193,9 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
             problems.append(Problem("warning", entry.source, line, entry.id,
                                     f"質問例が {len(entry.questions)} 件です。分類器が覚えにくくなります（検索には出ます）。",
                                     f"言い回しの違う質問例を {RECOMMENDED_QUESTIONS} 件以上にしてください。"))
+        notice = long_answer_notice(len(entry.answer))
+        if notice is not None:
+            problems.append(Problem("warning", entry.source, line, entry.id, *notice))
         if len(entry.title) > MAX_TITLE_CHARS:
             problems.append(Problem("warning", entry.source, line, entry.id,
                                     f"タイトルが {len(entry.title)} 文字あります（ボタンに表示されます）。",
@@ -199,7 +205,7 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
     for entry, line in loaded:
         seen_here: set[str] = set()
         for question in entry.questions:
-            key = _question_key(question)
+            key = question_key(question)
             if not key:
                 continue
             if key in seen_here:
@@ -212,11 +218,13 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
         ids = sorted({entry.id for entry, _, _ in found})
         if len(ids) > 1:
             entry, line, question = found[-1]
+            places = ", ".join(f"{e.id}: {e.source.name}" + (f":{at}" if at else "") for e, at, _ in found)
             problems.append(Problem("error", entry.source, line, entry.id,
-                                    f"質問例「{question}」が複数のエントリ（{', '.join(ids)}）にあります。",
-                                    "どのエントリの質問か決めて、ほかのエントリからは消してください。"))
+                                    f"質問例「{question}」が複数のエントリ（{', '.join(ids)}）にあります（{places}）。",
+                                    "どのエントリの質問か決めて、ほかのエントリからは消してください"
+                                    "（同じ内容の FAQ なら1つにまとめてください）。"))
     items = [(entry.id, question, entry.source, line) for entry, line in loaded for question in entry.questions]
-    keys = [_question_key(question) for _, question, _, _ in items]
+    keys = [question_key(question) for _, question, _, _ in items]
     exact = {key for key, found in owners.items() if len({e.id for e, _, _ in found}) > 1}
     for a, b, similarity in _near_duplicates(items, keys):
         if keys[a] in exact or keys[b] == keys[a]:

@@ -39,7 +39,7 @@ class AngerScorer(GraphComponent):
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
                execution_context: ExecutionContext) -> GraphComponent:
         """Create the component with the editors' rules from ``knowledge/triage.yml``."""
-        return cls(load_anger_rules(get_settings().knowledge_dir / "triage.yml"))
+        return cls(load_anger_rules(get_settings().triage_file))
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Score every message."""

@@ -26,8 +26,20 @@ FALLBACK_INTENT = DEFAULT_NLU_FALLBACK_INTENT_NAME
 
 
 def has_words(text: str) -> bool:
-    """True when ``text`` contains at least one letter or digit (kana and kanji are letters)."""
-    return any(unicodedata.category(ch)[0] in {"L", "N"} for ch in text)
+    """True when ``text`` contains at least one letter or digit of a script customers write in.
+
+    Kana, kanji, Hangul and Latin letters and digits count. Greek and Cyrillic letters and
+    modifier letters (ﾟ, ー) do not: in a Japanese chat they are the faces of kaomoji
+    (ω, Д, ﾟ∀ﾟ), not words.
+    """
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Lm" or category[0] not in {"L", "N"}:
+            continue
+        name = unicodedata.name(ch, "")
+        if not name.startswith(("GREEK", "CYRILLIC")):
+            return True
+    return False
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)

@@ -34,8 +34,15 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 def _strip_control(text: str) -> str:
-    """Replace control and format characters (NUL, bell, zero-width, BOM) with spaces."""
-    return "".join(" " if unicodedata.category(ch) in {"Cc", "Cf"} else ch for ch in text)
+    """Drop format characters (zero-width space/joiner, BOM: 住\u200b所 is 住所) and replace
+    control characters (NUL, bell, newline) with spaces."""
+    out = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cf":
+            continue
+        out.append(" " if category == "Cc" else ch)
+    return "".join(out)
 
 
 @dataclass(frozen=True)
