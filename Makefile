@@ -11,7 +11,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser build validate check-generated train run ask eval test test-fast bench bench-anger bench-kb bench-handoff clean
+.PHONY: help setup browser build validate check-generated train run ask eval tune-routing test test-fast bench bench-anger bench-kb bench-handoff clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -65,8 +65,11 @@ ask: train ## Ask the bot one question: make ask Q="住所を変えたい"
 	@test -n "$(Q)" || { echo '使い方: make ask Q="住所を変えたい"'; exit 2; }
 	$(BIN)/bot ask "$(Q)"
 
-eval: train ## Route accuracy, macro-F1, confusion table on tests/data/heldout.jsonl
+eval: train ## Each held-out set (tests/data/heldout*.jsonl): route accuracy, coverage, precision, handoffs
 	$(BIN)/bot eval
+
+tune-routing: train ## Choose the router's thresholds on the tuning sets (risk-coverage; never the held-out sets)
+	$(BIN)/python -m benchmarks.routing_thresholds --model $(MODEL)
 
 test: setup ## Validate knowledge/, then run the whole test suite (trains its own model in a temp dir)
 	$(BIN)/bot kb validate
@@ -82,7 +85,8 @@ bench-anger: train ## Anger rules + model vs ML-Ask, oseti, asari on the tuning 
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python -r requirements/bench-anger.txt
 	$(BIN)/python -m benchmarks.anger_resources --model $(MODEL)
 
-bench-kb: setup ## FAQ search quality/latency vs char-bigram BM25, and importing 2,000 entries
+bench-kb: train ## City FAQ sheet end to end (import, search, bot's replies); search speed; importing 2,000 entries
+	$(BIN)/python -m benchmarks.kb_city --model $(MODEL)
 	$(BIN)/python -m benchmarks.kb_search
 	$(BIN)/python -m benchmarks.kb_import
 

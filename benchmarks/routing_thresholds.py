@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.dialogue.routes import ACTION_OF_INTENT, ROUTE_OF_ACTION, Route
-from bot.evaluation.labels import is_faq_label, relevant_ids
+from bot.evaluation.labels import is_faq_label, is_right, relevant_ids
 from bot.knowledge.search import SearchHit
 from bot.settings import PROJECT_ROOT
 from bot.nlu.router import anger_of, classifier_ranking
@@ -142,8 +142,6 @@ def decide(p: Parsed, thresholds: RoutingThresholds) -> tuple[str, str | None, l
 
 def figures(parsed: list[Parsed], thresholds: RoutingThresholds) -> dict[str, float]:
     """Answer precision and coverage, right-or-offered, answered/handed-off shares, route accuracy."""
-    from bot.evaluation.labels import expected_route
-
     n = len(parsed)
     answers = right = faq = faq_answered = offered = handed = route_ok = faq_handed = person = person_handed = 0
     for p in parsed:
@@ -154,8 +152,7 @@ def figures(parsed: list[Parsed], thresholds: RoutingThresholds) -> dict[str, fl
         if route_name == Route.ANSWER.value:
             answers += 1
             right += faq_id in relevant
-        want = expected_route(label).value
-        route_ok += route_name == want and (want != Route.ANSWER.value or faq_id in relevant)
+        route_ok += is_right(p.row, route_name, faq_id)
         if label in ("complaint", "request_human"):
             person += 1
             person_handed += route_name == Route.HANDOFF.value

@@ -23,6 +23,7 @@ from bot.dialogue.routes import (
     ACTION_CLARIFY,
     ACTION_HANDOFF,
     ACTION_LANGUAGE_NOTICE,
+    ACTION_NOT_HELPFUL,
     ACTION_OFFER_HUMAN,
     ACTION_PREAMBLE,
     RESPONSE_OF_BUILTIN_ACTION,
@@ -36,7 +37,7 @@ from bot.triage.hours import load_hours
 
 SENDER_ID = "bot-ask"
 CUSTOM_ACTIONS = (ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_HANDOFF, ACTION_PREAMBLE, ACTION_OFFER_HUMAN,
-                  ACTION_LANGUAGE_NOTICE)
+                  ACTION_LANGUAGE_NOTICE, ACTION_NOT_HELPFUL)
 
 
 @dataclass(frozen=True)

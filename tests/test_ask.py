@@ -48,28 +48,61 @@ def test_anger_beats_topic(assistant) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(
-    ("text", "allowed_routes"),
+    ("text", "route", "faq_id"),
     [
-        ("", {"clarify"}),
-        ("   \n\t ", {"clarify"}),
-        ("😀😀😀", {"clarify"}),
-        ("〜〜〜", {"clarify"}),
-        ("\x00\x07\x1b", {"clarify"}),
-        ("<script>alert('x')</script>", {"clarify", "out_of_scope"}),
-        ("<b>住所を変更したい</b>", {"answer"}),
-        ("ｼﾞｭｳｼｮ ﾍﾝｺｳ ｼﾀｲ", {"answer", "clarify"}),
-        ("I want to change my address", {"answer", "clarify", "out_of_scope"}),
-        ("(*´ω｀*)", {"clarify", "out_of_scope", "smalltalk"}),
-        ("住所を変えたい" + "あ" * 10_000, {"answer", "clarify", "out_of_scope"}),
-        ("/restart", {"smalltalk"}),
-        ("/back", {"smalltalk"}),
+        ("", "clarify", None),  # empty: asked to type a question, main topics offered
+        ("   \n\t ", "clarify", None),  # only spaces
+        ("😀😀😀", "clarify", None),  # only emoji
+        ("(´・ω・｀)", "clarify", None),  # only a kaomoji
+        ("〜〜〜", "clarify", None),
+        ("\x00\x07\x1b", "clarify", None),  # control characters
+        ("<script>alert('x')</script>", "clarify", None),  # code is dropped: nothing left
+        ("def f(x): return x * 2", "out_of_scope", None),  # code as text
+        ("<b>住所を変更したい</b>", "answer", "change-address"),  # markup around a question
+        ("住\u200b所\u200bを変えたい", "answer", "change-address"),  # zero-width characters
+        ("ｊｕｕｓｈｏ ｈｅｎｋｏｕ ｓｈｉｔａｉ", "answer", "change-address"),  # full-width romaji
+        ("住所をchangeしたい", "answer", "change-address"),  # mixed scripts
+        ("https://members.mirai-net.example/mypage", "clarify", None),  # a URL alone
+        ("I want to change my address", "offer_human", None),  # English: said in English, person offered
+        ("住所を変えたい" + "あ" * 10_000, "answer", "change-address"),  # 10,000 characters: read the start
+        ("/restart", "smalltalk", None),
+        ("/back", "smalltalk", None),
     ],
     ids=lambda value: repr(value)[:30] if isinstance(value, str) else None,
 )
-def test_bad_input_gets_a_route_and_a_reply(assistant, text: str, allowed_routes: set[str]) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_gets_its_route_and_a_reply(assistant, text: str, route: str, faq_id: str | None) -> None:  # type: ignore[no-untyped-def]
     decision = assistant.decide(text)
-    assert decision.route in allowed_routes, decision
+    assert (decision.route, decision.faq_id) == (route, faq_id), decision
     assert decision.answer.strip()
+
+
+@pytest.mark.parametrize(
+    ("text", "route", "intent"),
+    [
+        # Issue #9's examples of messages that are not (yet) a question.
+        ("このサービスって何ができるの？", "clarify", "preamble"),
+        ("ちょっと聞きたいことがあるんですが", "clarify", "preamble"),
+        ("質問です", "clarify", "preamble"),
+        ("もういいです", "offer_human", "give_up"),
+        ("わからないならいいです", "offer_human", "give_up"),
+        ("それじゃなくて", "clarify", "not_that"),
+        ("How do I change my address?", "offer_human", "non_japanese"),
+        ("我想修改地址", "offer_human", "non_japanese"),
+        ("주소를 바꾸고 싶어요", "offer_human", "non_japanese"),
+        ("今日は天気がいいので散歩してきました", "out_of_scope", "out_of_scope"),
+        ("電車が遅れて最悪", "out_of_scope", "out_of_scope"),  # anger, but not about us
+    ],
+)
+def test_conversation_moves_and_other_languages(assistant, text: str, route: str, intent: str) -> None:  # type: ignore[no-untyped-def]
+    decision = assistant.decide(text)
+    assert (decision.route, decision.intent) == (route, intent), decision
+    assert decision.answer.strip()
+
+
+def test_other_languages_are_answered_in_that_language_and_japanese(assistant) -> None:  # type: ignore[no-untyped-def]
+    english = assistant.decide("How do I change my address?").answer
+    assert "Japanese" in english and "日本語" in english and "https://" in english
+    assert "日本語" in assistant.decide("我想修改地址").answer and "仅支持日语" in assistant.decide("我想修改地址").answer
 
 
 def test_over_long_input_is_cut_with_a_note(assistant) -> None:  # type: ignore[no-untyped-def]

@@ -57,6 +57,9 @@ MODEL_ANGER = Anger(score=0.7, rule_score=0.0, threshold=0.6)
     [
         # Anger beats topic: 「住所変更したのに反映されない、ふざけるな」.
         ([("faq", 0.9), ("complaint", 0.05)], (0.8, 0.2), ANGRY, ("complaint", "anger", "anger")),
+        # Weak anger (no strong words) in an FAQ question that matches an entry: the FAQ.
+        ([("faq", 0.6), ("complaint", 0.38)], (0.65, 0.3), Anger(0.7, 0.4, 0.6), ("faq", "answer", None)),
+        ([("faq", 0.6), ("complaint", 0.38)], (0.2,), Anger(0.7, 0.4, 0.6), ("complaint", "anger", "anger")),
         # ... but not anger about something else: 「電車が遅れて最悪」.
         ([("out_of_scope", 0.8), ("complaint", 0.1)], (0.1,), ANGRY, ("out_of_scope", "everyday", None)),
         # A sure complaint stands without angry words.
@@ -95,6 +98,10 @@ def test_route_with_anger(ranking, scores, anger, want) -> None:  # type: ignore
         ("住所を変えたい", "ja"),
         ("住所変更", "ja"),  # kanji only, still Japanese
         ("解約手続", "ja"),
+        ("電話番号変更", "ja"),  # kanji only, with characters Chinese uses too
+        ("営業時間", "ja"),
+        ("請求書PDF", "ja"),
+        ("予約取消", "ja"),
         ("juusho henkou shitai", "ja"),  # romaji Japanese
         ("ｼﾞｭｳｼｮ ﾍﾝｺｳ", "ja"),
         ("PayPayは使えますか", "ja"),

@@ -13,6 +13,7 @@ from bot.dialogue.replies import (
     answer_reply,
     clarify_reply,
     language_reply,
+    not_helpful_reply,
     offer_human_reply,
     preamble_reply,
     staffed_handoff_reply,
@@ -24,6 +25,7 @@ from bot.dialogue.routes import (
     ACTION_CLARIFY,
     ACTION_HANDOFF,
     ACTION_LANGUAGE_NOTICE,
+    ACTION_NOT_HELPFUL,
     ACTION_OFFER_HUMAN,
     ACTION_PREAMBLE,
     HANDOFF_REASON_OF_INTENT,
@@ -103,6 +105,10 @@ def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase,
         reply = preamble_reply(kb)
     elif action == ACTION_OFFER_HUMAN:
         reply = offer_human_reply(hours)
+    elif action == ACTION_NOT_HELPFUL:
+        # First turn only (`bot ask`); in a conversation the action also leaves out the
+        # answers already given (actions/faq.py).
+        reply = not_helpful_reply(suggestions_from_ids(ranked_faq_ids(parse_data), kb))
     elif action == ACTION_LANGUAGE_NOTICE:
         return language_reply(str(parse_data.get("language") or "en"), kb.get("contact"))
     else:

@@ -48,3 +48,28 @@ def relevant_ids(row: Mapping[str, Any]) -> set[str]:
     if is_faq_label(label):
         return {label}
     return set(row.get("topics") or [])
+
+
+# Routes that serve a message with this label as well as the expected one.
+ALSO_RIGHT: dict[str, frozenset[str]] = {
+    # Everyday text: a small-talk reply (「おやすみなさい」) is as good as "I can help with…".
+    "out_of_scope": frozenset({Route.SMALLTALK.value}),
+    # A customer who gives up: a person is offered, or (angry words) given at once.
+    "give_up": frozenset({Route.HANDOFF.value}),
+}
+
+
+def is_right(row: Mapping[str, Any], route: str, faq_id: str | None) -> bool:
+    """Whether a decision serves a labelled message.
+
+    The expected route (:func:`expected_route`) with, for answers, a right entry; or a
+    route in :data:`ALSO_RIGHT`; for a vague message, also an answer from its ``topics``
+    (「パスワード忘れたかも」 answered with the password FAQ).
+    """
+    label = row["label"]
+    want = expected_route(label).value
+    if route == want:
+        return want != Route.ANSWER.value or faq_id in relevant_ids(row)
+    if label == VAGUE and route == Route.ANSWER.value:
+        return faq_id in relevant_ids(row)
+    return route in ALSO_RIGHT.get(label, frozenset())

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from bot.dialogue.routes import Route
-from bot.evaluation.labels import expected_route, is_faq_label, predicted_label, relevant_ids
+from bot.evaluation.labels import expected_route, is_faq_label, is_right, predicted_label, relevant_ids
 
 HANDOFF_LABELS = ("complaint", "request_human")
 EVERYDAY_LABEL = "out_of_scope"
@@ -26,7 +26,7 @@ class EvalResult:
     """Figures over one labelled set."""
 
     total: int
-    route_accuracy: float  # route right, and for FAQ answers the right FAQ
+    route_accuracy: float  # route right (bot.evaluation.labels.is_right), and for FAQ answers the right FAQ
     macro_f1: float
     handoff_recall: float  # complaint/request_human messages handed to a person
     handoff_never_faq: float  # ... and never answered with an FAQ
@@ -142,8 +142,7 @@ def score(rows: Iterable[dict[str, str]], decisions: Iterable[dict[str, Any]]) -
             faq_answered += route == Route.ANSWER.value
             faq_right += route == Route.ANSWER.value and decision.get("faq_id") in relevant
             faq_offered += route == Route.CLARIFY.value and bool(relevant & set(decision.get("suggestions") or []))
-        route_ok = decision["route"] == want_route.value
-        ok = route_ok and (want_route is not Route.ANSWER or decision.get("faq_id") == label)
+        ok = is_right(row, route, decision.get("faq_id"))
         correct += ok
         clarify += decision["route"] == Route.CLARIFY.value
         gold.append(label)

@@ -30,10 +30,11 @@ _HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 _KANA = re.compile(r"[\u3040-\u30ff\uff66-\uff9f]")
 _HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]")
 _LATIN_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-# Characters common in Chinese (simplified or traditional) but not used in Japanese text.
-_CHINESE_ONLY_CHARS = set("们們吗嗎么麼这這还還没沒为為说說谢謝请請问問对對个個们时時钱錢账賬号號让讓给給该該吧呢啊您吗")
-_CHINESE_WORDS = ("我的", "我想", "我要", "怎么", "怎麼", "什么", "什麼", "可以", "如何", "是否", "你好", "您好", "一下",
-                  "帐户", "帳戶", "地址", "修改", "取消", "付款", "客服")
+# Characters common in Chinese (simplified or traditional) that Japanese does not use
+# (時, 請, 問, 番号 are Japanese too: 「営業時間」「請求書」 must stay Japanese).
+_CHINESE_ONLY_CHARS = set("们們吗嗎么麼这這还为说說谢对對个钱錢账賬让讓给该吧呢啊您时")
+_CHINESE_WORDS = ("我的", "我想", "我要", "怎么", "怎麼", "什么", "什麼", "可以", "是否", "你好", "您好", "一下",
+                  "帐户", "帳戶", "地址", "修改", "付款", "客服")
 # Common English words; one is enough when the text is mostly Latin letters.
 _ENGLISH_WORDS = frozenset("""
 a an the i me my you your we our it is are was be been do does did can could would should will how what

@@ -52,17 +52,19 @@ class RoutingThresholds:
             stands on its own. Below it, a complaint without angry words whose text
             matches an FAQ entry well (``problem_report``) is a calm problem report
             (「カード変更が反映されません」) and gets the FAQ route instead.
-        problem_report: Least top search score for that.
+        problem_report: Least top search score for that. The same holds for an FAQ
+            question whose anger score reaches the threshold only with weak words and the
+            classifier's complaint share (「返信が来てないみたいで…迷惑メールにも無い」).
     """
 
-    answer: float = 0.6
-    answer_margin: float = 0.05
-    clarify: float = 0.3
-    everyday_override: float = 0.75
-    low_confidence: float = 0.3
+    answer: float = 0.45
+    answer_margin: float = 0.03
+    clarify: float = 0.2
+    everyday_override: float = 0.3
+    low_confidence: float = 0.4
     everyday_gate: float = 0.5
-    complaint_sure: float = 0.9
-    problem_report: float = 0.45
+    complaint_sure: float = 0.8
+    problem_report: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,11 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
                 return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "problem_report")
         return RoutedIntent(intent, confidence)
     if anger.score >= anger.threshold and about_us:
-        return RoutedIntent(COMPLAINT_INTENT, anger.score, None, "anger", handoff_reason="anger")
+        strong = anger.rule_score >= anger.threshold
+        calm_question = (intent == FAQ_INTENT and first >= thresholds.problem_report
+                         and p_complaint < thresholds.complaint_sure)
+        if strong or not calm_question:
+            return RoutedIntent(COMPLAINT_INTENT, anger.score, None, "anger", handoff_reason="anger")
     if intent == FAQ_INTENT or (intent == OUT_OF_SCOPE_INTENT and first >= thresholds.everyday_override):
         return decide_from_search(hits, thresholds)
     if intent == OUT_OF_SCOPE_INTENT:
