@@ -384,3 +384,28 @@ def test_benchmark_queries_are_valid_and_not_copies_of_training_questions(search
     for item in queries:
         assert fold(item["query"]) not in training, item["query"]
         assert set(item["relevant"]) <= known, item
+
+
+def test_reranker_is_fitted_only_where_entries_have_many_questions() -> None:
+    from bot.knowledge.rerank import QuestionReranker, RerankConfig
+
+    config = RerankConfig(min_questions=3, min_share=0.8)
+    many = QuestionReranker.fit([["住所", "変更"], ["住所"], ["引っ越し"], ["電話"], ["電話", "番号"], ["携帯"]],
+                                [0, 0, 0, 1, 1, 1], 2, config)
+    assert many is not None
+    proba = many.probabilities(["引っ越し"])
+    assert proba.argmax() == 0 and abs(float(proba.sum()) - 1.0) < 1e-5
+    assert not many.probabilities([]).any() and not many.probabilities(["未知語"]).any()
+    few = QuestionReranker.fit([["住所"], ["電話"]], [0, 1], 2, config)  # one question per entry: plain search
+    assert few is None
+    assert QuestionReranker.fit([["a"]] * 6, [0, 0, 0, 1, 1, 1], 2, RerankConfig(weight=0.0)) is None
+
+
+def test_reranker_is_used_on_the_demo_knowledge_and_not_on_sparse_entries() -> None:
+    search = FaqSearch.from_directory(KNOWLEDGE)
+    search.build()
+    assert search._reranker is not None  # noqa: SLF001 - the demo's entries have 40+ questions
+    sparse = FaqSearch(KnowledgeBase(entries=tuple(
+        FaqEntry(id=f"e{i}", category="c", title=f"t{i}", questions=(f"質問{i}",), answer="a") for i in range(5))))
+    sparse.build()
+    assert sparse._reranker is None  # noqa: SLF001

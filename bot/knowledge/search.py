@@ -33,6 +33,8 @@ Scores, all in [0, 1]:
 3. A document's score is the weighted sum of its views (weights sum to 1).
 4. An entry's score is ``(1 - e) * max(question documents) + e * entry document``, with
    ``e`` = ``entry_weight``. The question with the best score is reported as ``matched``.
+5. When most entries have many questions, a logistic regression fitted on them at load
+   time (:mod:`bot.knowledge.rerank`) is blended in: ``(1 - r) * score + r * p(entry)``.
 
 Default weights (word 0.3, reading 0.3, vector 0.4, floor 0.5, entry 0.8) were chosen by
 cross-validation on the questions of ``knowledge/`` itself (a held-out fold of questions
@@ -50,7 +52,7 @@ import json
 import logging
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -60,6 +62,7 @@ import numpy as np
 from bot.errors import KnowledgeError
 from bot.knowledge.loader import load_knowledge
 from bot.knowledge.model import FaqEntry, KnowledgeBase
+from bot.knowledge.rerank import QuestionReranker, RerankConfig
 from bot.text import sudachi
 from bot.text.normalize import Normalizer
 from bot.text.synonyms import load_normalizer
@@ -112,6 +115,7 @@ class SearchConfig:
         vector_package: spaCy model package whose static vectors are used.
         k1: BM25 term-frequency saturation.
         b: BM25 length normalisation.
+        rerank: The learned re-ranker for entries with many questions (:mod:`bot.knowledge.rerank`).
     """
 
     word_weight: float = 0.3
@@ -123,6 +127,7 @@ class SearchConfig:
     vector_package: str = "ja_ginza"
     k1: float = 1.2
     b: float = 0.75
+    rerank: RerankConfig = field(default_factory=RerankConfig)
 
     def view_weights(self) -> dict[str, float]:
         """The weights of the views in use, scaled to sum to 1.
@@ -417,6 +422,7 @@ class _BaseSearch:
             entry_features.append({name: [t for part in parts for t in part[name]] for name in weights})
         question_views = {name: self._build_view(name, [f[name] for f in question_features]) for name in weights}
         entry_views = {name: self._build_view(name, [f[name] for f in entry_features]) for name in weights}
+        self._fit_reranker(question_features, doc_entry)
         return _Index(np.asarray(doc_entry, dtype=np.int64), np.asarray(starts[:-1], dtype=np.int64), doc_text,
                       question_views, entry_views)
 
@@ -446,8 +452,15 @@ class _BaseSearch:
         positions[q_total != best[index.doc_entry]] = len(q_total)
         first_best = np.minimum.reduceat(positions, index.entry_starts)
         share = self._entry_weight()
-        total = (1 - share) * best + share * e_total
+        total = self._rerank((1 - share) * best + share * e_total, features)
         return np.clip(total, 0.0, 1.0), first_best
+
+    # Learned re-ranking (FaqSearch only; the baselines keep plain scores).
+    def _fit_reranker(self, question_features: list[dict[str, list[str]]], doc_entry: list[int]) -> None:
+        return None
+
+    def _rerank(self, total: np.ndarray, features: dict[str, list[str]]) -> np.ndarray:
+        return total
 
     def search(self, query: str, top: int = 5) -> list[SearchHit]:
         """The entries that would answer ``query``, best first.
@@ -502,6 +515,7 @@ class FaqSearch(_BaseSearch):
         normalizer = load_normalizer(synonyms) if synonyms is not None else Normalizer()
         self._analyze = _Analyzer(normalizer, self.config)
         self._vectors: _StaticVectors | None = None
+        self._reranker: QuestionReranker | None = None
 
     @classmethod
     def from_directory(cls, kb_dir: Path, config: SearchConfig | None = None) -> FaqSearch:
@@ -540,6 +554,20 @@ class FaqSearch(_BaseSearch):
     def _features(self, text: str, limit: int | None = MAX_QUERY_CHARS) -> dict[str, list[str]]:
         analysis = self._analyze(text, limit)
         return {"word": analysis.words, "reading": analysis.reading, "vector": analysis.content}
+
+    @staticmethod
+    def _rerank_tokens(features: dict[str, list[str]]) -> list[str]:
+        return features["word"] + ["r:" + gram for gram in features["reading"]]
+
+    def _fit_reranker(self, question_features: list[dict[str, list[str]]], doc_entry: list[int]) -> None:
+        self._reranker = QuestionReranker.fit([self._rerank_tokens(f) for f in question_features], doc_entry,
+                                              len(self._entries), self.config.rerank)
+
+    def _rerank(self, total: np.ndarray, features: dict[str, list[str]]) -> np.ndarray:
+        if self._reranker is None:
+            return total
+        weight = self.config.rerank.weight
+        return (1 - weight) * total + weight * self._reranker.probabilities(self._rerank_tokens(features))
 
     def _build_view(self, name: str, features: list[list[str]]) -> Any:
         if name == "vector":

@@ -57,14 +57,14 @@ class RoutingThresholds:
             classifier's complaint share (「返信が来てないみたいで…迷惑メールにも無い」).
     """
 
-    answer: float = 0.45
-    answer_margin: float = 0.03
+    answer: float = 0.4
+    answer_margin: float = 0.1
     clarify: float = 0.2
     everyday_override: float = 0.3
-    low_confidence: float = 0.4
-    everyday_gate: float = 0.5
+    low_confidence: float = 0.3
+    everyday_gate: float = 0.3
     complaint_sure: float = 0.8
-    problem_report: float = 0.4
+    problem_report: float = 0.35
 
 
 @dataclass(frozen=True)
