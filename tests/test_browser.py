@@ -6,20 +6,51 @@ results/screenshots/ (the README shows one of the widget and one of the console)
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import yaml
 
 from bot.settings import PROJECT_ROOT
-from conftest import AGENT_PASSWORD, full_stack, temporary_database
+from conftest import AGENT_PASSWORD, full_stack, staffed_knowledge, temporary_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = PROJECT_ROOT / "results" / "screenshots"
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+
+# A long FAQ answer (imported FAQ sheets have answers of up to 1,500 characters): the widget shows
+# its first line (284 characters, the line break nearest 300) and folds the rest. Markup and a
+# javascript: "URL" inside must stay text; the http(s) URLs must stay links, folded or not.
+LONG_HEAD = ("AIチャット（このチャット）は24時間ご利用いただけます。"
+             "有人チャットとお電話（0120-000-123）の受付時間は、平日 9:00〜18:00 です。"
+             '<img src=x onerror="window.__xss=3">'
+             "営業日のカレンダーは https://members.mirai-net.example/calendar でご確認いただけます。"
+             "お昼休み（12:00〜13:00）の時間帯もお電話を受け付けておりますが、月曜日の午前中と月末は大変混み合います。"
+             "お急ぎでない場合は、火曜日から木曜日の午後にお電話いただくと、比較的つながりやすくなっております。")
+LONG_TAIL = ("土日祝日と年末年始（12月29日〜1月3日）、夏季休業日（8月13日〜8月15日）はお休みをいただいております。"
+             "休業日の前後はお問い合わせが集中するため、お電話がつながりにくくなることがあります。\n"
+             "メールおよびお問い合わせフォームは24時間受け付けており、2営業日以内にご返信いたします。"
+             "受付時間外のお問い合わせは、フォームからお送りいただければ翌営業日から順次対応いたします。"
+             "休業日をはさむ場合は、ご返信までにお時間をいただくことがあります。"
+             '<img src=x onerror="window.__xss=4">'
+             "javascript:window.__xss=5 のような文字列はリンクになりません。\n"
+             "有人チャットは、平日 9:00〜18:00 の受付時間内であれば、このチャットで「担当者と話したい」と送っていただくとおつなぎします。"
+             "受付時間外に「担当者と話したい」と送っていただいた場合は、ご連絡先を伺い、翌営業日に担当者よりご連絡いたします。"
+             "担当者の対応状況によっては、順番にご案内するためお待ちいただくことがあります。"
+             "お待ちいただいている間も、このチャットでの自動応答はご利用いただけます。\n"
+             "ご契約内容の確認や変更のお手続きは、会員ページから24時間いつでも行っていただけます。"
+             "会員ページのご利用方法でご不明な点がありましたら、受付時間内にお電話またはチャットでお問い合わせください。"
+             "以上が営業時間のご案内です。")
+LONG_ANSWER = LONG_HEAD + "\n" + LONG_TAIL
+# The hours entry's link, appended by the bot as a last line.
+LONG_MESSAGE = LONG_ANSWER + "\n▶ お問い合わせフォーム: https://members.mirai-net.example/contact"
+assert 240 < len(LONG_HEAD) < 330 and "\n" not in LONG_HEAD and 850 < len(LONG_ANSWER) < 1000
 
 if not CHROMIUM.exists():
     pytest.skip("!!! BROWSER TESTS SKIPPED: /usr/bin/chromium is missing. Run `make browser` "
@@ -32,6 +63,26 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: 
 def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     folder = tmp_path_factory.mktemp("browser")
     with temporary_database("sqlite", folder) as url, full_stack(trained_model, folder, url) as running:
+        yield running
+
+
+def long_answer_knowledge(target: Path) -> Path:
+    """A staffed copy of knowledge/ whose ``hours`` answer is :data:`LONG_ANSWER`."""
+    staffed_knowledge(target)
+    path = target / "faq" / "service.yml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    [hours] = [entry for entry in data["entries"] if entry["id"] == "hours"]
+    hours["answer"] = LONG_ANSWER
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=1000), encoding="utf-8")
+    return target
+
+
+@pytest.fixture()
+def long_answer_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Its own stack (the shared one keeps the real answers), on :func:`long_answer_knowledge`."""
+    folder = tmp_path_factory.mktemp("browser-long")
+    knowledge = long_answer_knowledge(folder / "knowledge")
+    with temporary_database("sqlite", folder) as url, full_stack(trained_model, folder, url, knowledge) as running:
         yield running
 
 
@@ -213,6 +264,119 @@ def test_keyboard_only_and_labelled_controls(browser: Browser, stack: Any) -> No
     outline = page.evaluate("""() => { const b = document.querySelector('#supportchat-send'); b.focus();
         const s = getComputedStyle(b); return s.outlineStyle + ' ' + s.outlineWidth + ' ' + s.boxShadow; }""")
     assert "none 0px none" not in outline  # a visible focus indicator
+
+
+def visible_text(locator: Any) -> str:
+    """What the customer sees (innerText leaves out hidden elements), without edge whitespace."""
+    return str(locator.inner_text()).strip()
+
+
+def test_long_answer_is_folded_read_more_expands_and_close_folds_it(browser: Browser,
+                                                                    long_answer_stack: Any) -> None:
+    page = open_widget(browser, long_answer_stack, width=360)  # phone width: the longest bubble
+    send(page, "営業時間を教えてください")
+    message = bot_messages(page).last
+    toggle = message.locator("button.sc-fold-toggle")
+    expect(toggle).to_be_visible(timeout=30_000)
+    bubble = message.locator(".sc-bubble")
+
+    # Folded: the first line (the line break nearest 300 characters), 「…」 and 「続きを読む」.
+    expect(toggle).to_have_text("続きを読む")
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    assert visible_text(bubble) == LONG_HEAD + "…"
+    rest = page.locator("#" + str(toggle.get_attribute("aria-controls")))
+    expect(rest).to_have_count(1)
+    expect(rest).to_be_hidden()
+    calendar = bubble.locator("a[href='https://members.mirai-net.example/calendar']")
+    expect(calendar).to_be_visible()  # links in the visible part work as before
+    assert calendar.get_attribute("target") == "_blank" and calendar.get_attribute("rel") == "noopener noreferrer"
+    folded_height = bubble.bounding_box()["height"]  # type: ignore[index]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "widget-folded.png"))
+
+    # 「続きを読む」 with the keyboard: the whole answer, link line included, and 「閉じる」.
+    toggle.focus()
+    page.keyboard.press("Enter")
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(toggle).to_have_text("閉じる")
+    expect(toggle).to_be_focused()
+    expect(rest).to_be_visible()
+    assert visible_text(bubble) == LONG_MESSAGE
+    assert bubble.bounding_box()["height"] > 2 * folded_height  # type: ignore[index]
+    expect(bubble.locator("a[href='https://members.mirai-net.example/contact']")).to_be_visible()
+    assert bubble.locator("a").count() == 2  # javascript: is never a link
+    page.screenshot(path=str(SHOTS / "widget-expanded.png"))
+
+    # Markup in the answer is text, folded or not, and never ran.
+    assert bubble.text_content().count('<img src=x onerror="window.__xss=') == 2  # type: ignore[union-attr]
+    assert page.locator("#supportchat-messages img").count() == 0
+    assert page.evaluate("() => window.__xss") is None
+
+    # 「閉じる」 folds it again.
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(toggle).to_have_text("続きを読む")
+    expect(rest).to_be_hidden()
+    assert visible_text(bubble) == LONG_HEAD + "…"
+    expect(toggle).to_be_in_viewport()
+
+    # After a reload the history shows the answer folded the same way.
+    page.reload()
+    page.click("#supportchat-launcher") if not page.locator("#supportchat-panel").is_visible() else None
+    message = bot_messages(page).last
+    toggle = message.locator("button.sc-fold-toggle")
+    expect(toggle).to_have_attribute("aria-expanded", "false", timeout=15_000)
+    assert visible_text(message.locator(".sc-bubble")) == LONG_HEAD + "…"
+    toggle.click()
+    assert visible_text(message.locator(".sc-bubble")) == LONG_MESSAGE
+    assert page.locator("#supportchat-messages img").count() == 0
+    assert page.evaluate("() => window.__xss") is None
+
+
+def test_folding_rules_for_bot_agent_and_customer_messages(browser: Browser, stack: Any) -> None:
+    """Where the widget folds, on a history frame from a stand-in WebSocket (no NLU involved)."""
+    url = "https://example.jp/" + "a" * 40
+    texts = {
+        1: ("customer", "い" * 500),                                # customer text: never folded
+        2: ("bot", "う" * 350),                                      # not worth folding
+        3: ("bot", "え" * 250 + "。" + "え" * 45 + "。" + "え" * 200),  # the sentence end nearest 300
+        4: ("agent", "お" * 290 + " " + url + " " + "お" * 100),     # never cut inside a link
+        5: ("bot", "か" * 400),                                      # no break near 300: cut at 300
+    }
+    history = {"type": "history", "state": {"mode": "bot"}, "messages": [
+        {"id": i, "sender": sender, "text": text, "at": "2026-01-05T01:00:00+00:00",
+         **({"agent_name": "佐藤"} if sender == "agent" else {})}
+        for i, (sender, text) in texts.items()]}
+
+    page = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ja-JP").new_page()
+    page.route_web_socket(re.compile(r".*/ws/chat.*"), lambda ws: ws.send(json.dumps(history)))
+    page.goto(stack.server_url + "/")
+    page.click("#supportchat-launcher")
+    messages = page.locator("#supportchat-messages [data-message-id]")
+    expect(messages).to_have_count(len(texts), timeout=15_000)
+
+    def shown(i: int) -> str:
+        return visible_text(page.locator(f"[data-message-id='{i}'] .sc-bubble"))
+
+    def toggle(i: int) -> Any:
+        return page.locator(f"[data-message-id='{i}'] .sc-fold-toggle")
+
+    for i in (1, 2):
+        assert shown(i) == texts[i][1] and toggle(i).count() == 0
+    assert shown(3) == "え" * 250 + "。" + "え" * 45 + "。…"
+    assert shown(4) == "お" * 290 + "…"
+    assert shown(5) == "か" * 300 + "…"
+    for i in (3, 4, 5):
+        expect(toggle(i)).to_have_attribute("aria-expanded", "false")
+    link = page.locator("[data-message-id='4'] a")
+    expect(link).to_be_hidden()
+    toggle(4).click()
+    expect(link).to_be_visible()
+    assert link.get_attribute("href") == url and link.inner_text() == url
+    assert shown(4) == texts[4][1]
+    assert toggle(3).get_attribute("aria-expanded") == "false"  # each message on its own
+    ids = [toggle(i).get_attribute("aria-controls") for i in (3, 4, 5)]
+    assert len(set(ids)) == 3 and all(page.locator(f"#{x}").count() == 1 for x in ids)
 
 
 def test_screenshots_for_the_readme_are_kept() -> None:

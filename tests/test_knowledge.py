@@ -107,3 +107,15 @@ def test_long_answer_loads(tmp_path: Path) -> None:
     assert len(kb.get("a-b").answer) == 1472
     (tmp_path / "faq" / "test.yml").write_text("entries:\n" + entry(answer="あ" * 10_000), encoding="utf-8")
     assert len(load_knowledge(tmp_path).get("a-b").answer) == 10_000  # the hard cap itself is fine
+
+
+def test_editors_are_told_where_the_widget_folds() -> None:
+    """LONG_ANSWER_REASON says 「約 300 文字で折りたたまれ」: the widget's FOLD_CHARS must agree."""
+    import re
+
+    from bot.knowledge.loader import LONG_ANSWER_REASON, WIDGET_FOLD_CHARS
+
+    widget = (PROJECT_ROOT / "bot" / "server" / "static" / "widget" / "widget.js").read_text(encoding="utf-8")
+    found = re.search(r"const FOLD_CHARS = (\d+);", widget)
+    assert found and int(found.group(1)) == WIDGET_FOLD_CHARS
+    assert f"{WIDGET_FOLD_CHARS} 文字で折りたたまれ" in LONG_ANSWER_REASON and "「続きを読む」" in widget

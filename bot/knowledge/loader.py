@@ -20,7 +20,8 @@ RECOMMENDED_QUESTIONS = 10
 # Answers longer than this are a warning (of `bot kb validate` and `bot kb import`), not an
 # error: real FAQ tables have answers of well over 1,000 characters.
 LONG_ANSWER_CHARS = 400
-# The widget shows about this many characters of an answer and folds the rest behind 「続きを読む」.
+# The widget shows about this many characters of an answer and folds the rest behind 「続きを読む」
+# (FOLD_CHARS in bot/server/static/widget/widget.js; tests/test_knowledge.py checks they agree).
 WIDGET_FOLD_CHARS = 300
 # Hard safety cap for absurd values (the same as one spreadsheet cell); this one is an error.
 MAX_ANSWER_CHARS = 10_000

@@ -64,6 +64,8 @@
     yes: 'はい',
     no: 'いいえ',
     helpfulThanks: 'ご回答ありがとうございます。',
+    showMore: '続きを読む',
+    showLess: '閉じる',
     waiting: (pos, min) => {
       const parts = [];
       if (pos !== null) parts.push(`順番: ${pos}番目`);
@@ -234,8 +236,13 @@
   // brackets end a URL; trailing ASCII punctuation is not part of it.
   const URL_RE = /https?:\/\/[^\s<>"'`「」『』【】（）()、。，．！？]+/gi;
 
-  function appendRichText(parent, text) {
-    const s = text === null || text === undefined ? '' : String(text);
+  /**
+   * Split text into plain and link pieces, in order: [{start, end, url}] (string offsets; url is
+   * null for plain text). Only http(s) URLs with a host become links, so `javascript:` and the
+   * like stay text; "xhttp://" is not the start of a URL.
+   */
+  function richPieces(s) {
+    const pieces = [];
     let last = 0;
     URL_RE.lastIndex = 0;
     let m;
@@ -254,16 +261,127 @@
         parsed = null;
       }
       if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || !parsed.hostname) continue;
-      if (start > last) parent.appendChild(document.createTextNode(s.slice(last, start)));
-      const a = document.createElement('a');
-      a.href = url;
-      a.target = '_blank';
-      a.rel = 'noopener noreferrer';
-      a.textContent = url;
-      parent.appendChild(a);
+      if (start > last) pieces.push({ start: last, end: start, url: null });
+      pieces.push({ start, end: start + url.length, url });
       last = start + url.length;
     }
-    if (last < s.length) parent.appendChild(document.createTextNode(s.slice(last)));
+    if (last < s.length) pieces.push({ start: last, end: s.length, url: null });
+    return pieces;
+  }
+
+  /** Append the part [from, to) of `s` as text nodes and links (see richPieces). */
+  function appendPieces(parent, s, pieces, from, to) {
+    for (const p of pieces) {
+      const a = Math.max(p.start, from);
+      const b = Math.min(p.end, to);
+      if (a >= b) continue;
+      if (p.url && a === p.start && b === p.end) {
+        const link = document.createElement('a');
+        link.href = p.url;
+        link.target = '_blank';
+        link.rel = 'noopener noreferrer';
+        link.textContent = p.url;
+        parent.appendChild(link);
+      } else {
+        // A link is never cut (foldPoint avoids it); if it were, its half is shown as text.
+        parent.appendChild(document.createTextNode(s.slice(a, b)));
+      }
+    }
+  }
+
+  function appendRichText(parent, text) {
+    const s = text === null || text === undefined ? '' : String(text);
+    appendPieces(parent, s, richPieces(s), 0, s.length);
+  }
+
+  // Long bot and agent messages (imported FAQ answers reach 1,500 characters) are folded: the
+  // first FOLD_CHARS characters or so, 「…」 and a 「続きを読む」 button. Editors are told so
+  // (WIDGET_FOLD_CHARS in bot/knowledge/loader.py, kept equal by tests/test_knowledge.py).
+  // Lengths count characters (code points), as Python's len() does for the editors' warnings.
+  const FOLD_CHARS = 300;
+  // Only texts longer than FOLD_CHARS + FOLD_SLACK are folded: a click to read a dozen more
+  // characters helps nobody (today's longest answer with its link lines has 329).
+  const FOLD_SLACK = 50;
+  // A line break, else a sentence end, between these positions is preferred to a hard cut.
+  const FOLD_EARLIEST = 240;
+  const FOLD_LATEST = 330;
+  const SENTENCE_ENDS = '。！？';
+  const CLOSERS = '」』）】〕〉》”’)';
+  const SPACE_RE = /\s/;
+
+  /**
+   * Where to fold `s` (a string offset; the first part is s.slice(0, offset)), or -1 when the
+   * text is short enough to show whole. The cut is at the line break nearest FOLD_CHARS in
+   * [FOLD_EARLIEST, FOLD_LATEST], else after the sentence end (「。」, closing brackets included)
+   * nearest FOLD_CHARS there, else at FOLD_CHARS; never inside a link or a surrogate pair.
+   */
+  function foldPoint(s, pieces) {
+    const cps = Array.from(s);
+    if (cps.length <= FOLD_CHARS + FOLD_SLACK) return -1;
+    let line = -1;
+    let sentence = -1;
+    const nearer = (best, i) => (best < 0 || Math.abs(i - FOLD_CHARS) < Math.abs(best - FOLD_CHARS) ? i : best);
+    for (let i = FOLD_EARLIEST; i <= FOLD_LATEST; i++) {
+      // Cutting at i shows cps[0 .. i-1].
+      if (cps[i] === '\n') line = nearer(line, i);
+      if (CLOSERS.includes(cps[i])) continue; // 「…です。」: cut after the bracket
+      let j = i - 1;
+      while (j > 0 && CLOSERS.includes(cps[j])) j--;
+      if (SENTENCE_ENDS.includes(cps[j])) sentence = nearer(sentence, i);
+    }
+    const at = line >= 0 ? line : sentence >= 0 ? sentence : FOLD_CHARS;
+    let cut = cps.slice(0, at).join('').length; // code points -> string offset
+    for (const p of pieces) {
+      if (p.url && p.start < cut && cut < p.end) cut = p.start;
+    }
+    while (cut > 0 && SPACE_RE.test(s.charAt(cut - 1))) cut--;
+    return cut > 0 ? cut : -1;
+  }
+
+  let foldSeq = 0;
+
+  /**
+   * Render `text` into `bubble`, folded when long. Returns the 「続きを読む」 / 「閉じる」 toggle
+   * (to place under the bubble), or null when the text is shown whole.
+   *
+   * expanded: start unfolded. onToggle(expanded) is called after each click.
+   */
+  function appendFoldable(bubble, text, expanded, onToggle) {
+    const s = text === null || text === undefined ? '' : String(text);
+    const pieces = richPieces(s);
+    const cut = foldPoint(s, pieces);
+    if (cut < 0) {
+      appendPieces(bubble, s, pieces, 0, s.length);
+      return null;
+    }
+    const id = `supportchat-more-${++foldSeq}`;
+    appendPieces(bubble, s, pieces, 0, cut);
+    const ellipsis = el('span', { class: 'sc-fold-ellipsis', text: '…' });
+    const rest = el('span', { id, class: 'sc-fold-rest' });
+    appendPieces(rest, s, pieces, cut, s.length);
+    bubble.appendChild(ellipsis);
+    bubble.appendChild(rest);
+    const toggle = el('button', { class: 'sc-fold-toggle', type: 'button', 'aria-controls': id });
+    const show = (open) => {
+      rest.hidden = !open;
+      ellipsis.hidden = open;
+      toggle.setAttribute('aria-expanded', open ? 'true' : 'false');
+      toggle.textContent = open ? T.showLess : T.showMore;
+    };
+    show(!!expanded);
+    toggle.addEventListener('click', () => {
+      const open = rest.hidden;
+      show(open);
+      if (onToggle) onToggle(open);
+      // Folding shrinks the message above the button: keep the button in view.
+      if (!open && ui.messages) {
+        const box = ui.messages.getBoundingClientRect();
+        const r = toggle.getBoundingClientRect();
+        if (r.top < box.top) ui.messages.scrollTop -= box.top - r.top + 12;
+        else if (r.bottom > box.bottom) ui.messages.scrollTop += r.bottom - box.bottom + 12;
+      }
+    });
+    return toggle;
   }
 
   function formatTime(iso) {
@@ -329,6 +447,7 @@
   let chatState = normalizeState(null);
   let msgList = []; // [{data, el}] in display order (server messages only)
   const byId = new Map(); // message id -> record
+  const expandedIds = new Set(); // ids of folded messages the customer opened
   let outbox = []; // [{kind, client_id, text, payload, title, tries, failed}]
   const inFlight = new Set(); // client ids sent on the current connection
   const ackTimers = new Map(); // client id -> timeout
@@ -615,8 +734,20 @@
       node.appendChild(srOnly(senderLabel(sender)));
     }
     const bubble = el('div', { class: 'sc-bubble' });
-    appendRichText(bubble, m.text);
     node.appendChild(bubble);
+    if (sender === 'bot' || sender === 'agent') {
+      // Long answers are folded (「続きを読む」); a message the customer opened stays open when
+      // it is rendered again (reconnect, history), not after a reload.
+      const key = m.id !== null && m.id !== undefined ? String(m.id) : null;
+      const toggle = appendFoldable(bubble, m.text, key !== null && expandedIds.has(key), (open) => {
+        if (key === null) return;
+        if (open) expandedIds.add(key);
+        else expandedIds.delete(key);
+      });
+      if (toggle) node.appendChild(toggle);
+    } else {
+      appendRichText(bubble, m.text);
+    }
     const time = formatTime(m.at);
     if (time && sender !== 'system') {
       node.appendChild(el('div', { class: 'sc-meta' }, [el('time', { datetime: m.at, text: time })]));
