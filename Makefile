@@ -11,7 +11,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser build validate check-generated train run ask eval tune-routing test test-fast bench bench-anger bench-kb bench-handoff clean
+.PHONY: help setup browser build validate check-generated train run ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-handoff clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ bench-kb: train ## City FAQ sheet end to end (import, search, bot's replies); se
 	$(BIN)/python -m benchmarks.kb_city --model $(MODEL)
 	$(BIN)/python -m benchmarks.kb_search
 	$(BIN)/python -m benchmarks.kb_import
+
+bench-scale: train ## 5,000 FAQ entries vs the 16-entry demo: decision latency, memory, training time
+	$(BIN)/python -m benchmarks.kb_scale --train
 
 bench-handoff: train ## 200 concurrent handoffs: tickets exactly once, message-to-console latency, faults
 	$(BIN)/python -m benchmarks.handoff_load --database sqlite

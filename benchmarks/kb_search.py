@@ -303,7 +303,7 @@ def main() -> None:
     if args.entries < 1 or args.queries < 1:
         parser.error("--entries and --queries must be at least 1")
 
-    from bot.knowledge.search import load_static_vectors
+    from bot.text.vectors import load_static_vectors
 
     started = time.perf_counter()
     load_static_vectors(SearchConfig().vector_package)

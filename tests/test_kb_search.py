@@ -12,14 +12,13 @@ import pytest
 from bot.errors import KnowledgeError
 from bot.knowledge.model import FaqEntry, KnowledgeBase
 from benchmarks.search_baseline import CharNgramBM25
+from bot.text.vectors import load_static_vectors, murmurhash64a as _murmurhash64a
 from bot.knowledge.search import (
     FaqSearch,
     SearchConfig,
     SearchHit,
     _Bm25View,
-    _murmurhash64a,
     eval_search,
-    load_static_vectors,
     read_queries,
 )
 from bot.settings import PROJECT_ROOT

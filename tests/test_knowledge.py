@@ -119,3 +119,15 @@ def test_editors_are_told_where_the_widget_folds() -> None:
     found = re.search(r"const FOLD_CHARS = (\d+);", widget)
     assert found and int(found.group(1)) == WIDGET_FOLD_CHARS
     assert f"{WIDGET_FOLD_CHARS} 文字で折りたたまれ" in LONG_ANSWER_REASON and "「続きを読む」" in widget
+
+
+def test_faq_examples_are_capped_round_robin_over_entries() -> None:
+    from bot.knowledge.build import faq_examples
+    from bot.knowledge.model import FaqEntry, KnowledgeBase
+
+    kb = KnowledgeBase(entries=(
+        FaqEntry(id="a", category="c", title="a", questions=("a1", "a2", "a3"), answer="x"),
+        FaqEntry(id="b", category="c", title="b", questions=("b1", "a1", "b\n2"), answer="x"),
+    ))
+    assert faq_examples(kb, 10) == ["a1", "b1", "a2", "a3", "b 2"]  # distinct, one line each
+    assert faq_examples(kb, 3) == ["a1", "b1", "a2"]  # every entry's first question comes first

@@ -4,16 +4,15 @@ Running the full GiNZA spaCy pipeline (parser, NER, morphologizer) costs most of
 pipeline's latency; intent classification only needs word meaning. This featurizer looks up
 the static vectors of ``ja_ginza`` for each token's Sudachi normalised form (the same
 dictionary GiNZA itself uses), so paraphrases such as 転居 / 引っ越し land close together.
-Sentence feature = mean of the token vectors (zeros when no token has a vector).
+Sentence feature = mean of the token vectors (zeros when no token has a vector). The table
+is read by :mod:`bot.text.vectors`, shared with the FAQ search.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Dict, List, Text
 
 import numpy as np
-from spacy.strings import hash_string
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -26,31 +25,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-
-@lru_cache(maxsize=2)
-def load_vectors(package: str) -> Any:
-    """The static vector table of an installed spaCy model package, loaded once per process.
-
-    Only ``vocab/vectors`` and ``vocab/key2row`` are read (~1.4 s, ~220 MB): words are
-    looked up by spaCy's string hash, so neither the 17 MB string table nor the
-    pipeline (and its second Sudachi dictionary) is loaded.
-
-    Raises:
-        FileNotFoundError: The package is not installed or has no vectors; names the fix.
-    """
-    import spacy.util
-    from spacy.vectors import Vectors
-
-    try:
-        package_dir = spacy.util.get_package_path(package)
-    except (ImportError, ModuleNotFoundError) as exc:
-        raise FileNotFoundError(f"spaCy model package '{package}' is not installed; fix: run `make setup` "
-                                f"(it installs ja-ginza from requirements/lock.txt)") from exc
-    found = sorted(package_dir.glob("*/vocab/vectors"))
-    if not found:
-        raise FileNotFoundError(f"{package_dir}: no vocab/vectors in package '{package}'; fix: use a model "
-                                f"package with word vectors (config.yml, GinzaVectorFeaturizer.model)")
-    return Vectors().from_disk(found[0].parent)
+from bot.text.vectors import load_static_vectors
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
@@ -74,8 +49,12 @@ class GinzaVectorFeaturizer(DenseFeaturizer, GraphComponent):
     def __init__(self, config: Dict[Text, Any], name: Text) -> None:
         """Load the vectors now, with the model, so the first customer does not wait."""
         super().__init__(name, {**self.get_default_config(), **config})
-        self._vectors = load_vectors(self._config["model"])
-        self._zeros = np.zeros(self._vectors.shape[1], dtype=np.float32)
+        vectors = load_static_vectors(self._config["model"])
+        if vectors is None:
+            raise FileNotFoundError(f"spaCy model package '{self._config['model']}' with word vectors is not "
+                                    f"installed; fix: run `make setup` (it installs ja-ginza from requirements/lock.txt)")
+        self._vectors = vectors
+        self._zeros = np.zeros(vectors.width, dtype=np.float32)
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -84,8 +63,8 @@ class GinzaVectorFeaturizer(DenseFeaturizer, GraphComponent):
         return cls(config, execution_context.node_name)
 
     def _vector(self, word: str) -> np.ndarray:
-        key = hash_string(word)
-        return self._vectors[key] if key in self._vectors else self._zeros
+        vector = self._vectors.get(word)
+        return self._zeros if vector is None else vector
 
     def _featurize(self, message: Message) -> None:
         tokens = message.get(TOKENS_NAMES[TEXT]) or []
