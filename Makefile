@@ -73,7 +73,7 @@ tune-routing: train ## Choose the router's thresholds on the tuning sets (risk-c
 
 test: setup ## Validate knowledge/, then run the whole test suite (trains its own model in a temp dir)
 	$(BIN)/bot kb validate
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
 test-fast: setup ## Unit tests only (no trained model, no servers)
 	$(BIN)/pytest -q -m "not slow and not e2e"
