@@ -77,16 +77,24 @@ def _cmd_kb_export(args: argparse.Namespace) -> int:
 def _cmd_kb_search(args: argparse.Namespace) -> int:
     from bot.knowledge.search import FaqSearch
 
+    from bot.triage.routing import DECISION_LABELS, decide_from_search, load_thresholds
+
     search = FaqSearch.from_directory(Path(args.kb) if args.kb else get_settings().knowledge_dir)
     hits = search.search(args.query, top=args.top)
+    # What the bot does with an FAQ question from this ranking (before small-talk / anger checks).
+    decision = decide_from_search(hits, load_thresholds(PROJECT_ROOT / "config.yml"))
     if args.json:
-        print(json.dumps([{"faq_id": h.faq_id, "title": h.title, "category": h.category, "score": round(h.score, 4),
-                           "matched": h.matched} for h in hits], ensure_ascii=False, indent=1))
+        print(json.dumps({"decision": decision.reason, "faq_id": decision.faq_id,
+                          "hits": [{"faq_id": h.faq_id, "title": h.title, "category": h.category,
+                                    "score": round(h.score, 4), "matched": h.matched} for h in hits]},
+                         ensure_ascii=False, indent=1))
         return 0
     if not hits:
         print("該当する FAQ は見つかりませんでした。")
     for rank, hit in enumerate(hits, start=1):
         print(f"{rank}. {hit.score:.3f}  {hit.faq_id}  {hit.title}（{hit.category}）\n      近い質問例: {hit.matched}")
+    target = f"（{decision.faq_id}）" if decision.faq_id else ""
+    print(f"FAQ の質問としての判定: {DECISION_LABELS[decision.reason]}{target}")
     return 0
 
 

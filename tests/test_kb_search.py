@@ -408,3 +408,27 @@ def test_reranker_is_used_on_the_demo_knowledge_and_not_on_sparse_entries() -> N
         FaqEntry(id=f"e{i}", category="c", title=f"t{i}", questions=(f"質問{i}",), answer="a") for i in range(5))))
     sparse.build()
     assert sparse._reranker is None  # noqa: SLF001
+
+
+def test_cli_kb_search_shows_the_ranking_and_the_bots_decision(capsys) -> None:  # type: ignore[no-untyped-def]
+    import json as json_module
+
+    from bot.cli import main
+
+    assert main(["kb", "search", "住所を変えたい", "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[2] == "change-address"
+    assert out.strip().endswith("FAQ の質問としての判定: 回答する（change-address）")
+    assert main(["kb", "search", "😀", "--json"]) == 0  # nothing to search
+    data = json_module.loads(capsys.readouterr().out)
+    assert data["decision"] == "no_entry" and data["faq_id"] is None
+
+
+def test_load_thresholds_reads_the_router_from_config(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bot.triage.routing import RoutingThresholds, load_thresholds
+
+    config = tmp_path / "config.yml"
+    config.write_text("pipeline:\n  - name: bot.nlu.router.Router\n    answer: 0.7\n    clarify: 0.25\n",
+                      encoding="utf-8")
+    assert load_thresholds(config) == RoutingThresholds(answer=0.7, clarify=0.25)
+    assert load_thresholds(PROJECT_ROOT / "config.yml").answer == 0.4

@@ -24,6 +24,7 @@ search finds an entry very close to it (``everyday_override``): a city FAQ's 「
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 FAQ_INTENT = "faq"
@@ -166,3 +167,23 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
     if confidence < thresholds.low_confidence:
         return decide_from_search(hits, thresholds, below=OUT_OF_SCOPE_INTENT)
     return RoutedIntent(intent, confidence)
+
+
+def load_thresholds(config_path: Path) -> RoutingThresholds:
+    """The router's thresholds as configured in ``config.yml`` (defaults when absent).
+
+    Args:
+        config_path: The Rasa ``config.yml``.
+    """
+    import yaml
+
+    doc = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    for step in doc.get("pipeline") or []:
+        if str(step.get("name", "")).endswith("router.Router"):
+            known = {k: float(v) for k, v in step.items() if k in RoutingThresholds.__dataclass_fields__}
+            return RoutingThresholds(**known)
+    return RoutingThresholds()
+
+
+DECISION_LABELS = {"answer": "回答する", "clarify": "聞き返す（上位の FAQ をボタンで提示）",
+                   "no_entry": "答えられる FAQ なし（対応範囲の案内）"}
