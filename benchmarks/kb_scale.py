@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from benchmarks.kb_search import _percentile
+from benchmarks.measure_model import rss_mb
 from bot.settings import PROJECT_ROOT
 
 OUT = PROJECT_ROOT / "results" / "bench" / "kb_scale.json"
@@ -48,20 +50,6 @@ def write_synthetic(kb_dir: Path, n_entries: int) -> None:
                 "answer": e.answer} for e in kb.entries]
     (kb_dir / "faq" / "synthetic.yml").write_text(yaml.safe_dump({"entries": entries}, allow_unicode=True,
                                                                  sort_keys=False), encoding="utf-8")
-
-
-def _rss_mb() -> tuple[float, float]:
-    values = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            key, amount, _ = line.split()
-            values[key] = int(amount) / 1024
-    return values["VmRSS:"], values["VmHWM:"]
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
 def measure(model: Path, queries: list[str]) -> dict[str, Any]:
@@ -81,7 +69,7 @@ def measure(model: Path, queries: list[str]) -> dict[str, Any]:
         decision = assistant.decide(text)
         latencies.append((time.perf_counter() - started) * 1000)
         routes[decision.route] = routes.get(decision.route, 0) + 1
-    rss, peak = _rss_mb()
+    rss, peak = rss_mb()
     assistant.close()
     return {"entries": len(assistant.kb.entries), "model_load_s": round(load_s, 2),
             "index_build_s": round(build_s, 2), "decisions": len(queries),

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 
-def _rss_mb() -> tuple[float, float]:
+def rss_mb() -> tuple[float, float]:
     """Current and peak resident memory of this process (MB), from /proc."""
     values = {}
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -40,7 +40,7 @@ def main() -> None:
 
     assistant = Assistant(Path(args.model))
     load_s = time.perf_counter() - started
-    rss_loaded, _ = _rss_mb()
+    rss_loaded, _ = rss_mb()
 
     for row in rows[:20]:  # warm-up: lazy imports, caches
         assistant.decide(row["text"])
@@ -60,7 +60,7 @@ def main() -> None:
         t0 = time.perf_counter()
         assistant.parse(row["text"])
         parse_latencies.append((time.perf_counter() - t0) * 1000)
-    rss_after, rss_peak = _rss_mb()
+    rss_after, rss_peak = rss_mb()
     result = score(rows, decisions)
     quantiles = statistics.quantiles(latencies, n=100)
     parse_q = statistics.quantiles(parse_latencies, n=100)
