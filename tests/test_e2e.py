@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.assistant import CUSTOM_ACTIONS
 from bot.dialogue.routes import ROUTE_OF_ACTION
 from bot.launcher import BotStack, free_port
 from bot.settings import PROJECT_ROOT
@@ -52,12 +53,16 @@ def first_bot_action(stack: BotStack, sender: str) -> str:
     return next(e["name"] for e in after_user if e["event"] == "action" and e["name"] != "action_listen")
 
 
-def test_faq_answer_comes_from_knowledge_with_id(stack: BotStack) -> None:
+def test_faq_answer_comes_from_knowledge_with_id(stack: BotStack, assistant) -> None:  # type: ignore[no-untyped-def]
     messages = say(stack, "住所を変更したいです")
     texts = [m["text"] for m in messages if "text" in m]
     customs = [m["custom"] for m in messages if "custom" in m]
+    confidence = customs[0].pop("confidence")
     assert customs == [{"route": "answer", "faq_id": "change-address", "category": "登録情報の変更",
-                        "intent": "faq_change_address", "confidence": customs[0]["confidence"]}]
+                        "intent": "faq_change_address"}]
+    # The confidence is the FAQ search's score for the chosen entry, as `bot ask` reports it.
+    assert confidence == pytest.approx(assistant.decide("住所を変更したいです").confidence, abs=1e-4)
+    assert 0.4 <= confidence <= 1.0
     assert "「会員情報」→「住所変更」" in texts[0]
 
 
@@ -96,17 +101,25 @@ def test_clarify_button_payload_answers_the_faq(stack: BotStack) -> None:
     sender = uuid.uuid4().hex
     clarify = say(stack, "", sender)
     buttons = next(m["buttons"] for m in clarify if "buttons" in m)
-    assert len(buttons) == 4
-    answer = say(stack, buttons[0]["payload"], sender)
-    (custom,) = [m["custom"] for m in answer if "custom" in m]
-    assert custom["route"] == "answer"
+    assert len(buttons) == 4 and buttons[-1]["payload"] == "/request_human"
+    for button in buttons[:3]:
+        faq_id = json.loads(button["payload"].removeprefix("/faq"))["faq_id"]
+        answer = say(stack, button["payload"], sender)
+        (custom,) = [m["custom"] for m in answer if "custom" in m]
+        assert (custom["route"], custom["faq_id"]) == ("answer", faq_id)  # the FAQ on the button
 
 
-@pytest.mark.parametrize("text", ["", "   ", "😀" * 50, "<img src=x onerror=alert(1)>", "あ" * 10_000, "\x00\x1b[31m"],
+@pytest.mark.parametrize(("text", "route"),
+                         [("", "clarify"), ("   ", "clarify"), ("😀" * 50, "clarify"),
+                          ("<img src=x onerror=alert(1)>", "clarify"), ("あ" * 10_000, "out_of_scope"),
+                          ("\x00\x1b[31m", "out_of_scope")],
                          ids=["empty", "spaces", "emoji", "html", "10k", "control"])
-def test_bad_input_gets_a_reply(stack: BotStack, text: str) -> None:
-    messages = say(stack, text)
+def test_bad_input_gets_its_route_and_a_reply(stack: BotStack, text: str, route: str) -> None:
+    sender = uuid.uuid4().hex
+    messages = say(stack, text, sender)
     assert any(m.get("text", "").strip() for m in messages), messages
+    action = first_bot_action(stack, sender)
+    assert ROUTE_OF_ACTION[action].value == route, action
 
 
 def test_live_bot_decides_like_bot_ask(stack: BotStack, assistant) -> None:  # type: ignore[no-untyped-def]
@@ -124,10 +137,12 @@ def test_live_bot_decides_like_bot_ask(stack: BotStack, assistant) -> None:  # t
         texts = [m["text"] for m in messages if "text" in m]
         assert texts and texts[0] == decision.answer, row["text"]
         customs = [m["custom"] for m in messages if "custom" in m]
-        if customs:
-            assert customs[0]["route"] == decision.route
-            assert customs[0].get("faq_id") == decision.faq_id
-            assert customs[0].get("handoff_reason") == decision.handoff_reason
+        # Our actions send a machine-readable payload; domain responses (small talk) do not.
+        assert bool(customs) == (decision.action in CUSTOM_ACTIONS), row["text"]
+        for custom in customs[:1]:
+            assert custom["route"] == decision.route
+            assert custom.get("faq_id") == decision.faq_id
+            assert custom.get("handoff_reason") == decision.handoff_reason
 
 
 def test_malformed_json_body_is_rejected_cleanly(stack: BotStack) -> None:
