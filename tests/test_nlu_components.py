@@ -7,7 +7,7 @@ from bot.nlu.anger import AngerScorer
 from bot.nlu.message_guard import MessageGuard, has_words
 from bot.triage.anger import AngerRules
 
-RULES = AngerRules(threshold=0.6, model_weight=1.0, phrases={"ふざけるな": 1.0}, complaint_min_confidence=0.6)
+RULES = AngerRules(threshold=0.6, model_weight=1.0, phrases={"ふざけるな": 1.0})
 
 
 def message(text: str, ranking: list[tuple[str, float]]) -> Message:

@@ -39,9 +39,10 @@ class AngerRules:
         phrases: Folded phrase -> weight.
         patterns: Compiled regex (on NFKC text, punctuation not collapsed) -> weight.
         halfwidth_shouting: Weight of a run of 4+ half-width katakana.
-        complaint_min_confidence: Below this, a ``complaint`` guess of the classifier
-            that no anger signal backs up is treated as "not understood" (clarify),
-            so noise such as a pasted script tag is not sent to an agent.
+
+    What an unsure complaint without angry words becomes (a calm problem report answered
+    from the FAQ) is the router's decision: ``complaint_sure`` / ``problem_report`` in
+    ``config.yml`` (:class:`bot.triage.routing.RoutingThresholds`).
     """
 
     threshold: float = 0.6
@@ -49,7 +50,6 @@ class AngerRules:
     phrases: dict[str, float] = field(default_factory=dict)
     patterns: dict[re.Pattern[str], float] = field(default_factory=dict)
     halfwidth_shouting: float = 0.0
-    complaint_min_confidence: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,6 @@ def load_anger_rules(path: Path) -> AngerRules:
         phrases=phrases,
         patterns=patterns,
         halfwidth_shouting=_weight(section.get("halfwidth_shouting", 0.0), path, "halfwidth_shouting"),
-        complaint_min_confidence=_weight(section.get("complaint_min_confidence", 0.0), path,
-                                         "complaint_min_confidence"),
     )
 
 
