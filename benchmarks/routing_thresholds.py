@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.dialogue.routes import ACTION_OF_INTENT, ROUTE_OF_ACTION, Route
-from bot.evaluation.labels import is_faq_label, is_right, relevant_ids
+from bot.evaluation.report import score
 from bot.knowledge.search import SearchHit
 from bot.settings import PROJECT_ROOT
 from bot.nlu.router import anger_of, classifier_ranking
@@ -141,38 +141,16 @@ def decide(p: Parsed, thresholds: RoutingThresholds) -> tuple[str, str | None, l
 
 
 def figures(parsed: list[Parsed], thresholds: RoutingThresholds) -> dict[str, float]:
-    """Answer precision and coverage, right-or-offered, answered/handed-off shares, route accuracy."""
-    n = len(parsed)
-    answers = right = faq = faq_answered = offered = handed = route_ok = faq_handed = person = person_handed = 0
+    """``bot eval``'s figures (:func:`bot.evaluation.report.score`) for the routes under ``thresholds``."""
+    decisions = []
     for p in parsed:
         route_name, faq_id, suggestions = decide(p, thresholds)
-        label = p.row["label"]
-        relevant = relevant_ids(p.row)
-        handed += route_name == Route.HANDOFF.value
-        if route_name == Route.ANSWER.value:
-            answers += 1
-            right += faq_id in relevant
-        route_ok += is_right(p.row, route_name, faq_id)
-        if label in ("complaint", "request_human"):
-            person += 1
-            person_handed += route_name == Route.HANDOFF.value
-        if is_faq_label(label):
-            faq += 1
-            faq_handed += route_name == Route.HANDOFF.value
-            faq_answered += route_name == Route.ANSWER.value
-            offered += (route_name == Route.ANSWER.value and faq_id in relevant) or (
-                route_name == Route.CLARIFY.value and bool(relevant & set(suggestions)))
-    return {
-        "n": n,
-        "precision": right / answers if answers else 1.0,
-        "coverage": faq_answered / faq if faq else 0.0,
-        "right_or_offered": offered / faq if faq else 0.0,
-        "answered": answers / n if n else 0.0,
-        "handed_off": handed / n if n else 0.0,
-        "route_accuracy": route_ok / n if n else 0.0,
-        "handoff_recall": person_handed / person if person else 1.0,
-        "faq_handed": faq_handed / faq if faq else 0.0,
-    }
+        decisions.append({"route": route_name, "faq_id": faq_id, "suggestions": suggestions, "intent": None})
+    result = score([p.row for p in parsed], decisions)
+    return {"n": result.total, "precision": result.answer_precision, "coverage": result.coverage,
+            "right_or_offered": result.right_or_offered, "answered": result.answered,
+            "handed_off": result.handed_off, "route_accuracy": result.route_accuracy,
+            "handoff_recall": result.handoff_recall, "faq_handed": result.ordinary_handed_off}
 
 
 # The values tried for each threshold (coordinate search, module docstring).

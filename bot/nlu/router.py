@@ -36,8 +36,6 @@ from bot.triage.routing import NON_JAPANESE_INTENT, Anger, RoutingThresholds, ro
 FAQ_ID = "faq_id"
 LANGUAGE = "language"
 ROUTING = "routing"
-# The intent before routing (after the anger step): kept for tuning and for agents.
-CLASSIFIER_INTENT = "classifier_intent"
 
 
 def classifier_ranking(ranking: Any) -> list[tuple[str, float]]:
@@ -79,7 +77,6 @@ class Router(GraphComponent):
         """Decide each message's intent."""
         for message in messages:
             language = detect_language(message.get(TEXT) or "")
-            message.set(CLASSIFIER_INTENT, dict(message.get(INTENT) or {}), add_to_output=True)
             message.set(LANGUAGE, language, add_to_output=True)
             if language != JAPANESE:
                 message.set(INTENT, {INTENT_NAME_KEY: NON_JAPANESE_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0},
