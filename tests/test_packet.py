@@ -42,3 +42,45 @@ def test_summary_of_an_empty_conversation() -> None:
 def test_long_messages_are_cut_in_the_summary() -> None:
     summary = summarize(["complaint"], [Turn("customer", "あ" * 500)])
     assert len(summary.splitlines()[1]) < 100
+
+
+# --- issue #11: the packet is masked when it is built, before anything is written -------
+
+CARD = "4111 1111 1111 1111"
+CARD_EVENTS = [
+    {"event": "user", "text": f"カードは{CARD}です。090-1234-5678 に電話ください", "timestamp": 1700000000.0,
+     "parse_data": {"intent": {"name": "request_human", "confidence": 0.9}}},
+    {"event": "bot", "text": f"カード番号 {CARD} を確認しました", "timestamp": 1700000001.0},
+    {"event": "user", "text": "マイナンバーは123456789018です、mail: taro@example.com", "timestamp": 1700000002.0,
+     "parse_data": {"intent": {"name": "request_human", "confidence": 0.9}}},
+]
+
+
+def test_packet_texts_summary_and_customer_fields_are_masked_when_built() -> None:
+    packet = build_packet("conv-9", CARD_EVENTS, ["human_request"], KB,
+                          {"name": "山田", "note": f"カード {CARD}", "card": 4111111111111111})
+    texts = [t.text for t in packet.transcript] + [packet.summary] + [str(v) for v in packet.customer.values()]
+    assert not any("4111" in text or "123456789018" in text for text in texts)
+    assert packet.transcript[0].text.startswith("カードは**** **** **** 1111です")
+    assert packet.transcript[1].text == "カード番号 **** **** **** 1111 を確認しました"
+    assert packet.customer["note"] == "カード **** **** **** 1111" and packet.customer["name"] == "山田"
+    assert "090-1234-5678" in packet.transcript[0].text and "taro@example.com" in packet.transcript[2].text
+
+
+def test_summary_masks_before_it_cuts() -> None:
+    """A card number across the 80-character cut must not leave its first digits readable."""
+    text = "あ" * 66 + CARD
+    summary = summarize(["complaint"], [Turn("customer", text)])
+    line = summary.splitlines()[1]
+    assert line.endswith("…") and "**** ****" in line
+    assert sum(ch.isdigit() for ch in line) <= 4
+
+
+def test_phone_and_email_masking_follow_the_editors_setting() -> None:
+    from bot.handoff.masking_settings import MaskingSettings
+
+    packet = build_packet("conv-9", CARD_EVENTS, ["human_request"], KB, {"email": "taro@example.com"},
+                          masking=MaskingSettings(phone=True, email=True))
+    assert "***-****-5678" in packet.transcript[0].text and "090-1234" not in packet.summary
+    assert "***@example.com" in packet.transcript[2].text and "taro@" not in packet.summary
+    assert packet.customer == {"email": "taro@example.com"}  # contact details stay usable for agents

@@ -5,6 +5,12 @@ will take over, so nothing is lost on a crash or restart. :meth:`Outbox.drain` d
 waiting packets in order; the queue's idempotency key makes a re-delivery harmless.
 :meth:`Outbox.deliver_in_background` keeps retrying until the outbox is empty, so
 tickets arrive as soon as the database is back, not only with the next handoff.
+
+The files hold customer messages, so they are private to the bot's user (mode 0600,
+whatever the umask) and hold masked packets only: :meth:`Outbox.put` masks again what
+:func:`bot.handoff.packet.build_packet` already masked. A line that cannot be read is set
+aside in ``<outbox>.bad`` (masked, once, newest :data:`BAD_MAX_LINES` lines and at most
+:data:`BAD_MAX_BYTES` bytes kept; see docs/masking.md).
 """
 
 from __future__ import annotations
@@ -18,14 +24,40 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import IO, Callable, Iterator, Optional
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.handoff.masking import mask_sensitive
+from bot.handoff.packet import mask_packet
 from bot.store.queue import HandoffPacket, Queue, Turn
 
 logger = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
+FILE_MODE = 0o600  # owner read/write only: the files hold customer messages
+BAD_MAX_LINES = 100  # newest unreadable lines kept in <outbox>.bad
+BAD_MAX_BYTES = 256 * 1024  # and at most this many bytes
+
+
+def _open_private(path: Path, flags: int, mode: str) -> IO[str]:
+    """Open ``path`` as text, created with (or brought back to) mode 0600."""
+    fd = os.open(path, flags | os.O_CREAT, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)  # a file left by an older version may be 0644
+        return os.fdopen(fd, mode, encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with ``text`` (mode 0600, fsynced)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with _open_private(tmp, os.O_WRONLY | os.O_TRUNC, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
 
 
 def packet_to_json(packet: HandoffPacket) -> str:
@@ -54,7 +86,7 @@ class Outbox:
         """This process's threads, and other processes on the same file, one at a time."""
         with self._lock:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self._path.with_suffix(".lock"), "a") as lock_file:
+            with _open_private(self._path.with_suffix(".lock"), os.O_WRONLY | os.O_APPEND, "a") as lock_file:
                 fcntl.flock(lock_file, fcntl.LOCK_EX)
                 try:
                     yield
@@ -62,10 +94,11 @@ class Outbox:
                     fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     def put(self, packet: HandoffPacket) -> None:
-        """Store ``packet`` durably."""
+        """Store ``packet`` durably, masked, in a file only the bot's user can read."""
+        line = packet_to_json(mask_packet(packet))
         with self._locked():
-            with self._path.open("a", encoding="utf-8") as handle:
-                handle.write(packet_to_json(packet) + "\n")
+            with _open_private(self._path, os.O_WRONLY | os.O_APPEND, "a") as handle:
+                handle.write(line + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
 
@@ -75,19 +108,46 @@ class Outbox:
         A line that cannot be read (e.g. torn by a crash mid-write) is set aside in
         ``<outbox>.bad`` and skipped, so one damaged line never blocks later handoffs.
         """
+        with self._locked():
+            return self._pending()
+
+    def _pending(self) -> list[HandoffPacket]:
+        """:meth:`pending`, for a caller that holds the lock (it also guards ``.bad``)."""
         if not self._path.exists():
             return []
         packets = []
+        unreadable = []
         for line in self._path.read_text(encoding="utf-8", errors="replace").splitlines():
             if not line.strip():
                 continue
             try:
                 packets.append(packet_from_json(line))
             except (ValueError, TypeError, KeyError):
-                logger.error("outbox: unreadable line kept in %s.bad", self._path)
-                with self._path.with_suffix(".bad").open("a", encoding="utf-8") as bad:
-                    bad.write(line + "\n")
+                unreadable.append(line)
+        if unreadable:
+            self._set_aside(unreadable)
         return packets
+
+    def _set_aside(self, lines: list[str]) -> None:
+        """Keep unreadable ``lines`` in ``<outbox>.bad`` for a person to look at.
+
+        Retention: each line is masked and cut to :data:`BAD_MAX_BYTES` / 8 characters; a
+        line already there is not added again (the retry thread reads the outbox every
+        second); only the newest :data:`BAD_MAX_LINES` lines and :data:`BAD_MAX_BYTES`
+        bytes are kept, the oldest are dropped first.
+        """
+        bad = self._path.with_suffix(".bad")
+        kept = bad.read_text(encoding="utf-8", errors="replace").splitlines() if bad.exists() else []
+        known = set(kept)
+        new = [line for line in dict.fromkeys(mask_sensitive(line)[: BAD_MAX_BYTES // 8] for line in lines)
+               if line not in known]
+        if not new:
+            return
+        logger.error("outbox: %d unreadable line(s) set aside in %s", len(new), bad)
+        kept = (kept + new)[-BAD_MAX_LINES:]
+        while kept and len("".join(line + "\n" for line in kept).encode("utf-8")) > BAD_MAX_BYTES:
+            kept.pop(0)
+        _write_private(bad, "".join(line + "\n" for line in kept))
 
     def drain(self, queue: Queue) -> int:
         """Deliver waiting packets in order; stop at the first failure (the rest stay).
@@ -96,7 +156,7 @@ class Outbox:
             How many were delivered.
         """
         with self._locked():
-            waiting = self.pending()
+            waiting = self._pending()
             delivered = 0
             for packet in waiting:
                 try:
@@ -106,12 +166,9 @@ class Outbox:
                 delivered += 1
             if delivered:
                 rest = waiting[delivered:]
-                tmp = self._path.with_suffix(".tmp")
-                with tmp.open("w", encoding="utf-8") as handle:
-                    handle.write("".join(packet_to_json(p) + "\n" for p in rest))
-                    handle.flush()
-                    os.fsync(handle.fileno())  # never an empty outbox after a crash
-                tmp.replace(self._path)
+                # Fsynced before the rename: never an empty outbox after a crash. Masked
+                # again: a file left by an older version may hold unmasked packets.
+                _write_private(self._path, "".join(packet_to_json(mask_packet(p)) + "\n" for p in rest))
             return delivered
 
     def deliver_in_background(self, connect: Callable[[], Optional[Queue]],
@@ -133,7 +190,7 @@ class Outbox:
         while True:
             with self._locked():
                 # Decided under the lock: a put() racing with this exit starts a new thread.
-                if not self.pending():
+                if not self._pending():
                     self._retrier = None
                     return
             time.sleep(retry_seconds)

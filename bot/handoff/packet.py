@@ -3,13 +3,20 @@
 Pure functions over Rasa tracker events (dicts as rasa_sdk passes them), so the action
 server and tests share them. The summary is deterministic (no model): reason, what the
 customer asked, what the bot answered.
+
+Everything the customer typed is masked here, when the packet is built, before it is
+written anywhere (outbox file, queue database): card numbers and マイナンバー always,
+telephone numbers and e-mail addresses when editors turn that on (docs/masking.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Iterable, Mapping
 
 from bot.dialogue.decisions import intent_label
+from bot.handoff.masking import mask_sensitive
+from bot.handoff.masking_settings import MaskingSettings, current_masking_settings
 from bot.knowledge.model import KnowledgeBase
 from bot.store.queue import HandoffPacket, Turn
 
@@ -42,10 +49,19 @@ def _snippet(text: str) -> str:
     return flat if len(flat) <= SNIPPET_CHARS else flat[: SNIPPET_CHARS - 1] + "…"
 
 
-def summarize(reasons: list[str], transcript: list[Turn]) -> str:
-    """Three-line Japanese summary for the agent's queue view."""
-    asked = [t.text for t in transcript if t.sender == "customer" and t.text.strip()][-2:]
-    answered = [t.text for t in transcript if t.sender == "bot"][-1:]
+def summarize(reasons: list[str], transcript: list[Turn], masking: MaskingSettings | None = None) -> str:
+    """Three-line Japanese summary for the agent's queue view.
+
+    Texts are masked before they are cut, so a cut never leaves part of a number readable.
+
+    Args:
+        reasons: Reason codes of the handoff.
+        transcript: The conversation.
+        masking: Extra masking options (default: card numbers and マイナンバー only).
+    """
+    mask = (masking or MaskingSettings()).mask
+    asked = [mask(t.text) for t in transcript if t.sender == "customer" and t.text.strip()][-2:]
+    answered = [mask(t.text) for t in transcript if t.sender == "bot"][-1:]
     lines = [
         "理由: " + "、".join(REASON_LABELS.get(r, r) for r in reasons),
         "お客さま: " + (" / ".join(_snippet(a) for a in asked) or "（メッセージなし）"),
@@ -63,23 +79,63 @@ def last_category(transcript: list[Turn], kb: KnowledgeBase) -> str | None:
     return None
 
 
+def _mask_customer(customer: Mapping[str, Any]) -> dict[str, Any]:
+    """Customer details with card numbers and マイナンバー masked (a masked non-string becomes text).
+
+    Telephone numbers and e-mail addresses stay: they are how agents reach the customer.
+    """
+    masked = {}
+    for key, value in customer.items():
+        text = mask_sensitive(str(value))
+        masked[key] = value if not isinstance(value, str) and text == str(value) else text
+    return masked
+
+
+def mask_packet(packet: HandoffPacket, masking: MaskingSettings | None = None) -> HandoffPacket:
+    """``packet`` with transcript, summary and customer details masked (idempotent).
+
+    Args:
+        packet: A packet, masked or not.
+        masking: Extra options for transcript and summary (default: card numbers and
+            マイナンバー only).
+    """
+    mask = (masking or MaskingSettings()).mask
+    return dataclasses.replace(
+        packet,
+        transcript=[dataclasses.replace(turn, text=mask(turn.text)) for turn in packet.transcript],
+        summary=mask(packet.summary),
+        customer=_mask_customer(packet.customer),
+    )
+
+
 def build_packet(conversation_id: str, events: list[Mapping[str, Any]], reasons: list[str],
                  kb: KnowledgeBase, customer: Mapping[str, Any] | None = None,
-                 offline: bool = False) -> HandoffPacket:
-    """Packet for the handoff triggered by the latest customer message.
+                 offline: bool = False, masking: MaskingSettings | None = None) -> HandoffPacket:
+    """Packet for the handoff triggered by the latest customer message, already masked.
 
     The idempotency key is the conversation id plus the number of customer messages so
     far: a retry of the same handoff gets the same key, a later handoff a new one.
+
+    Args:
+        conversation_id: The Rasa sender id.
+        events: Tracker events (the transcript).
+        reasons: Reason codes.
+        kb: Knowledge base (category of the last FAQ asked).
+        customer: Details the widget passed (name, e-mail, page...).
+        offline: Filed outside staffed hours.
+        masking: Extra masking options (default: the editors' ``masking:`` section of
+            triage.yml, see :func:`current_masking_settings`).
     """
-    transcript = transcript_from_events(events)
+    masking = masking or current_masking_settings()
+    transcript = [dataclasses.replace(turn, text=masking.mask(turn.text)) for turn in transcript_from_events(events)]
     customer_turns = sum(t.sender == "customer" for t in transcript)
-    return HandoffPacket(
+    return mask_packet(HandoffPacket(
         idempotency_key=f"{conversation_id}:{customer_turns}",
         conversation_id=conversation_id,
         reasons=reasons,
         transcript=transcript,
-        summary=summarize(reasons, transcript),
+        summary=summarize(reasons, transcript, masking),
         category=last_category(transcript, kb),
         customer=dict(customer or {}),
         offline=offline,
-    )
+    ), masking)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from bot.handoff.masking import mask_sensitive
+from bot.handoff.masking_settings import current_masking_settings
 from bot.store.models import ChatMessage, Conversation, as_utc, utcnow
 from bot.store.queue import QueueError
 
@@ -58,7 +59,7 @@ class ChatLog:
         Returns:
             The stored message and whether it is new (``False``: a known ``client_id``).
         """
-        row = ChatMessage(conversation_id=new.conversation_id, sender=new.sender, text=mask_sensitive(new.text),
+        row = ChatMessage(conversation_id=new.conversation_id, sender=new.sender, text=current_masking_settings().mask(new.text),
                           buttons=list(new.buttons), intent=new.intent, confidence=new.confidence,
                           faq_id=new.faq_id, route=new.route, agent_name=new.agent_name,
                           client_id=new.client_id)
