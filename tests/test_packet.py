@@ -35,6 +35,15 @@ def test_packet_has_reason_category_summary_and_stable_key() -> None:
     assert build_packet("conv-1", EVENTS, ["anger"], KB).idempotency_key == packet.idempotency_key
 
 
+def test_handoff_key_is_the_latest_message_id_and_never_repeats_after_history_is_lost() -> None:
+    first = [{"event": "user", "text": "ふざけるな", "message_id": "a1"}]
+    assert build_packet("conv-1", first, ["anger"], KB).idempotency_key == "conv-1:m:a1"
+    # A retry of the same action: same key. The same count after a restart: another key.
+    assert build_packet("conv-1", list(first), ["anger"], KB).idempotency_key == "conv-1:m:a1"
+    after_restart = [{"event": "user", "text": "まだですか", "message_id": "b2"}]
+    assert build_packet("conv-1", after_restart, ["anger"], KB).idempotency_key == "conv-1:m:b2"
+
+
 def test_summary_of_an_empty_conversation() -> None:
     assert summarize(["human_request"], []).splitlines()[1:] == ["お客さま: （メッセージなし）", "ボット: （回答なし）"]
 

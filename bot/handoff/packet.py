@@ -108,6 +108,22 @@ def mask_packet(packet: HandoffPacket, masking: MaskingSettings | None = None) -
     )
 
 
+def handoff_key(conversation_id: str, events: Iterable[Mapping[str, Any]]) -> str:
+    """The idempotency key of the handoff triggered by the latest customer message.
+
+    A retry of the same action sees the same latest message and gets the same key. The
+    key is the conversation plus that message's id (Rasa gives every user event a random
+    ``message_id``), so it never repeats, even after the conversation's history was lost
+    (a Rasa restart without a tracker store would restart a turn count at 1 and find an
+    old, resolved ticket). Without message ids (older events), the customer-turn count.
+    """
+    users = [e for e in events if e.get("event") == "user"]
+    message_id = users[-1].get("message_id") if users else None
+    if message_id:
+        return f"{conversation_id}:m:{message_id}"
+    return f"{conversation_id}:{len(users)}"
+
+
 def build_packet(conversation_id: str, events: list[Mapping[str, Any]], reasons: list[str],
                  kb: KnowledgeBase, customer: Mapping[str, Any] | None = None,
                  offline: bool = False, masking: MaskingSettings | None = None) -> HandoffPacket:
@@ -128,9 +144,8 @@ def build_packet(conversation_id: str, events: list[Mapping[str, Any]], reasons:
     """
     masking = masking or current_masking_settings()
     transcript = [dataclasses.replace(turn, text=masking.mask(turn.text)) for turn in transcript_from_events(events)]
-    customer_turns = sum(t.sender == "customer" for t in transcript)
     return mask_packet(HandoffPacket(
-        idempotency_key=f"{conversation_id}:{customer_turns}",
+        idempotency_key=handoff_key(conversation_id, events),
         conversation_id=conversation_id,
         reasons=reasons,
         transcript=transcript,
