@@ -189,21 +189,103 @@ def _cmd_report(args: argparse.Namespace) -> int:
                       Path(args.chart) if args.chart else None, args.json)
 
 
-def _cmd_agent_add(args: argparse.Namespace) -> int:
+def _new_password(args: argparse.Namespace, prompt: str = "パスワード: ") -> str | None:
+    """The new password: one line of stdin (``--password-stdin``), or typed twice.
+
+    Returns:
+        ``None`` (after printing why) when the two entries differ.
+    """
     import getpass
 
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass(prompt)
+    if getpass.getpass("もう一度入力してください: ") != password:
+        print("エラー: パスワードが一致しません。もう一度やり直してください。", file=sys.stderr)
+        return None
+    return password
+
+
+def _agents():  # type: ignore[no-untyped-def]
     from bot.server.app import stores_for
+
+    return stores_for(get_settings().database_url).agents
+
+
+def _cmd_agent_add(args: argparse.Namespace) -> int:
     from bot.store.agents import AgentError
 
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("パスワード: ")
+    password = _new_password(args)
+    if password is None:
+        return 1
     try:
-        profile = stores_for(get_settings().database_url).agents.add(args.username, args.name or args.username,
-                                                                      password)
+        profile = _agents().add(args.username, args.name or args.username, password)
     except AgentError as exc:
         print(f"エラー: {exc}", file=sys.stderr)
         return 1
     print(f"エージェント {profile.username}（{profile.display_name}）を登録しました。")
     return 0
+
+
+def _cmd_agent_passwd(args: argparse.Namespace) -> int:
+    from bot.server.first_agent import forget_first_password
+    from bot.store.agents import AgentError
+
+    agents = _agents()
+    if agents.get(args.username) is None:
+        print(f"エラー: エージェント {args.username} は登録されていません。`bot agent list` で確認してください。",
+              file=sys.stderr)
+        return 1
+    password = _new_password(args, "新しいパスワード: ")
+    if password is None:
+        return 1
+    try:
+        ended = agents.set_password(args.username, password)
+    except AgentError as exc:
+        print(f"エラー: {exc}", file=sys.stderr)
+        return 1
+    forget_first_password(args.username)
+    print(f"エージェント {args.username} のパスワードを変更しました。"
+          + (f"ログイン中のセッション {ended} 件を終了しました（新しいパスワードでログインし直してください）。" if ended else ""))
+    return 0
+
+
+def _cmd_agent_remove(args: argparse.Namespace) -> int:
+    from bot.store.agents import AgentError
+
+    try:
+        profile, ended = _agents().remove(args.username)
+    except AgentError as exc:
+        print(f"エラー: {exc}", file=sys.stderr)
+        return 1
+    print(f"エージェント {profile.username}（{profile.display_name}）を削除しました。"
+          + (f"ログイン中のセッション {ended} 件も終了しました。" if ended else ""))
+    return 0
+
+
+def _cmd_agent_list(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    jst = dt.timezone(dt.timedelta(hours=9))
+    listing = _agents().listing()
+    if not listing:
+        print("エージェントは登録されていません。`bot agent add ユーザー名 --name 表示名` で登録してください。")
+        return 0
+    rows = [("ユーザー名", "表示名", "登録日時", "ログイン中")]
+    rows += [(a.username, a.display_name, f"{a.created_at.astimezone(jst):%Y-%m-%d %H:%M}",
+              f"{a.active_sessions} セッション" if a.active_sessions else "-") for a in listing]
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell + " " * (width - _width(cell)) for cell, width in zip(row, widths)).rstrip())
+    print(f"{len(listing)} 人")
+    return 0
+
+
+def _width(text: str) -> int:
+    """Display width in a terminal (full-width characters take two columns)."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,6 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
     agent_add.add_argument("--name", help="お客さまに見える表示名（例: 佐藤）")
     agent_add.add_argument("--password-stdin", action="store_true", help="パスワードを標準入力の1行から読む")
     agent_add.set_defaults(func=_cmd_agent_add)
+    agent_passwd = agent_sub.add_parser("passwd", help="パスワードを変更（2回入力。その担当者のログイン中のセッションはすべて終了）")
+    agent_passwd.add_argument("username", help="ユーザー名")
+    agent_passwd.add_argument("--password-stdin", action="store_true", help="新しいパスワードを標準入力の1行から読む")
+    agent_passwd.set_defaults(func=_cmd_agent_passwd)
+    agent_remove = agent_sub.add_parser("remove", help="エージェントを削除（ログイン中のセッションもすぐに終了）")
+    agent_remove.add_argument("username", help="ユーザー名")
+    agent_remove.set_defaults(func=_cmd_agent_remove)
+    agent_list = agent_sub.add_parser("list", help="登録されているエージェントとログイン中のセッション数を表示")
+    agent_list.set_defaults(func=_cmd_agent_list)
 
     report = sub.add_parser("report", help="編集者向け分析: 答えられなかった質問、「いいえ」の多い回答、引き継ぎ率など")
     report.add_argument("--days", type=int, default=30, help="対象の日数（既定 30）")

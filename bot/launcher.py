@@ -1,8 +1,14 @@
 """Start the Rasa server, the action server and the bot server together (``bot run``, e2e tests).
 
-All run as child processes of the current Python (``python -m rasa ...``,
-``python -m bot serve``), so the same virtual environment is used. Ports are checked first so a taken port gives a
-clear message instead of a stack trace from deep inside Sanic.
+All run as child processes of the current Python (``python -m bot.launcher run ...`` for
+Rasa, ``python -m rasa run actions``, ``python -m bot serve``), so the same virtual environment is used. Ports are
+checked first so a taken port gives a clear message instead of a stack trace from deep inside Sanic.
+
+Rasa's HTTP API can replace the model and read or edit every conversation, so Rasa listens
+on loopback only, without CORS, and requires a token (``--auth-token``). The token is kept
+in an owner-only file (setting ``BOT_RASA_TOKEN_FILE``, created on first start) that every
+child process is told about; the Rasa process reads it itself (:func:`run_rasa`), so the
+token never appears on a command line (``/proc/PID/cmdline`` is readable by every local user).
 """
 
 from __future__ import annotations
@@ -15,13 +21,15 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Sequence
 
-from bot.settings import PROJECT_ROOT
+from bot.server.rasa_client import create_rasa_token, read_rasa_token
+from bot.settings import PROJECT_ROOT, get_settings
 
 
 class StartupError(RuntimeError):
@@ -47,17 +55,18 @@ def free_port() -> int:
 
 
 def _wait_http(url: str, process: subprocess.Popen, timeout: float, log: Path) -> None:
+    shown = url.split("?", 1)[0]  # never print the query (Rasa's token)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
-            raise StartupError(f"{url} のサーバーが起動直後に終了しました。ログ ({log}) の末尾:\n{tail}")
+            raise StartupError(f"{shown} のサーバーが起動直後に終了しました。ログ ({log}) の末尾:\n{tail}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.5)
-    raise StartupError(f"{url} が {timeout:.0f} 秒以内に応答しませんでした。ログ: {log}")
+    raise StartupError(f"{shown} が {timeout:.0f} 秒以内に応答しませんでした。ログ: {log}")
 
 
 @dataclass
@@ -71,6 +80,8 @@ class BotStack:
         server_port: Port of the bot server (widget, console); ``None`` to not start it.
         log_dir: Where the servers' logs go.
         env: Extra environment for every server (e.g. ``DATABASE_URL``).
+        rasa_token_file: Token file of Rasa's HTTP API; ``None``: ``BOT_RASA_TOKEN_FILE`` of
+            ``env``, else the setting (default ``var/rasa.token``). Created on first start.
     """
 
     model: Path
@@ -79,6 +90,7 @@ class BotStack:
     server_port: int | None = None
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bot-logs-")))
     env: dict[str, str] = field(default_factory=dict)
+    rasa_token_file: Path | None = None
     _procs: list[subprocess.Popen] = field(default_factory=list, init=False)
 
     @property
@@ -91,11 +103,25 @@ class BotStack:
         """Base URL of the bot server."""
         return f"http://127.0.0.1:{self.server_port}"
 
+    def token_file(self) -> Path:
+        """The token file of Rasa's HTTP API (see ``rasa_token_file``)."""
+        if self.rasa_token_file is None:
+            configured = self.env.get("BOT_RASA_TOKEN_FILE")
+            self.rasa_token_file = Path(configured) if configured else get_settings().rasa_token_file
+        return self.rasa_token_file
+
+    @property
+    def rasa_token(self) -> str | None:
+        """Token of Rasa's HTTP API (``?token=...``); ``None`` before the first start."""
+        return read_rasa_token(self.token_file())
+
     def _spawn(self, args: list[str], name: str, module: str = "rasa") -> tuple[subprocess.Popen, Path]:
         log = self.log_dir / f"{name}.log"
         # SANIC_HOST: the action server (rasa_sdk) listens on 0.0.0.0 unless told otherwise.
+        # BOT_RASA_TOKEN_FILE: Rasa requires the token in it, the bot server sends it.
         env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
-               "SANIC_HOST": "127.0.0.1", "BOT_RASA_URL": self.rasa_url, **self.env}
+               "SANIC_HOST": "127.0.0.1", "BOT_RASA_URL": self.rasa_url, **self.env,
+               "BOT_RASA_TOKEN_FILE": str(self.token_file())}
         handle = log.open("w", encoding="utf-8")
         proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=PROJECT_ROOT, env=env,
                                 stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
@@ -115,20 +141,25 @@ class BotStack:
                 raise StartupError(f"ポート {port} は使用中です。使っているプロセスを止めるか、"
                                    "BOT_RASA_PORT / BOT_ACTION_PORT / BOT_SERVER_PORT で別のポートを指定してください。")
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            token = create_rasa_token(self.token_file())
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"Rasa のトークンファイルを用意できませんでした: {exc}") from exc
         endpoints = self.log_dir / "endpoints.yml"
         endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n',
                              encoding="utf-8")
         actions, actions_log = self._spawn(["run", "actions", "--actions", "actions",
                                             "--port", str(self.action_port)], "actions")
-        # Loopback only: the HTTP API (--enable-api) can replace the model and edit
-        # conversations, so it must not be reachable from the network.
+        # The HTTP API (--enable-api) can replace the model and edit conversations: loopback
+        # only, no CORS (no web page may call it), and the token (added by run_rasa).
         rasa, rasa_log = self._spawn(["run", "--model", str(self.model), "--enable-api",
                                       "--interface", "127.0.0.1",
                                       "--port", str(self.rasa_port), "--endpoints", str(endpoints),
-                                      "--credentials", str(PROJECT_ROOT / "credentials.yml"),
-                                      "--cors", "*"], "rasa")
+                                      "--credentials", str(PROJECT_ROOT / "credentials.yml")],
+                                     "rasa", module="bot.launcher")
+        status = f"{self.rasa_url}/status?{urllib.parse.urlencode({'token': token})}"
         waits = [(f"http://127.0.0.1:{self.action_port}/health", actions, actions_log),
-                 (f"{self.rasa_url}/status", rasa, rasa_log)]
+                 (status, rasa, rasa_log)]
         if self.server_port is not None:
             server, server_log = self.start_server()
             waits.append((f"{self.server_url}/healthz", server, server_log))
@@ -172,6 +203,28 @@ class BotStack:
         self.stop()
 
 
+def run_rasa(argv: Sequence[str]) -> None:
+    """The Rasa server process: ``rasa ARGV --auth-token TOKEN``, the token read from its file.
+
+    The file is ``BOT_RASA_TOKEN_FILE`` (set by :class:`BotStack`). Rasa only takes the token
+    as an argument; adding it here, in the process, keeps it off the command line.
+
+    Raises:
+        StartupError: The token file is missing or unsafe.
+    """
+    path = get_settings().rasa_token_file
+    try:
+        token = read_rasa_token(path)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+    if token is None:
+        raise StartupError(f"Rasa のトークンファイル {path} がありません。`bot run` で起動してください。")
+    import rasa.__main__
+
+    sys.argv = ["rasa", *argv, "--auth-token", token]
+    rasa.__main__.main()
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -195,6 +248,7 @@ def run_forever(stack: BotStack, notes: Sequence[str] = ()) -> int:
             print(f"エージェントコンソール:     {stack.server_url}/console/")
         print(f"Rasa サーバー:               {stack.rasa_url}  (REST: {stack.rasa_url}/webhooks/rest/webhook)")
         print(f"アクションサーバー:          http://127.0.0.1:{stack.action_port}")
+        print(f"Rasa HTTP API のトークン:    {stack.token_file()}（?token=... で指定）")
         for note in notes:
             print(note)
         print(f"ログ: {stack.log_dir}   停止: Ctrl-C", flush=True)
@@ -207,3 +261,11 @@ def run_forever(stack: BotStack, notes: Sequence[str] = ()) -> int:
         return 0
     finally:
         stack.stop()
+
+
+if __name__ == "__main__":
+    try:
+        run_rasa(sys.argv[1:])
+    except StartupError as error:
+        print(f"Rasa を起動できませんでした: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -23,6 +23,21 @@ def _port(name: str, default: int) -> int:
     return int(value)
 
 
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise ValueError(f"environment variable {name}={value!r} is not a flag; fix: set it to 1 or 0")
+    return value in ("1", "true", "yes")
+
+
+def _version(name: str) -> int:
+    value = os.environ.get(name, "1")
+    if not value.isdigit() or not 0 < int(value) < 1_000_000:
+        raise ValueError(f"environment variable {name}={value!r} is not a key version; "
+                         f"fix: set it to a whole number from 1 (default 1), one higher to rotate the key")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime settings.
@@ -42,6 +57,18 @@ class Settings:
             (``BOT_SECRET_KEY_FILE``; created with a random key on first start).
         events_url: ``BOT_EVENTS_URL=redis://127.0.0.1:6379/0`` when several bot servers
             share one database (scale-out); empty by default (one server, no Redis).
+        rasa_token_file: Token of Rasa's HTTP API (``BOT_RASA_TOKEN_FILE``, default
+            ``var/rasa.token``): ``bot run`` creates it (random, owner-only) on first start
+            and starts Rasa with it; the bot server sends it to Rasa's tracker API.
+        https: ``BOT_HTTPS=1`` when the console is published over https (a TLS proxy in
+            front): the session cookie gets ``Secure`` and responses carry HSTS. Requests
+            whose scheme is https (uvicorn believes ``X-Forwarded-Proto`` only from the
+            proxies in ``FORWARDED_ALLOW_IPS``, loopback by default) get both without it.
+        session_key_version: ``BOT_SESSION_KEY_VERSION`` (default 1): one higher rotates
+            the key of agent session cookies (every agent logs in again); customers'
+            conversation tokens keep working.
+        token_key_version: ``BOT_TOKEN_KEY_VERSION`` (default 1): one higher rotates the
+            key of customers' conversation tokens; agent sessions keep working.
     """
 
     knowledge_dir: Path
@@ -54,6 +81,10 @@ class Settings:
     rasa_url: str
     secret_key_file: Path
     events_url: str = ""
+    rasa_token_file: Path = PROJECT_ROOT / "var" / "rasa.token"
+    https: bool = False
+    session_key_version: int = 1
+    token_key_version: int = 1
 
     def knowledge_file(self, name: str) -> Path:
         """A settings file of the knowledge folder (``synonyms.yml``, ``triage.yml``, ``hours.yml``).
@@ -100,4 +131,8 @@ def get_settings() -> Settings:
         rasa_url=os.environ.get("BOT_RASA_URL", f"http://127.0.0.1:{_port('BOT_RASA_PORT', 5005)}").rstrip("/"),
         secret_key_file=_path("BOT_SECRET_KEY_FILE", PROJECT_ROOT / "var" / "secret.key"),
         events_url=os.environ.get("BOT_EVENTS_URL", ""),
+        rasa_token_file=_path("BOT_RASA_TOKEN_FILE", PROJECT_ROOT / "var" / "rasa.token"),
+        https=_flag("BOT_HTTPS"),
+        session_key_version=_version("BOT_SESSION_KEY_VERSION"),
+        token_key_version=_version("BOT_TOKEN_KEY_VERSION"),
     )

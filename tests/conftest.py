@@ -19,7 +19,7 @@ os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests use the project's own knowledge/ and models, whatever the developer's shell says.
 for _name in ("BOT_KNOWLEDGE_DIR", "BOT_MODELS_DIR", "BOT_RASA_PORT", "BOT_ACTION_PORT", "BOT_SERVER_PORT",
-              "BOT_RASA_URL", "BOT_OUTBOX", "BOT_SECRET_KEY_FILE", "DATABASE_URL"):
+              "BOT_RASA_URL", "BOT_OUTBOX", "BOT_SECRET_KEY_FILE", "BOT_RASA_TOKEN_FILE", "DATABASE_URL"):
     os.environ.pop(_name, None)
 # Code that falls back to the configured stores (e.g. the outbox's retry thread) must never
 # touch the developer's var/ files: point the defaults at a throw-away folder.
@@ -27,6 +27,7 @@ _SCRATCH = Path(tempfile.mkdtemp(prefix="bot-tests-"))
 os.environ["DATABASE_URL"] = f"sqlite:///{_SCRATCH / 'handoff.db'}"
 os.environ["BOT_OUTBOX"] = str(_SCRATCH / "outbox.jsonl")
 os.environ["BOT_SECRET_KEY_FILE"] = str(_SCRATCH / "secret.key")
+os.environ["BOT_RASA_TOKEN_FILE"] = str(_SCRATCH / "rasa.token")
 
 
 @pytest.fixture(scope="session")

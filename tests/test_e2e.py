@@ -47,7 +47,8 @@ def say(stack: BotStack, text: str, sender: str | None = None) -> list[dict]:
 
 
 def first_bot_action(stack: BotStack, sender: str) -> str:
-    with urllib.request.urlopen(f"{stack.rasa_url}/conversations/{sender}/tracker", timeout=30) as response:
+    url = f"{stack.rasa_url}/conversations/{sender}/tracker?token={stack.rasa_token}"  # the API needs the token
+    with urllib.request.urlopen(url, timeout=30) as response:
         events = json.loads(response.read())["events"]
     after_user = events[[e["event"] for e in events].index("user") + 1:]
     return next(e["name"] for e in after_user if e["event"] == "action" and e["name"] != "action_listen")

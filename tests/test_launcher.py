@@ -51,3 +51,92 @@ def test_bot_run_creates_a_first_agent_once(tmp_path: Path, monkeypatch: pytest.
         assert ensure_first_agent(get_settings()) == [f"エージェントのログイン情報: {tmp_path / 'var' / 'first-agent.txt'}"]
     finally:
         get_settings.cache_clear()
+
+
+# ---- Rasa's HTTP API token (security review #11) -------------------------------------------
+
+
+def test_rasa_token_file_is_created_owner_only_once(tmp_path: Path) -> None:
+    from bot.server.rasa_client import create_rasa_token, read_rasa_token
+
+    path = tmp_path / "var" / "rasa.token"
+    assert read_rasa_token(path) is None
+    token = create_rasa_token(path)
+    assert len(token) >= 32 and token.replace("-", "").replace("_", "").isalnum()  # URL-safe
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert create_rasa_token(path) == token == read_rasa_token(path)  # kept, not replaced
+
+
+def test_unsafe_rasa_token_file_is_refused(tmp_path: Path) -> None:
+    from bot.server.rasa_client import create_rasa_token, read_rasa_token
+
+    short = tmp_path / "short.token"
+    short.write_text("abc", encoding="ascii")
+    short.chmod(0o600)
+    with pytest.raises(ValueError, match="短すぎます"):
+        create_rasa_token(short)
+    shared = tmp_path / "shared.token"
+    shared.write_text("x" * 40, encoding="ascii")
+    shared.chmod(0o644)
+    with pytest.raises(ValueError, match="chmod 600"):
+        read_rasa_token(shared)
+
+
+class _FakeProcess:
+    """Stands in for a server process that is running (nothing is started)."""
+
+    pid = -1
+    args: list[str] = []
+
+    def poll(self) -> None:
+        return None
+
+
+def test_rasa_api_gets_a_token_and_no_cors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.launcher as launcher
+
+    spawned: list[tuple[list[str], dict[str, str]]] = []
+    waited: list[str] = []
+
+    def fake_popen(args: list[str], **kwargs: object) -> _FakeProcess:
+        spawned.append((list(args), dict(kwargs["env"])))  # type: ignore[call-overload]
+        return _FakeProcess()
+
+    monkeypatch.setattr(launcher.subprocess, "Popen", fake_popen)
+    monkeypatch.setattr(launcher, "_wait_http", lambda url, *rest: waited.append(url))
+    model = tmp_path / "model.tar.gz"
+    model.write_bytes(b"")
+    token_file = tmp_path / "rasa.token"
+    stack = BotStack(model=model, rasa_port=free_port(), action_port=free_port(), server_port=free_port(),
+                     log_dir=tmp_path / "logs", env={"BOT_RASA_TOKEN_FILE": str(token_file)})
+    stack.start()
+    token = token_file.read_text(encoding="ascii")
+    assert stack.rasa_token == token and token_file.stat().st_mode & 0o077 == 0
+    (rasa_args, rasa_env), = [(a, e) for a, e in spawned if "--enable-api" in a]
+    assert "--cors" not in rasa_args and "--auth-token" not in rasa_args
+    assert all(token not in arg for args, _ in spawned for arg in args)  # not on any command line
+    # Every server reads the same token file: Rasa to require it, the bot server to send it.
+    assert {env["BOT_RASA_TOKEN_FILE"] for _, env in spawned} == {str(token_file)}
+    assert f"{stack.rasa_url}/status?token={token}" in waited
+
+
+def test_rasa_process_adds_the_token_from_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import rasa.__main__
+
+    import bot.launcher as launcher
+    from bot.server.rasa_client import create_rasa_token
+    from bot.settings import get_settings
+
+    token = create_rasa_token(tmp_path / "rasa.token")
+    monkeypatch.setenv("BOT_RASA_TOKEN_FILE", str(tmp_path / "rasa.token"))
+    seen: list[list[str]] = []
+    monkeypatch.setattr(rasa.__main__, "main", lambda: seen.append(list(sys.argv)))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    get_settings.cache_clear()
+    try:
+        launcher.run_rasa(["run", "--enable-api"])
+    finally:
+        get_settings.cache_clear()
+    assert seen == [["rasa", "run", "--enable-api", "--auth-token", token]]

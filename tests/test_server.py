@@ -163,7 +163,7 @@ def test_customer_text_cannot_inject_intents_and_stale_buttons_are_refused(serve
     with open_chat(client) as (token, ws):
         ws.send_json({"type": "message", "text": "/restart", "client_id": "a"})
         frames_until(ws, is_bot_message)
-        assert rasa.calls[-1][1] == " /restart"  # a message, not an intent command
+        assert rasa.calls[-1][1] == "／restart"  # a message, not an intent command (Rasa strips spaces)
         ws.send_json({"type": "button", "payload": "/request_human", "title": "x", "client_id": "b"})
         assert ws.receive_json() == {"type": "error", "message": "このボタンは現在使えません。ご質問を入力してください。"}
         ws.send_json({"type": "message", "text": "どれ?", "client_id": "c"})
@@ -221,23 +221,32 @@ def test_agent_api_needs_login_and_csrf(server) -> None:  # type: ignore[no-unty
         assert getattr(client, method)(path).status_code == 401, path
     assert client.post("/api/agent/login", json={"username": "sato", "password": "wrong"}).status_code == 401
     assert client.post("/api/agent/login", json={"username": "nobody", "password": "x"}).status_code == 401
-    csrf = login(client)
+    response = client.post("/api/agent/login", json={"username": "sato", "password": PASSWORD})
+    assert response.status_code == 200
+    csrf = response.json()["csrf_token"]
+    flags = [part.strip().lower() for part in response.headers["set-cookie"].split(";")]
+    assert "httponly" in flags and "samesite=strict" in flags
     assert client.post("/api/tickets/1/claim").status_code == 403
     assert client.post("/api/tickets/1/claim", headers={"X-CSRF-Token": "forged"}).status_code == 403
     cookie = client.cookies.get("bot_agent_session")
     assert cookie and "sato" not in cookie  # signed, and the password is never in it
+    tampered = TestClient(client.app)
+    tampered.cookies.set("bot_agent_session", cookie[:-2] + ("xx" if not cookie.endswith("xx") else "yy"))
+    assert tampered.get("/api/tickets").status_code == 401
     assert client.post("/api/tickets/1/claim", headers={"X-CSRF-Token": b"\xc3\xa9"}).status_code == 403  # non-ASCII
     assert client.post("/api/agent/logout").status_code == 403  # logout needs the CSRF token too
     assert client.post("/api/agent/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
     assert client.get("/api/tickets").status_code == 401
 
 
-def test_repeated_wrong_passwords_lock_the_user_name(server) -> None:  # type: ignore[no-untyped-def]
+def test_repeated_wrong_passwords_must_wait(server) -> None:  # type: ignore[no-untyped-def]
     client, _, _ = server
     codes = [client.post("/api/agent/login", json={"username": "sato", "password": f"bad{i}"}).status_code
              for i in range(6)]
     assert codes == [401] * 5 + [429]
-    assert client.post("/api/agent/login", json={"username": "sato", "password": PASSWORD}).status_code == 429
+    refused = client.post("/api/agent/login", json={"username": "sato", "password": PASSWORD})
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert "もう一度お試しください" in refused.json()["error"]
 
 
 def test_bad_requests_are_4xx_with_a_message_and_change_nothing(server) -> None:  # type: ignore[no-untyped-def]

@@ -16,24 +16,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.server.auth import check_csrf, csrf_token, current_agent, log_in, log_out
+from bot.server.auth import (check_csrf, client_address, current_agent, current_session, log_in, log_out,
+                             still_logged_in)
 from bot.server.events import CLOSED
+from bot.server.first_agent import forget_first_password
 from bot.server.http import read_json, text_field, ticket_id_of
+from bot.store.agents import AgentError, SessionInfo
 
 SSE_PING_SECONDS = 15
+# An open event stream re-checks its session this often, and ends once it was logged out,
+# the agent removed or the password changed elsewhere.
+SESSION_RECHECK_SECONDS = 15.0
 
 
 def _services(request: Request) -> Any:
     return request.app.state.services
 
 
-def _me(request: Request, username: str, csrf: str) -> JSONResponse:
-    profile = _services(request).stores.agents.get(username)
-    if profile is None:  # the agent was removed while logged in
-        log_out(request)
-        raise HTTPException(401, "ログインしてください。")
-    return JSONResponse({"agent": {"username": profile.username, "display_name": profile.display_name},
-                         "csrf_token": csrf})
+def _me(session: SessionInfo, **extra: Any) -> JSONResponse:
+    return JSONResponse({"agent": {"username": session.username, "display_name": session.display_name},
+                         "csrf_token": session.csrf_token, **extra})
 
 
 async def login(request: Request) -> JSONResponse:
@@ -45,19 +47,24 @@ async def login(request: Request) -> JSONResponse:
     responses:
       200: {description: "{agent, csrf_token}"}
       401: {description: Wrong user name or password}
-      429: {description: Too many wrong passwords}
+      429: {description: "Too many wrong passwords from this address or for this name: wait Retry-After seconds"}
+      503: {description: "Too many password checks at once: retry after Retry-After seconds"}
     """
     data = await read_json(request)
     username, password = data.get("username"), data.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise HTTPException(422, "ユーザー名とパスワードを入力してください。")
     services = _services(request)
-    services.throttle.begin(username)
-    profile = await run_in_threadpool(services.stores.agents.authenticate, username, password)
+    attempts, address = services.stores.agents.login_attempts, client_address(request)
+    services.throttle.ensure_capacity()
+    await services.throttle.begin(attempts, address, username)
+    profile = await services.throttle.check_password(services.stores.agents.authenticate, username, password)
     if profile is None:
         raise HTTPException(401, "ユーザー名またはパスワードが違います。")
-    services.throttle.succeeded(username)
-    return _me(request, profile.username, log_in(request, profile))
+    await services.throttle.succeeded(attempts, address, username)
+    session = await log_in(request, profile.username)
+    await run_in_threadpool(forget_first_password, profile.username)
+    return _me(session)
 
 
 async def logout(request: Request) -> JSONResponse:
@@ -67,8 +74,42 @@ async def logout(request: Request) -> JSONResponse:
     responses: {200: {description: Logged out}, 403: {description: CSRF}}
     """
     check_csrf(request)
-    log_out(request)
+    await log_out(request)
     return JSONResponse({})
+
+
+async def change_password(request: Request) -> JSONResponse:
+    """Change one's own password.
+    ---
+    summary: Change the logged-in agent's password (their other sessions end; this one goes on)
+    requestBody: {content: {application/json: {schema: {type: object, required: [current_password, new_password],
+      properties: {current_password: {type: string}, new_password: {type: string, minLength: 8}}}}}}
+    responses:
+      200: {description: "{agent, csrf_token, ended_sessions}"}
+      401: {description: Not logged in}
+      403: {description: CSRF}
+      422: {description: Wrong current password or too short a new one}
+      429: {description: Too many wrong passwords (Retry-After)}
+    """
+    username = check_csrf(request)
+    session = current_session(request)
+    data = await read_json(request)
+    current, new = data.get("current_password"), data.get("new_password")
+    if not isinstance(current, str) or not isinstance(new, str) or not current or not new:
+        raise HTTPException(422, "現在のパスワードと新しいパスワードを入力してください。")
+    services = _services(request)
+    agents, address = services.stores.agents, client_address(request)
+    services.throttle.ensure_capacity()
+    await services.throttle.begin(agents.login_attempts, address, username)
+    if await services.throttle.check_password(agents.authenticate, username, current) is None:
+        raise HTTPException(422, "現在のパスワードが違います。")
+    await services.throttle.succeeded(agents.login_attempts, address, username)
+    try:
+        ended = await services.throttle.check_password(agents.set_password, username, new, session.session_id)
+    except AgentError as exc:
+        raise HTTPException(422, str(exc)) from None
+    await run_in_threadpool(forget_first_password, username)
+    return _me(session, ended_sessions=ended)
 
 
 async def me(request: Request) -> JSONResponse:
@@ -77,7 +118,7 @@ async def me(request: Request) -> JSONResponse:
     summary: The logged-in agent and the CSRF token
     responses: {200: {description: "{agent, csrf_token}"}, 401: {description: Not logged in}}
     """
-    return _me(request, current_agent(request), csrf_token(request))
+    return _me(current_session(request))
 
 
 async def list_tickets(request: Request) -> JSONResponse:
@@ -169,16 +210,29 @@ async def events(request: Request) -> EventSourceResponse:
     queue = hub.subscribe_agents()
 
     async def stream() -> AsyncIterator[dict[str, str]]:
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
+        getter: asyncio.Future[Any] | None = None
         try:
             yield {"event": "ready", "data": "{}"}
             while True:
-                item = await queue.get()
-                if item is CLOSED:  # fell too far behind: end the stream; the console reconnects and reloads
-                    return
-                yield {"event": "ticket", "data": json.dumps(item, ensure_ascii=False)}
+                if getter is None:
+                    getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter}, timeout=SESSION_RECHECK_SECONDS)
+                if getter in done:
+                    item, getter = getter.result(), None
+                    if item is CLOSED:  # fell too far behind: end the stream; the console reconnects and reloads
+                        return
+                    yield {"event": "ticket", "data": json.dumps(item, ensure_ascii=False)}
+                if loop.time() - checked >= SESSION_RECHECK_SECONDS:
+                    checked = loop.time()
+                    if not await still_logged_in(request):  # the console reconnects, gets 401, shows the login
+                        return
         except asyncio.CancelledError:
             raise
         finally:
+            if getter is not None:
+                getter.cancel()
             hub.unsubscribe_agents(queue)
 
     return EventSourceResponse(stream(), ping=SSE_PING_SECONDS)
@@ -189,6 +243,7 @@ routes = [
     Route("/api/agent/login", login, methods=["POST"]),
     Route("/api/agent/logout", logout, methods=["POST"]),
     Route("/api/agent/me", me, methods=["GET"]),
+    Route("/api/agent/password", change_password, methods=["POST"]),
     Route("/api/tickets", list_tickets, methods=["GET"]),
     Route(TICKET, get_ticket, methods=["GET"]),
     Route(TICKET + "/claim", claim, methods=["POST"]),

@@ -17,7 +17,6 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -27,11 +26,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.analytics import page as analytics_page
 from bot.server import agent_api, chat_api
-from bot.server.auth import LoginThrottle
+from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
 from bot.server.events import EventHub, RedisRelay
 from bot.server.gateway import Gateway, Stores, TicketWatcher
 from bot.server.rasa_client import RasaClient
-from bot.server.tokens import ConversationTokens
+from bot.server.tokens import SESSION_KEY_PURPOSE, ConversationTokens, derive_key
 from bot.store.agents import AgentDirectory
 from bot.store.chat_log import ChatLog
 from bot.store.queue import Queue, QueueError, make_engine
@@ -39,7 +38,6 @@ from bot.store.queue import Queue, QueueError, make_engine
 logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-SESSION_HOURS = 12
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -97,16 +95,26 @@ async def _queue_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
-               events_url: str = "") -> Starlette:
+               events_url: str = "", https: bool | None = None, session_key_version: int | None = None) -> Starlette:
     """The ASGI application.
 
     Args:
         services: Stores, Rasa client, tokens (see :class:`Services`).
-        secret_key: Signs agent session cookies.
+        secret_key: The master secret; agent session cookies are signed with a key
+            derived from it (:func:`bot.server.tokens.derive_key`), not with it.
         watch_interval: Seconds between polls for tickets filed by the action server.
         events_url: ``redis://...`` to share events with other bot servers (scale-out);
             empty: this server alone.
+        https: Published over https (``Secure`` cookie, HSTS); ``None`` reads ``BOT_HTTPS``.
+        session_key_version: Version of the session key; ``None`` reads ``BOT_SESSION_KEY_VERSION``.
     """
+    if https is None or session_key_version is None:
+        from bot.settings import get_settings
+
+        settings = get_settings()
+        https = settings.https if https is None else https
+        session_key_version = settings.session_key_version if session_key_version is None else session_key_version
+    session_key = derive_key(secret_key, SESSION_KEY_PURPOSE, session_key_version)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -135,9 +143,9 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders),
-                    Middleware(SessionMiddleware, secret_key=secret_key, session_cookie="bot_agent_session",
-                               max_age=SESSION_HOURS * 3600, same_site="strict")],
+        middleware=[Middleware(SecurityHeaders, https=https),
+                    Middleware(AgentSessionMiddleware, sessions=services.stores.agents.sessions, key=session_key,
+                               https=https)],
         exception_handlers={HTTPException: _http_error, QueueError: _queue_error},
     )
     app.state.services = services
@@ -146,11 +154,15 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
 
 
 class SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every HTTP response (pure ASGI: SSE keeps streaming)."""
+    """Adds :data:`SECURITY_HEADERS` to every HTTP response (pure ASGI: SSE keeps streaming).
 
-    def __init__(self, app: ASGIApp) -> None:
-        """Wrap ``app``."""
+    Over https (``BOT_HTTPS=1``, or an https request scheme) it adds HSTS as well.
+    """
+
+    def __init__(self, app: ASGIApp, https: bool = False) -> None:
+        """Wrap ``app``; ``https``: always send HSTS."""
         self._app = app
+        self._https = https
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass through, adding the headers to ``http.response.start``."""
@@ -159,12 +171,15 @@ class SecurityHeaders:
             return
 
         demo = scope.get("path") == "/"
+        hsts = is_https(scope, self._https)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, DEMO_CSP if demo and name == "Content-Security-Policy" else value)
+                if hsts:
+                    headers.setdefault("Strict-Transport-Security", HSTS_VALUE)
             await send(message)
 
         await self._app(scope, receive, send_with_headers)

@@ -1,15 +1,26 @@
 """Conversation tokens: only the browser that started a conversation can read it.
 
-A token is the conversation id signed with the server's secret key (itsdangerous), so
-the server needs no table of tokens and a guessed or edited id is refused.
+A token is the conversation id signed (itsdangerous) with the *conversation-token key*,
+so the server needs no table of tokens and a guessed or edited id is refused.
+
+The secret file holds one master secret; :func:`derive_key` turns it into one key per
+purpose (HMAC-SHA256 with a label naming the purpose and a version). Agent session
+cookies and conversation tokens never share a key, and each can be rotated on its own by
+raising its version (``BOT_SESSION_KEY_VERSION`` / ``BOT_TOKEN_KEY_VERSION``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from pathlib import Path
 
 from itsdangerous import BadSignature, Signer
+
+SESSION_KEY_PURPOSE = "agent-session"
+TOKEN_KEY_PURPOSE = "conversation-token"
+_TOKEN_SALT = "conversation-token"
 
 
 def load_secret_key(path: Path) -> str:
@@ -24,12 +35,42 @@ def load_secret_key(path: Path) -> str:
     return key
 
 
+def derive_key(secret: str, purpose: str, version: int = 1) -> str:
+    """A key for one purpose, derived from the master secret.
+
+    Args:
+        secret: The master secret (the secret key file's content).
+        purpose: What the key signs, e.g. :data:`SESSION_KEY_PURPOSE`.
+        version: Raise it to rotate this key alone.
+
+    Returns:
+        64 hex characters; keys of different purposes or versions are unrelated.
+    """
+    label = f"japanese-support-bot/{purpose}/v{version}".encode("ascii")
+    return hmac.new(secret.encode("utf-8"), label, hashlib.sha256).hexdigest()
+
+
 class ConversationTokens:
     """Issue and check conversation tokens."""
 
-    def __init__(self, secret_key: str) -> None:
-        """Sign with ``secret_key``."""
-        self._signer = Signer(secret_key, salt="conversation-token")
+    def __init__(self, secret_key: str, key_version: int | None = None) -> None:
+        """Sign with the conversation-token key derived from ``secret_key``.
+
+        Args:
+            secret_key: The master secret.
+            key_version: Version of the token key; ``None`` reads ``BOT_TOKEN_KEY_VERSION``.
+                While it is 1, tokens issued before keys were split (signed with the
+                master secret itself) are still accepted, so conversations open at the
+                upgrade go on; a rotation ends them too.
+        """
+        if key_version is None:
+            from bot.settings import get_settings
+
+            key_version = get_settings().token_key_version
+        self._signer = Signer(derive_key(secret_key, TOKEN_KEY_PURPOSE, key_version), salt=_TOKEN_SALT)
+        self._accepted = [self._signer]
+        if key_version == 1:
+            self._accepted.append(Signer(secret_key, salt=_TOKEN_SALT))
 
     def new_conversation(self) -> tuple[str, str]:
         """A fresh conversation id and its token."""
@@ -40,7 +81,9 @@ class ConversationTokens:
         """The conversation id inside ``token``, or ``None`` when it is not ours."""
         if not token or len(token) > 200:
             return None
-        try:
-            return self._signer.unsign(token).decode("ascii")
-        except (BadSignature, UnicodeDecodeError):
-            return None
+        for signer in self._accepted:
+            try:
+                return signer.unsign(token).decode("ascii")
+            except (BadSignature, UnicodeDecodeError):
+                continue
+        return None
