@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Sequence
 
 from bot.server.rasa_client import create_rasa_token, read_rasa_token
+from bot.store.rasa_endpoints import write_endpoints
 from bot.settings import PROJECT_ROOT, get_settings
 
 
@@ -145,21 +146,15 @@ class BotStack:
             token = create_rasa_token(self.token_file())
         except (OSError, ValueError) as exc:
             raise StartupError(f"Rasa のトークンファイルを用意できませんでした: {exc}") from exc
-        endpoints = self.log_dir / "endpoints.yml"
-        endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n',
-                             encoding="utf-8")
+        try:
+            self._endpoints()
+        except ValueError as exc:
+            raise StartupError(str(exc)) from exc
         actions, actions_log = self._spawn(["run", "actions", "--actions", "actions",
                                             "--port", str(self.action_port)], "actions")
-        # The HTTP API (--enable-api) can replace the model and edit conversations: loopback
-        # only, no CORS (no web page may call it), and the token (added by run_rasa).
-        rasa, rasa_log = self._spawn(["run", "--model", str(self.model), "--enable-api",
-                                      "--interface", "127.0.0.1",
-                                      "--port", str(self.rasa_port), "--endpoints", str(endpoints),
-                                      "--credentials", str(PROJECT_ROOT / "credentials.yml")],
-                                     "rasa", module="bot.launcher")
-        status = f"{self.rasa_url}/status?{urllib.parse.urlencode({'token': token})}"
+        rasa, rasa_log = self.start_rasa()
         waits = [(f"http://127.0.0.1:{self.action_port}/health", actions, actions_log),
-                 (status, rasa, rasa_log)]
+                 (self._status_url(token), rasa, rasa_log)]
         if self.server_port is not None:
             server, server_log = self.start_server()
             waits.append((f"{self.server_url}/healthz", server, server_log))
@@ -170,6 +165,35 @@ class BotStack:
             self.stop()
             raise
         return self
+
+    def _endpoints(self) -> Path:
+        """Rasa's endpoints for this run: action server, tracker store on the queue's database
+        (conversations survive a Rasa restart), Redis lock store with several servers."""
+        settings = get_settings()
+        return write_endpoints(self.log_dir / "endpoints.yml", self.action_port,
+                               self.env.get("DATABASE_URL", settings.database_url),
+                               self.env.get("BOT_EVENTS_URL", settings.events_url))
+
+    def _status_url(self, token: str) -> str:
+        return f"{self.rasa_url}/status?{urllib.parse.urlencode({'token': token})}"
+
+    def start_rasa(self) -> tuple[subprocess.Popen, Path]:
+        """Start (or restart, e.g. in a fault test) only the Rasa server process."""
+        # The HTTP API (--enable-api) can replace the model and edit conversations: loopback
+        # only, no CORS (no web page may call it), and the token (added by run_rasa).
+        return self._spawn(["run", "--model", str(self.model), "--enable-api", "--interface", "127.0.0.1",
+                            "--port", str(self.rasa_port), "--endpoints", str(self.log_dir / "endpoints.yml"),
+                            "--credentials", str(PROJECT_ROOT / "credentials.yml")], "rasa", module="bot.launcher")
+
+    def restart_rasa(self, timeout: float = 180.0) -> None:
+        """Kill the Rasa server hard (SIGKILL), as a crash would, start it again and wait for it."""
+        for proc in self._procs:
+            if proc.args[2:4] == ["bot.launcher", "run"] and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self._procs[:] = [p for p in self._procs if p.poll() is None]
+        rasa, log = self.start_rasa()
+        _wait_http(self._status_url(create_rasa_token(self.token_file())), rasa, timeout, log)
 
     def start_server(self) -> tuple[subprocess.Popen, Path]:
         """Start (or restart, e.g. in a fault test) only the bot server process."""
