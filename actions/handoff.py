@@ -121,3 +121,29 @@ def _deliver(packet: HandoffPacket, queue: Optional[Queue], outbox: Outbox,
     outbox.put(packet)
     outbox.deliver_in_background(reconnect)
     return {"ticket_id": None}
+
+
+def resume_pending_deliveries(outbox: Optional[Outbox] = None,
+                              connect: Callable[[], Optional[Queue]] = connect_queue) -> bool:
+    """Start delivering the packets an earlier run left in the outbox.
+
+    Called when the action server starts (below): otherwise packets written during a
+    database outage would wait for the next handoff, however long that takes.
+
+    Returns:
+        True when packets were waiting and the delivery thread was started.
+    """
+    outbox = outbox or default_outbox()
+    try:
+        waiting = outbox.pending()
+    except OSError:
+        logger.exception("outbox unreadable at start-up")
+        return False
+    if waiting:
+        logger.warning("outbox: %d handoff packet(s) from an earlier run, delivering", len(waiting))
+        outbox.deliver_in_background(connect)
+    return bool(waiting)
+
+
+# rasa_sdk imports every module of the package when the action server starts.
+resume_pending_deliveries()

@@ -212,3 +212,45 @@ def test_bad_file_stays_under_its_byte_limit(tmp_path: Path, monkeypatch) -> Non
         outbox.pending()
     bad = (tmp_path / "outbox.bad").read_text(encoding="utf-8")
     assert len(bad.encode("utf-8")) <= 300 and '{"torn": 9' in bad and '{"torn": 0' not in bad
+
+
+def test_a_packet_the_database_refuses_is_set_aside_with_its_reason(tmp_path: Path) -> None:
+    """A repeatable SQL error (a category longer than its column on PostgreSQL) is not an outage."""
+    import json
+
+    from sqlalchemy.exc import DataError
+
+    outbox = Outbox(tmp_path / "o.jsonl")
+    for i in range(3):
+        outbox.put(HandoffPacket(f"c{i}:1", f"c{i}", ["complaint"], []))
+    up = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+
+    class RefusesC1:
+        def enqueue(self, packet: HandoffPacket):  # type: ignore[no-untyped-def]
+            if packet.conversation_id == "c1":
+                raise DataError("INSERT …", {}, Exception("value too long for type character varying(100)"))
+            return up.enqueue(packet)
+
+    assert outbox.drain(RefusesC1()) == 3  # type: ignore[arg-type]
+    assert outbox.pending() == []
+    assert [t.conversation_id for t in up.open_tickets()] == ["c0", "c2"]  # later packets not blocked
+    (line,) = (tmp_path / "o.bad").read_text(encoding="utf-8").splitlines()
+    aside = json.loads(line)
+    assert aside["set_aside"].startswith("DataError") and aside["packet"]["conversation_id"] == "c1"
+
+
+def test_the_action_server_delivers_an_earlier_runs_outbox_at_start(tmp_path: Path) -> None:
+    import time
+
+    from actions.handoff import resume_pending_deliveries
+
+    left = Outbox(tmp_path / "o.jsonl")
+    left.put(HandoffPacket("c0:1", "c0", ["complaint"], []))
+    up = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    started = Outbox(tmp_path / "o.jsonl")  # the new process, before any handoff
+    assert resume_pending_deliveries(started, connect=lambda: up) is True
+    deadline = time.monotonic() + 10
+    while started.pending() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [t.conversation_id for t in up.open_tickets()] == ["c0"]
+    assert resume_pending_deliveries(Outbox(tmp_path / "empty.jsonl"), connect=lambda: up) is False

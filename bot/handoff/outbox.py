@@ -60,6 +60,16 @@ def _write_private(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def is_transient(exc: BaseException) -> bool:
+    """True when a database error means "not reachable now" (retry later), not "this packet is wrong"."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+                            sa_exc.TimeoutError))
+
+
 def packet_to_json(packet: HandoffPacket) -> str:
     """One JSON line."""
     return json.dumps(asdict(packet), ensure_ascii=False)
@@ -150,20 +160,34 @@ class Outbox:
         _write_private(bad, "".join(line + "\n" for line in kept))
 
     def drain(self, queue: Queue) -> int:
-        """Deliver waiting packets in order; stop at the first failure (the rest stay).
+        """Deliver waiting packets in order; stop when the database is unreachable (the rest stay).
+
+        A packet the database refuses for a reason of its own (:func:`is_transient` false)
+        is set aside in ``<outbox>.bad`` with the reason, so it never blocks later handoffs.
 
         Returns:
-            How many were delivered.
+            How many left the outbox (delivered or set aside).
         """
         with self._locked():
             waiting = self._pending()
             delivered = 0
+            poisoned: list[str] = []
             for packet in waiting:
                 try:
                     queue.enqueue(packet)
-                except SQLAlchemyError:
-                    break
+                except SQLAlchemyError as exc:
+                    if is_transient(exc):
+                        break  # the database is away: keep this and the rest, in order
+                    # The database refuses this packet itself (e.g. a value too long for a
+                    # column): retrying cannot help. Set it aside with the reason, go on.
+                    logger.error("outbox: packet for %s refused by the database, set aside: %s",
+                                 packet.conversation_id, type(exc).__name__)
+                    poisoned.append(json.dumps({"set_aside": f"{type(exc).__name__}: {str(exc)[:300]}",
+                                                "packet": json.loads(packet_to_json(packet))},
+                                               ensure_ascii=False))
                 delivered += 1
+            if poisoned:
+                self._set_aside(poisoned)
             if delivered:
                 rest = waiting[delivered:]
                 # Fsynced before the rename: never an empty outbox after a crash. Masked
