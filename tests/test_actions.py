@@ -218,3 +218,57 @@ def test_unsure_turns_before_a_handoff_do_not_count_after_it() -> None:
     assert unsure_turns_in_a_row([fallback, fallback, {"event": "pause"}, {"event": "resume"}, fallback]) == 1
     assert unsure_turns_in_a_row([fallback, fallback, handoff_reply, fallback]) == 1  # offline: no pause
     assert not_helpful_since_handoff([no, no, handoff_reply, no]) == 1
+
+
+def test_preamble_invites_the_question_with_the_main_topics(make_tracker) -> None:
+    from actions.faq import ActionPreamble
+
+    (message,), _ = run(ActionPreamble(KNOWLEDGE), make_tracker("質問です", "preamble"))
+    assert message["text"].startswith("はい、どうぞ。")
+    kb = KNOWLEDGE.get()
+    # One topic per category first (the demo has four categories).
+    assert [kb.get(i).category for i in message["custom"]["suggestions"]] == list(dict.fromkeys(
+        e.category for e in kb.entries))
+    assert all(b["payload"].startswith('/faq{"faq_id": ') for b in message["buttons"])
+
+
+def test_offer_of_a_person_in_and_out_of_hours() -> None:
+    import datetime as dt
+
+    from bot.dialogue.replies import offer_human_reply
+    from bot.triage.hours import JST, load_hours
+
+    hours = load_hours(PROJECT_ROOT / "knowledge" / "hours.yml")
+    staffed = offer_human_reply(hours, dt.datetime(2026, 11, 24, 10, 0, tzinfo=JST))
+    offline = offer_human_reply(hours, dt.datetime(2026, 11, 23, 12, 0, tzinfo=JST))  # a holiday
+    for reply in (staffed, offline):
+        assert reply.custom["route"] == "offer_human" and "お役に立てず" in reply.text
+        # The button files the handoff with reason `unresolved` (outside hours: the contact form).
+        assert reply.buttons == [{"title": "担当者と話す", "payload": "/request_human_unresolved"}]
+    assert staffed.custom["staffed"] is True and "受付時間外" not in staffed.text
+    assert offline.custom["staffed"] is False and "受付時間外" in offline.text
+
+
+@pytest.mark.parametrize(("language", "words"), [("en", "only answer questions in Japanese"),
+                                                 ("zh", "仅支持日语"), ("ko", "일본어로만")])
+def test_language_notice_in_the_customers_language_and_japanese(make_tracker, language: str, words: str) -> None:
+    from actions.faq import ActionLanguageNotice
+
+    (message,), _ = run(ActionLanguageNotice(KNOWLEDGE), make_tracker("?", "non_japanese", 1.0, language=language))
+    assert words in message["text"] and "日本語でのご質問にのみお答えできます" in message["text"]
+    assert "https://members.mirai-net.example/contact" in message["text"]  # the contact page
+    assert message["buttons"] == [{"title": "担当者と話したい", "payload": "/request_human"}]
+    assert message["custom"]["route"] == "offer_human"
+
+
+def test_not_that_offers_the_other_candidates_of_the_last_question(make_tracker) -> None:
+    from actions.faq import ActionNotHelpful
+
+    ranking = [{"faq_id": i, "title": "", "category": "", "score": 0.5, "matched": ""}
+               for i in ("change-address", "change-phone", "change-name")]
+    tracker = make_tracker("それじゃなくて", "not_that")
+    tracker.events.insert(0, {"event": "user", "text": "変更したい",
+                              "parse_data": {"intent": {"name": "faq"}, "faq_id": "change-address",
+                                             "faq_ranking": ranking}})
+    (message,), _ = run(ActionNotHelpful(KNOWLEDGE), tracker)
+    assert message["custom"]["suggestions"][:2] == ["change-phone", "change-name"]
