@@ -42,10 +42,21 @@ def test_bot_run_prints_the_urls_and_ctrl_c_stops_everything(trained_model: Path
         assert len(children) == 3
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert proc.wait(timeout=60) == 0
-        time.sleep(0.5)
-        alive = [pid for pid in children if Path(f"/proc/{pid}").exists()
-                 and "zombie" not in Path(f"/proc/{pid}/status").read_text()]
-        assert alive == []
+
+        def alive() -> list[str]:
+            running = []
+            for pid in children:
+                try:
+                    if "zombie" not in Path(f"/proc/{pid}/status").read_text():
+                        running.append(pid)
+                except FileNotFoundError:  # gone
+                    pass
+            return running
+
+        deadline = time.monotonic() + 10  # the children exit on their own: wait for it, not a fixed time
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert alive() == []
     finally:
         if proc.poll() is None:
             proc.kill()
