@@ -1,14 +1,18 @@
 """Our pipeline vs Rasa's stock GiNZA + DIET pipeline, trained on the same data, same run.
 
 Usage: ``make bench`` (or ``python -m benchmarks.nlu_pipelines [--retrain]``).
-Trains both models into results/bench/ (unless present), measures each in its own
-process (benchmarks/measure_model.py) and writes results/bench/nlu.json and a
-Markdown table (also printed) with the ratios.
+Trains both models into results/bench/ (a model is reused only when it was trained on the
+same data and pipeline: :func:`inputs_hash`), measures each in its own process
+(benchmarks/measure_model.py) and writes results/bench/nlu.json and a Markdown table (also
+printed) with the ratios and the data hash. Accuracy is measured on ``tune_b`` by default (a
+tuning set no threshold was chosen on): the held-out sets are read once per model, by
+``benchmarks/old_vs_new.py``, not by every benchmark run.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -41,25 +45,39 @@ def _env() -> dict[str, str]:
     return {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def train(name: str, config: Path, retrain: bool) -> tuple[Path, float | None]:
-    """Train ``config`` into results/bench/ (skipped when the model exists).
+def inputs_hash(config: Path) -> str:
+    """Short SHA-256 of everything a model is trained from: ``config``, the domain, the
+    training data, the FAQ questions and the synonym table."""
+    digest = hashlib.sha256()
+    files = [config, PROJECT_ROOT / "domain.yml", *sorted((PROJECT_ROOT / "data").rglob("*.yml")),
+             *sorted((PROJECT_ROOT / "knowledge" / "faq").glob("*.yml")), PROJECT_ROOT / "knowledge" / "synonyms.yml"]
+    for path in files:
+        digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
-    Training times are kept in results/bench/train_times.json, so a later run that only
-    measures still reports how long the model took to train.
+
+def train(name: str, config: Path, retrain: bool) -> tuple[Path, float | None]:
+    """Train ``config`` into results/bench/, unless a model from the same inputs is there.
+
+    Training times and the inputs' hash are kept in results/bench/train_times.json, so a
+    later run that only measures still reports how long the model took to train, and a
+    model trained on other data is never reused.
     """
     slug = "ours" if name.startswith("ours") else "stock"
     model = OUT / f"{slug}.tar.gz"
     times_file = OUT / "train_times.json"
     times = json.loads(times_file.read_text()) if times_file.exists() else {}
-    if model.exists() and not retrain:
-        return model, times.get(slug)
+    cached = times.get(slug) if isinstance(times.get(slug), dict) else {}
+    current = inputs_hash(config)
+    if model.exists() and not retrain and cached.get("inputs_hash") == current:
+        return model, cached.get("train_s")
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "rasa", "train", "--config", str(config), "--out", str(OUT),
                     "--fixed-model-name", slug, "--force"], cwd=PROJECT_ROOT, env=_env(), check=True,
                    stdout=subprocess.DEVNULL)
-    times[slug] = round(time.perf_counter() - started, 1)
+    times[slug] = {"train_s": round(time.perf_counter() - started, 1), "inputs_hash": current}
     times_file.write_text(json.dumps(times))
-    return model, times[slug]
+    return model, times[slug]["train_s"]
 
 
 def measure(model: Path, heldout: Path) -> dict:
@@ -87,7 +105,8 @@ def main() -> None:
     """Train, measure, print and save."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--retrain", action="store_true", help="train both models again")
-    parser.add_argument("--heldout", default=str(PROJECT_ROOT / "tests" / "data" / "heldout.jsonl"))
+    parser.add_argument("--heldout", default=str(PROJECT_ROOT / "benchmarks" / "data" / "tune_b.jsonl"),
+                        help="labelled messages for the accuracy rows (default: tune_b)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -95,8 +114,11 @@ def main() -> None:
         model, train_s = train(name, config, args.retrain)
         results[name] = {"train_s": train_s, **measure(model, Path(args.heldout))}
         print(f"{name}: {json.dumps(results[name], ensure_ascii=False)}", flush=True)
-    (OUT / "nlu.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
-    markdown = table(results)
+    hashes = {name: inputs_hash(config) for name, config in PIPELINES.items()}
+    (OUT / "nlu.json").write_text(json.dumps({"inputs_hash": hashes, "accuracy_set": args.heldout, **results},
+                                             ensure_ascii=False, indent=2), encoding="utf-8")
+    markdown = table(results) + "\n\n" + "\n".join(f"{name}: inputs hash {h}" for name, h in hashes.items()) + \
+        f"\naccuracy on {Path(args.heldout).name}"
     (OUT / "nlu.md").write_text(markdown + "\n", encoding="utf-8")
     print(markdown)
 
