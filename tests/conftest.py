@@ -76,6 +76,16 @@ def make_tracker():  # type: ignore[no-untyped-def]
     return _make
 
 
+def missing_service(reason: str, module_level: bool = False) -> None:
+    """Skip a test whose machine service (Chromium, GiNZA …) is missing, loudly; fail on CI.
+
+    On CI (``CI=true``, set by .ci/run) a missing service is a broken set-up, never a skip.
+    """
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=module_level)
+
+
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 AGENT_PASSWORD = "agent-password-for-tests"
 

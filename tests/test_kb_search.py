@@ -272,7 +272,9 @@ def test_murmurhash_matches_spacy(word: str, spacy_hash: int) -> None:
 def test_ginza_vectors_are_found_by_hash() -> None:
     vectors = load_static_vectors("ja_ginza")
     if vectors is None:
-        pytest.skip("ja_ginza is not installed")
+        from conftest import missing_service
+
+        missing_service("ja_ginza is not installed (make setup installs it)")
     for word in ("住所", "引っ越し", "解約", "料金"):
         assert vectors.mean([word]) is not None, word
     assert vectors.mean(["ｘｙｚｚｙ存在しない語"]) is None
