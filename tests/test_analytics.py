@@ -23,8 +23,8 @@ from starlette.testclient import TestClient
 from bot.analytics import page
 from bot.analytics.export import CSV_FILES, write_chart, write_csv
 from bot.analytics.report import (
-    JST, AnalyticsReport, DayVolume, Totals, build_report, clean_for_grouping, format_report, group_questions, last_days,
-    run_report,
+    JST, AnalyticsReport, DayVolume, FaqHandoffs, FeedbackRow, IntentCount, ReasonHandoffs, Totals, build_report,
+    clean_for_grouping, format_report, group_questions, last_days, run_report,
 )
 from bot.store.chat_log import ChatLog, NewMessage
 from bot.store.models import ChatMessage, Conversation, Ticket
@@ -330,10 +330,51 @@ def test_csv_files_have_bom_japanese_headers_and_rows(report: AnalyticsReport, t
         assert len(read_csv(tmp_path / "out" / name)) > 1
 
 
-def test_csv_defuses_formulas(tmp_path: Path) -> None:
-    groups, _ = group_questions([("=HYPERLINK(\"http://x\")", None, ["clarify"])])
+# Texts a spreadsheet would run as a formula (issue #11): = + - @, tab and carriage return, and
+# the full-width ＝ ＋ － ＠ that Japanese Excel also takes as the start of a formula.
+FORMULAS = ["=HYPERLINK(\"http://x\")", "+81 90", "-1+2", "@SUM(A1)", "＝ＨＹＰＥＲＬＩＮＫ（\"http://x\"）",
+            "＋８１", "－５０％", "＠ＳＵＭ（Ａ１）"]
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_csv_defuses_formulas(tmp_path: Path, text: str) -> None:
+    groups, _ = group_questions([(text, None, ["clarify"])])
     write_csv(empty_report(unanswered=groups), tmp_path)
-    assert read_csv(tmp_path / "unanswered.csv")[1][0] == "'=HYPERLINK(\"http://x\")"
+    representative, *_, first_example = read_csv(tmp_path / "unanswered.csv")[1][:7]
+    assert (representative, first_example) == ("'" + text, "'" + text)
+
+
+def test_csv_defuses_formulas_in_every_table(tmp_path: Path) -> None:
+    """Every text cell of every CSV is defused; numbers and harmless texts are written as they are."""
+    tables = {
+        "handoff_reasons": [ReasonHandoffs("=cmd|' /C calc'!A0", "\t=1+1", 1, 0.5, 0.25)],
+        "handoff_faqs": [FaqHandoffs("－faq", "\r=1+1", 2, 0.5, None, None)],
+        "intents": [IntentCount("＠intent", 3, 0.1)],
+        "feedback": [FeedbackRow("＋faq", 4, 1, 0, 1.0)],
+    }
+    write_csv(empty_report(**tables), tmp_path)
+    assert read_csv(tmp_path / "handoff_reasons.csv")[1] == ["'=cmd|' /C calc'!A0", "'\t=1+1", "1", "0.5", "0.25"]
+    assert read_csv(tmp_path / "handoff_faqs.csv")[1] == ["'－faq", "'\r=1+1", "2", "0.5", "", ""]
+    assert read_csv(tmp_path / "intents.csv")[1] == ["'＠intent", "3", "0.1"]
+    assert read_csv(tmp_path / "feedback.csv")[1] == ["'＋faq", "1", "0", "1.0", "4"]
+    write_csv(empty_report(intents=[IntentCount("faq_=1", 1, None), IntentCount("'quoted", 2, None)]), tmp_path)
+    assert read_csv(tmp_path / "intents.csv")[1:] == [["faq_=1", "1", ""], ["'quoted", "2", ""]]
+
+
+def test_bot_report_csv_defuses_customer_texts(tmp_path: Path) -> None:
+    """``bot report --csv``: customer messages that look like formulas are written with a leading '."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    engine = make_engine(url)
+    recorder = Recorder(engine)
+    now = dt.datetime.now(dt.timezone.utc)
+    for number, text in enumerate(["＝ＷＥＢＳＥＲＶＩＣＥ（\"http://x\"）", "-2+3+cmd|' /C calc'!A0"]):
+        recorder.start(f"c{number}", now)
+        recorder.customer(f"c{number}", text, now)
+        recorder.bot(f"c{number}", "申し訳ありません、その件にはお答えできません。", now, "out_of_scope", "out_of_scope", 0.9)
+    engine.dispose()
+    assert run_report(url, 1, tmp_path / "csv", None, as_json=True) == 0
+    cells = [record[0] for record in read_csv(tmp_path / "csv" / "unanswered.csv")[1:]]
+    assert sorted(cells) == sorted(["'＝ＷＥＢＳＥＲＶＩＣＥ（\"http://x\"）", "'-2+3+cmd|' /C calc'!A0"])
 
 
 def test_chart_png_and_svg(report: AnalyticsReport, tmp_path: Path) -> None:

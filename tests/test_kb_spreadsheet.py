@@ -567,7 +567,7 @@ def test_export_keeps_leading_equals_as_text(tmp_path: Path) -> None:
     import_sheet(write_csv(tmp_path / "in.csv", [HEADER, new_row(question="=SUM(A1:A3) ってなに")]), target)
     export_sheet(target, tmp_path / "out.xlsx")
     cell = openpyxl.load_workbook(tmp_path / "out.xlsx")["FAQ"]["D2"]
-    assert (cell.value, cell.data_type) == ("=SUM(A1:A3) ってなに", "s")
+    assert (cell.value, cell.data_type) == ("'=SUM(A1:A3) ってなに", "s")  # defused, never a formula
     assert read_sheet(tmp_path / "out.xlsx")[0].question == "=SUM(A1:A3) ってなに"
 
 
@@ -1180,3 +1180,275 @@ def test_municipal_table_of_2000_rows_is_fast(tmp_path: Path) -> None:
     assert any(w.startswith("回答が 400 文字を超える FAQ が ") for w in report.warnings)
     assert max(len(e.answer) for e in load_knowledge(tmp_path / "kb").entries) == 1472
     assert seconds < 20, f"{seconds:.1f} s"  # about 2 s on a laptop; generous against slow CI machines
+
+
+# --------------------------------------------------------------------------- security review (issue #11)
+
+# Cells that a spreadsheet would run as a formula get a leading ' on export; the import removes
+# exactly that quote, so export → import changes nothing (even for texts that already start with ').
+FORMULA_KB = """\
+entries:
+  - id: no-sum
+    category: "＝計算"
+    title: "+αの特典"
+    questions:
+      - "-50%割引はありますか"
+      - "@メンションで聞けますか"
+      - "割引の質問"
+    answer: "=SUM は使えません"
+    related: [quoted]
+  - id: quoted
+    category: "その他"
+    title: "引用"
+    questions:
+      - "'=A1 と書くとどうなりますか"
+      - "＠マークの使い方"
+    answer: "''=1 のように書いた場合"
+  - id: plain
+    category: "'普通'"
+    title: "普通の FAQ"
+    questions:
+      - "普通の質問です"
+      - "－５０％ の割引"
+    answer: "'引用' で始まる回答"
+"""
+
+
+@pytest.fixture()
+def formula_kb(tmp_path: Path) -> Path:
+    directory = tmp_path / "formula-kb"
+    (directory / "faq").mkdir(parents=True)
+    (directory / "faq" / "formula.yml").write_text(FORMULA_KB, encoding="utf-8")
+    load_knowledge(directory)
+    return directory
+
+
+def exported_cells(path: Path, encoding: str | None = None) -> list[list[str]]:
+    """The cells of an exported table as text ('' for empty cells)."""
+    if path.suffix == ".csv":
+        return list(csv.reader(io.StringIO(path.read_bytes().decode(encoding or "utf-8-sig"), newline="")))
+    sheet = openpyxl.load_workbook(path)["FAQ"]
+    for line in sheet.iter_rows():
+        for cell in line:
+            assert cell.data_type != "f", cell.coordinate  # never a formula
+    with zipfile.ZipFile(path) as archive:
+        assert b"<f>" not in archive.read("xl/worksheets/sheet1.xml")
+    return [["" if value is None else str(value) for value in line] for line in sheet.iter_rows(values_only=True)]
+
+
+@pytest.mark.parametrize(("name", "encoding"), [("faq.csv", None), ("faq.csv", "cp932"), ("faq.xlsx", None)])
+def test_export_defuses_formula_cells_and_round_trips(tmp_path: Path, formula_kb: Path, name: str,
+                                                      encoding: str | None) -> None:
+    state = snapshot(formula_kb)
+    export_sheet(formula_kb, tmp_path / name, encoding=encoding)
+    by_id = {line[0]: line for line in exported_cells(tmp_path / name, encoding)[1:]}
+    assert by_id["no-sum"][1:6] == ["'＝計算", "'+αの特典", "'-50%割引はありますか", "'=SUM は使えません",
+                                    "'@メンションで聞けますか\n割引の質問"]
+    assert by_id["quoted"][3:6] == ["''=A1 と書くとどうなりますか", "'''=1 のように書いた場合", "'＠マークの使い方"]
+    assert by_id["plain"][1:6] == ["'普通'", "普通の FAQ", "普通の質問です", "'引用' で始まる回答", "'－５０％ の割引"]
+    # The same knowledge comes back, into a new folder and into the exported one (nothing written).
+    import_sheet(tmp_path / name, tmp_path / "fresh")
+    assert entries_without_source(tmp_path / "fresh") == entries_without_source(formula_kb)
+    report = import_sheet(tmp_path / name, formula_kb)
+    assert report.added == report.changed == [] and len(report.unchanged) == 3
+    assert snapshot(formula_kb) == state
+
+
+@pytest.mark.parametrize(("cell", "expected"), [
+    ("'=SUM は使えません", "=SUM は使えません"),
+    ("'-50%割引はありますか", "-50%割引はありますか"),
+    ("'+α", "+α"),
+    ("'@メンション", "@メンション"),
+    ("'＝計算", "＝計算"),
+    ("'＋α", "＋α"),
+    ("'－５０％", "－５０％"),
+    ("'＠マーク", "＠マーク"),
+    ("''=1", "'=1"),  # the export doubled a quote that was already there
+    ("'''－1", "''－1"),
+    # Only the quote the export adds is removed: other leading quotes are text.
+    ("'引用'", "'引用'"),
+    ("' =1", "' =1"),
+    ("x'=1", "x'=1"),
+    ("-50%割引はありますか", "-50%割引はありますか"),
+    ("@メンション", "@メンション"),
+])
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_import_removes_only_the_quote_the_export_adds(tmp_path: Path, cell: str, expected: str, suffix: str) -> None:
+    rows = [HEADER, new_row(title=cell, question=cell, answer=cell)]
+    path = write_csv(tmp_path / "faq.csv", rows) if suffix == ".csv" else write_xlsx(tmp_path / "faq.xlsx", rows)
+    sheet_row = read_sheet(path)[0]
+    assert (sheet_row.title, sheet_row.question, sheet_row.answer) == (expected, expected, expected)
+
+
+def test_longest_answer_starting_with_a_formula_character_round_trips(tmp_path: Path) -> None:
+    """The added quote does not count against the 10,000 characters of a cell."""
+    kb = tmp_path / "kb"
+    answer = "=" + "あ" * 9_999
+    import_sheet(write_xlsx(tmp_path / "in.xlsx", [HEADER, new_row(answer="'" + answer)]), kb)
+    assert load_knowledge(kb).entries[0].answer == answer
+    for name in ("out.csv", "out.xlsx"):
+        export_sheet(kb, tmp_path / name)
+        assert import_sheet(tmp_path / name, kb).unchanged == ["faq-0001"]
+
+
+def test_file_over_the_size_limit_is_refused_before_reading(tmp_path: Path, kb: Path) -> None:
+    from bot.knowledge.spreadsheet import reading
+
+    assert reading.MAX_SHEET_BYTES == 20 * 1024 * 1024
+    state = snapshot(kb)
+    for name in ("faq.csv", "faq.xlsx"):
+        path = tmp_path / name
+        with path.open("wb") as handle:
+            handle.truncate(reading.MAX_SHEET_BYTES + 1)  # a sparse file: nothing is written
+        with pytest.raises(SheetError) as info:
+            import_sheet(path, kb)
+        message = str(info.value)
+        assert message.startswith(f"{path}: ") and "20.0 MB" in message and "上限 20 MB" in message
+        assert "対処:" in message and "分けて" in message
+    assert snapshot(kb) == state
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_rows_over_the_limit_are_refused(tmp_path: Path, kb: Path, monkeypatch: pytest.MonkeyPatch,
+                                         suffix: str) -> None:
+    from bot.knowledge.spreadsheet import reading
+
+    monkeypatch.setattr(reading, "MAX_SHEET_ROWS", 3)
+    write = write_csv if suffix == ".csv" else write_xlsx
+    rows = [HEADER, new_row(question="質問1"), row(), new_row(question="質問2"), new_row(question="質問3")]
+    assert len(read_sheet(write(tmp_path / f"ok{suffix}", rows))) == 3  # empty rows do not count
+    state = snapshot(kb)
+    path = write(tmp_path / f"faq{suffix}", rows + [new_row(question="質問4")])
+    with pytest.raises(SheetError) as info:
+        import_sheet(path, kb)
+    error = info.value
+    assert error.row == 6 and "FAQ の行が 3 行を超えています" in error.problem and "分けて" in error.fix
+    assert str(error).startswith(f"{path}（6行目）: ")
+    assert snapshot(kb) == state
+
+
+def test_the_row_limit_is_20000_rows(tmp_path: Path) -> None:
+    rows = [["カテゴリ", "質問", "回答"]] + [["分類", f"質問{n}", "回答"] for n in range(20_001)]
+    path = write_csv(tmp_path / "faq.csv", rows)
+    with pytest.raises(SheetError, match=r"（20002行目）: FAQ の行が 20,000 行を超えています"):
+        read_sheet(path)
+    path = write_csv(tmp_path / "faq.csv", rows[:-1])
+    assert len(read_sheet(path)) == 20_000
+
+
+def _add_member(path: Path, member: str, data: bytes) -> Path:
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(member, data)
+    return path
+
+
+def _replace_member(path: Path, member: str, change: Any) -> Path:
+    with zipfile.ZipFile(path) as source:
+        items = {name: source.read(name) for name in source.namelist()}
+    items[member] = change(items[member])
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in items.items():
+            target.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize(("size", "problem"), [
+    (101 * 1024 * 1024, "展開すると 101.0 MB になります（上限 100 MB）"),  # a zip bomb
+    (5 * 1024 * 1024, "圧縮率が異常に高い部分があります（xl/media/padding.bin"),
+])
+def test_xlsx_that_unpacks_too_much_is_refused_before_openpyxl(tmp_path: Path, kb: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, size: int,
+                                                               problem: str) -> None:
+    path = _add_member(write_xlsx(tmp_path / "faq.xlsx", [HEADER, new_row()]), "xl/media/padding.bin",
+                       b"\0" * size)
+    assert path.stat().st_size < 1024 * 1024
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("openpyxl opened the workbook")
+
+    monkeypatch.setattr(openpyxl, "load_workbook", never)
+    state = snapshot(kb)
+    with pytest.raises(SheetError) as info:
+        import_sheet(path, kb)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and problem in message
+    assert "対処:" in message and "CSV" in message
+    assert snapshot(kb) == state
+
+
+def test_ordinary_images_and_compressed_sheets_are_fine(tmp_path: Path) -> None:
+    import os
+
+    path = _add_member(write_xlsx(tmp_path / "faq.xlsx", [HEADER, new_row()]), "xl/media/photo.bin",
+                       os.urandom(2 * 1024 * 1024))
+    assert read_sheet(path)[0].question == "ポイントの有効期限は？"
+
+
+def test_xlsx_is_read_with_defusedxml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import defusedxml.ElementTree
+    from openpyxl.xml import functions
+
+    assert openpyxl.DEFUSEDXML is True  # openpyxl uses defusedxml when it is installed
+    assert functions.iterparse is defusedxml.ElementTree.iterparse
+    path = write_xlsx(tmp_path / "faq.xlsx", [HEADER, new_row()])
+    monkeypatch.setattr(openpyxl, "DEFUSEDXML", False)
+    with pytest.raises(SheetError) as info:
+        read_sheet(path)
+    assert "defusedxml" in str(info.value) and "make setup" in str(info.value)
+
+
+# Ten levels of ten references: about 2 GB of text if a parser expanded it.
+LAUGHS = "".join(f'<!ENTITY l{level} "{f"&l{level - 1};" * 10}">' for level in range(1, 10))
+BILLION_LAUGHS = f'<!DOCTYPE sst [<!ENTITY l0 "ha">{LAUGHS}]>'
+EXTERNAL_ENTITY = '<!DOCTYPE sst [<!ENTITY secret SYSTEM "file:///etc/hostname">]>'
+SHARED_STRINGS_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+
+
+def _xlsx_with_shared_strings(path: Path, doctype: str = "", text: str = "ポイントの有効期限は？",
+                              sheet_doctype: str = "") -> Path:
+    """A workbook whose 質問 cell D2 is in xl/sharedStrings.xml (as Excel writes it; openpyxl writes inline strings)."""
+    write_xlsx(path, [HEADER, new_row()])
+    with zipfile.ZipFile(path) as source:
+        items = {name: source.read(name) for name in source.namelist()}
+    sheet, count = re.subn(r'<c r="D2" t="inlineStr"><is><t>[^<]*</t></is></c>', '<c r="D2" t="s"><v>0</v></c>',
+                           items["xl/worksheets/sheet1.xml"].decode())
+    assert count == 1
+    items["xl/worksheets/sheet1.xml"] = (sheet_doctype + sheet).encode()
+    items["xl/sharedStrings.xml"] = (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n{doctype}'
+        f'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" uniqueCount="1">'
+        f'<si><t>{text}</t></si></sst>').encode()
+    override = f'<Override PartName="/xl/sharedStrings.xml" ContentType="{SHARED_STRINGS_TYPE}"/>'
+    items["[Content_Types].xml"] = items["[Content_Types].xml"].replace(b"</Types>", f"{override}</Types>".encode())
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in items.items():
+            target.writestr(name, data)
+    return path
+
+
+def test_shared_strings_are_read(tmp_path: Path) -> None:
+    assert read_sheet(_xlsx_with_shared_strings(tmp_path / "faq.xlsx", text="共有文字列の質問"))[0].question == "共有文字列の質問"
+
+
+@pytest.mark.parametrize(("doctype", "text", "sheet_doctype"), [
+    (BILLION_LAUGHS, "&l9;", ""),  # billion laughs in sharedStrings
+    (EXTERNAL_ENTITY, "&secret;", ""),  # an external entity (a local file) in sharedStrings
+    ("", "ポイントの有効期限は？", BILLION_LAUGHS.replace("sst", "worksheet")),  # in the sheet itself
+])
+def test_xml_entities_in_an_xlsx_are_refused_not_expanded(tmp_path: Path, kb: Path, doctype: str, text: str,
+                                                          sheet_doctype: str) -> None:
+    path = _xlsx_with_shared_strings(tmp_path / "faq.xlsx", doctype, text, sheet_doctype)
+    state = snapshot(kb)
+    with pytest.raises(SheetError) as info:
+        import_sheet(path, kb)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert "XML の実体（エンティティ）宣言" in message and "読み込みません" in message
+    assert "対処:" in message and "保存し直して" in message
+    assert snapshot(kb) == state
+
+
+def test_docs_explain_the_quote_and_the_limits() -> None:
+    guide = (PROJECT_ROOT / "docs" / "importing-faq.md").read_text(encoding="utf-8")
+    for text in ("先頭に `'`", "＝", "＠", "20 MB", "20,000 行", "100 MB", "エンティティ"):
+        assert text in guide, text

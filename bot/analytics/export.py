@@ -1,9 +1,10 @@
 """Write a report as CSV files (for Excel) and as a chart of the daily volume.
 
 CSV files are UTF-8 with a BOM, so Excel on Japanese Windows opens them without garbling,
-one file per table, with Japanese headers. Customer texts are data: a cell starting with
-``= + - @`` (or a tab / carriage return) gets a leading ``'`` so a spreadsheet never runs
-it as a formula.
+one file per table, with Japanese headers. Customer texts are data: a text cell starting with
+``= + - @``, a tab or a carriage return, or the full-width ``＝ ＋ － ＠`` that Japanese Excel
+also reads as a formula, gets a leading ``'`` so a spreadsheet never runs it
+(:func:`bot.knowledge.spreadsheet.common.defuse_formula`, shared with ``bot kb export``).
 
 The chart uses matplotlib's Agg renderer (no display needed). Japanese labels need a
 Japanese font: IPA Gothic (Debian package ``fonts-ipafont-gothic``) when installed,
@@ -18,12 +19,12 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from bot.analytics.report import UNANSWERED_LABELS, AnalyticsReport, MAX_EXAMPLES
+from bot.knowledge.spreadsheet.common import defuse_formula
 
 logger = logging.getLogger(__name__)
 
 JAPANESE_FONT = Path("/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf")
 HEADROOM = 1.3
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 CSV_FILES = {
     "daily": "daily.csv",
@@ -36,11 +37,11 @@ CSV_FILES = {
 
 
 def _cell(value: Any) -> Any:
-    """A CSV cell: ``None`` empty, texts defused against formula injection."""
+    """A CSV cell: ``None`` empty, texts defused against formula injection, numbers as they are."""
     if value is None:
         return ""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
+    if isinstance(value, str):
+        return defuse_formula(value)
     return value
 
 

@@ -59,6 +59,13 @@ CLI wiring (``bot kb import`` / ``bot kb export`` in :mod:`bot.cli`)::
     print(f"{count} 件の FAQ を {args.file} に書き出しました。")
     return 0
 
+Security (issue #11): exported cells that a spreadsheet would run as a formula (``= + - @``,
+tab, carriage return, full-width ``＝ ＋ － ＠``) get a leading ``'``, which the import removes
+again (:func:`~bot.knowledge.spreadsheet.common.defuse_formula`); an imported table is limited
+to :data:`~bot.knowledge.spreadsheet.common.MAX_SHEET_BYTES` (20 MB) and
+:data:`~bot.knowledge.spreadsheet.common.MAX_SHEET_ROWS` (20,000 FAQ rows), an .xlsx also in
+what it unpacks to (zip bombs), and its XML is parsed with defusedxml (no entity expansion).
+
 Both raise :class:`SheetError` (bad table, with file, row, column and fix; its subclass
 :class:`SheetConflictError` lists conflicts) or :class:`bot.errors.KnowledgeError` (the
 knowledge directory itself is broken); all are ``ValueError`` subclasses, which

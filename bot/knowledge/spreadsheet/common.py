@@ -12,6 +12,19 @@ from bot.knowledge.model import Link
 
 # One cell holds at most what the loader accepts as an answer (a safety cap for absurd cells).
 MAX_CELL_CHARS = MAX_ANSWER_CHARS
+# Limits of an imported table (security review, issue #11): far above a real FAQ table (the
+# tests' municipal table of 2,000 FAQs with long answers is 0.1 MB as .xlsx, 6 MB unpacked),
+# low enough that a huge or hostile file cannot exhaust memory or time.
+MEGABYTE = 1024 * 1024
+MAX_SHEET_BYTES = 20 * MEGABYTE  # the file as it is on disk (.xlsx or .csv)
+MAX_SHEET_ROWS = 20_000  # non-empty data rows (FAQs)
+# An .xlsx is a zip: what it unpacks to is checked before openpyxl opens it (zip bombs).
+MAX_XLSX_UNPACKED_BYTES = 100 * MEGABYTE  # all members together
+MAX_XLSX_RATIO = 200  # unpacked / packed size of one member (ordinary sheets: 5-60)
+XLSX_RATIO_MIN_BYTES = MEGABYTE  # smaller members may be as compressible as they like
+# A text starting with one of these is run as a formula by Excel / LibreOffice when the cell is
+# opened or edited (OWASP "CSV injection"); Japanese Excel also takes the full-width forms.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 TITLE_CHARS = 20
 IMPORTED_FILE = "imported.yml"
 NEW_ID_PREFIX = "faq-"
@@ -253,6 +266,45 @@ def codec_name(encoding: str) -> str:
     if canonical == "shift_jis":
         return "cp932"
     return canonical
+
+
+def defuse_formula(text: str) -> str:
+    """``text`` as a spreadsheet cell that is never run as a formula (OWASP: a leading ``'``).
+
+    A text starting with one of :data:`FORMULA_PREFIXES`, possibly after quotes of its own,
+    gets one more ``'`` in front, so that :func:`restore_formula` gives back exactly ``text``:
+    ``=SUM`` -> ``'=SUM``, ``'=SUM`` -> ``''=SUM``; other texts are unchanged.
+
+    Args:
+        text: A cell's text.
+
+    Returns:
+        The text to write into a CSV or .xlsx cell.
+    """
+    return "'" + text if text.lstrip("'").startswith(FORMULA_PREFIXES) else text
+
+
+def restore_formula(text: str) -> str:
+    """Undo :func:`defuse_formula`: remove one leading ``'`` when formula characters follow.
+
+    Only the quote the export adds is removed (``'=SUM`` -> ``=SUM``, ``''=SUM`` -> ``'=SUM``);
+    ``'引用'`` or ``' =1`` stay as they are. This is also how an editor writes such a text by
+    hand in a CSV file.
+
+    Args:
+        text: A cell's text as read from the table.
+
+    Returns:
+        The text the cell stands for.
+    """
+    if text.startswith("'") and text.lstrip("'").startswith(FORMULA_PREFIXES):
+        return text[1:]
+    return text
+
+
+def megabytes(size: int) -> str:
+    """A byte count for messages, e.g. ``20.0 MB``."""
+    return f"{size / MEGABYTE:,.1f} MB"
 
 
 def unique(items: Iterable[str]) -> list[str]:

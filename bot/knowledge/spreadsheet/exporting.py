@@ -1,4 +1,11 @@
-"""Exporting the knowledge base as a table that the import reads back unchanged."""
+"""Exporting the knowledge base as a table that the import reads back unchanged.
+
+Every cell whose text a spreadsheet would run as a formula (``= + - @``, tab, carriage return
+and the full-width ``＝ ＋ － ＠``) is written with a leading ``'`` (OWASP's advice against CSV
+injection), in CSV and in .xlsx alike; the import removes exactly that quote
+(:func:`~bot.knowledge.spreadsheet.common.defuse_formula` /
+:func:`~bot.knowledge.spreadsheet.common.restore_formula`), so export → import is lossless.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +26,15 @@ from bot.knowledge.spreadsheet.common import (
     XLSX_SUFFIXES,
     SheetError,
     codec_name,
+    defuse_formula,
 )
 
 
 def _export_rows(kb: KnowledgeBase) -> list[list[str]]:
+    """The header and one row per entry, every cell defused against formula injection."""
     rows = [[JA_HEADERS[name] for name in FIELDS]]
     for entry in kb.entries:
-        rows.append([
+        rows.append([defuse_formula(text) for text in (
             entry.id,
             entry.category,
             entry.title,
@@ -34,7 +43,7 @@ def _export_rows(kb: KnowledgeBase) -> list[list[str]]:
             "\n".join(entry.questions[1:]),
             ", ".join(entry.related),
             "\n".join(f"{link.title} {link.url}" for link in entry.links),
-        ])
+        )])
     return rows
 
 
@@ -43,6 +52,8 @@ def export_sheet(kb_dir: Path, path: Path, encoding: str | None = None) -> int:
 
     Columns: ID, カテゴリ, タイトル, 質問 (first question), 回答, 言い換え (the other
     questions, one per line), 関連ID (comma separated), リンク (``タイトル URL`` per line).
+    A cell that a spreadsheet would run as a formula starts with an added ``'`` (see the
+    module docstring); the import removes it.
 
     Args:
         kb_dir: The knowledge directory.
@@ -140,8 +151,10 @@ def _write_xlsx(path: Path, kb: KnowledgeBase, rows: list[list[str]], tmp: Path)
                              "YAML からその文字を消すか、CSV で書き出してください。") from exc
     for row in sheet.iter_rows():
         for cell in row:
-            if isinstance(cell.value, str) and cell.value.startswith("="):
-                cell.data_type = "s"  # text such as "=" at the start must stay text, not become a formula
+            if cell.data_type == "f":
+                # openpyxl stores a text starting with "=" as a formula; the cells are defused
+                # already, this keeps any text a text all the same.
+                cell.data_type = "s"
             cell.alignment = wrap
     for cell in sheet[1]:
         cell.font = Font(bold=True)

@@ -5,6 +5,15 @@ Headers are matched after NFKC, removing spaces and lower-casing, against the na
 has columns for the same field from different tiers (e.g. 大分類 and 分類), the preferred
 one is used and the other is reported as ignored; two columns of the same tier (e.g. 回答
 and answer) are an error, since either could be meant.
+
+A table may come from anywhere, so reading it is bounded (security review, issue #11): the
+file size (:data:`MAX_SHEET_BYTES`), the FAQ rows (:data:`MAX_SHEET_ROWS`) and, for an .xlsx,
+what the zip unpacks to (:data:`MAX_XLSX_UNPACKED_BYTES`, :data:`MAX_XLSX_RATIO`, checked
+before openpyxl opens it). openpyxl parses the XML with defusedxml (its ``DEFUSEDXML`` flag),
+so entity declarations (billion laughs, external entities) are refused, never expanded; an
+.xlsx is not read at all without it. A cell starting with ``'`` followed by a formula
+character loses that quote (:func:`~bot.knowledge.spreadsheet.common.restore_formula`), the
+one the export adds.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import io
 import re
 import unicodedata
 import warnings
+import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as day_time
@@ -27,14 +37,22 @@ from bot.knowledge.spreadsheet.common import (
     CSV_SUFFIXES,
     JA_HEADERS,
     MAX_CELL_CHARS,
+    MAX_SHEET_BYTES,
+    MAX_SHEET_ROWS,
+    MAX_XLSX_RATIO,
+    MAX_XLSX_UNPACKED_BYTES,
+    MEGABYTE,
     NEW_ID_PREFIX,
     PREFERRED_SHEET,
     REQUIRED_COLUMNS,
     XLSX_SUFFIXES,
     SheetError,
     SheetRow,
+    XLSX_RATIO_MIN_BYTES,
     codec_name,
     column_letter,
+    megabytes,
+    restore_formula,
     unique,
 )
 
@@ -132,6 +150,13 @@ def load_sheet(path: Path, encoding: str | None) -> Sheet:
                          "Excel ブック（.xlsx）か CSV（.csv）で保存したファイルを指定してください。")
     if not path.is_file():
         raise SheetError(path, "ファイルが見つかりません。", "ファイル名と場所（フォルダ）を確認してください。")
+    size = path.stat().st_size
+    if size > MAX_SHEET_BYTES:
+        trim = "画像や使っていないシートを消すか、" if suffix in XLSX_SUFFIXES else ""
+        raise SheetError(path, f"ファイルが {megabytes(size)} あります（上限 {MAX_SHEET_BYTES // MEGABYTE} MB）。"
+                               "大きすぎるファイルは安全のため読み込みません。",
+                         f"{trim}表を複数のファイルに分けて1つずつ取り込んでください"
+                         "（取り込みは追加と変更だけなので、分けてもほかの FAQ は消えません）。")
     if suffix in XLSX_SUFFIXES:
         table, used = _xlsx_rows(path), None
     else:
@@ -159,15 +184,24 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
     if not head.startswith(b"PK"):
         raise SheetError(path, "Excel ブック（.xlsx）ではありません（中身が別の形式です）。",
                          "Excel で開いて「Excel ブック (*.xlsx)」形式で保存し直すか、CSV なら拡張子を .csv にしてください。")
+    _check_unpacked_size(path)
+    if not getattr(openpyxl, "DEFUSEDXML", False):
+        # Without defusedxml openpyxl parses with the standard library, which does not refuse
+        # entity declarations: fail closed rather than read a hostile workbook with it.
+        raise SheetError(path, "Excel ブックを安全に読むためのパッケージ defusedxml が入っていません"
+                               "（XML の実体展開などの攻撃を防ぐために必要です）。",
+                         "`make setup` を実行して依存パッケージを入れ直してください"
+                         "（環境変数 OPENPYXL_DEFUSEDXML を False にしている場合は外してください）。"
+                         "すぐに取り込むなら CSV で保存して取り込めます。")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Data Validation extension is not supported"
             values_book = openpyxl.load_workbook(path, read_only=True, data_only=True)
             formula_book = openpyxl.load_workbook(path, read_only=True, data_only=False)
     except Exception as exc:  # openpyxl raises zip, XML, Key and Value errors for broken files
-        raise SheetError(path, f"Excel ブックとして読めません（{type(exc).__name__}: {exc}）。",
-                         "ファイルが壊れていないか確認し、Excel で開いて「Excel ブック (*.xlsx)」形式で保存し直してください。") \
-            from exc
+        if _is_unsafe_xml(exc):
+            raise _unsafe_xml_error(path) from exc
+        raise _unreadable_xlsx_error(path, exc) from exc
     try:
         sheets = values_book.sheetnames
         if not sheets:
@@ -196,11 +230,80 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
         except SheetError:
             raise
         except Exception as exc:  # broken XML inside an otherwise valid zip
+            if _is_unsafe_xml(exc):
+                raise _unsafe_xml_error(path) from exc
             raise SheetError(path, f"シート「{name}」を読めません（{type(exc).__name__}: {exc}）。",
                              "Excel で開いて「Excel ブック (*.xlsx)」形式で保存し直してください。") from exc
     finally:
         values_book.close()
         formula_book.close()
+
+
+_XLSX_FIX = "ファイルが壊れていないか確認し、Excel で開いて「Excel ブック (*.xlsx)」形式で保存し直してください。"
+_TOO_BIG_XLSX_FIX = ("Excel で FAQ の表だけを新しいブックにコピーし（「値として貼り付け」）、保存し直して取り込むか、"
+                     "CSV（UTF-8）で保存して取り込んでください。出所の分からないファイルなら取り込まないでください。")
+
+
+def _unreadable_xlsx_error(path: Path, exc: BaseException) -> SheetError:
+    return SheetError(path, f"Excel ブックとして読めません（{type(exc).__name__}: {exc}）。", _XLSX_FIX)
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """Refuse an .xlsx that unpacks to too much (a zip bomb), before any of its XML is parsed.
+
+    The sizes checked are the ones the zip declares; :mod:`zipfile`, which openpyxl reads
+    with, never yields more than the declared size of a member (and then fails its CRC
+    check), so they bound what openpyxl can unpack.
+
+    Raises:
+        SheetError: The zip cannot be read, unpacks to more than
+            :data:`MAX_XLSX_UNPACKED_BYTES` in all, or has a member over
+            :data:`XLSX_RATIO_MIN_BYTES` compressed more than :data:`MAX_XLSX_RATIO` times.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except Exception as exc:  # BadZipFile, or OSError / ValueError / EOFError for truncated files
+        raise _unreadable_xlsx_error(path, exc) from exc
+    total = sum(member.file_size for member in members)
+    if total > MAX_XLSX_UNPACKED_BYTES:
+        raise SheetError(path, f"Excel ブックを展開すると {megabytes(total)} になります（上限 "
+                               f"{MAX_XLSX_UNPACKED_BYTES // MEGABYTE} MB）。展開すると巨大になるファイル（zip 爆弾）"
+                               "の可能性があるため、読み込みません。", _TOO_BIG_XLSX_FIX)
+    for member in members:
+        if member.file_size > XLSX_RATIO_MIN_BYTES and member.file_size > MAX_XLSX_RATIO * max(member.compress_size, 1):
+            ratio = member.file_size / max(member.compress_size, 1)
+            raise SheetError(path, f"Excel ブックの中に圧縮率が異常に高い部分があります（{member.filename}: "
+                                   f"{megabytes(member.file_size)} が {member.compress_size:,} バイトに圧縮、{ratio:,.0f} 倍。"
+                                   f"上限 {MAX_XLSX_RATIO} 倍）。展開すると巨大になるファイル（zip 爆弾）の可能性があるため、"
+                                   "読み込みません。", _TOO_BIG_XLSX_FIX)
+
+
+def _is_unsafe_xml(exc: BaseException) -> bool:
+    """Whether defusedxml refused the XML (an entity declaration, an external reference ...).
+
+    openpyxl wraps parse errors in its own ``ValueError``, so the whole chain is searched.
+    """
+    try:
+        from defusedxml import DefusedXmlException
+    except ImportError:  # pragma: no cover - _xlsx_rows refuses to read without defusedxml
+        return False
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DefusedXmlException):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _unsafe_xml_error(path: Path) -> SheetError:
+    return SheetError(path, "ブックの中に XML の実体（エンティティ）宣言（<!ENTITY ...>）があります。展開すると巨大になる"
+                            "攻撃（billion laughs）やほかのファイルの読み出しに使われるもので、Excel が保存したブックには"
+                            "ありません。安全のため読み込みません。",
+                      "Excel で開いて「Excel ブック (*.xlsx)」形式で保存し直してください。出所の分からないファイルなら"
+                      "取り込まないでください。")
 
 
 @dataclass(frozen=True)
@@ -342,6 +445,11 @@ def _parse_table(path: Path, table: Iterable[tuple[int, list[Any]]], encoding: s
             continue
         skipped += pending_empty
         pending_empty = 0
+        if len(rows) >= MAX_SHEET_ROWS:
+            raise SheetError(path, f"FAQ の行が {MAX_SHEET_ROWS:,} 行を超えています（この行が {MAX_SHEET_ROWS + 1:,} 行目の"
+                                   " FAQ です）。大きすぎる表は安全のため読み込みません。",
+                             f"表を {MAX_SHEET_ROWS:,} 行以下の複数のファイルに分けて、1つずつ取り込んでください"
+                             "（取り込みは追加と変更だけなので、分けてもほかの FAQ は消えません）。", row=number)
         if row.id is not None:
             if row.id in seen_ids:
                 written = f"（番号 {row.id_number} は {row.id} として扱います）" if row.id_number is not None else ""
@@ -389,11 +497,12 @@ def _parse_row(path: Path, number: int, cells: Sequence[Any], columns: dict[str,
                 raise SheetError(path, f"数式（{value.formula}）の計算結果がファイルに保存されていません。",
                                  "Excel で開いて保存し直すか、数式のセルをコピーして「値として貼り付け」してください。",
                                  row=number, column=column.label)
-            text = cell_text(value).replace("\r\n", "\n").replace("\r", "\n")
+            # The quote `bot kb export` puts before a formula-like text is not part of the FAQ.
+            text = restore_formula(cell_text(value).replace("\r\n", "\n").replace("\r", "\n").strip())
             if len(text) > MAX_CELL_CHARS:
                 raise SheetError(path, f"セルが {len(text):,} 文字あります（1つのセルは {MAX_CELL_CHARS:,} 文字まで）。",
                                  "内容を確認し、別の行や列に分けるか短くしてください。", row=number, column=column.label)
-            texts[field_name].append(text.strip())
+            texts[field_name].append(text)
     if not any(text for values in texts.values() for text in values):
         return None
 
