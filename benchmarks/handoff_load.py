@@ -725,7 +725,9 @@ async def run_scenario(name: str, database: str, fault: str | None, args: argpar
         del stores
         outbox = work / "outbox.jsonl"
         env = {"BOT_KNOWLEDGE_DIR": str(knowledge), "DATABASE_URL": url, "BOT_OUTBOX": str(outbox),
-               "BOT_SECRET_KEY_FILE": str(work / "secret.key"), "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
+               "BOT_SECRET_KEY_FILE": str(work / "secret.key"), "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+               # 200 customers from one loopback address: the per-address limits would refuse them.
+               "BOT_LIMIT_SESSIONS_PER_HOUR": "0", "BOT_LIMIT_OPEN_TICKETS": "0"}
         actions_env: dict[str, str] = {}
         if fault == "database":
             proxy = TcpProxy(PG_PORT)

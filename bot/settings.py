@@ -30,6 +30,90 @@ def _flag(name: str) -> bool:
     return value in ("1", "true", "yes")
 
 
+def _count(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default)).strip()
+    if not value.isdigit() or int(value) > 1_000_000:
+        raise ValueError(f"environment variable {name}={value!r} is not a limit; "
+                         f"fix: set it to a whole number (default {default}; 0 turns the limit off)")
+    return int(value)
+
+
+def _days(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default)).strip()
+    if not value.isdigit() or not 0 < int(value) <= 3650:
+        raise ValueError(f"environment variable {name}={value!r} is not a number of days; "
+                         f"fix: set it to a whole number from 1 to 3650 (default {default})")
+    return int(value)
+
+
+def normalize_origin(value: str) -> str:
+    """``scheme://host[:port]`` in lower case, the form browsers send in ``Origin``.
+
+    Raises:
+        ValueError: Not an http(s) origin (a path, query, user name or ``*`` is refused).
+    """
+    from urllib.parse import urlsplit
+
+    text = value.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query \
+            or parts.fragment or parts.username or parts.password or "*" in text:
+        raise ValueError(f"{value!r} is not an origin; fix: write it as https://www.example.jp "
+                         f"(scheme, host and an optional port; no path, no wildcard)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r} has a bad port number") from None
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default_port else "")
+
+
+def _origins(name: str) -> tuple[str, ...]:
+    raw = os.environ.get(name, "")
+    try:
+        return tuple(dict.fromkeys(normalize_origin(v) for v in raw.replace(",", " ").split()))
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits for unauthenticated clients (customers' browsers); 0 turns one off.
+
+    Attributes:
+        sessions_per_address_per_hour: New conversations one client address may start per
+            hour (``BOT_LIMIT_SESSIONS_PER_HOUR``, default 30; IPv6 counted per /64).
+        sockets_per_conversation: Open WebSockets of one conversation on one bot server
+            (``BOT_LIMIT_SOCKETS_PER_CONVERSATION``, default 5: tabs of one browser).
+        messages_per_minute: Customer messages one conversation may send per minute
+            (``BOT_LIMIT_MESSAGES_PER_MINUTE``, default 20).
+        open_tickets_per_customer: Unresolved tickets of one customer: the conversation and
+            every conversation started from the same address (``BOT_LIMIT_OPEN_TICKETS``,
+            default 3). A handoff beyond it is refused politely and never reaches the queue.
+        ticket_entries: Transcript entries of one ticket after which the customer's (and
+            the bot's) messages are no longer added (``BOT_LIMIT_TICKET_ENTRIES``, default
+            1000); agents' replies and notes always are.
+    """
+
+    sessions_per_address_per_hour: int = 30
+    sockets_per_conversation: int = 5
+    messages_per_minute: int = 20
+    open_tickets_per_customer: int = 3
+    ticket_entries: int = 1000
+
+    @classmethod
+    def from_env(cls) -> "Limits":
+        """The limits the environment sets (defaults for the variables not set)."""
+        return cls(
+            sessions_per_address_per_hour=_count("BOT_LIMIT_SESSIONS_PER_HOUR", cls.sessions_per_address_per_hour),
+            sockets_per_conversation=_count("BOT_LIMIT_SOCKETS_PER_CONVERSATION", cls.sockets_per_conversation),
+            messages_per_minute=_count("BOT_LIMIT_MESSAGES_PER_MINUTE", cls.messages_per_minute),
+            open_tickets_per_customer=_count("BOT_LIMIT_OPEN_TICKETS", cls.open_tickets_per_customer),
+            ticket_entries=_count("BOT_LIMIT_TICKET_ENTRIES", cls.ticket_entries),
+        )
+
+
 def _version(name: str) -> int:
     value = os.environ.get(name, "1")
     if not value.isdigit() or not 0 < int(value) < 1_000_000:
@@ -69,6 +153,16 @@ class Settings:
             conversation tokens keep working.
         token_key_version: ``BOT_TOKEN_KEY_VERSION`` (default 1): one higher rotates the
             key of customers' conversation tokens; agent sessions keep working.
+        widget_origins: ``BOT_WIDGET_ORIGINS``: origins (``https://www.example.jp``, comma or
+            space separated) of the sites that embed the widget. Their pages may open the
+            chat WebSocket and call the chat API (CORS); the bot server's own origin always
+            may. Empty by default: the widget works on the bot server's own pages only.
+        conversation_idle_days: ``BOT_CONVERSATION_IDLE_DAYS`` (default 30): a customer's
+            conversation token stops working after this many days without use.
+        keep_page_url_query: ``BOT_KEEP_PAGE_URL_QUERY=1`` keeps the query string of the
+            page the customer chatted from; by default only scheme, host and path are
+            stored (the fragment never is).
+        limits: Limits for customers' browsers (:class:`Limits`, ``BOT_LIMIT_*``).
     """
 
     knowledge_dir: Path
@@ -85,6 +179,10 @@ class Settings:
     https: bool = False
     session_key_version: int = 1
     token_key_version: int = 1
+    widget_origins: tuple[str, ...] = ()
+    conversation_idle_days: int = 30
+    keep_page_url_query: bool = False
+    limits: Limits = Limits()
 
     def knowledge_file(self, name: str) -> Path:
         """A settings file of the knowledge folder (``synonyms.yml``, ``triage.yml``, ``hours.yml``).
@@ -135,4 +233,8 @@ def get_settings() -> Settings:
         https=_flag("BOT_HTTPS"),
         session_key_version=_version("BOT_SESSION_KEY_VERSION"),
         token_key_version=_version("BOT_TOKEN_KEY_VERSION"),
+        widget_origins=_origins("BOT_WIDGET_ORIGINS"),
+        conversation_idle_days=_days("BOT_CONVERSATION_IDLE_DAYS", 30),
+        keep_page_url_query=_flag("BOT_KEEP_PAGE_URL_QUERY"),
+        limits=Limits.from_env(),
     )

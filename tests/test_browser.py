@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from bot.settings import PROJECT_ROOT
-from conftest import AGENT_PASSWORD, full_stack, staffed_knowledge, temporary_database
+from conftest import AGENT_PASSWORD, full_stack, missing_service, staffed_knowledge, temporary_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
 
@@ -53,8 +53,8 @@ LONG_MESSAGE = LONG_ANSWER + "\n▶ お問い合わせフォーム: https://memb
 assert 240 < len(LONG_HEAD) < 330 and "\n" not in LONG_HEAD and 850 < len(LONG_ANSWER) < 1000
 
 if not CHROMIUM.exists():
-    pytest.skip("!!! BROWSER TESTS SKIPPED: /usr/bin/chromium is missing. Run `make browser` "
-                "(as root with apt-get) to install Debian's Chromium. !!!", allow_module_level=True)
+    missing_service("!!! BROWSER TESTS SKIPPED: /usr/bin/chromium is missing. Run `make browser` "
+                    "(as root with apt-get) to install Debian's Chromium. !!!", module_level=True)
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
@@ -377,6 +377,108 @@ def test_folding_rules_for_bot_agent_and_customer_messages(browser: Browser, sta
     assert toggle(3).get_attribute("aria-expanded") == "false"  # each message on its own
     ids = [toggle(i).get_attribute("aria-controls") for i in (3, 4, 5)]
     assert len(set(ids)) == 3 and all(page.locator(f"#{x}").count() == 1 for x in ids)
+
+
+def history_status(stack: Any, token: str) -> int:
+    """Status of ``GET /api/chat/history`` with ``token`` (401 once the server refuses it)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(stack.server_url + "/api/chat/history",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_end_conversation_forgets_it_here_and_on_the_server(browser: Browser, stack: Any) -> None:
+    """Security review #11: 「会話を終了」 on a shared PC; no token in URLs; page URL without its query."""
+    import time
+
+    from bot.server.app import stores_for
+
+    page = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ja-JP").new_page()
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.goto(stack.server_url + "/?email=hanako@example.jp#order-123")
+    page.click("#supportchat-launcher")
+    send(page, "住所を変更したいです")
+    expect(bot_messages(page).last).to_contain_text("住所変更", timeout=30_000)
+    session = page.evaluate("() => JSON.parse(localStorage.getItem('supportchat.session'))")
+    token = session["token"]
+    assert sockets and all("token" not in url and token not in url for url in sockets), sockets
+    customer = stores_for(stack.env["DATABASE_URL"]).chat_log.customer_of(session["conversation_id"])
+    assert customer["page_url"] == stack.server_url + "/"  # no query string, no fragment
+
+    page.click("#supportchat-end")
+    expect(page.locator("#supportchat-end-confirm")).to_be_visible()
+    page.click("#supportchat-end-yes")
+    expect(page.locator("#supportchat-messages")).to_contain_text("会話を終了しました")
+    expect(page.locator("#supportchat-messages .sc-msg-customer")).to_have_count(0)
+    expect(page.locator("#supportchat-end")).to_be_hidden()
+    assert page.evaluate("() => localStorage.getItem('supportchat.session')") is None
+    deadline = time.monotonic() + 10
+    while history_status(stack, token) != 401 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert history_status(stack, token) == 401  # the next person at this PC cannot read it
+
+    page.reload()
+    page.click("#supportchat-launcher") if not page.locator("#supportchat-panel").is_visible() else None
+    page.wait_for_timeout(1000)
+    expect(page.locator("#supportchat-messages .sc-msg-customer")).to_have_count(0)
+    send(page, "営業時間を教えてください")  # a new conversation starts when needed
+    expect(bot_messages(page).last).to_contain_text("平日", timeout=30_000)
+    assert page.evaluate("() => JSON.parse(localStorage.getItem('supportchat.session')).token") != token
+
+
+def test_console_pages_long_lists_and_transcripts_and_takes_over(browser: Browser, stack: Any) -> None:
+    """Security review #11: paged list and transcript; a claimed ticket is taken over before it is resolved."""
+    from bot.server.app import stores_for
+    from bot.store.queue import HandoffPacket, Turn
+
+    stores = stores_for(stack.env["DATABASE_URL"])
+    stores.agents.add("suzuki", "鈴木", AGENT_PASSWORD)
+    queue = stores.queue
+    long, _ = queue.enqueue(HandoffPacket("paging-long:1", "paging-long", ["anger"],
+                                          [Turn("customer", f"発言 {i:03d}") for i in range(130)]))
+    for i in range(55):
+        queue.enqueue(HandoffPacket(f"paging-{i}:1", f"paging-{i}", ["human_request"], [Turn("customer", "質問")]))
+    queue.claim(long.id, "sato")
+    try:
+        console = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="ja-JP").new_page()
+        console.goto(stack.server_url + "/console/")
+        console.fill("#login-username", "suzuki")
+        console.fill("#login-password", AGENT_PASSWORD)
+        console.click("#login-submit")
+        items = console.locator("#ticket-list [data-ticket-id]")
+        expect(items).to_have_count(50, timeout=10_000)  # one page
+        console.click("#list-more")
+        expect(console.locator("#list-more")).to_be_hidden(timeout=10_000)
+        assert items.count() >= 56
+
+        console.click(f"#ticket-list [data-ticket-id='{long.id}']")
+        entries = console.locator("#transcript li")
+        expect(entries).to_have_count(100, timeout=10_000)  # the latest page
+        expect(entries.last).to_contain_text("発言 129")
+        console.click("#transcript-earlier")
+        expect(entries).to_have_count(130, timeout=10_000)
+        expect(entries.first).to_contain_text("発言 000")
+        expect(console.locator("#transcript-earlier")).to_be_hidden()
+
+        expect(console.locator("#claimed-note")).to_contain_text("佐藤 さんが対応中")
+        expect(console.locator("#resolve")).to_be_hidden()  # not suzuki's ticket
+        console.click("#takeover")
+        expect(console.locator("#resolve")).to_be_visible(timeout=10_000)
+        expect(entries.last).to_contain_text("鈴木さんが佐藤さんから対応を引き継ぎました。")
+        console.click("#resolve")
+        expect(console.locator("#detail-status")).to_have_text("解決済み", timeout=10_000)
+        assert queue.get(long.id, with_entries=False).resolved_by == "suzuki"
+    finally:
+        for ticket in queue.tickets("open", limit=500):
+            if ticket.conversation_id.startswith("paging-"):
+                queue.resolve(ticket.id)
 
 
 def test_screenshots_for_the_readme_are_kept() -> None:

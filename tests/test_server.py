@@ -165,7 +165,8 @@ def test_customer_text_cannot_inject_intents_and_stale_buttons_are_refused(serve
         frames_until(ws, is_bot_message)
         assert rasa.calls[-1][1] == "／restart"  # a message, not an intent command (Rasa strips spaces)
         ws.send_json({"type": "button", "payload": "/request_human", "title": "x", "client_id": "b"})
-        assert ws.receive_json() == {"type": "error", "message": "このボタンは現在使えません。ご質問を入力してください。"}
+        assert ws.receive_json() == {"type": "error", "message": "このボタンは現在使えません。ご質問を入力してください。",
+                                     "client_id": "b"}  # the widget marks that message as not sent
         ws.send_json({"type": "message", "text": "どれ?", "client_id": "c"})
         frames_until(ws, is_bot_message)
         ws.send_json({"type": "button", "payload": "/request_human", "title": "偽のタイトル", "client_id": "d"})

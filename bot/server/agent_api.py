@@ -1,6 +1,8 @@
-"""Agent API: login, tickets (list, read, claim, reply, note, resolve) and the SSE feed.
+"""Agent API: login, tickets (list, read, claim, take over, reply, note, resolve) and the SSE feed.
 
 Each endpoint's docstring carries its OpenAPI description (served at /openapi.json).
+Lists and transcripts come a page at a time (``limit`` / ``offset``, ``entries`` /
+``before``), so a long queue or a long conversation costs the same per request.
 """
 
 from __future__ import annotations
@@ -20,13 +22,18 @@ from bot.server.auth import (check_csrf, client_address, current_agent, current_
                              still_logged_in)
 from bot.server.events import CLOSED
 from bot.server.first_agent import forget_first_password
-from bot.server.http import read_json, text_field, ticket_id_of
+from bot.server.http import MAX_ID, int_param, read_json, text_field, ticket_id_of
+from bot.server.serialize import entry_json
 from bot.store.agents import AgentError, SessionInfo
 
 SSE_PING_SECONDS = 15
 # An open event stream re-checks its session this often, and ends once it was logged out,
 # the agent removed or the password changed elsewhere.
 SESSION_RECHECK_SECONDS = 15.0
+TICKETS_PAGE = 50  # tickets per page of the list, unless ``limit`` says otherwise
+MAX_TICKETS_PAGE = 200
+ENTRIES_PAGE = 100  # latest transcript entries sent with a ticket
+MAX_ENTRIES_PAGE = 500
 
 
 def _services(request: Request) -> Any:
@@ -122,32 +129,69 @@ async def me(request: Request) -> JSONResponse:
 
 
 async def list_tickets(request: Request) -> JSONResponse:
-    """List tickets.
+    """List tickets, a page at a time.
     ---
-    summary: Tickets by status (open = waiting and claimed, high priority first, then oldest)
-    parameters: [{name: status, in: query, schema: {type: string, enum: [open, resolved, all]}}]
-    responses: {200: {description: "{tickets}"}, 401: {description: Not logged in}, 422: {description: Unknown status}}
+    summary: Tickets by status (open = waiting and claimed, high priority first, then oldest; others newest first)
+    parameters:
+      - {name: status, in: query, schema: {type: string, enum: [open, resolved, all]}}
+      - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
+      - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+    responses: {200: {description: "{tickets, has_more, next_offset}"}, 401: {description: Not logged in},
+      422: {description: Unknown status or bad limit/offset}}
     """
     current_agent(request)
     services = _services(request)
-    tickets = await run_in_threadpool(services.stores.queue.tickets, request.query_params.get("status", "open"))
-    return JSONResponse({"tickets": [services.gateway.ticket_json(t) for t in tickets]})
+    limit = int_param(request, "limit", TICKETS_PAGE, 1, MAX_TICKETS_PAGE)
+    offset = int_param(request, "offset", 0, 0, 1_000_000)
+    tickets = await run_in_threadpool(services.stores.queue.tickets, request.query_params.get("status", "open"),
+                                      limit + 1, offset)
+    more = len(tickets) > limit
+    return JSONResponse({"tickets": [services.gateway.ticket_json(t) for t in tickets[:limit]],
+                         "has_more": more, "next_offset": offset + limit if more else None})
+
+
+async def _ticket_page(request: Request, ticket_id: int, entries: int = ENTRIES_PAGE) -> JSONResponse:
+    """``{"ticket"}`` with the latest ``entries`` transcript entries."""
+    services = _services(request)
+    queue = services.stores.queue
+    ticket = await run_in_threadpool(queue.get, ticket_id, False)
+    page, earlier = await run_in_threadpool(queue.entries, ticket_id, None, entries)
+    return JSONResponse({"ticket": services.gateway.ticket_json(ticket, page, earlier)})
 
 
 async def get_ticket(request: Request) -> JSONResponse:
-    """One ticket with its transcript.
+    """One ticket with the latest page of its transcript.
     ---
-    summary: A ticket with every transcript entry
-    responses: {200: {description: "{ticket}"}, 401: {description: Not logged in}, 404: {description: Unknown id}}
+    summary: A ticket with its latest transcript entries (older ones via /entries?before=)
+    parameters: [{name: entries, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 100}}]
+    responses: {200: {description: "{ticket} (ticket.has_earlier_entries: older entries exist)"},
+      401: {description: Not logged in}, 404: {description: Unknown id}}
+    """
+    current_agent(request)
+    entries = int_param(request, "entries", ENTRIES_PAGE, 1, MAX_ENTRIES_PAGE)
+    return await _ticket_page(request, ticket_id_of(request), entries)
+
+
+async def ticket_entries(request: Request) -> JSONResponse:
+    """Older transcript entries.
+    ---
+    summary: The transcript entries before entry `before` (oldest first), a page at a time
+    parameters:
+      - {name: before, in: query, schema: {type: integer}, description: "id of the oldest entry shown"}
+      - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 100}}
+    responses: {200: {description: "{entries, has_earlier_entries}"}, 401: {description: Not logged in},
+      404: {description: Unknown ticket or entry}}
     """
     current_agent(request)
     services = _services(request)
-    ticket = await run_in_threadpool(services.stores.queue.get, ticket_id_of(request))
-    return JSONResponse({"ticket": services.gateway.ticket_json(ticket, with_entries=True)})
+    before = int_param(request, "before", 0, 1, MAX_ID) or None
+    limit = int_param(request, "limit", ENTRIES_PAGE, 1, MAX_ENTRIES_PAGE)
+    page, earlier = await run_in_threadpool(services.stores.queue.entries, ticket_id_of(request), before, limit)
+    return JSONResponse({"entries": [entry_json(e) for e in page], "has_earlier_entries": earlier})
 
 
-def _ticket_answer(request: Request, ticket: Any) -> JSONResponse:
-    return JSONResponse({"ticket": _services(request).gateway.ticket_json(ticket, with_entries=True)})
+async def _ticket_answer(request: Request, ticket: Any) -> JSONResponse:
+    return await _ticket_page(request, ticket.id)
 
 
 async def claim(request: Request) -> JSONResponse:
@@ -158,7 +202,18 @@ async def claim(request: Request) -> JSONResponse:
       409: {description: Not waiting}}
     """
     username = check_csrf(request)
-    return _ticket_answer(request, await _services(request).gateway.claim(ticket_id_of(request), username))
+    return await _ticket_answer(request, await _services(request).gateway.claim(ticket_id_of(request), username))
+
+
+async def take_over(request: Request) -> JSONResponse:
+    """Take over.
+    ---
+    summary: Take a ticket another agent claimed (recorded in its transcript; the customer sees the new name)
+    responses: {200: {description: "{ticket}"}, 403: {description: CSRF}, 404: {description: Unknown id},
+      409: {description: Not claimed, or already yours}}
+    """
+    username = check_csrf(request)
+    return await _ticket_answer(request, await _services(request).gateway.take_over(ticket_id_of(request), username))
 
 
 async def reply(request: Request) -> JSONResponse:
@@ -173,7 +228,7 @@ async def reply(request: Request) -> JSONResponse:
     username = check_csrf(request)
     text = text_field(await read_json(request), "text")
     ticket = await _services(request).gateway.agent_reply(ticket_id_of(request), username, text)
-    return _ticket_answer(request, ticket)
+    return await _ticket_answer(request, ticket)
 
 
 async def note(request: Request) -> JSONResponse:
@@ -186,17 +241,19 @@ async def note(request: Request) -> JSONResponse:
     """
     username = check_csrf(request)
     text = text_field(await read_json(request), "text")
-    return _ticket_answer(request, await _services(request).gateway.agent_note(ticket_id_of(request), username, text))
+    return await _ticket_answer(request,
+                                await _services(request).gateway.agent_note(ticket_id_of(request), username, text))
 
 
 async def resolve(request: Request) -> JSONResponse:
     """Resolve.
     ---
     summary: Close the ticket; the conversation returns to the bot
-    responses: {200: {description: "{ticket}"}, 404: {description: Unknown id}, 409: {description: Already resolved}}
+    responses: {200: {description: "{ticket}"}, 403: {description: "CSRF, or claimed by another agent (take it over first)"},
+      404: {description: Unknown id}, 409: {description: Already resolved}}
     """
-    check_csrf(request)
-    return _ticket_answer(request, await _services(request).gateway.resolve(ticket_id_of(request)))
+    username = check_csrf(request)
+    return await _ticket_answer(request, await _services(request).gateway.resolve(ticket_id_of(request), username))
 
 
 async def events(request: Request) -> EventSourceResponse:
@@ -246,7 +303,9 @@ routes = [
     Route("/api/agent/password", change_password, methods=["POST"]),
     Route("/api/tickets", list_tickets, methods=["GET"]),
     Route(TICKET, get_ticket, methods=["GET"]),
+    Route(TICKET + "/entries", ticket_entries, methods=["GET"]),
     Route(TICKET + "/claim", claim, methods=["POST"]),
+    Route(TICKET + "/takeover", take_over, methods=["POST"]),
     Route(TICKET + "/reply", reply, methods=["POST"]),
     Route(TICKET + "/notes", note, methods=["POST"]),
     Route(TICKET + "/resolve", resolve, methods=["POST"]),

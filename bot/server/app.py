@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -27,10 +28,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.analytics import page as analytics_page
 from bot.server import agent_api, chat_api
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
-from bot.server.events import EventHub, RedisRelay
+from bot.server.chat_api import SocketCounter
+from bot.server.events import EventHub, RedisRelay, event_relay_key
 from bot.server.gateway import Gateway, Stores, TicketWatcher
+from bot.server.http import origin_allowed
 from bot.server.rasa_client import RasaClient
 from bot.server.tokens import SESSION_KEY_PURPOSE, ConversationTokens, derive_key
+from bot.settings import Limits, get_settings, normalize_origin
 from bot.store.agents import AgentDirectory
 from bot.store.chat_log import ChatLog
 from bot.store.queue import Queue, QueueError, make_engine
@@ -41,12 +45,23 @@ STATIC = Path(__file__).parent / "static"
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
+    # connect-src 'self' covers ws:/wss: to this host too (CSP Level 3); see csp().
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
-                               "style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; "
+                               "style-src 'self' 'unsafe-inline'; connect-src 'self'; "
                                "img-src 'self' data:; frame-ancestors 'self'",
 }
 # The demo page alone carries an inline <script> (the widget's config, as a customer's page would).
 DEMO_CSP = SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+CHAT_PATHS = ("/api/chat/", "/ws/chat")
+CORS_MAX_AGE = "600"
+ORIGIN_REFUSED = "このページからはチャットを利用できません（許可されていない埋め込み元です）。"
+
+
+def csp(policy: str, origins: Sequence[str]) -> str:
+    """``policy`` with the configured widget origins added to ``connect-src``."""
+    if not origins:
+        return policy
+    return policy.replace("connect-src 'self'", "connect-src 'self' " + " ".join(origins))
 
 
 @dataclass
@@ -58,10 +73,18 @@ class Services:
     tokens: ConversationTokens
     hub: EventHub = field(default_factory=EventHub)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    # Customer limits (BOT_LIMIT_*); the queue of these stores applies the same ones.
+    limits: Limits = field(default_factory=lambda: get_settings().limits)
+    # A conversation token stops working after this long unused (BOT_CONVERSATION_IDLE_DAYS).
+    conversation_idle: dt.timedelta = field(
+        default_factory=lambda: dt.timedelta(days=get_settings().conversation_idle_days))
+    keep_page_url_query: bool = field(default_factory=lambda: get_settings().keep_page_url_query)
+    sockets: SocketCounter = field(default_factory=SocketCounter)
     gateway: Gateway = field(init=False)
 
     def __post_init__(self) -> None:
-        self.gateway = Gateway(self.stores, self.rasa, self.hub)
+        self.stores.queue.limits = self.limits
+        self.gateway = Gateway(self.stores, self.rasa, self.hub, self.limits)
 
 
 def stores_for(database_url: str) -> Stores:
@@ -95,7 +118,8 @@ async def _queue_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
-               events_url: str = "", https: bool | None = None, session_key_version: int | None = None) -> Starlette:
+               events_url: str = "", https: bool | None = None, session_key_version: int | None = None,
+               widget_origins: Sequence[str] | None = None) -> Starlette:
     """The ASGI application.
 
     Args:
@@ -107,18 +131,22 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
             empty: this server alone.
         https: Published over https (``Secure`` cookie, HSTS); ``None`` reads ``BOT_HTTPS``.
         session_key_version: Version of the session key; ``None`` reads ``BOT_SESSION_KEY_VERSION``.
+        widget_origins: Origins of other sites whose pages may use the widget (WebSocket
+            ``Origin``, CORS of the chat API, CSP ``connect-src``); ``None`` reads
+            ``BOT_WIDGET_ORIGINS``. The bot server's own origin always may.
     """
     if https is None or session_key_version is None:
-        from bot.settings import get_settings
-
         settings = get_settings()
         https = settings.https if https is None else https
         session_key_version = settings.session_key_version if session_key_version is None else session_key_version
+    if widget_origins is None:
+        widget_origins = get_settings().widget_origins
+    origins = tuple(normalize_origin(o) for o in widget_origins)
     session_key = derive_key(secret_key, SESSION_KEY_PURPOSE, session_key_version)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        relay = RedisRelay(events_url, services.hub) if events_url else None
+        relay = RedisRelay(events_url, services.hub, key=event_relay_key(secret_key)) if events_url else None
         if relay is not None:
             await relay.start()
             services.hub.use_relay(relay)
@@ -143,7 +171,8 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders, https=https),
+        middleware=[Middleware(SecurityHeaders, https=https, origins=origins),
+                    Middleware(CustomerOrigins, origins=origins),
                     Middleware(AgentSessionMiddleware, sessions=services.stores.agents.sessions, key=session_key,
                                https=https)],
         exception_handlers={HTTPException: _http_error, QueueError: _queue_error},
@@ -159,10 +188,13 @@ class SecurityHeaders:
     Over https (``BOT_HTTPS=1``, or an https request scheme) it adds HSTS as well.
     """
 
-    def __init__(self, app: ASGIApp, https: bool = False) -> None:
-        """Wrap ``app``; ``https``: always send HSTS."""
+    def __init__(self, app: ASGIApp, https: bool = False, origins: Sequence[str] = ()) -> None:
+        """Wrap ``app``; ``https``: always send HSTS; ``origins``: widget origins for ``connect-src``."""
         self._app = app
         self._https = https
+        self._headers = {**SECURITY_HEADERS,
+                         "Content-Security-Policy": csp(SECURITY_HEADERS["Content-Security-Policy"], origins)}
+        self._demo_csp = csp(DEMO_CSP, origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass through, adding the headers to ``http.response.start``."""
@@ -176,13 +208,66 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, DEMO_CSP if demo and name == "Content-Security-Policy" else value)
+                for name, value in self._headers.items():
+                    headers.setdefault(name, self._demo_csp if demo and name == "Content-Security-Policy" else value)
                 if hsts:
                     headers.setdefault("Strict-Transport-Security", HSTS_VALUE)
             await send(message)
 
         await self._app(scope, receive, send_with_headers)
+
+
+class CustomerOrigins:
+    """Lets only allowed pages use the customers' chat API and WebSocket.
+
+    Allowed: the bot server's own origin and ``BOT_WIDGET_ORIGINS``. A browser request
+    from any other page (its ``Origin`` header) is refused: 403 on HTTP, a refused
+    handshake on the WebSocket (close code 4403), so another site cannot open or drive
+    conversations from its visitors' browsers. Allowed cross-origin pages get CORS
+    headers (no credentials: the widget sends its token, never a cookie), and their
+    preflight requests are answered here. Requests without ``Origin`` (not a
+    browser's cross-site request) pass.
+    """
+
+    def __init__(self, app: ASGIApp, origins: Sequence[str] = ()) -> None:
+        """Wrap ``app``; ``origins``: the configured widget origins (normalized)."""
+        self._app = app
+        self._origins = frozenset(origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the origin of chat requests; pass everything else through."""
+        if scope["type"] not in ("http", "websocket") or not str(scope.get("path", "")).startswith(CHAT_PATHS):
+            await self._app(scope, receive, send)
+            return
+        if not origin_allowed(scope, self._origins):
+            logger.info("chat request from a page whose origin is not allowed refused")
+            if scope["type"] == "websocket":
+                await receive()  # websocket.connect
+                await send({"type": "websocket.close", "code": 4403})
+            else:
+                await JSONResponse({"error": ORIGIN_REFUSED}, status_code=403)(scope, receive, send)
+            return
+        origin = Headers(scope=scope).get("origin")
+        if scope["type"] == "websocket" or origin is None:
+            await self._app(scope, receive, send)
+            return
+        cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        if scope["method"] == "OPTIONS":  # preflight of a cross-origin call (JSON body, Authorization)
+            await Response(status_code=204, headers={
+                **cors, "Access-Control-Allow-Methods": "GET, POST, DELETE",
+                "Access-Control-Allow-Headers": "Authorization, Content-Type",
+                "Access-Control-Max-Age": CORS_MAX_AGE})(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in cors.items():
+                    headers[name] = value
+                headers["Access-Control-Expose-Headers"] = "Retry-After"
+            await send(message)
+
+        await self._app(scope, receive, send_with_cors)
 
 
 def _static_page(relative: str) -> Response:

@@ -12,6 +12,10 @@ and every bot server reads the same answer. While a person owns a conversation:
 Between the handoff message and the ticket's arrival (the action server kept the
 packet in its outbox while the database was unreachable) the conversation is
 *pending*: messages are kept and copied into the ticket when it arrives.
+
+Customers are not logged in, so what one conversation can cost is bounded
+(:class:`bot.settings.Limits`): messages per minute, entries per ticket, open tickets
+per customer. A limit is answered with a polite Japanese message and changes nothing.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from bot.handoff.contact import clean_contact
 from bot.server.events import EventHub
 from bot.server.rasa_client import RasaClient, RasaUnavailable, safe_for_rasa
 from bot.server.serialize import ticket_json
+from bot.settings import Limits
 from bot.store.agents import AgentDirectory
 from bot.store.chat_log import ChatLog, NewMessage, message_json
-from bot.store.models import Ticket, as_utc, utcnow
-from bot.store.queue import Queue, QueueError
+from bot.store.models import RESOLUTION_LIMITED, Ticket, TranscriptEntry, as_utc, utcnow
+from bot.store.queue import Queue, QueueError, TicketFull
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,11 +58,28 @@ TEXT = {
     "cancelled": "担当者へのおつなぎを取り消しました。引き続き自動応答がご質問にお答えします。",
     "no_open_ticket": "お待ちいただいている引き継ぎはありません。",
     "no_offline_ticket": "ご連絡先をお預かりできる受付がありません。",
+    "slow_down": "メッセージの送信が続いています。恐れ入りますが、{seconds} 秒ほど待ってからもう一度お送りください。",
+    "too_many_tickets": "申し訳ございません。お受けしている担当者へのお問い合わせが上限に達しているため、"
+                        "新しいお問い合わせをお受けできませんでした。担当者からのご連絡をお待ちいただくか、"
+                        "しばらくしてからもう一度お試しください。引き続き自動応答がご質問にお答えします。",
+    "agent_changed": "担当が{name}に代わりました。",
+    "ended_with_agent": "お客様が会話を終了しました。",
+    "not_your_ticket": "このチケットは{name}さんが対応中です。解決するには、先に「対応を引き継ぐ」を押してください。",
+    "took_over": "{new}さんが{old}さんから対応を引き継ぎました。",
 }
+MINUTE = dt.timedelta(minutes=1)
 
 
 class CustomerError(ValueError):
     """Something the customer should be told (Japanese), nothing was changed."""
+
+
+class RateLimited(CustomerError):
+    """Too many messages in a minute; ``retry_after``: seconds until the next is accepted."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -73,11 +95,19 @@ class Stores:
 class Gateway:
     """Routes customer messages to the bot or a person and agent actions to the customer."""
 
-    def __init__(self, stores: Stores, rasa: RasaClient, hub: EventHub) -> None:
-        """Use the given stores, Rasa client and event hub."""
+    def __init__(self, stores: Stores, rasa: RasaClient, hub: EventHub, limits: Limits | None = None) -> None:
+        """Use the given stores, Rasa client and event hub.
+
+        Args:
+            stores: Queue, chat log, agents.
+            rasa: The Rasa client.
+            hub: Events to widgets and consoles.
+            limits: Customer limits; ``None``: the queue's (``stores.queue.limits``).
+        """
         self._stores = stores
         self._rasa = rasa
         self._hub = hub
+        self._limits = limits or stores.queue.limits
         # One lock per conversation, dropped when nobody holds or waits for it.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._cancelled_pending: set[str] = set()  # cancelled before the outboxed ticket arrived
@@ -105,9 +135,10 @@ class Gateway:
             self._names[username] = profile.display_name if profile else username
         return self._names[username]
 
-    def ticket_json(self, ticket: Ticket, with_entries: bool = False) -> dict[str, Any]:
-        """The API shape of ``ticket``."""
-        return ticket_json(ticket, self.display_name, with_entries)
+    def ticket_json(self, ticket: Ticket, entries: list[TranscriptEntry] | None = None,
+                    has_earlier_entries: bool = False) -> dict[str, Any]:
+        """The API shape of ``ticket``, with a page of its transcript when ``entries`` is given."""
+        return ticket_json(ticket, self.display_name, entries=entries, has_earlier_entries=has_earlier_entries)
 
     async def _say(self, conversation_id: str, new: NewMessage) -> dict[str, Any]:
         message, _ = await self._db(self._stores.chat_log.add, new)
@@ -167,7 +198,8 @@ class Gateway:
             rasa_text: What Rasa receives instead of ``text`` (a quick reply's payload).
 
         Raises:
-            CustomerError: Empty or too long.
+            CustomerError: Empty or too long; the ticket is full (Limits.ticket_entries).
+            RateLimited: More than Limits.messages_per_minute in the last minute.
         """
         text = text.strip()
         if not text:
@@ -175,18 +207,24 @@ class Gateway:
         if len(text) > MAX_MESSAGE_CHARS:
             raise CustomerError(TEXT["too_long"])
         async with self._lock(conversation_id):
+            await self._check_rate(conversation_id, client_id)
+            ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
+            limit = self._limits.ticket_entries
+            if ticket is not None and limit and ticket.entry_count >= limit:
+                raise CustomerError(str(TicketFull(limit)))
             message, new = await self._db(self._stores.chat_log.add,
                                           NewMessage(conversation_id, "customer", text, client_id=client_id))
             if not new and message.routed_at is not None:
                 return  # a resend of a message already handled
             # (A resend of a message stored but never routed — the server died in between —
             # goes on: nothing reached the bot or the agent yet.)
-            ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
             if ticket is not None and conversation_id in self._pending:
                 ticket = await self._absorb_pending(ticket)  # arrived before the watcher saw it
             if ticket is not None:  # into the ticket before the echo: the transcript keeps chat order
                 try:
                     ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", message.text)
+                except TicketFull as exc:  # filled up this instant (another server): kept, not routed
+                    raise CustomerError(str(exc)) from None
                 except QueueError:  # resolved this instant by the agent: the bot answers instead
                     ticket = None
             if new:
@@ -201,6 +239,27 @@ class Gateway:
                 routed = await self._ask_bot(conversation_id, rasa_text or safe_for_rasa(message.text))
             if routed:
                 await self._db(self._stores.chat_log.mark_routed, message.id)
+
+    async def _check_rate(self, conversation_id: str, client_id: str | None) -> None:
+        """Refuse a new message beyond Limits.messages_per_minute (a resend of a stored one passes).
+
+        Counted in the database, so every bot server of a conversation counts the same.
+
+        Raises:
+            RateLimited: With the seconds until the oldest counted message is a minute old.
+        """
+        limit = self._limits.messages_per_minute
+        if not limit:
+            return
+        chat_log = self._stores.chat_log
+        count, oldest = await self._db(chat_log.recent_customer_messages, conversation_id, MINUTE)
+        if count < limit:
+            return
+        if client_id and await self._db(chat_log.has_client_id, conversation_id, client_id):
+            return
+        age = chat_log.clock() - oldest if oldest else dt.timedelta()
+        seconds = max(1, math.ceil((MINUTE - age).total_seconds()))
+        raise RateLimited(TEXT["slow_down"].format(seconds=seconds), seconds)
 
     async def _pending_settled(self, conversation_id: str) -> bool:
         """True (and the pending mark dropped) once the awaited ticket exists.
@@ -273,6 +332,12 @@ class Gateway:
         handoff: dict[str, Any] | None = None
         for reply in replies:
             custom = reply.custom
+            if custom.get("route") == Route.HANDOFF.value and await self._refused_ticket(custom.get("ticket_id")):
+                # Limits.open_tickets_per_customer: the queue refused the ticket; say so instead
+                # of "a person will answer", and let the bot go on.
+                await self._system(conversation_id, TEXT["too_many_tickets"])
+                await self._resume(conversation_id)
+                continue
             frame = await self._say(conversation_id, NewMessage(
                 conversation_id, "bot", reply.text, reply.buttons, intent=custom.get("intent"),
                 confidence=custom.get("confidence"),
@@ -291,6 +356,47 @@ class Gateway:
             self._pending_since[conversation_id] = utcnow()
         await self._publish_state(conversation_id)
         return True
+
+    async def _refused_ticket(self, ticket_id: Any) -> bool:
+        """Whether the handoff's ticket was refused by the open-ticket limit."""
+        if not isinstance(ticket_id, int):
+            return False
+        try:
+            ticket = await self._db(self._stores.queue.get, ticket_id, False)
+        except QueueError:
+            return False
+        return ticket.resolution == RESOLUTION_LIMITED
+
+    async def _resume(self, conversation_id: str) -> None:
+        """Resume Rasa after a handoff that did not happen (retried with the next message if it fails)."""
+        try:
+            await self._rasa.resume(conversation_id)
+        except RasaUnavailable:
+            self._needs_resume.add(conversation_id)
+
+    async def end_conversation(self, conversation_id: str) -> None:
+        """The customer pressed 「会話を終了」: the token stops working, every open tab is told.
+
+        A waiting handoff is cancelled; the agent of a claimed one sees a line saying the
+        customer left (the ticket stays theirs to resolve).
+        """
+        async with self._lock(conversation_id):
+            await self._db(self._stores.chat_log.end_conversation, conversation_id)
+            self._pending_since.pop(conversation_id, None)
+            if self._pending.pop(conversation_id, None) is not None:
+                self._cancelled_pending.add(conversation_id)  # cancel the outboxed ticket on arrival
+            ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
+            try:
+                if ticket is not None and ticket.status == "waiting":
+                    ticket = await self._db(self._stores.queue.resolve, ticket.id, "cancelled")
+                    self._publish_ticket("cancelled", ticket)
+                elif ticket is not None:
+                    ticket = await self._db(self._stores.queue.add_entry, ticket.id, "system",
+                                            TEXT["ended_with_agent"])
+                    self._publish_ticket("message", ticket)
+            except QueueError:  # claimed or resolved this instant: nothing left to tell
+                pass
+        self._hub.publish_conversation(conversation_id, {"type": "ended"})
 
     async def cancel_handoff(self, conversation_id: str) -> None:
         """The customer stops waiting for a person and goes back to the bot.
@@ -353,7 +459,10 @@ class Gateway:
         kept = [m for m in await self._db(self._stores.chat_log.history, conversation_id)
                 if m.id >= handoff_message and m.sender in ("customer", "bot")]
         for message in kept:
-            ticket = await self._db(self._stores.queue.add_entry, ticket.id, message.sender, message.text)
+            try:
+                ticket = await self._db(self._stores.queue.add_entry, ticket.id, message.sender, message.text)
+            except TicketFull:
+                break
         return ticket
 
     async def claim(self, ticket_id: int, username: str) -> Ticket:
@@ -369,6 +478,23 @@ class Gateway:
             await self._publish_state(ticket.conversation_id)
         return ticket
 
+    async def take_over(self, ticket_id: int, username: str) -> Ticket:
+        """An agent takes over a ticket another agent claimed (recorded in its transcript).
+
+        Raises:
+            QueueError: 404 unknown; 409 not claimed, or already this agent's.
+        """
+        current = await self._db(self._stores.queue.get, ticket_id, False)
+        name = self.display_name(username)
+        old = self.display_name(current.claimed_by) if current.claimed_by else ""
+        record = TEXT["took_over"].format(new=name, old=old)
+        ticket, _ = await self._db(self._stores.queue.take_over, ticket_id, username, record, name)
+        self._publish_ticket("taken_over", ticket)
+        if not ticket.offline:
+            await self._system(ticket.conversation_id, TEXT["agent_changed"].format(name=name))
+            await self._publish_state(ticket.conversation_id)
+        return ticket
+
     async def agent_reply(self, ticket_id: int, username: str, text: str) -> Ticket:
         """An agent's reply: into the ticket and into the customer's chat.
 
@@ -378,7 +504,7 @@ class Gateway:
         text = text.strip()
         if len(text) > MAX_MESSAGE_CHARS:
             raise QueueError(TEXT["too_long"], status=422)
-        current = await self._db(self._stores.queue.get, ticket_id)
+        current = await self._db(self._stores.queue.get, ticket_id, False)
         if current.status != "claimed" or current.claimed_by != username:
             raise QueueError("このチケットはあなたが対応中ではありません。先に「対応する」を押してください。")
         name = self.display_name(username)
@@ -398,15 +524,20 @@ class Gateway:
         self._publish_ticket("message", ticket)
         return ticket
 
-    async def resolve(self, ticket_id: int) -> Ticket:
+    async def resolve(self, ticket_id: int, username: str) -> Ticket:
         """Close the ticket; the conversation returns to the bot with a closing message.
 
+        Only the agent who claimed a ticket resolves it; another agent takes it over
+        first (:meth:`take_over`, recorded in the transcript).
+
         Raises:
-            QueueError: 404 unknown; 409 already resolved.
+            QueueError: 404 unknown; 409 already resolved; 403 claimed by another agent.
         """
-        current = await self._db(self._stores.queue.get, ticket_id)
+        current = await self._db(self._stores.queue.get, ticket_id, False)
+        if current.status == "claimed" and current.claimed_by != username:
+            raise QueueError(TEXT["not_your_ticket"].format(name=self.display_name(current.claimed_by)), status=403)
         async with self._lock(current.conversation_id):  # no customer message half-routed meanwhile
-            ticket = await self._db(self._stores.queue.resolve, ticket_id)
+            ticket = await self._db(self._stores.queue.resolve, ticket_id, "resolved", username)
             self._publish_ticket("resolved", ticket)
             if not ticket.offline:
                 await self._back_to_bot(ticket.conversation_id, TEXT["resolved"])

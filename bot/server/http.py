@@ -1,12 +1,14 @@
-"""Reading JSON request bodies safely: size limit, malformed JSON, wrong shapes → clear 4xx."""
+"""Reading requests safely (JSON bodies, paging parameters → clear 4xx) and checking origins."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Iterable
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.types import Scope
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -61,3 +63,57 @@ def ticket_id_of(request: Request) -> int:
     if ticket_id > MAX_ID:
         raise HTTPException(404, f"チケット {ticket_id} はありません。")
     return ticket_id
+
+
+def int_param(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
+    """An optional whole-number query parameter (``limit``, ``offset``, ``before`` ...).
+
+    Raises:
+        HTTPException: 422 when it is not a whole number from ``minimum`` to ``maximum``.
+    """
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not minimum <= int(raw) <= maximum:
+        raise HTTPException(422, f"「{name}」には {minimum} から {maximum} までの整数を指定してください。")
+    return int(raw)
+
+
+def _default_port(scheme: str) -> str:
+    return "443" if scheme in ("https", "wss") else "80"
+
+
+def same_origin(origin: str, scope: Scope) -> bool:
+    """Whether ``origin`` (an ``Origin`` header) names the host the request was sent to.
+
+    Compares host and port with the ``Host`` header (a default port may be left out on
+    either side). Behind a proxy the ``Host`` header must be the public one (nginx:
+    ``proxy_set_header Host $host;``), or the public origin is listed in
+    ``BOT_WIDGET_ORIGINS``.
+    """
+    scheme, _, rest = origin.partition("://")
+    host = Headers(scope=scope).get("host", "").lower()
+    if not rest or not host:
+        return False
+    default = _default_port(scheme)
+    return _with_port(rest, default) == _with_port(host, default)
+
+
+def _with_port(authority: str, default: str) -> str:
+    if authority.endswith("]") or ":" not in authority.rsplit("]", 1)[-1]:
+        return f"{authority}:{default}"
+    return authority
+
+
+def origin_allowed(scope: Scope, allowed: Iterable[str]) -> bool:
+    """Whether a customer's request may come from the page it comes from.
+
+    Browsers send ``Origin`` on every WebSocket and on cross-origin or state-changing
+    HTTP requests; a request without one is not a browser's cross-site request. Allowed:
+    the bot server's own origin and the configured widget origins.
+    """
+    origin = Headers(scope=scope).get("origin")
+    if origin is None:
+        return True
+    origin = origin.strip().lower()
+    return origin in allowed or same_origin(origin, scope)

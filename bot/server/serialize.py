@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from bot.handoff.packet import REASON_LABELS
-from bot.store.models import PRIORITY_HIGH, Ticket, as_utc, utcnow
+from bot.store.models import PRIORITY_HIGH, Ticket, TranscriptEntry, as_utc, utcnow
 
 PRIORITY_LABELS = {PRIORITY_HIGH: "高"}
 
@@ -15,15 +15,24 @@ def _iso(moment: dt.datetime | None) -> str | None:
     return as_utc(moment).isoformat() if moment else None
 
 
+def entry_json(entry: TranscriptEntry) -> dict[str, Any]:
+    """One transcript entry (``id`` is the paging cursor of ``/entries?before=``)."""
+    return {"id": entry.id, "position": entry.position, "sender": entry.sender, "text": entry.text,
+            "intent": entry.intent, "confidence": entry.confidence, "at": _iso(entry.at), "author": entry.author}
+
+
 def ticket_json(ticket: Ticket, display_name: Callable[[str], str], with_entries: bool = False,
-                now: dt.datetime | None = None) -> dict[str, Any]:
+                now: dt.datetime | None = None, entries: Sequence[TranscriptEntry] | None = None,
+                has_earlier_entries: bool = False) -> dict[str, Any]:
     """A ticket as the console reads it.
 
     Args:
         ticket: The ticket (with entries loaded when ``with_entries``).
         display_name: Agent user name → display name.
-        with_entries: Include the transcript.
+        with_entries: Include the whole transcript (``ticket.entries``).
         now: Current time for ``waiting_seconds`` (tests pass a fixed one).
+        entries: Include these entries (a page of the transcript) instead.
+        has_earlier_entries: With ``entries``: older entries exist (``/entries?before=``).
     """
     end = ticket.claimed_at or ticket.resolved_at or now or utcnow()
     data: dict[str, Any] = {
@@ -36,11 +45,13 @@ def ticket_json(ticket: Ticket, display_name: Callable[[str], str], with_entries
         "claimed_by": ticket.claimed_by,
         "claimed_by_name": display_name(ticket.claimed_by) if ticket.claimed_by else None,
         "created_at": _iso(ticket.created_at), "claimed_at": _iso(ticket.claimed_at),
-        "resolved_at": _iso(ticket.resolved_at),
+        "resolved_at": _iso(ticket.resolved_at), "resolved_by": ticket.resolved_by,
         "waiting_seconds": max(0, int((as_utc(end) - as_utc(ticket.created_at)).total_seconds())),
     }
-    if with_entries:
-        data["entries"] = [{"position": e.position, "sender": e.sender, "text": e.text, "intent": e.intent,
-                            "confidence": e.confidence, "at": _iso(e.at), "author": e.author}
-                           for e in ticket.entries]
+    if entries is not None:
+        data["entries"] = [entry_json(e) for e in entries]
+        data["has_earlier_entries"] = has_earlier_entries
+    elif with_entries:
+        data["entries"] = [entry_json(e) for e in ticket.entries]
+        data["has_earlier_entries"] = False
     return data

@@ -7,6 +7,10 @@ The secret file holds one master secret; :func:`derive_key` turns it into one ke
 purpose (HMAC-SHA256 with a label naming the purpose and a version). Agent session
 cookies and conversation tokens never share a key, and each can be rotated on its own by
 raising its version (``BOT_SESSION_KEY_VERSION`` / ``BOT_TOKEN_KEY_VERSION``).
+
+A signature alone never expires; the conversation's row does (see
+:meth:`bot.store.chat_log.ChatLog.use_conversation`): a token stops working after the idle
+period or once the customer ends the conversation.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from itsdangerous import BadSignature, Signer
 
 SESSION_KEY_PURPOSE = "agent-session"
 TOKEN_KEY_PURPOSE = "conversation-token"
+ADDRESS_KEY_PURPOSE = "client-address"
 _TOKEN_SALT = "conversation-token"
 
 
@@ -71,6 +76,14 @@ class ConversationTokens:
         self._accepted = [self._signer]
         if key_version == 1:
             self._accepted.append(Signer(secret_key, salt=_TOKEN_SALT))
+        self._address_key = derive_key(secret_key, ADDRESS_KEY_PURPOSE).encode("ascii")
+
+    def address_key(self, address: str) -> str:
+        """A keyed hash of a client address: counts per address without storing the address.
+
+        Every server of a deployment derives the same key from the shared secret.
+        """
+        return hmac.new(self._address_key, address.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def new_conversation(self) -> tuple[str, str]:
         """A fresh conversation id and its token."""

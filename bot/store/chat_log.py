@@ -3,14 +3,19 @@
 The widget restores its history from here after a reload, and editors' analytics read
 it. Customer messages carry the widget's ``client_id``; storing the same one twice
 returns the first row, so a resend after a reconnect or a double click is kept once.
+
+Conversations also hold what the customer limits need: when each was last used (the
+token expires after an idle period), whether the customer ended it, and a keyed hash of
+the address that started it (new conversations per address).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
@@ -50,36 +55,105 @@ class ChatLog:
     """Conversation messages on one database."""
 
     def __init__(self, engine: Engine) -> None:
-        """Use ``engine`` (see :func:`bot.store.queue.make_engine`)."""
+        """Use ``engine`` (see :func:`bot.store.queue.make_engine`).
+
+        ``clock`` (public) gives the current time: tests set it to travel in time.
+        """
         self._sessions = sessionmaker(engine, expire_on_commit=False, future=True)
+        self.clock: Callable[[], dt.datetime] = utcnow
 
     def add(self, new: NewMessage) -> tuple[ChatMessage, bool]:
-        """Store ``new`` (masked).
+        """Store ``new`` (masked); a customer message counts as use of the conversation.
 
         Returns:
             The stored message and whether it is new (``False``: a known ``client_id``).
         """
+        now = self.clock()
         row = ChatMessage(conversation_id=new.conversation_id, sender=new.sender, text=current_masking_settings().mask(new.text),
                           buttons=list(new.buttons), intent=new.intent, confidence=new.confidence,
                           faq_id=new.faq_id, route=new.route, agent_name=new.agent_name,
-                          client_id=new.client_id)
+                          client_id=new.client_id, created_at=now)
         with self._sessions() as session:
             session.add(row)
             try:
-                session.commit()
-                return row, True
+                session.flush()
             except IntegrityError:
                 session.rollback()
+            else:
+                if new.sender == "customer":
+                    session.execute(update(Conversation).where(Conversation.id == new.conversation_id)
+                                    .values(last_active_at=now).execution_options(synchronize_session=False))
+                session.commit()
+                return row, True
             existing = session.execute(select(ChatMessage).where(
                 ChatMessage.conversation_id == new.conversation_id,
                 ChatMessage.client_id == new.client_id)).scalar_one()
             return existing, False
 
-    def start_conversation(self, conversation_id: str, customer: dict[str, Any]) -> None:
-        """Record a new conversation with the customer details the widget passed (masked)."""
+    def start_conversation(self, conversation_id: str, customer: dict[str, Any],
+                           address_key: str | None = None) -> None:
+        """Record a new conversation with the customer details the widget passed (masked).
+
+        Args:
+            conversation_id: The new conversation.
+            customer: Name, e-mail, page URL as the widget gave them.
+            address_key: Keyed hash of the client address (see
+                :meth:`bot.server.tokens.ConversationTokens.address_key`).
+        """
+        now = self.clock()
         with self._sessions() as session, session.begin():
             session.add(Conversation(id=conversation_id,
-                                     customer={k: mask_sensitive(str(v))[:500] for k, v in customer.items()}))
+                                     customer={k: mask_sensitive(str(v))[:500] for k, v in customer.items()},
+                                     address_key=address_key, created_at=now, last_active_at=now))
+
+    def started_from(self, address_key: str, window: dt.timedelta) -> tuple[int, dt.datetime | None]:
+        """Conversations started from one address within ``window``, and the oldest one's start."""
+        with self._sessions() as session:
+            count, oldest = session.execute(
+                select(func.count(), func.min(Conversation.created_at))
+                .where(Conversation.address_key == address_key,
+                       Conversation.created_at >= self.clock() - window)).one()
+        return int(count), as_utc(oldest) if oldest else None
+
+    def use_conversation(self, conversation_id: str, idle: dt.timedelta) -> bool:
+        """Whether the conversation's token still works; if so, note that it was used now.
+
+        A token works while the customer has not ended the conversation and it was used
+        within ``idle`` (one conditional UPDATE: the check and the touch are one step).
+        """
+        now = self.clock()
+        with self._sessions() as session, session.begin():
+            result = session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id, Conversation.ended_at.is_(None),
+                       func.coalesce(Conversation.last_active_at, Conversation.created_at) >= now - idle)
+                .values(last_active_at=now).execution_options(synchronize_session=False))
+            return bool(result.rowcount)
+
+    def end_conversation(self, conversation_id: str) -> bool:
+        """The customer ended the conversation: its token stops working (False: ended already)."""
+        with self._sessions() as session, session.begin():
+            result = session.execute(update(Conversation)
+                                     .where(Conversation.id == conversation_id, Conversation.ended_at.is_(None))
+                                     .values(ended_at=self.clock()).execution_options(synchronize_session=False))
+            return bool(result.rowcount)
+
+    def recent_customer_messages(self, conversation_id: str,
+                                 window: dt.timedelta) -> tuple[int, dt.datetime | None]:
+        """Customer messages of the conversation within ``window``, and the oldest one's time."""
+        with self._sessions() as session:
+            count, oldest = session.execute(
+                select(func.count(), func.min(ChatMessage.created_at))
+                .where(ChatMessage.conversation_id == conversation_id, ChatMessage.sender == "customer",
+                       ChatMessage.created_at >= self.clock() - window)).one()
+        return int(count), as_utc(oldest) if oldest else None
+
+    def has_client_id(self, conversation_id: str, client_id: str) -> bool:
+        """Whether a message with this ``client_id`` is stored (a resend, not a new message)."""
+        with self._sessions() as session:
+            return session.execute(select(ChatMessage.id).where(ChatMessage.conversation_id == conversation_id,
+                                                                ChatMessage.client_id == client_id)).first() \
+                is not None
 
     def customer_of(self, conversation_id: str) -> dict[str, Any]:
         """Customer details given when the conversation started (empty when unknown)."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import declarative_base, relationship
 
 Base = declarative_base()
 
 PRIORITY_HIGH = 1  # anger, complaint
 PRIORITY_NORMAL = 2
+# Resolution of a ticket refused because its customer has too many open ones (Limits).
+RESOLUTION_LIMITED = "limited"
 
 
 def utcnow() -> dt.datetime:
@@ -47,10 +49,15 @@ class Ticket(Base):
     resolved_at = Column(DateTime(timezone=True))
     # Filed outside staffed hours: nobody answers live, the customer left contact details.
     offline = Column(Boolean, nullable=False, default=False)
-    resolution = Column(String(20))  # resolved (by an agent) / cancelled (by the customer)
+    # resolved (by an agent) / cancelled (by the customer) / limited (refused: too many open tickets)
+    resolution = Column(String(20))
+    resolved_by = Column(String(100))  # the agent who resolved it
     # Set once the bot server has told the consoles about the ticket (see TicketWatcher):
     # tickets filed while the bot server was down are announced when it is back.
     announced_at = Column(DateTime(timezone=True), index=True)
+    # Entries so far, i.e. the next entry's position: appending needs neither a count nor
+    # the entries themselves (the row is locked while it grows).
+    entry_count = Column(Integer, nullable=False, default=0, server_default="0")
 
     # (position, id): two entries written at the same moment on SQLite may share a position.
     entries = relationship("TranscriptEntry", back_populates="ticket",
@@ -62,6 +69,7 @@ class TranscriptEntry(Base):
     """A turn of the conversation: customer, bot, agent reply or internal note."""
 
     __tablename__ = "transcript_entries"
+    __table_args__ = (Index("ix_transcript_entries_ticket_position", "ticket_id", "position", "id"),)
 
     id = Column(Integer, primary_key=True)
     ticket_id = Column(Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -84,7 +92,8 @@ class ChatMessage(Base):
     """
 
     __tablename__ = "chat_messages"
-    __table_args__ = (UniqueConstraint("conversation_id", "client_id", name="uq_chat_client_id"),)
+    __table_args__ = (UniqueConstraint("conversation_id", "client_id", name="uq_chat_client_id"),
+                      Index("ix_chat_messages_conversation_created", "conversation_id", "created_at"))
 
     id = Column(Integer, primary_key=True)
     conversation_id = Column(String(200), nullable=False, index=True)
@@ -117,10 +126,20 @@ class Agent(Base):
 
 
 class Conversation(Base):
-    """A widget conversation: when it started and what the customer told the widget."""
+    """A widget conversation: when it started and what the customer told the widget.
+
+    Its token works while ``ended_at`` is empty and the conversation was used within the
+    idle expiry (``last_active_at``, or ``created_at`` before its first use).
+    """
 
     __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_address_created", "address_key", "created_at"),)
 
     id = Column(String(200), primary_key=True)
     customer = Column(JSON, nullable=False, default=dict)  # name / email / page_url, masked
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    # Keyed hash (never the address itself) of the client address that started it: limits
+    # new conversations and open tickets per address.
+    address_key = Column(String(64))
+    last_active_at = Column(DateTime(timezone=True))
+    ended_at = Column(DateTime(timezone=True))  # the customer pressed 「会話を終了」

@@ -3,6 +3,12 @@
 Every text is masked (card numbers, マイナンバー; see bot/handoff/masking.py) before it is
 written. State changes check the current state and raise :class:`QueueError` with a
 message for the API to return as 4xx; nothing is written when they fail.
+
+Nothing here loads more than a page: lists and transcripts are paged, a queue position
+is one COUNT, and appending to a transcript reads only the ticket's row (its
+``entry_count``), so a long conversation costs the same per message as a short one.
+Limits (:class:`bot.settings.Limits`) bound the open tickets of one customer and the
+entries of one ticket.
 """
 
 from __future__ import annotations
@@ -12,15 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, select, update
+from sqlalchemy import and_, create_engine, event, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from bot.handoff.masking import mask_sensitive
-from bot.store.models import PRIORITY_HIGH, PRIORITY_NORMAL, Ticket, TranscriptEntry, as_utc, utcnow
+from bot.settings import Limits
+from bot.store.models import (PRIORITY_HIGH, PRIORITY_NORMAL, RESOLUTION_LIMITED, Conversation, Ticket,
+                              TranscriptEntry, as_utc, utcnow)
 
 HIGH_PRIORITY_REASONS = {"anger", "complaint"}
+# Senders whose entries stop at Limits.ticket_entries; agents' replies, notes and system
+# entries are always added (an agent can still answer and close a full ticket).
+LIMITED_SENDERS = ("customer", "bot")
 
 
 class QueueError(ValueError):
@@ -29,6 +40,14 @@ class QueueError(ValueError):
     def __init__(self, message: str, status: int = 409) -> None:
         super().__init__(message)
         self.status = status
+
+
+class TicketFull(QueueError):
+    """The ticket holds :attr:`Limits.ticket_entries` entries; no more customer or bot ones."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"このお問い合わせのメッセージが上限（{limit:,} 件）に達しました。"
+                         "担当者からのご連絡をお待ちください。", status=429)
 
 
 @dataclass(frozen=True)
@@ -61,17 +80,21 @@ def _not_found(ticket_id: int) -> QueueError:
 
 
 def make_engine(url: str) -> Engine:
-    """Engine for ``url``, migrated to the newest schema (a SQLite file's folder is created)."""
+    """Engine for ``url``, migrated to the newest schema (a SQLite file's folder is created).
+
+    ``hide_parameters``: a database error's message (logged with its traceback) never
+    carries the statement's parameters, i.e. customers' messages and details.
+    """
     from bot.store.migrate import upgrade
 
     if not url.startswith("sqlite"):
-        engine = create_engine(url, future=True, pool_pre_ping=True)
+        engine = create_engine(url, future=True, pool_pre_ping=True, hide_parameters=True)
     else:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # The action server and the bot server write the same file: wait for the other's
         # lock instead of failing at once, and let readers work during a write (WAL).
-        engine = create_engine(url, future=True, connect_args={"timeout": 30})
+        engine = create_engine(url, future=True, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
     upgrade(engine)
     return engine
@@ -87,16 +110,38 @@ def _sqlite_pragmas(connection: Any, record: Any) -> None:
 class Queue:
     """The handoff queue on one database."""
 
-    def __init__(self, engine: Engine) -> None:
-        """Use ``engine`` (see :func:`make_engine`)."""
+    def __init__(self, engine: Engine, limits: Limits | None = None) -> None:
+        """Use ``engine`` (see :func:`make_engine`).
+
+        Args:
+            engine: The database.
+            limits: Open tickets per customer, entries per ticket; ``None`` reads the
+                settings (``BOT_LIMIT_*``). Public as ``limits``.
+        """
         self._sessions = sessionmaker(engine, expire_on_commit=False, future=True)
+        if limits is None:
+            from bot.settings import get_settings
+
+            limits = get_settings().limits
+        self.limits = limits
 
     def enqueue(self, packet: HandoffPacket) -> tuple[Ticket, bool]:
         """Create the ticket for ``packet`` once.
 
+        A customer who already has :attr:`Limits.open_tickets_per_customer` unresolved
+        tickets (this conversation, and the conversations started from the same address)
+        gets a ticket that is resolved at once with resolution ``limited``: it never
+        reaches the consoles, and the bot server tells the customer why.
+
         Returns:
             The ticket and whether it was created now (``False``: a retry of a known key).
         """
+        limited = False
+        if self.limits.open_tickets_per_customer:
+            with self._sessions() as session:
+                limited = self._open_for_customer(session, packet.conversation_id) \
+                    >= self.limits.open_tickets_per_customer
+        now = utcnow()
         ticket = Ticket(
             idempotency_key=packet.idempotency_key,
             conversation_id=packet.conversation_id,
@@ -110,6 +155,9 @@ class Queue:
                                      confidence=t.confidence,
                                      at=dt.datetime.fromtimestamp(t.at, dt.timezone.utc) if t.at else utcnow())
                      for i, t in enumerate(packet.transcript)],
+            entry_count=len(packet.transcript),
+            **({"status": "resolved", "resolution": RESOLUTION_LIMITED, "resolved_at": now, "announced_at": now}
+               if limited else {}),
         )
         with self._sessions() as session:
             session.add(ticket)
@@ -124,9 +172,23 @@ class Queue:
             return self._load(session, existing), False
 
     @staticmethod
-    def _load(session: Session, ticket_id: int) -> Ticket:
-        ticket = session.execute(select(Ticket).options(selectinload(Ticket.entries))
-                                 .where(Ticket.id == ticket_id)).scalar_one_or_none()
+    def _open_for_customer(session: Session, conversation_id: str) -> int:
+        """Unresolved tickets of the conversation and of those started from its address."""
+        address = session.execute(select(Conversation.address_key)
+                                  .where(Conversation.id == conversation_id)).scalar()
+        mine = Ticket.conversation_id == conversation_id
+        if address:
+            mine = or_(mine, Ticket.conversation_id.in_(select(Conversation.id)
+                                                        .where(Conversation.address_key == address)))
+        return int(session.execute(select(func.count()).select_from(Ticket)
+                                   .where(Ticket.status != "resolved", mine)).scalar_one())
+
+    @staticmethod
+    def _load(session: Session, ticket_id: int, with_entries: bool = True) -> Ticket:
+        query = select(Ticket).where(Ticket.id == ticket_id)
+        if with_entries:
+            query = query.options(selectinload(Ticket.entries))
+        ticket = session.execute(query).scalar_one_or_none()
         if ticket is None:
             raise _not_found(ticket_id)
         return ticket
@@ -139,27 +201,77 @@ class Queue:
             raise _not_found(ticket_id)
         return ticket
 
-    def get(self, ticket_id: int) -> Ticket:
-        """The ticket with its transcript.
+    def get(self, ticket_id: int, with_entries: bool = True) -> Ticket:
+        """The ticket, with its whole transcript unless ``with_entries`` is False.
+
+        The agent API reads transcripts a page at a time (:meth:`entries`); the whole one
+        is for tests and tools.
 
         Raises:
             QueueError: 404 when it does not exist.
         """
         with self._sessions() as session:
-            return self._load(session, ticket_id)
+            return self._load(session, ticket_id, with_entries)
+
+    def entries(self, ticket_id: int, before: int | None = None,
+                limit: int = 100) -> tuple[list[TranscriptEntry], bool]:
+        """A page of the transcript: the latest ``limit`` entries before entry ``before``.
+
+        Args:
+            ticket_id: The ticket.
+            before: Id of an entry of this ticket; ``None``: the newest entries.
+            limit: Entries per page (the agent API allows at most 500).
+
+        Returns:
+            The entries in transcript order (oldest first) and whether older ones exist.
+
+        Raises:
+            QueueError: 404 unknown ticket, or ``before`` is not one of its entries.
+        """
+        limit = max(1, limit)
+        with self._sessions() as session:
+            if session.get(Ticket, ticket_id) is None:
+                raise _not_found(ticket_id)
+            query = select(TranscriptEntry).where(TranscriptEntry.ticket_id == ticket_id)
+            if before is not None:
+                anchor = session.get(TranscriptEntry, before)
+                if anchor is None or anchor.ticket_id != ticket_id:
+                    raise QueueError(f"チケット {ticket_id} に履歴 {before} はありません。", status=404)
+                query = query.where(or_(TranscriptEntry.position < anchor.position,
+                                        and_(TranscriptEntry.position == anchor.position,
+                                             TranscriptEntry.id < anchor.id)))
+            rows = list(session.execute(query.order_by(TranscriptEntry.position.desc(), TranscriptEntry.id.desc())
+                                        .limit(limit + 1)).scalars())
+        return rows[:limit][::-1], len(rows) > limit
 
     def position(self, ticket_id: int) -> int:
-        """1-based place of a waiting ticket in the queue (0 when it is no longer waiting)."""
-        waiting = [t.id for t in self.open_tickets() if t.status == "waiting"]
-        return waiting.index(ticket_id) + 1 if ticket_id in waiting else 0
+        """1-based place of a waiting ticket in the queue (0 when it is no longer waiting).
 
-    def open_tickets(self) -> list[Ticket]:
-        """Waiting and claimed tickets, high priority first, then oldest first."""
-        return self.tickets("open")
+        One COUNT of the waiting tickets ahead of it (same order as :meth:`tickets`).
+        """
+        with self._sessions() as session:
+            ticket = session.get(Ticket, ticket_id)
+            if ticket is None or ticket.status != "waiting":
+                return 0
+            ahead = or_(Ticket.priority < ticket.priority,
+                        and_(Ticket.priority == ticket.priority,
+                             or_(Ticket.created_at < ticket.created_at,
+                                 and_(Ticket.created_at == ticket.created_at, Ticket.id < ticket.id))))
+            return 1 + int(session.execute(select(func.count()).select_from(Ticket)
+                                           .where(Ticket.status == "waiting", ahead)).scalar_one())
 
-    def tickets(self, status: str = "open", limit: int = 200) -> list[Ticket]:
-        """Tickets by status (``open``: waiting and claimed, by priority then age;
-        ``resolved`` / ``all``: newest first).
+    def open_tickets(self, limit: int = 200) -> list[Ticket]:
+        """Waiting and claimed tickets, high priority first, then oldest first (the first ``limit``)."""
+        return self.tickets("open", limit)
+
+    def tickets(self, status: str = "open", limit: int = 200, offset: int = 0) -> list[Ticket]:
+        """A page of tickets by status, without their transcripts.
+
+        Args:
+            status: ``open`` (waiting and claimed, by priority then age), ``resolved`` or
+                ``all`` (newest first).
+            limit: Tickets per page (the agent API allows at most 200).
+            offset: Tickets to skip.
 
         Raises:
             QueueError: 422 for an unknown status.
@@ -171,10 +283,11 @@ class Queue:
         elif status in ("resolved", "all"):
             if status == "resolved":
                 query = query.where(Ticket.status == "resolved")
-            query = query.order_by(Ticket.id.desc()).limit(limit)
+            query = query.order_by(Ticket.id.desc())
         else:
             raise QueueError(f"status={status!r} は使えません。open / resolved / all のいずれかを指定してください。",
                              status=422)
+        query = query.limit(max(1, limit)).offset(max(0, offset))
         with self._sessions() as session:
             return list(session.execute(query).scalars())
 
@@ -203,7 +316,7 @@ class Queue:
                                                                 Ticket.status != "resolved",
                                                                 Ticket.offline.is_(False))
                                         .order_by(Ticket.id.desc()).limit(1)).scalar()
-            return self._load(session, ticket_id) if ticket_id else None
+            return self._load(session, ticket_id, with_entries=False) if ticket_id else None
 
     def typical_wait(self, default: dt.timedelta = dt.timedelta(minutes=5),
                      sample: int = 50) -> dt.timedelta:
@@ -227,48 +340,78 @@ class Queue:
                 raise QueueError(f"チケット {ticket_id} は対応待ちではありません（現在: {ticket.status}）。")
             self._transition(session, ticket_id, ("waiting",), status="claimed", claimed_by=agent,
                              claimed_at=utcnow())
-        return self.get(ticket_id)
+        return self.get(ticket_id, with_entries=False)
 
     @staticmethod
-    def _transition(session: Session, ticket_id: int, expected: tuple[str, ...], **values: Any) -> None:
-        """UPDATE only if the status is still one of ``expected``.
+    def _transition(session: Session, ticket_id: int, expected: tuple[str, ...], *conditions: Any,
+                    **values: Any) -> None:
+        """UPDATE only if the status is still one of ``expected`` (and ``conditions`` hold).
 
         The check before it gives the precise error; this conditional UPDATE makes the
         change atomic where ``SELECT ... FOR UPDATE`` locks nothing (SQLite), so two agents
         can never both claim a ticket, nor a cancel and a claim both succeed.
         """
-        result = session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.status.in_(expected))
+        result = session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.status.in_(expected),
+                                                      *conditions)
                                  .values(**values).execution_options(synchronize_session=False))
         if result.rowcount != 1:
             raise QueueError(f"チケット {ticket_id} は別の操作で更新されました。画面を更新してください。")
 
     def add_entry(self, ticket_id: int, sender: str, text: str, author: str | None = None) -> Ticket:
-        """Append an agent reply, an internal note or a customer message (masked).
+        """Append an agent reply, an internal note, a system line or a customer message (masked).
+
+        Touches the ticket's row only (its ``entry_count`` is the new position): no entry
+        is loaded, so appending costs the same however long the transcript is.
+
+        Returns:
+            The ticket without its transcript (see :meth:`entries`).
 
         Raises:
             QueueError: 404 unknown ticket; 409 resolved ticket; 422 empty text.
+            TicketFull: 429, a customer or bot entry beyond :attr:`Limits.ticket_entries`.
         """
         if not text.strip():
             raise QueueError("メッセージが空です。", status=422)
         with self._sessions() as session, session.begin():
-            ticket = self._locked(session, ticket_id)
-            if ticket.status == "resolved":
-                raise QueueError(f"チケット {ticket_id} は解決済みです。")
-            position = len(ticket.entries)
-            session.add(TranscriptEntry(ticket_id=ticket_id, position=position, sender=sender,
-                                        text=mask_sensitive(text), author=author))
-        return self.get(ticket_id)
+            return self._append(session, ticket_id, sender, text, author)
 
-    def resolve(self, ticket_id: int, resolution: str = "resolved") -> Ticket:
+    def _append(self, session: Session, ticket_id: int, sender: str, text: str, author: str | None) -> Ticket:
+        """Add one entry inside the caller's transaction; the ticket, refreshed.
+
+        The counter is raised first: that UPDATE takes the row's write lock (PostgreSQL)
+        or the database's (SQLite) before the position is read, so two writers at once
+        never get the same position.
+        """
+        bumped = session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.status != "resolved")
+                                 .values(entry_count=Ticket.entry_count + 1)
+                                 .execution_options(synchronize_session=False)).rowcount
+        ticket = session.execute(select(Ticket).where(Ticket.id == ticket_id)
+                                 .execution_options(populate_existing=True)).scalar_one_or_none()
+        if ticket is None:
+            raise _not_found(ticket_id)
+        if not bumped:
+            raise QueueError(f"チケット {ticket_id} は解決済みです。")
+        position = ticket.entry_count - 1
+        limit = self.limits.ticket_entries
+        if limit and sender in LIMITED_SENDERS and position >= limit:
+            raise TicketFull(limit)  # rolls the counter back with the transaction
+        session.add(TranscriptEntry(ticket_id=ticket_id, position=position, sender=sender,
+                                    text=mask_sensitive(text), author=author))
+        return ticket
+
+    def resolve(self, ticket_id: int, resolution: str = "resolved", agent: str | None = None) -> Ticket:
         """Close a ticket; the conversation goes back to the bot.
 
         Args:
             ticket_id: The ticket.
             resolution: ``resolved`` (an agent closed it) or ``cancelled`` (the customer
                 stopped waiting; only while nobody has claimed it).
+            agent: The agent resolving it. A claimed ticket can be resolved by the agent
+                who claimed it only (others take it over first, :meth:`take_over`).
 
         Raises:
-            QueueError: 404 unknown ticket; 409 already resolved, or cancelling a claimed ticket.
+            QueueError: 404 unknown ticket; 409 already resolved, or cancelling a claimed
+                ticket; 403 claimed by another agent.
         """
         with self._sessions() as session, session.begin():
             ticket = self._locked(session, ticket_id)
@@ -276,10 +419,43 @@ class Queue:
                 raise QueueError(f"チケット {ticket_id} はすでに解決済みです。")
             if resolution == "cancelled" and ticket.status != "waiting":
                 raise QueueError("担当者がすでに対応を始めています。")
+            conditions: list[Any] = []
+            if agent is not None:
+                if ticket.status == "claimed" and ticket.claimed_by != agent:
+                    raise QueueError(f"チケット {ticket_id} は別の担当者（{ticket.claimed_by}）が対応中です。"
+                                     "解決するには、先に対応を引き継いでください。", status=403)
+                conditions.append(or_(Ticket.status == "waiting", Ticket.claimed_by == agent))
             expected = ("waiting",) if resolution == "cancelled" else ("waiting", "claimed")
-            self._transition(session, ticket_id, expected, status="resolved", resolved_at=utcnow(),
-                             resolution=resolution)
-        return self.get(ticket_id)
+            self._transition(session, ticket_id, expected, *conditions, status="resolved", resolved_at=utcnow(),
+                             resolution=resolution, resolved_by=agent)
+        return self.get(ticket_id, with_entries=False)
+
+    def take_over(self, ticket_id: int, agent: str, record: str, author: str | None = None) -> tuple[Ticket, str]:
+        """An agent takes a ticket another agent claimed; ``record`` goes into its transcript.
+
+        Args:
+            ticket_id: The ticket.
+            agent: The agent taking over.
+            record: The transcript line recording the take-over (a ``system`` entry).
+            author: Display name of ``agent`` for the entry.
+
+        Returns:
+            The ticket (without its transcript) and the user name of the previous agent.
+
+        Raises:
+            QueueError: 404 unknown ticket; 409 not claimed, or claimed by ``agent`` already.
+        """
+        with self._sessions() as session, session.begin():
+            ticket = self._locked(session, ticket_id)
+            if ticket.status != "claimed":
+                raise QueueError(f"チケット {ticket_id} は対応中ではありません（現在: {ticket.status}）。"
+                                 "対応待ちなら「対応する」を押してください。")
+            previous = str(ticket.claimed_by)
+            if previous == agent:
+                raise QueueError(f"チケット {ticket_id} はすでにあなたが対応中です。")
+            self._transition(session, ticket_id, ("claimed",), Ticket.claimed_by == previous, claimed_by=agent)
+            ticket = self._append(session, ticket_id, "system", record, author)
+        return ticket, previous
 
     def set_contact(self, ticket_id: int, contact: dict[str, str]) -> Ticket:
         """Add the contact details a customer left (offline ticket), masked.
@@ -293,12 +469,12 @@ class Queue:
                 raise QueueError(f"チケット {ticket_id} は解決済みです。")
             ticket.customer = {**(ticket.customer or {}),
                                **{k: mask_sensitive(v) for k, v in contact.items() if v}}
-        return self.get(ticket_id)
+        return self.get(ticket_id, with_entries=False)
 
     def latest_for(self, conversation_id: str) -> Ticket | None:
-        """The conversation's newest ticket of any status."""
+        """The conversation's newest ticket of any status (without its transcript)."""
         with self._sessions() as session:
             ticket_id = session.execute(select(Ticket.id).where(Ticket.conversation_id == conversation_id)
                                         .order_by(Ticket.id.desc()).limit(1)).scalar()
-            return self._load(session, ticket_id) if ticket_id else None
+            return self._load(session, ticket_id, with_entries=False) if ticket_id else None
 

@@ -4,7 +4,9 @@
  * Uses the "Agent side" API of docs/server-api.md:
  *   - cookie session; the csrf_token from login/me is kept in memory and sent
  *     as X-CSRF-Token on every POST; any 401 returns to the login form;
- *   - queue via GET /api/tickets, detail via GET /api/tickets/{id};
+ *   - queue via GET /api/tickets a page at a time (limit/offset, 「さらに表示」), detail via
+ *     GET /api/tickets/{id} (latest entries; older ones via /entries?before=, 「以前の履歴を表示」);
+ *   - a ticket another agent claimed is taken over (POST .../takeover) before it can be resolved;
  *   - live updates via EventSource("/api/events"), event name "ticket".
  * Server data is only ever rendered with textContent / createTextNode.
  */
@@ -14,6 +16,9 @@ const BASE_TITLE = "エージェントコンソール";
 const SENDER_LABELS = {
   customer: "お客様", bot: "ボット", agent: "オペレーター", note: "内部メモ", system: "システム",
 };
+const LIST_PAGE = 50;
+const MAX_LIST_REQUEST = 200;
+const ENTRIES_PAGE = 100;
 const EMPTY_LIST_TEXT = {
   open: "対応待ち・対応中の問い合わせはありません。",
   resolved: "解決済みの問い合わせはありません。",
@@ -24,9 +29,14 @@ const state = {
   csrf: null,
   filter: "open",
   tickets: [],
+  listLimit: LIST_PAGE,   // tickets shown: grows by LIST_PAGE with 「さらに表示」
+  listHasMore: false,
   currentId: null,
   renderedTicketId: null,
-  renderedEntries: 0,
+  entryIds: new Set(),    // ids of the transcript entries on screen
+  newestEntry: null,      // the newest entry on screen ({position, id})
+  oldestEntryId: null,    // cursor for 「以前の履歴を表示」
+  hasEarlier: false,
   events: null,
   retryTimer: null,
   connectionDown: false,
@@ -187,22 +197,53 @@ async function onLogout() {
 
 /* ---------- queue list ---------- */
 
+// The first `limit` tickets of the current filter, in requests of at most MAX_LIST_REQUEST.
+async function fetchTickets(limit) {
+  const seen = new Set();
+  const tickets = [];
+  let offset = 0;
+  let more = false;
+  while (offset < limit) {
+    const size = Math.min(MAX_LIST_REQUEST, limit - offset);
+    const data = await api("GET",
+      `/api/tickets?status=${encodeURIComponent(state.filter)}&limit=${size}&offset=${offset}`);
+    const page = Array.isArray(data.tickets) ? data.tickets : [];
+    for (const t of page) {
+      if (!seen.has(t.id)) { seen.add(t.id); tickets.push(t); }
+    }
+    more = data.has_more === true;
+    if (!more || page.length < size) break;
+    offset += size;
+  }
+  return { tickets, more };
+}
+
 async function refreshList() {
   const seq = ++state.listSeq;
   try {
-    const data = await api("GET", `/api/tickets?status=${encodeURIComponent(state.filter)}`);
+    const { tickets, more } = await fetchTickets(state.listLimit);
     if (seq !== state.listSeq || !state.agent) return;
-    state.tickets = Array.isArray(data.tickets) ? data.tickets : [];
+    state.tickets = tickets;
+    state.listHasMore = more;
     renderList();
   } catch (err) {
     if (err.status !== 401) showAlert(err.message);
   }
 }
 
+function showMoreTickets() {
+  state.listLimit += LIST_PAGE;
+  refreshList();
+}
+
 function statusText(t) {
   if (t.status === "waiting") return "対応待ち";
   if (t.status === "claimed") return `対応中 (${t.claimed_by_name || t.claimed_by || "—"})`;
-  if (t.status === "resolved") return "解決済み";
+  if (t.status === "resolved") {
+    if (t.resolution === "cancelled") return "取り消し";
+    if (t.resolution === "limited") return "受付上限";
+    return "解決済み";
+  }
   return String(t.status || "");
 }
 
@@ -246,6 +287,7 @@ function renderList() {
   const empty = $("list-empty");
   empty.textContent = EMPTY_LIST_TEXT[state.filter] || "";
   empty.hidden = state.tickets.length > 0;
+  $("list-more").hidden = !state.listHasMore;
   if (focusedId) {
     const again = list.querySelector(`[data-ticket-id="${CSS.escape(focusedId)}"]`);
     if (again) again.focus();
@@ -266,6 +308,8 @@ function setFilter(status) {
     tab.setAttribute("aria-pressed", String(tab.dataset.status === status));
   }
   state.tickets = [];
+  state.listLimit = LIST_PAGE;
+  state.listHasMore = false;
   renderList();
   refreshList();
 }
@@ -285,7 +329,7 @@ async function loadDetail() {
   const id = state.currentId;
   if (id === null) return;
   try {
-    const data = await api("GET", `/api/tickets/${encodeURIComponent(id)}`);
+    const data = await api("GET", `/api/tickets/${encodeURIComponent(id)}?entries=${ENTRIES_PAGE}`);
     if (id === state.currentId && data.ticket) renderDetail(data.ticket);
   } catch (err) {
     if (err.status === 401) return;
@@ -294,11 +338,19 @@ async function loadDetail() {
   }
 }
 
+function resetTranscript(ticketId) {
+  $("transcript").replaceChildren();
+  state.renderedTicketId = ticketId;
+  state.entryIds = new Set();
+  state.newestEntry = null;
+  state.oldestEntryId = null;
+  state.hasEarlier = false;
+  $("transcript-earlier").hidden = true;
+}
+
 function clearDetail() {
   state.currentId = null;
-  state.renderedTicketId = null;
-  state.renderedEntries = 0;
-  $("transcript").replaceChildren();
+  resetTranscript(null);
   $("detail-body").hidden = true;
   $("detail-empty").hidden = false;
 }
@@ -362,28 +414,73 @@ function entryItem(entry) {
   return li;
 }
 
-// Appends only new entries when the same ticket is refreshed, so the
-// aria-live transcript announces just the additions.
+// Transcript order: position, then id.
+function entryBefore(a, b) {
+  return a.position < b.position || (a.position === b.position && a.id < b.id);
+}
+
+// The detail carries the latest page of the transcript. Only entries newer than those on
+// screen are appended, so the aria-live transcript announces just the additions; older
+// ones come with 「以前の履歴を表示」.
 function renderTranscript(t) {
   const list = $("transcript");
   const entries = Array.isArray(t.entries) ? t.entries : [];
-  if (state.renderedTicketId !== t.id || entries.length < state.renderedEntries) {
-    list.replaceChildren();
-    state.renderedTicketId = t.id;
-    state.renderedEntries = 0;
+  const overlaps = entries.some((e) => state.entryIds.has(e.id));
+  // Another ticket, or more new entries than one page since the last refresh: start again.
+  if (state.renderedTicketId !== t.id || (state.entryIds.size && !overlaps && t.has_earlier_entries)) {
+    resetTranscript(t.id);
   }
-  const added = entries.slice(state.renderedEntries).map(entryItem);
+  if (state.oldestEntryId === null && entries.length) {
+    state.oldestEntryId = entries[0].id;
+    state.hasEarlier = t.has_earlier_entries === true;
+  }
+  const added = [];
+  for (const e of entries) {
+    if (state.entryIds.has(e.id) || (state.newestEntry && entryBefore(e, state.newestEntry))) continue;
+    state.entryIds.add(e.id);
+    state.newestEntry = e;
+    added.push(entryItem(e));
+  }
   list.append(...added);
-  state.renderedEntries = entries.length;
-  $("transcript-empty").hidden = entries.length > 0;
+  $("transcript-empty").hidden = state.entryIds.size > 0;
+  $("transcript-earlier").hidden = !state.hasEarlier;
   if (added.length) list.scrollTop = list.scrollHeight;
+}
+
+async function loadEarlierEntries() {
+  const button = $("transcript-earlier");
+  const id = state.currentId;
+  const before = state.oldestEntryId;
+  if (button.disabled || id === null || before === null) return;
+  button.disabled = true;
+  try {
+    const data = await api("GET", `/api/tickets/${encodeURIComponent(id)}/entries`
+      + `?before=${encodeURIComponent(before)}&limit=${ENTRIES_PAGE}`);
+    if (id !== state.currentId || before !== state.oldestEntryId) return;
+    const entries = (Array.isArray(data.entries) ? data.entries : []).filter((e) => !state.entryIds.has(e.id));
+    for (const e of entries) state.entryIds.add(e.id);
+    const list = $("transcript");
+    const height = list.scrollHeight;
+    list.setAttribute("aria-busy", "true"); // older entries are not news
+    list.prepend(...entries.map(entryItem));
+    list.removeAttribute("aria-busy");
+    list.scrollTop += list.scrollHeight - height; // keep what the agent was reading in place
+    if (entries.length) state.oldestEntryId = entries[0].id;
+    state.hasEarlier = data.has_earlier_entries === true && entries.length > 0;
+    button.hidden = !state.hasEarlier;
+  } catch (err) {
+    if (err.status !== 401) showAlert(err.message);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function updateActions(t) {
   const me = state.agent ? state.agent.username : null;
   const mine = t.status === "claimed" && t.claimed_by === me;
   $("claim").hidden = t.status !== "waiting";
-  $("resolve").hidden = t.status !== "claimed";
+  $("resolve").hidden = !mine;  // only the agent who claimed it resolves it
+  $("takeover").hidden = !(t.status === "claimed" && !mine);
   $("reply-form").hidden = !mine;
   const note = $("claimed-note");
   note.hidden = !(t.status === "claimed" && !mine);
@@ -408,7 +505,7 @@ async function runAction(button, path, body) {
   } catch (err) {
     if (err.status === 401) return false;
     showAlert(err.message);
-    if (err.status === 409) await loadDetail();
+    if (err.status === 409 || (err.status === 403 && state.csrf)) await loadDetail();
     return false;
   } finally {
     button.disabled = false;
@@ -575,6 +672,9 @@ function bindEvents() {
   }
   $("claim").addEventListener("click", () => runAction($("claim"), ticketPath("claim")));
   $("resolve").addEventListener("click", () => runAction($("resolve"), ticketPath("resolve")));
+  $("takeover").addEventListener("click", () => runAction($("takeover"), ticketPath("takeover")));
+  $("list-more").addEventListener("click", showMoreTickets);
+  $("transcript-earlier").addEventListener("click", loadEarlierEntries);
   $("reply-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sendText("reply-text", "reply-send", "reply", "返信内容を入力してください。");

@@ -3,8 +3,13 @@
  *
  * Embedding:
  *   <script>window.SupportChatConfig = {serverUrl: "", title: "…", primaryColor: "#0b5cad",
- *                                       greeting: "…", maxLength: 10000};</script>
+ *                                       greeting: "…", maxLength: 10000, fullPageUrl: false};</script>
  *   <script src="/widget/widget.js" defer></script>
+ * A page on another origin than serverUrl must be listed in the server's BOT_WIDGET_ORIGINS.
+ *
+ * The conversation token never goes into a URL: HTTP calls send it in the Authorization
+ * header, the WebSocket in its first frame ({type: "auth"}). 「会話を終了」 forgets it in this
+ * browser and tells the server, which stops accepting it (shared PCs).
  *
  * Contract: docs/server-api.md, section "Customer side (widget)".
  *
@@ -93,6 +98,11 @@
     errEmail: 'メールアドレスの形式が正しくありません（例: taro@example.jp）。',
     errPhone: '電話番号は10〜11桁の数字で入力してください（ハイフン可）。',
     contactSaved: 'ご連絡先を承りました。担当者よりご連絡いたします。',
+    endChat: '会話を終了',
+    endConfirm: '会話を終了しますか？ この画面の会話の記録も消えます。',
+    endYes: '終了する',
+    endNo: 'キャンセル',
+    ended: '会話を終了しました。ご利用ありがとうございました。新しいご質問はいつでもどうぞ。',
   };
 
   const rawConfig = window.SupportChatConfig && typeof window.SupportChatConfig === 'object'
@@ -106,6 +116,8 @@
     greeting: nonEmptyString(rawConfig.greeting),
     maxLength: normalizeMaxLength(rawConfig.maxLength),
     customer: rawConfig.customer && typeof rawConfig.customer === 'object' ? rawConfig.customer : null,
+    // Send the page's query string too (it may hold e-mail addresses or order numbers; off by default).
+    fullPageUrl: rawConfig.fullPageUrl === true,
   };
 
   function nonEmptyString(v) {
@@ -524,10 +536,19 @@
     ui.closeBtn = el('button', { class: 'sc-close', type: 'button', 'aria-label': T.closeChat }, [
       el('span', { 'aria-hidden': 'true', text: '×' }),
     ]);
+    ui.endBtn = el('button', { id: 'supportchat-end', class: 'sc-end', type: 'button', text: T.endChat, hidden: true });
     const header = el('div', { class: 'sc-header' }, [
       el('h2', { id: 'supportchat-title', class: 'sc-title', text: config.title }),
-      ui.closeBtn,
+      el('div', { class: 'sc-header-tools' }, [ui.endBtn, ui.closeBtn]),
     ]);
+
+    // 「会話を終了」 asks once before it forgets the conversation.
+    ui.endYes = el('button', { id: 'supportchat-end-yes', class: 'sc-end-yes', type: 'button', text: T.endYes });
+    ui.endNo = el('button', { id: 'supportchat-end-no', class: 'sc-end-no', type: 'button', text: T.endNo });
+    ui.endConfirm = el('div', {
+      id: 'supportchat-end-confirm', class: 'sc-end-confirm', role: 'alertdialog',
+      'aria-labelledby': 'supportchat-end-question', hidden: true,
+    }, [el('p', { id: 'supportchat-end-question', class: 'sc-end-question', text: T.endConfirm }), ui.endYes, ui.endNo]);
 
     // Handoff banner
     ui.bannerText = el('p', { class: 'sc-banner-text' });
@@ -579,7 +600,7 @@
     ui.panel = el('div', {
       id: 'supportchat-panel', class: 'sc-panel', role: 'dialog', 'aria-modal': 'false',
       'aria-labelledby': 'supportchat-title', hidden: true,
-    }, [header, ui.banner, ui.messages, ui.typing, ui.contact, ui.status, ui.composer]);
+    }, [header, ui.endConfirm, ui.banner, ui.messages, ui.typing, ui.contact, ui.status, ui.composer]);
 
     root.appendChild(ui.panel);
     root.appendChild(ui.launcher);
@@ -1031,6 +1052,9 @@
       case 'error':
         onServerError(frame);
         break;
+      case 'ended':
+        endLocally(T.ended);
+        break;
       default:
         break;
     }
@@ -1247,6 +1271,17 @@
   function onServerError(frame) {
     const text = typeof frame.message === 'string' && frame.message.trim() ? frame.message : T.genericError;
     showNotice(text);
+    // A message the server refused (too many per minute, ticket full ...): offer 再送信 / 取り消す.
+    const refused = typeof frame.client_id === 'string' ? outbox.find((e) => e.client_id === frame.client_id) : null;
+    if (refused) {
+      inFlight.delete(refused.client_id);
+      const t = ackTimers.get(refused.client_id);
+      if (t) clearTimeout(t);
+      ackTimers.delete(refused.client_id);
+      refused.failed = true;
+      saveOutbox();
+      updatePending(refused);
+    }
     // Whatever was waiting for a confirmation can be tried again.
     if (ui.cSubmit.disabled) {
       enableContactSubmit();
@@ -1286,10 +1321,12 @@
         const s = await createSession();
         if (gen !== conn.generation) return; // superseded by another connect
         session = s;
+        updateEndButton();
       } catch (err) {
         if (gen !== conn.generation) return;
         conn.connecting = false;
-        scheduleReconnect();
+        scheduleReconnect(err && err.retryAfter ? err.retryAfter * 1000 : 0);
+        if (err && err.userMessage) setStatus(err.userMessage);
         return;
       }
     }
@@ -1297,8 +1334,13 @@
     openSocket();
   }
 
+  function pageUrl() {
+    const loc = window.location;
+    return config.fullPageUrl ? loc.origin + loc.pathname + loc.search : loc.origin + loc.pathname;
+  }
+
   async function createSession() {
-    const customer = { page_url: window.location.href };
+    const customer = { page_url: pageUrl() };
     if (config.customer) {
       for (const k of ['name', 'email']) {
         if (typeof config.customer[k] === 'string' && config.customer[k]) customer[k] = config.customer[k];
@@ -1309,7 +1351,20 @@
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify({ customer }),
     });
-    if (!res.ok) throw new Error(`session: HTTP ${res.status}`);
+    if (!res.ok) {
+      const err = new Error(`session: HTTP ${res.status}`);
+      if (res.status === 429) {
+        // Too many new conversations from this address: say so, and wait as long as asked.
+        try {
+          const body = await res.json();
+          if (body && typeof body.error === 'string') err.userMessage = body.error;
+        } catch (e) {
+          /* no JSON body */
+        }
+        err.retryAfter = Number(res.headers.get('Retry-After')) || 0;
+      }
+      throw err;
+    }
     const data = await res.json();
     if (!data || typeof data.token !== 'string' || !data.token) throw new Error('session: no token');
     // Another tab may have created a conversation meanwhile: share that one.
@@ -1324,7 +1379,7 @@
     const token = session.token;
     let ws;
     try {
-      ws = new WebSocket(wsUrl(`/ws/chat?token=${encodeURIComponent(token)}`));
+      ws = new WebSocket(wsUrl('/ws/chat')); // the token goes in the first frame, never in the URL
     } catch (err) {
       scheduleReconnect();
       return;
@@ -1341,7 +1396,14 @@
       }
     }, CONNECT_TIMEOUT_MS);
 
-    ws.onopen = () => clearTimeout(connectTimer);
+    ws.onopen = () => {
+      clearTimeout(connectTimer);
+      try {
+        ws.send(JSON.stringify({ type: 'auth', token }));
+      } catch (e) {
+        /* onclose follows */
+      }
+    };
     ws.onerror = () => {
       /* onclose follows */
     };
@@ -1355,7 +1417,7 @@
       }
       if (!frame || typeof frame !== 'object' || typeof frame.type !== 'string') return;
       if (frame.type === 'history') gotHistory = true;
-      else if (!gotHistory) return; // history must come first
+      else if (!gotHistory && frame.type !== 'error') return; // history must come first (errors may not)
       handleFrame(frame);
     };
     ws.onclose = (ev) => {
@@ -1363,8 +1425,12 @@
       if (conn.ws !== ws) return; // replaced on purpose
       conn.ws = null;
       onDisconnected();
-      if (ev.code === 4401) {
+      if (ev.code === 4410) {
+        endLocally(T.ended); // ended in another tab
+      } else if (ev.code === 4401) {
         handleBadToken(token);
+      } else if (ev.code === 4429) {
+        scheduleReconnect(); // too many tabs open: try again later (the notice says why)
       } else if (!gotHistory) {
         // A rejected handshake is often reported as 1006; ask the history endpoint.
         probeToken(token).then((bad) => {
@@ -1407,6 +1473,7 @@
         session = null;
         storageRemove('localStorage', KEY_SESSION);
       }
+      updateEndButton();
       clearConversationView();
       chatState = normalizeState(null);
       applyState(null);
@@ -1416,10 +1483,10 @@
     else connect();
   }
 
-  function scheduleReconnect() {
+  function scheduleReconnect(minDelay) {
     if (conn.timer) return;
     conn.attempts += 1;
-    const delay = Math.min(1000 * 2 ** (conn.attempts - 1), MAX_BACKOFF_MS);
+    const delay = Math.max(Math.min(1000 * 2 ** (conn.attempts - 1), MAX_BACKOFF_MS), minDelay || 0);
     setStatus(disconnectedText());
     updateAllPending();
     conn.timer = setTimeout(() => {
@@ -1456,6 +1523,67 @@
       conn.timer = null;
     }
     connect();
+  }
+
+  // ---------------------------------------------------------------------------
+  // 「会話を終了」: forget the conversation here, and make the server forget the token
+  // ---------------------------------------------------------------------------
+
+  function updateEndButton() {
+    ui.endBtn.hidden = !session;
+    if (!session) hideEndConfirm(false);
+  }
+
+  function showEndConfirm() {
+    ui.endConfirm.hidden = false;
+    ui.endNo.focus();
+  }
+
+  function hideEndConfirm(focus) {
+    ui.endConfirm.hidden = true;
+    if (focus && !ui.endBtn.hidden) ui.endBtn.focus();
+  }
+
+  function endConversation() {
+    const s = session;
+    if (s && !sendFrame({ type: 'end' })) {
+      // Not connected: tell the server over HTTP (it still works when the page is closing).
+      try {
+        fetch(httpUrl('/api/chat/session'), {
+          method: 'DELETE',
+          headers: { Authorization: `Bearer ${s.token}`, Accept: 'application/json' },
+          keepalive: true,
+        }).catch(() => {});
+      } catch (e) {
+        /* forgotten here anyway */
+      }
+    }
+    endLocally(T.ended);
+    ui.input.focus();
+  }
+
+  /** Forget the conversation in this browser: token, unsent messages, what is on screen. */
+  function endLocally(notice) {
+    dropSocket();
+    conn.started = false;
+    conn.attempts = 0;
+    conn.everConnected = false;
+    conn.badTokenStreak = 0;
+    session = null;
+    storageRemove('localStorage', KEY_SESSION);
+    storageRemove('localStorage', KEY_CONTACT);
+    outbox = [];
+    storageRemove('sessionStorage', KEY_OUTBOX);
+    for (const node of Array.from(ui.messages.querySelectorAll('.sc-pending'))) node.remove();
+    clearConversationView();
+    expandedIds.clear();
+    unread = 0;
+    updateLauncherLabel();
+    setTyping(false);
+    setStatus('');
+    applyState(null);
+    updateEndButton();
+    if (notice) showNotice(notice);
   }
 
   // ---------------------------------------------------------------------------
@@ -1496,10 +1624,14 @@
       else openPanel();
     });
     ui.closeBtn.addEventListener('click', () => closePanel({ focusLauncher: true }));
+    ui.endBtn.addEventListener('click', showEndConfirm);
+    ui.endNo.addEventListener('click', () => hideEndConfirm(true));
+    ui.endYes.addEventListener('click', endConversation);
     ui.panel.addEventListener('keydown', (ev) => {
       if (ev.key === 'Escape' && !ev.isComposing && ev.keyCode !== 229 && !composing) {
         ev.preventDefault();
-        closePanel({ focusLauncher: true });
+        if (!ui.endConfirm.hidden) hideEndConfirm(true);
+        else closePanel({ focusLauncher: true });
       }
     });
 
@@ -1561,8 +1693,13 @@
     window.addEventListener('storage', (ev) => {
       if (ev.key !== KEY_SESSION) return;
       const stored = loadSession();
+      if (!stored && session && ev.newValue === null) {
+        endLocally(T.ended); // 「会話を終了」 in another tab
+        return;
+      }
       if (!stored || (session && stored.token === session.token)) return;
       session = stored;
+      updateEndButton();
       clearConversationView();
       applyState(null);
       if (conn.started) {
@@ -1584,6 +1721,7 @@
     outbox = loadOutbox();
     for (const e of outbox) renderPending(e);
     session = loadSession();
+    updateEndButton();
     if (storageGet('localStorage', KEY_OPEN) === '1') openPanel({ focus: false });
     if (session || outbox.length) start();
   }
