@@ -424,13 +424,10 @@ KNOWN_CRASHES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="known: JSON escapes of lone surrogates (\\ud800) fail when stored or "
-                   "hashed (UnicodeEncodeError), integers over 4,300 digits raise ValueError, and PostgreSQL refuses "
-                   "NUL characters (ValueError), none caught by chat_api._handle_frame / http.read_json / the login "
-                   "(see docs/security.md, Known gaps). When one is fixed, drop its case here and its exclusion from "
-                   "the generators above.")
+# Inputs that once crashed a handler (lone surrogates, integers over 4,300 digits, NUL on
+# PostgreSQL): now refused as bad JSON by bot.server.http.parse_json.
 @pytest.mark.parametrize(("backend", "where", "raw"), KNOWN_CRASHES)
-def test_known_crashes(tmp_path: Path, backend: str, where: str, raw: Any) -> None:
+def test_inputs_that_once_crashed_are_refused_cleanly(tmp_path: Path, backend: str, where: str, raw: Any) -> None:
     with temporary_database(backend, tmp_path) as url:
         ref: dict[str, Any] = {}
         rasa = ScriptedRasa(ref)

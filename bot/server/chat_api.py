@@ -33,7 +33,7 @@ from bot.handoff.contact import ContactError
 from bot.server.auth import client_address
 from bot.server.events import CLOSED
 from bot.server.gateway import MAX_MESSAGE_CHARS, CustomerError, Gateway, RateLimited
-from bot.server.http import read_json
+from bot.server.http import parse_json, read_json
 from bot.store.queue import QueueError
 
 logger = logging.getLogger(__name__)
@@ -210,8 +210,8 @@ async def _first_frame_token(websocket: WebSocket) -> tuple[str | None, bool]:
     if raw is None or len(raw) > 1_000:
         return None, True
     try:
-        frame = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
+        frame = parse_json(raw)
+    except ValueError:
         return None, True
     if isinstance(frame, dict) and frame.get("type") == "auth" and isinstance(frame.get("token"), str):
         return frame["token"], True
@@ -281,8 +281,8 @@ async def _handle_frame(gateway: Gateway, conversation_id: str, raw: str) -> dic
         return {"type": "error",
                 "message": f"メッセージが長すぎます（{MAX_MESSAGE_CHARS:,} 文字まで）。分けて送ってください。"}
     try:
-        frame = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
+        frame = parse_json(raw)
+    except ValueError:  # not JSON, or text the server could not store
         return {"type": "error", "message": TEXT["bad_frame"]}
     if not isinstance(frame, dict):
         return {"type": "error", "message": TEXT["bad_frame"]}

@@ -30,12 +30,44 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[s
     if not body.strip():
         return {}
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: absurd nesting
+        data = parse_json(body)
+    except ValueError:
         raise HTTPException(400, "JSON の形式が正しくありません。") from None
     if not isinstance(data, dict):
         raise HTTPException(400, "JSON オブジェクト（{...}）を送ってください。")
     return data
+
+
+def parse_json(raw: str | bytes) -> Any:
+    """Parse client JSON, refusing what the server could not store or compare.
+
+    Raises:
+        ValueError: Not JSON (also: absurd nesting, integers over 4,300 digits, invalid UTF-8),
+            or a string holding a lone surrogate (``\\ud800``: no UTF-8 form) or a NUL
+            character (PostgreSQL refuses it).
+    """
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if not _storable(data):
+        raise ValueError("JSON string with a lone surrogate or a NUL character")
+    return data
+
+
+def _storable(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item or any("\ud800" <= ch <= "\udfff" for ch in item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def text_field(data: dict[str, Any], name: str) -> str:
