@@ -11,7 +11,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser build validate check-generated train run ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-queue bench-handoff clean
+.PHONY: help setup browser build validate check-generated train run ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-queue bench-sessions bench-handoff clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -95,6 +95,9 @@ bench-scale: train ## 5,000 FAQ entries vs the 16-entry demo: decision latency, 
 
 bench-queue: setup ## Handoff queue: add_entry / position / open list with 5,000 entries and 3,000 open tickets
 	$(BIN)/python benchmarks/queue_scale.py
+
+bench-sessions: setup ## 1,000 customer sessions on one bot server: latency and memory stay bounded
+	$(BIN)/python benchmarks/session_load.py --sessions 1000
 
 bench-handoff: train ## 200 concurrent handoffs: tickets exactly once, message-to-console latency, faults
 	$(BIN)/python -m benchmarks.handoff_load --database sqlite
