@@ -6,7 +6,6 @@ issue's target is higher, it is named and NOT met yet. They guard against regres
 they are not tuned on (the held-out texts are never read to change the model).
 """
 
-import json
 from pathlib import Path
 
 import pytest

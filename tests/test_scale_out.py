@@ -25,22 +25,10 @@ from bot.server.app import Services, create_app, stores_for
 from bot.server.events import RedisRelay
 from bot.server.tokens import ConversationTokens
 from conftest import temporary_database
-from test_events import RedisProxy
+from test_events import REDIS_URL, RedisProxy, needs_redis
 from test_server import PASSWORD, SECRET, ScriptedRasa, frames_until, is_bot_message
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def redis_available() -> bool:
-    import redis
-
-    try:
-        return bool(redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except redis.RedisError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not redis_available(), reason=f"!!! Redis is not running at {REDIS_URL} !!!")
+pytestmark = needs_redis
 
 
 def server(url: str) -> tuple[Services, ScriptedRasa]:

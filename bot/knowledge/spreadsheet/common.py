@@ -212,8 +212,8 @@ class ImportReport:
             if ids:
                 lines.append(f"  {label}: {abbreviate(ids)}")
         if self.skipped_conflicts:
-            lines.append(f"  スキップした行（ほかの FAQ と同じ質問があるため取り込んでいません。先に出てきた方が残っています。"
-                         f"質問を言い換えるか1行にまとめて、もう一度取り込んでください）:")
+            lines.append("  スキップした行（ほかの FAQ と同じ質問があるため取り込んでいません。先に出てきた方が残っています。"
+                         "質問を言い換えるか1行にまとめて、もう一度取り込んでください）:")
             lines.extend(f"    - {conflict.describe()}" for conflict in self.skipped_conflicts)
         if self.assigned_ids:
             pairs = [f"{row}行目 → {faq_id}" for row, faq_id in self.assigned_ids.items()]
