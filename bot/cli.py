@@ -150,11 +150,9 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from bot.evaluation.report import run_eval
+    from bot.evaluation.report import all_heldout_sets, run_eval
 
-    from bot.evaluation.report import heldout_sets
-
-    paths = [Path(p) for p in args.heldout] if args.heldout else heldout_sets(PROJECT_ROOT / "tests" / "data")
+    paths = [Path(p) for p in args.heldout] if args.heldout else all_heldout_sets(PROJECT_ROOT / "tests" / "data")
     return run_eval(
         heldout=paths,
         model=Path(args.model) if args.model else None,
@@ -301,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(func=_cmd_ask)
 
     ev = sub.add_parser("eval", help="評価セットでルート正解率・macro-F1・混同表を出力")
-    ev.add_argument("--heldout", nargs="*", help="評価セット（JSON Lines）。省略時は tests/data/heldout*.jsonl をそれぞれ評価")
+    ev.add_argument("--heldout", nargs="*", help="評価セット（JSON Lines）。省略時は tests/data/heldout*.jsonl と tests/data/heldout_v2/heldout*.jsonl をそれぞれ評価")
     ev.add_argument("--model", help="モデル (.tar.gz)。省略時は models/ の最新")
     ev.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="レポートと図の出力先")
     ev.add_argument("--json", action="store_true", help="結果を JSON で出力")

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from bot.evaluation.report import heldout_sets, match_key, training_texts, tuning_texts, unseen_only
+from bot.evaluation.report import (HELDOUT_GENERATIONS, all_heldout_sets, heldout_sets, match_key, training_texts,
+                                   tuning_texts, unseen_only)
 from bot.settings import PROJECT_ROOT
 
 DATA = PROJECT_ROOT / "tests" / "data"
@@ -13,11 +14,13 @@ NLU = PROJECT_ROOT / "data" / "nlu"
 TUNING = PROJECT_ROOT / "benchmarks" / "data"
 
 
-def test_heldout_sets_are_frozen() -> None:
+@pytest.mark.parametrize("generation", HELDOUT_GENERATIONS)
+def test_heldout_sets_are_frozen(generation: str) -> None:
     """A changed held-out set must come with a new, never-read one (and a new hash line)."""
-    frozen = dict(reversed(line.split()) for line in (DATA / "heldout.sha256").read_text().splitlines())
-    present = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in heldout_sets(DATA)}
-    assert present == frozen
+    folder = DATA / generation
+    frozen = dict(reversed(line.split()) for line in (folder / "heldout.sha256").read_text().splitlines())
+    present = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in heldout_sets(folder)}
+    assert present and present == frozen
 
 
 def test_match_key_ignores_punctuation_spaces_width_and_case() -> None:
@@ -26,7 +29,7 @@ def test_match_key_ignores_punctuation_spaces_width_and_case() -> None:
     assert match_key("住所を変えたい") != match_key("電話番号を変えたい")
 
 
-@pytest.mark.parametrize("path", heldout_sets(DATA), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", all_heldout_sets(DATA), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_scored_heldout_texts_never_occur_in_training_or_tuning(path) -> None:  # type: ignore[no-untyped-def]
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     kept, dropped = unseen_only(rows, NLU, TUNING)

@@ -233,6 +233,23 @@ def heldout_sets(directory: Path) -> list[Path]:
     return sorted(directory.glob("heldout*.jsonl"))
 
 
+# Generations of held-out sets, oldest first. Each is frozen by its own ``heldout.sha256``;
+# a new generation is written (by someone who never saw the training or tuning data) when
+# the previous one has been read at the end of the work on a model.
+HELDOUT_GENERATIONS = ("", "heldout_v2")
+
+
+def all_heldout_sets(data_dir: Path) -> list[Path]:
+    """Every generation's held-out sets under ``data_dir`` (``tests/data``), oldest first."""
+    return [path for sub in HELDOUT_GENERATIONS for path in heldout_sets(data_dir / sub)]
+
+
+def set_name(path: Path) -> str:
+    """Report name of a held-out set: ``heldout_everyday``, or ``heldout_v2/heldout_everyday``
+    for a later generation (its folder name first)."""
+    return f"{path.parent.name}/{path.stem}" if path.parent.name in HELDOUT_GENERATIONS else path.stem
+
+
 def evaluate_sets(paths: list[Path], assistant: Any, nlu_dir: Path,
                   tuning_dir: Path | None) -> dict[str, tuple[EvalResult, int]]:
     """Score each labelled set on its unseen messages.
@@ -244,7 +261,7 @@ def evaluate_sets(paths: list[Path], assistant: Any, nlu_dir: Path,
     for path in paths:
         rows, dropped = unseen_only(load_labelled(path), nlu_dir, tuning_dir)
         decisions = [assistant.decide(row["text"]).as_dict() for row in rows]
-        results[path.stem] = (score(rows, decisions), dropped)
+        results[set_name(path)] = (score(rows, decisions), dropped)
     return results
 
 
