@@ -1,4 +1,7 @@
-"""Helpers shared by the actions: the live knowledge base and sending a Reply."""
+"""Helpers shared by the actions: the live knowledge base, staffed hours and sending a Reply.
+
+The handoff queue and outbox are the handoff's own (bot/handoff/delivery.py).
+"""
 
 from __future__ import annotations
 
@@ -9,23 +12,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.dialogue.decisions import intent_label
 from bot.dialogue.replies import Reply
-from bot.handoff.outbox import Outbox
 from bot.knowledge.live import LiveKnowledge, shared_knowledge
 from bot.settings import get_settings
-from bot.store.queue import Queue, make_engine
 from bot.triage.hours import StaffedHours, load_hours
-
-
-@lru_cache(maxsize=1)
-def default_queue() -> Queue:
-    """The process-wide handoff queue on ``DATABASE_URL`` (SQLite file under var/ by default)."""
-    return Queue(make_engine(get_settings().database_url))
-
-
-@lru_cache(maxsize=1)
-def default_outbox() -> Outbox:
-    """The process-wide outbox file (``BOT_OUTBOX``, default var/outbox.jsonl)."""
-    return Outbox(get_settings().outbox_file)
 
 
 @lru_cache(maxsize=1)

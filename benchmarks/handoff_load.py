@@ -662,7 +662,8 @@ def _outbox_lines(path: Path) -> int:
 
 def verify_database(url: str, customers: list[Customer]) -> dict[str, Any]:
     """Exactly one ticket per conversation, each with the customer's message in its transcript."""
-    from bot.store.queue import Queue, make_engine
+    from bot.store.database import make_engine
+    from bot.store.queue import Queue
 
     engine = make_engine(url)
     try:

@@ -30,7 +30,9 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.settings import Limits  # noqa: E402
-from bot.store.queue import HandoffPacket, Queue, Turn, make_engine  # noqa: E402
+from bot.handoff.packet import HandoffPacket, Turn  # noqa: E402
+from bot.store.database import make_engine  # noqa: E402
+from bot.store.queue import Queue  # noqa: E402
 
 NO_LIMITS = Limits(0, 0, 0, 0, 0)
 

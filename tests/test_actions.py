@@ -9,7 +9,8 @@ from actions.faq import ActionAnswerFaq, ActionClarify
 from actions.handoff import ActionHandoff
 from bot.knowledge.live import LiveKnowledge
 from bot.handoff.outbox import Outbox
-from bot.store.queue import Queue, make_engine
+from bot.store.database import make_engine
+from bot.store.queue import Queue
 from bot.settings import PROJECT_ROOT
 
 KNOWLEDGE = LiveKnowledge(PROJECT_ROOT / "knowledge")

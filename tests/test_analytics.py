@@ -28,7 +28,9 @@ from bot.analytics.report import (
 )
 from bot.store.chat_log import ChatLog, NewMessage
 from bot.store.models import ChatMessage, Conversation, Ticket
-from bot.store.queue import HandoffPacket, Queue, Turn, make_engine
+from bot.handoff.packet import HandoffPacket, Turn
+from bot.store.database import make_engine
+from bot.store.queue import Queue
 
 SINCE = dt.datetime(2024, 5, 1, tzinfo=JST)
 UNTIL = dt.datetime(2024, 5, 5, tzinfo=JST)

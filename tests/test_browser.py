@@ -436,7 +436,7 @@ def test_end_conversation_forgets_it_here_and_on_the_server(browser: Browser, st
 def test_console_pages_long_lists_and_transcripts_and_takes_over(browser: Browser, stack: Any) -> None:
     """Security review #11: paged list and transcript; a claimed ticket is taken over before it is resolved."""
     from bot.server.app import stores_for
-    from bot.store.queue import HandoffPacket, Turn
+    from bot.handoff.packet import HandoffPacket, Turn
 
     stores = stores_for(stack.env["DATABASE_URL"])
     stores.agents.add("suzuki", "鈴木", AGENT_PASSWORD)

@@ -68,7 +68,8 @@ def test_faq_answer_comes_from_knowledge_with_id(stack: BotStack, assistant) -> 
 
 
 def test_angry_message_is_handed_off_with_one_ticket(stack: BotStack, database_url: str) -> None:
-    from bot.store.queue import Queue, make_engine
+    from bot.store.database import make_engine
+    from bot.store.queue import Queue
 
     sender = uuid.uuid4().hex
     say(stack, "住所を変えたい", sender)

@@ -198,7 +198,7 @@ def test_a_full_ticket_takes_no_more_customer_messages_but_the_agent_can_answer(
 
 
 def test_ticket_list_is_paged(chat) -> None:  # type: ignore[no-untyped-def]
-    from bot.store.queue import HandoffPacket, Turn
+    from bot.handoff.packet import HandoffPacket, Turn
 
     client, _, services = chat
     queue = services.stores.queue
@@ -221,7 +221,7 @@ def test_ticket_list_is_paged(chat) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_transcript_is_paged_and_older_entries_load_on_request(chat) -> None:  # type: ignore[no-untyped-def]
-    from bot.store.queue import HandoffPacket, Turn
+    from bot.handoff.packet import HandoffPacket, Turn
 
     client, _, services = chat
     queue = services.stores.queue

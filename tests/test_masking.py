@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import KnowledgeError
-from bot.handoff.masking import luhn_ok, mask_sensitive, my_number_ok
+from bot.text.masking import luhn_ok, mask_sensitive, my_number_ok
 from bot.settings import PROJECT_ROOT, get_settings
 
 FW = str.maketrans("0123456789", "０１２３４５６７８９")
@@ -161,7 +161,7 @@ def test_no_masked_card_ever_shows_more_than_four_digits(raw: str, masked: str) 
     ],
 )
 def test_phone_numbers_are_masked_when_editors_turn_it_on(raw: str, masked: str) -> None:
-    from bot.handoff.masking_settings import MaskingSettings
+    from bot.text.masking_settings import MaskingSettings
 
     assert mask_sensitive(raw, phone=True) == masked
     assert MaskingSettings(phone=True).mask(raw) == masked
@@ -188,7 +188,7 @@ def test_phone_option_leaves_dates_prices_order_and_card_rules_alone() -> None:
 
 
 def test_project_triage_file_turns_phone_and_email_masking_off() -> None:
-    from bot.handoff.masking_settings import MaskingSettings, load_masking_settings
+    from bot.text.masking_settings import MaskingSettings, load_masking_settings
 
     assert load_masking_settings(PROJECT_ROOT / "knowledge" / "triage.yml") == MaskingSettings(False, False)
     text = (PROJECT_ROOT / "knowledge" / "triage.yml").read_text(encoding="utf-8")
@@ -204,7 +204,7 @@ def test_project_triage_file_turns_phone_and_email_masking_off() -> None:
     ],
 )
 def test_masking_section_is_read(tmp_path: Path, body: str, expected: tuple[bool, bool]) -> None:
-    from bot.handoff.masking_settings import load_masking_settings
+    from bot.text.masking_settings import load_masking_settings
 
     path = tmp_path / "triage.yml"
     path.write_text(body, encoding="utf-8")
@@ -221,7 +221,7 @@ def test_masking_section_is_read(tmp_path: Path, body: str, expected: tuple[bool
     ],
 )
 def test_bad_masking_section_is_explained_in_japanese(tmp_path: Path, body: str, words: str) -> None:
-    from bot.handoff.masking_settings import load_masking_settings
+    from bot.text.masking_settings import load_masking_settings
 
     path = tmp_path / "triage.yml"
     path.write_text(body, encoding="utf-8")
@@ -231,7 +231,7 @@ def test_bad_masking_section_is_explained_in_japanese(tmp_path: Path, body: str,
 
 
 def test_knowledge_folder_without_triage_file_uses_the_project_one(tmp_path: Path) -> None:
-    from bot.handoff.masking_settings import current_masking_settings
+    from bot.text.masking_settings import current_masking_settings
 
     bare = dataclasses.replace(get_settings(), knowledge_dir=tmp_path / "kb")
     (tmp_path / "kb").mkdir()
@@ -243,7 +243,7 @@ def test_knowledge_folder_without_triage_file_uses_the_project_one(tmp_path: Pat
 
 
 def test_an_unreadable_masking_section_masks_rather_than_breaks_the_handoff(tmp_path: Path) -> None:
-    from bot.handoff.masking_settings import current_masking_settings
+    from bot.text.masking_settings import current_masking_settings
 
     (tmp_path / "triage.yml").write_text("masking:\n  phone: たぶん\n  email: false\n", encoding="utf-8")
     settings = current_masking_settings(dataclasses.replace(get_settings(), knowledge_dir=tmp_path))

@@ -6,7 +6,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff import ActionHandoff
 from bot.handoff.outbox import Outbox, packet_from_json, packet_to_json
-from bot.store.queue import HandoffPacket, Queue, Turn, make_engine
+from bot.handoff.packet import HandoffPacket, Turn
+from bot.store.database import make_engine
+from bot.store.queue import Queue
 
 DOWN = "postgresql://postgres@127.0.0.1:1/nothing?connect_timeout=1"  # nothing listens on port 1
 
@@ -58,13 +60,13 @@ def test_drain_stops_at_first_failure_and_keeps_the_rest(tmp_path: Path) -> None
 
 
 def test_database_unreachable_at_first_connect_still_answers(make_tracker, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import actions.handoff as handoff_module
+    import bot.handoff.delivery as delivery_module
     from sqlalchemy.exc import OperationalError
 
     def refuse():  # type: ignore[no-untyped-def]
         raise OperationalError("connect", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(handoff_module, "default_queue", refuse)
+    monkeypatch.setattr(delivery_module, "configured_queue", refuse)
     outbox = Outbox(tmp_path / "outbox.jsonl")
     dispatcher = CollectingDispatcher()
     ActionHandoff(None, outbox).run(dispatcher, make_tracker("人と話したい", "request_human"), {})
@@ -76,8 +78,6 @@ def test_database_unreachable_at_first_connect_still_answers(make_tracker, tmp_p
 def test_background_delivery_empties_the_outbox_once_the_database_is_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import time
 
-    from bot.handoff.outbox import Outbox
-    from bot.store.queue import HandoffPacket, Queue, Turn, make_engine
 
     outbox = Outbox(tmp_path / "outbox.jsonl")
     for n in range(3):
@@ -98,8 +98,6 @@ def test_background_delivery_empties_the_outbox_once_the_database_is_back(tmp_pa
 
 
 def test_a_torn_line_is_set_aside_and_never_blocks_delivery(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from bot.handoff.outbox import Outbox
-    from bot.store.queue import HandoffPacket, Queue, Turn, make_engine
 
     outbox = Outbox(tmp_path / "outbox.jsonl")
     outbox.put(HandoffPacket("c1:1", "c1", ["anger"], [Turn("customer", "ふざけるな")]))

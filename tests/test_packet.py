@@ -1,9 +1,8 @@
 """Handoff packet from tracker events (groundwork for #3)."""
 
-from bot.handoff.packet import build_packet, summarize, transcript_from_events
+from bot.handoff.packet import Turn, build_packet, summarize, transcript_from_events
 from bot.knowledge.loader import load_knowledge
 from bot.settings import PROJECT_ROOT
-from bot.store.queue import Turn
 
 KB = load_knowledge(PROJECT_ROOT / "knowledge")
 EVENTS = [
@@ -86,7 +85,7 @@ def test_summary_masks_before_it_cuts() -> None:
 
 
 def test_phone_and_email_masking_follow_the_editors_setting() -> None:
-    from bot.handoff.masking_settings import MaskingSettings
+    from bot.text.masking_settings import MaskingSettings
 
     packet = build_packet("conv-9", CARD_EVENTS, ["human_request"], KB, {"email": "taro@example.com"},
                           masking=MaskingSettings(phone=True, email=True))

@@ -10,7 +10,9 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.store.queue import HandoffPacket, Queue, QueueError, Turn, make_engine
+from bot.handoff.packet import HandoffPacket, Turn
+from bot.store.database import make_engine
+from bot.store.queue import Queue, QueueError
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from bot.server.app import Services, create_app, stores_for
 from bot.server.rasa_client import BotMessage, RasaUnavailable
 from bot.server.tokens import ConversationTokens
-from bot.store.queue import HandoffPacket, Turn
+from bot.handoff.packet import HandoffPacket, Turn
 
 SECRET = "test-secret-key-" + "x" * 32
 PASSWORD = "correct-horse-battery"

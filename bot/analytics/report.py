@@ -40,7 +40,7 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection, Engine
 
-from bot.handoff.packet import REASON_LABELS
+from bot.handoff.reasons import REASON_LABELS
 from bot.store.models import ChatMessage, Conversation, Ticket, as_utc, utcnow
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
@@ -712,7 +712,7 @@ def run_report(database_url: str, days: int, csv_dir: Path | None, chart: Path |
         The exit status (0).
     """
     from bot.analytics.export import write_chart, write_csv
-    from bot.store.queue import make_engine
+    from bot.store.database import make_engine
 
     engine = make_engine(database_url)
     try:

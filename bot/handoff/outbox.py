@@ -28,9 +28,9 @@ from typing import IO, Callable, Iterator, Optional
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.handoff.masking import mask_sensitive
-from bot.handoff.packet import mask_packet
-from bot.store.queue import HandoffPacket, Queue, Turn
+from bot.handoff.packet import HandoffPacket, Turn, mask_packet
+from bot.store.queue import Queue
+from bot.text.masking import mask_sensitive
 
 logger = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0

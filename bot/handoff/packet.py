@@ -12,21 +12,50 @@ telephone numbers and e-mail addresses when editors turn that on (docs/masking.m
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from bot.dialogue.decisions import intent_label
-from bot.handoff.masking import mask_sensitive
-from bot.handoff.masking_settings import MaskingSettings, current_masking_settings
+from bot.handoff.reasons import priority_for, reason_label
 from bot.knowledge.model import KnowledgeBase
-from bot.store.queue import HandoffPacket, Turn
+from bot.text.masking import mask_sensitive
+from bot.text.masking_settings import MaskingSettings, current_masking_settings
 
-REASON_LABELS = {
-    "human_request": "担当者との会話を希望",
-    "complaint": "苦情",
-    "anger": "怒りの表現",
-    "unresolved": "ボットで解決できず",
-}
 SNIPPET_CHARS = 80
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One transcript turn as the action server sends it."""
+
+    sender: str
+    text: str
+    intent: str | None = None
+    confidence: float | None = None
+    at: float | None = None  # UNIX time of the turn
+
+
+@dataclass(frozen=True)
+class HandoffPacket:
+    """Everything an agent needs, so the customer never repeats themselves.
+
+    The queue (:meth:`bot.store.queue.Queue.enqueue`) reads these fields by name and
+    never imports this type: persistence does not depend on the handoff.
+    """
+
+    idempotency_key: str
+    conversation_id: str
+    reasons: list[str]
+    transcript: list[Turn]
+    summary: str = ""
+    category: str | None = None
+    customer: dict[str, Any] = field(default_factory=dict)
+    offline: bool = False  # filed outside staffed hours
+
+    @property
+    def priority(self) -> int:
+        """The ticket's priority, from the reasons (:func:`bot.handoff.reasons.priority_for`)."""
+        return priority_for(self.reasons)
 
 
 def transcript_from_events(events: Iterable[Mapping[str, Any]]) -> list[Turn]:
@@ -63,7 +92,7 @@ def summarize(reasons: list[str], transcript: list[Turn], masking: MaskingSettin
     asked = [mask(t.text) for t in transcript if t.sender == "customer" and t.text.strip()][-2:]
     answered = [mask(t.text) for t in transcript if t.sender == "bot"][-1:]
     lines = [
-        "理由: " + "、".join(REASON_LABELS.get(r, r) for r in reasons),
+        "理由: " + "、".join(reason_label(r) for r in reasons),
         "お客さま: " + (" / ".join(_snippet(a) for a in asked) or "（メッセージなし）"),
         "ボット: " + (_snippet(answered[0]) if answered else "（回答なし）"),
     ]

@@ -30,14 +30,14 @@ from bot.server import agent_api, chat_api
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
 from bot.server.chat_api import SocketCounter
 from bot.server.events import EventHub, RedisRelay, event_relay_key
-from bot.server.gateway import Gateway, Stores, TicketWatcher
+from bot.server.gateway import Gateway
 from bot.server.http import origin_allowed
 from bot.server.rasa_client import RasaClient
+from bot.server.ticket_watcher import TicketWatcher
 from bot.server.tokens import SESSION_KEY_PURPOSE, ConversationTokens, derive_key
 from bot.settings import Limits, get_settings, normalize_origin
-from bot.store.agents import AgentDirectory
-from bot.store.chat_log import ChatLog
-from bot.store.queue import Queue, QueueError, make_engine
+from bot.store.database import Stores, stores_for
+from bot.store.queue import QueueError
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +87,9 @@ class Services:
         self.gateway = Gateway(self.stores, self.rasa, self.hub, self.limits)
 
 
-def stores_for(database_url: str) -> Stores:
-    """Queue, chat log and agents on one (migrated) database."""
-    engine = make_engine(database_url)
-    return Stores(Queue(engine), ChatLog(engine), AgentDirectory(engine), engine)
+# ``stores_for`` (bot/store/database.py) stays importable from here: the server's entry
+# points and tests build a server's stores with it.
+__all__ = ["Services", "create_app", "stores_for"]
 
 
 schemas = SchemaGenerator({"openapi": "3.0.0",

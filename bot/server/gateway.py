@@ -37,10 +37,10 @@ from bot.server.events import EventHub
 from bot.server.rasa_client import RasaClient, RasaUnavailable, safe_for_rasa
 from bot.server.serialize import ticket_json
 from bot.settings import Limits
-from bot.store.agents import AgentDirectory
 from bot.store.chat_log import ChatLog, NewMessage, message_json
 from bot.store.models import RESOLUTION_LIMITED, Ticket, TranscriptEntry, as_utc, utcnow
-from bot.store.queue import Queue, QueueError, TicketFull
+from bot.store.database import Stores
+from bot.store.queue import QueueError, TicketFull
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,16 +80,6 @@ class RateLimited(CustomerError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-@dataclass
-class Stores:
-    """The databases behind the gateway (one engine; analytics read it directly)."""
-
-    queue: Queue
-    chat_log: ChatLog
-    agents: AgentDirectory
-    engine: Engine | None = None
 
 
 class Gateway:
@@ -552,32 +542,3 @@ class Gateway:
             self._needs_resume.add(conversation_id)
         await self._system(conversation_id, closing)
         await self._publish_state(conversation_id)
-
-
-class TicketWatcher:
-    """Polls the queue for tickets not announced yet (filed by the action server) and announces them.
-
-    Polling (every ``interval`` seconds, one indexed query) works the same on SQLite
-    and PostgreSQL and needs no extra service; benchmarks/handoff_load.py measures the
-    message-to-console time it gives. The ``announced_at`` flag (not an id watermark)
-    means tickets filed while this server was down are announced when it is back.
-    """
-
-    def __init__(self, queue: Queue, on_ticket: Callable[[Ticket], Awaitable[None]], interval: float = 0.2) -> None:
-        """Watch ``queue``; call ``on_ticket`` for each new ticket."""
-        self._queue = queue
-        self._on_ticket = on_ticket
-        self._interval = interval
-
-    async def run(self) -> None:
-        """Poll until cancelled; a database outage is logged and retried."""
-        while True:
-            try:
-                for ticket in await run_in_threadpool(self._queue.unannounced):
-                    if await run_in_threadpool(self._queue.mark_announced, ticket.id):
-                        await self._on_ticket(ticket)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - keep watching whatever one poll hit
-                logger.exception("ticket watcher poll failed")
-            await asyncio.sleep(self._interval)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable, Sequence
 
-from bot.handoff.packet import REASON_LABELS
+from bot.handoff.reasons import reason_label
 from bot.store.models import PRIORITY_HIGH, Ticket, TranscriptEntry, as_utc, utcnow
 
 PRIORITY_LABELS = {PRIORITY_HIGH: "高"}
@@ -39,7 +39,7 @@ def ticket_json(ticket: Ticket, display_name: Callable[[str], str], with_entries
         "id": ticket.id, "conversation_id": ticket.conversation_id, "status": ticket.status,
         "priority": ticket.priority, "priority_label": PRIORITY_LABELS.get(ticket.priority, "通常"),
         "reasons": list(ticket.reasons or []),
-        "reason_labels": [REASON_LABELS.get(r, r) for r in ticket.reasons or []],
+        "reason_labels": [reason_label(r) for r in ticket.reasons or []],
         "category": ticket.category, "summary": ticket.summary, "customer": dict(ticket.customer or {}),
         "offline": bool(ticket.offline), "resolution": ticket.resolution,
         "claimed_by": ticket.claimed_by,

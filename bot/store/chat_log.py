@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from bot.handoff.masking import mask_sensitive
-from bot.handoff.masking_settings import current_masking_settings
+from bot.text.masking import mask_sensitive
+from bot.text.masking_settings import current_masking_settings
 from bot.store.models import ChatMessage, Conversation, as_utc, utcnow
 from bot.store.queue import QueueError
 

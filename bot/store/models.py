@@ -55,6 +55,10 @@ class Ticket(Base):
     # Set once the bot server has told the consoles about the ticket (see TicketWatcher):
     # tickets filed while the bot server was down are announced when it is back.
     announced_at = Column(DateTime(timezone=True), index=True)
+    # Set when a bot server starts telling the consoles; announced_at is set only once they
+    # were told. A server that died in between leaves this older than the lease, and the
+    # ticket is announced again (Queue.claim_announcement).
+    announce_claimed_at = Column(DateTime(timezone=True))
     # Entries so far, i.e. the next entry's position: appending needs neither a count nor
     # the entries themselves (the row is locked while it grows).
     entry_count = Column(Integer, nullable=False, default=0, server_default="0")
@@ -82,6 +86,24 @@ class TranscriptEntry(Base):
     author = Column(String(100))  # the agent's display name on agent replies and notes
 
     ticket = relationship("Ticket", back_populates="entries")
+
+
+class PendingHandoff(Base):
+    """A handoff the customer was told about whose ticket has not arrived yet.
+
+    The action server kept the packet in its outbox (database unreachable). Kept here,
+    not in a bot server's memory, so a restart or another bot server still knows the
+    conversation waits for a person: its messages are kept for the ticket instead of
+    going to Rasa (which would file a second ticket).
+    """
+
+    __tablename__ = "pending_handoffs"
+
+    conversation_id = Column(String(200), primary_key=True)
+    message_id = Column(Integer, nullable=False)  # the chat message of the handoff reply
+    since = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # The customer stopped waiting (or ended the conversation): the ticket is cancelled on arrival.
+    cancelled_at = Column(DateTime(timezone=True))
 
 
 class ChatMessage(Base):

@@ -1,6 +1,6 @@
 """Handoff queue operations: idempotent enqueue, listing by priority and age, state changes.
 
-Every text is masked (card numbers, マイナンバー; see bot/handoff/masking.py) before it is
+Every text is masked (card numbers, マイナンバー; see bot/text/masking.py) before it is
 written. State changes check the current state and raise :class:`QueueError` with a
 message for the API to return as 4xx; nothing is written when they fail.
 
@@ -14,21 +14,17 @@ entries of one ticket.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Protocol, Sequence
 
-from sqlalchemy import and_, create_engine, event, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from bot.handoff.masking import mask_sensitive
 from bot.settings import Limits
-from bot.store.models import (PRIORITY_HIGH, PRIORITY_NORMAL, RESOLUTION_LIMITED, Conversation, Ticket,
-                              TranscriptEntry, as_utc, utcnow)
+from bot.store.models import RESOLUTION_LIMITED, Conversation, Ticket, TranscriptEntry, as_utc, utcnow
+from bot.text.masking import mask_sensitive
 
-HIGH_PRIORITY_REASONS = {"anger", "complaint"}
 # Senders whose entries stop at Limits.ticket_entries; agents' replies, notes and system
 # entries are always added (an agent can still answer and close a full ticket).
 LIMITED_SENDERS = ("customer", "bot")
@@ -50,68 +46,57 @@ class TicketFull(QueueError):
                          "担当者からのご連絡をお待ちください。", status=429)
 
 
-@dataclass(frozen=True)
-class Turn:
-    """One transcript turn as the action server sends it."""
+class NewTurn(Protocol):
+    """One turn of a new ticket's transcript (e.g. :class:`bot.handoff.packet.Turn`)."""
 
-    sender: str
-    text: str
-    intent: str | None = None
-    confidence: float | None = None
-    at: float | None = None  # UNIX time of the turn
+    @property
+    def sender(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def intent(self) -> str | None: ...
+    @property
+    def confidence(self) -> float | None: ...
+    @property
+    def at(self) -> float | None: ...  # UNIX time
 
 
-@dataclass(frozen=True)
-class HandoffPacket:
-    """Everything an agent needs, so the customer never repeats themselves."""
+class NewTicket(Protocol):
+    """What a new ticket is made of (e.g. :class:`bot.handoff.packet.HandoffPacket`).
 
-    idempotency_key: str
-    conversation_id: str
-    reasons: list[str]
-    transcript: list[Turn]
-    summary: str = ""
-    category: str | None = None
-    customer: dict[str, Any] = field(default_factory=dict)
-    offline: bool = False  # filed outside staffed hours
+    A protocol, not the handoff's own type: the store persists what it is given and
+    knows nothing of how a handoff is decided (reasons, priority, masking rules).
+    """
+
+    @property
+    def idempotency_key(self) -> str: ...
+    @property
+    def conversation_id(self) -> str: ...
+    @property
+    def reasons(self) -> Sequence[str]: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def transcript(self) -> Sequence[NewTurn]: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def customer(self) -> Mapping[str, Any]: ...
+    @property
+    def offline(self) -> bool: ...
 
 
 def _not_found(ticket_id: int) -> QueueError:
     return QueueError(f"チケット {ticket_id} はありません。", status=404)
 
 
-def make_engine(url: str) -> Engine:
-    """Engine for ``url``, migrated to the newest schema (a SQLite file's folder is created).
-
-    ``hide_parameters``: a database error's message (logged with its traceback) never
-    carries the statement's parameters, i.e. customers' messages and details.
-    """
-    from bot.store.migrate import upgrade
-
-    if not url.startswith("sqlite"):
-        engine = create_engine(url, future=True, pool_pre_ping=True, hide_parameters=True)
-    else:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        # The action server and the bot server write the same file: wait for the other's
-        # lock instead of failing at once, and let readers work during a write (WAL).
-        engine = create_engine(url, future=True, connect_args={"timeout": 30}, hide_parameters=True)
-        event.listen(engine, "connect", _sqlite_pragmas)
-    upgrade(engine)
-    return engine
-
-
-def _sqlite_pragmas(connection: Any, record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
 class Queue:
     """The handoff queue on one database."""
 
     def __init__(self, engine: Engine, limits: Limits | None = None) -> None:
-        """Use ``engine`` (see :func:`make_engine`).
+        """Use ``engine`` (see :func:`bot.store.database.make_engine`).
 
         Args:
             engine: The database.
@@ -125,7 +110,7 @@ class Queue:
             limits = get_settings().limits
         self.limits = limits
 
-    def enqueue(self, packet: HandoffPacket) -> tuple[Ticket, bool]:
+    def enqueue(self, packet: NewTicket) -> tuple[Ticket, bool]:
         """Create the ticket for ``packet`` once.
 
         A customer who already has :attr:`Limits.open_tickets_per_customer` unresolved
@@ -145,7 +130,7 @@ class Queue:
         ticket = Ticket(
             idempotency_key=packet.idempotency_key,
             conversation_id=packet.conversation_id,
-            priority=PRIORITY_HIGH if HIGH_PRIORITY_REASONS & set(packet.reasons) else PRIORITY_NORMAL,
+            priority=packet.priority,
             reasons=list(packet.reasons),
             category=packet.category,
             summary=mask_sensitive(packet.summary),
@@ -302,8 +287,28 @@ class Queue:
             return list(session.execute(select(Ticket).where(Ticket.announced_at.is_(None))
                                         .order_by(Ticket.id).limit(limit)).scalars())
 
+    def claim_announcement(self, ticket_id: int, lease: dt.timedelta) -> bool:
+        """Take the job of telling the consoles about a ticket; False if another server has it.
+
+        A claim older than ``lease`` without :meth:`mark_announced` means its server died
+        (or failed) before the consoles were told: the ticket is claimed again.
+        """
+        now = utcnow()
+        with self._sessions() as session, session.begin():
+            result = session.execute(update(Ticket).where(
+                Ticket.id == ticket_id, Ticket.announced_at.is_(None),
+                or_(Ticket.announce_claimed_at.is_(None), Ticket.announce_claimed_at < now - lease))
+                .values(announce_claimed_at=now))
+            return bool(result.rowcount)
+
+    def release_announcement(self, ticket_id: int) -> None:
+        """Give up a claim (telling the consoles failed): any server may announce it again."""
+        with self._sessions() as session, session.begin():
+            session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.announced_at.is_(None))
+                            .values(announce_claimed_at=None))
+
     def mark_announced(self, ticket_id: int) -> bool:
-        """Record that the consoles were told; False if another server did it first."""
+        """Record that the consoles were told; False if it was recorded already."""
         with self._sessions() as session, session.begin():
             result = session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.announced_at.is_(None))
                                      .values(announced_at=utcnow()))

@@ -22,7 +22,7 @@ Rules (documented for agents and editors in docs/masking.md):
   that fail the checks without a keyword. A telephone number (by its group lengths) is
   never read as part of a card number or マイナンバー.
 * Optional (editors' setting ``masking:`` in ``knowledge/triage.yml``, see
-  :mod:`bot.handoff.masking_settings`): telephone numbers (all digits but the last four)
+  :mod:`bot.text.masking_settings`): telephone numbers (all digits but the last four)
   and the local part of e-mail addresses (``***@example.com``).
 
 Separators and width are kept, so the masked text reads like the original. Masking is

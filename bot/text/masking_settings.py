@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from bot.errors import KnowledgeError
-from bot.handoff.masking import mask_sensitive
+from bot.text.masking import mask_sensitive
 from bot.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,96 @@
+"""Announces new tickets to the consoles: those the action server filed, found by polling.
+
+Polling (every ``interval`` seconds, one indexed query) works the same on SQLite and
+PostgreSQL and needs no extra service; benchmarks/handoff_load.py measures the
+message-to-console time it gives. The ``announced_at`` flag (not an id watermark) means
+tickets filed while this server was down are announced when it is back.
+
+A ticket is marked announced only *after* the consoles were told. Between the two, a
+claim with a lease (``Queue.claim_announcement``) keeps other bot servers from telling
+them a second time; if telling fails the claim is released and the ticket is tried again
+(with a growing pause), and if the server dies in between, the lease runs out and the
+ticket is announced again. So a ``created`` event is never lost; at worst, after a
+crash, it is sent twice (consoles key tickets by id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from typing import Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+
+from bot.store.models import Ticket
+from bot.store.queue import Queue
+
+logger = logging.getLogger(__name__)
+
+ANNOUNCE_LEASE = dt.timedelta(seconds=30)  # far above the time telling the consoles takes
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class TicketWatcher:
+    """Polls the queue for tickets not announced yet and announces each through ``on_ticket``."""
+
+    def __init__(self, queue: Queue, on_ticket: Callable[[Ticket], Awaitable[None]], interval: float = 0.2,
+                 lease: dt.timedelta = ANNOUNCE_LEASE) -> None:
+        """Watch ``queue``.
+
+        Args:
+            queue: The handoff queue.
+            on_ticket: Tells the consoles (and the customer's tabs) about a new ticket.
+            interval: Seconds between polls.
+            lease: How long a claim to announce a ticket holds before another server (or
+                this one, restarted) announces it.
+        """
+        self._queue = queue
+        self._on_ticket = on_ticket
+        self._interval = interval
+        self._lease = lease
+        self._failures: dict[int, tuple[int, float]] = {}  # ticket id -> (failures, retry at monotonic)
+
+    async def run(self) -> None:
+        """Poll until cancelled; a database outage is logged and retried."""
+        while True:
+            try:
+                await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep watching whatever one poll hit
+                logger.exception("ticket watcher poll failed")
+            await asyncio.sleep(self._interval)
+
+    async def poll(self) -> int:
+        """Announce every ticket not announced yet (one pass).
+
+        Returns:
+            How many tickets were announced by this pass.
+        """
+        announced = 0
+        tickets = await run_in_threadpool(self._queue.unannounced)
+        # Forget failures of tickets announced meanwhile (here or by another server).
+        self._failures = {k: v for k, v in self._failures.items() if k in {t.id for t in tickets}}
+        for ticket in tickets:
+            failures, retry_at = self._failures.get(ticket.id, (0, 0.0))
+            if time.monotonic() < retry_at:
+                continue
+            if not await run_in_threadpool(self._queue.claim_announcement, ticket.id, self._lease):
+                continue  # another server is telling the consoles (or has just told them)
+            try:
+                await self._on_ticket(ticket)
+            except Exception:  # noqa: BLE001 - the next poll tries again; others go on
+                logger.exception("announcing ticket %s failed; tried again", ticket.id)
+                self._failures[ticket.id] = (failures + 1, time.monotonic() + self._backoff(failures + 1))
+                await run_in_threadpool(self._queue.release_announcement, ticket.id)
+                continue
+            self._failures.pop(ticket.id, None)
+            await run_in_threadpool(self._queue.mark_announced, ticket.id)
+            announced += 1
+        return announced
+
+    def _backoff(self, failures: int) -> float:
+        """Seconds before trying a ticket again after ``failures`` failures in a row."""
+        return min(MAX_BACKOFF_SECONDS, self._interval * 2 ** (failures - 1))

@@ -1,0 +1,65 @@
+"""The database of a bot: its engine, migrated, and the stores that share it.
+
+The bot server, the action server and the command-line tools all open the database
+here, so each gets the same connection settings (SQLite's lock wait and WAL, hidden
+statement parameters) and the newest schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+
+from bot.store.agents import AgentDirectory
+from bot.store.chat_log import ChatLog
+from bot.store.pending import PendingHandoffs
+from bot.store.queue import Queue
+
+
+def make_engine(url: str) -> Engine:
+    """Engine for ``url``, migrated to the newest schema (a SQLite file's folder is created).
+
+    ``hide_parameters``: a database error's message (logged with its traceback) never
+    carries the statement's parameters, i.e. customers' messages and details.
+    """
+    from bot.store.migrate import upgrade
+
+    if not url.startswith("sqlite"):
+        engine = create_engine(url, future=True, pool_pre_ping=True, hide_parameters=True)
+    else:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # The action server and the bot server write the same file: wait for the other's
+        # lock instead of failing at once, and let readers work during a write (WAL).
+        engine = create_engine(url, future=True, connect_args={"timeout": 30}, hide_parameters=True)
+        event.listen(engine, "connect", _sqlite_pragmas)
+    upgrade(engine)
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@dataclass
+class Stores:
+    """The stores of a bot server, on one engine (analytics read the engine directly)."""
+
+    queue: Queue
+    chat_log: ChatLog
+    agents: AgentDirectory
+    pending: PendingHandoffs
+    engine: Engine
+
+
+def stores_for(database_url: str) -> Stores:
+    """Queue, chat log, agents and pending handoffs on one (migrated) database."""
+    engine = make_engine(database_url)
+    return Stores(Queue(engine), ChatLog(engine), AgentDirectory(engine), PendingHandoffs(engine), engine)
