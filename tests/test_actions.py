@@ -117,8 +117,9 @@ def test_edited_answer_is_served_without_restart(tmp_path: Path, make_tracker) -
     (before,), _ = run(action, make_tracker("営業時間", "faq", faq_id="hours"))
     path = tmp_path / "knowledge" / "faq" / "service.yml"
     text = path.read_text(encoding="utf-8")
-    first_answer_line = before["text"].splitlines()[0]
-    assert first_answer_line in text
+    # The answer's first line as written (it begins with the {service.chat_name} placeholder).
+    first_answer_line = "（このチャット）は24時間ご利用いただけます。"
+    assert first_answer_line in before["text"].splitlines()[0] and first_answer_line in text
     stamp = path.stat().st_mtime_ns
 
     def save(content: str, seconds_later: int) -> None:
@@ -127,11 +128,11 @@ def test_edited_answer_is_served_without_restart(tmp_path: Path, make_tracker) -
 
     save(text.replace(first_answer_line, "【更新】" + first_answer_line, 1), 1)
     (after,), _ = run(action, make_tracker("営業時間", "faq", faq_id="hours"))
-    assert after["text"].startswith("【更新】")
+    assert "【更新】" + first_answer_line in after["text"].splitlines()[0]
     # A broken edit is really loaded (and rejected): the last good answers stay.
     save("entries: [oops", 2)
     (kept,), _ = run(action, make_tracker("営業時間", "faq", faq_id="hours"))
-    assert kept["text"].startswith("【更新】")
+    assert "【更新】" in kept["text"].splitlines()[0]
     sizes = {name: size for name, _, size in live._stamp}
     assert sizes[str(path)] == len("entries: [oops")  # the broken version was looked at
 
@@ -163,7 +164,7 @@ def test_handoff_outside_staffed_hours_says_when_a_person_will_answer(make_track
     hand_off(dispatcher, make_tracker("人と話したい", "request_human"), "human_request", queue,
              Outbox(tmp_path / "outbox.jsonl"), now=holiday)
     (message,) = dispatcher.messages
-    assert "受付時間外" in message["text"] and "11月24日（火）09:00以降" in message["text"]
+    assert "受付時間外" in message["text"] and "11月24日（火）9:00以降" in message["text"]
     assert message["custom"]["staffed"] is False
     assert len(queue.open_tickets()) == 1  # the ticket is still filed for the next shift
 

@@ -385,7 +385,7 @@ def test_real_knowledge_files_keep_comments(tmp_path: Path, real_kb: Path) -> No
     added = [line for line in difflib.ndiff(before["registration.yml"].splitlines(),
                                             after["registration.yml"].splitlines()) if line[:2] in ("+ ", "- ")]
     assert added == ["+       - 住所を新しくしたい"]
-    assert after["registration.yml"].startswith("# FAQ: 登録情報の変更 (registration / account changes)")
+    assert after["registration.yml"].startswith("# FAQ「登録情報の変更」（編集者用）")
 
 
 OTHER_LAYOUT = """\

@@ -73,7 +73,7 @@ def test_a_published_id_that_disappears_is_an_error(tmp_path: Path) -> None:
 def test_cli_exit_code_and_json(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     write(tmp_path, "a.yml", "entries:\n  - id: x\n   bad: indent\n")
     assert main(["kb", "validate", "--kb", str(tmp_path)]) == 1
-    assert "YAML" in capsys.readouterr().err
+    assert "書き方が正しくない" in capsys.readouterr().err
     write(tmp_path, "a.yml", "entries:\n" + entry("ok", TEN))
     assert main(["kb", "validate", "--kb", str(tmp_path), "--json"]) == 0
     assert '"errors": 0' in capsys.readouterr().out

@@ -71,8 +71,8 @@ def test_valid_minimal_file(tmp_path: Path) -> None:
          "a-b", "http(s)"),
         ("entries:\n" + entry() + entry(), "a-b", "でも使われています"),
         ("entries: [1, 2]\n", "1番目", "id"),
-        ("just: text\n", None, "`entries:`"),
-        ("entries:\n  - id: x\n   bad: indent\n", None, "YAML"),
+        ("just: text\n", None, "「entries:」"),
+        ("entries:\n  - id: x\n   bad: indent\n", None, "書き方が正しくない"),
     ],
 )
 def test_errors_name_file_entry_and_fix(tmp_path: Path, body: str, entry_named: str | None, words: str) -> None:

@@ -45,10 +45,11 @@ class LiveKnowledge:
 
     def _current_stamp(self) -> tuple[tuple[str, int, int], ...]:
         stamp = []
-        for path in sorted((self._directory / "faq").glob("*.yml")):
+        # The fact sheet too: its values are part of every answer that uses a placeholder.
+        for path in [*sorted((self._directory / "faq").glob("*.yml")), self._directory / "facts.yml"]:
             try:
                 info = path.stat()
-            except OSError:  # replaced by an editor between listing and stat: look again next time
+            except OSError:  # replaced by an editor between listing and stat (or no facts.yml): look again next time
                 continue
             # Size as well as time: two saves within the file system's time resolution.
             stamp.append((str(path), info.st_mtime_ns, info.st_size))

@@ -7,10 +7,10 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.errors import KnowledgeError
+from bot.knowledge.facts import Facts, load_facts, resolve
 from bot.knowledge.model import FaqEntry, KnowledgeBase, Link
+from bot.knowledge.yaml_io import SAFE_YAML_LOADER, read_yaml  # noqa: F401 - SAFE_YAML_LOADER re-exported
 from bot.text.normalize import fold
 
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -30,8 +30,6 @@ LONG_ANSWER_REASON = (f"ウィジェットでは長い回答は約 {WIDGET_FOLD_
                       "お客さまが「続きを読む」を押すまで残りは表示されません。")
 LONG_ANSWER_FIX = "大事なことを最初の数行に書き、要点に絞って短くするか、詳しい説明はリンク先に移してください。"
 REQUIRED_FIELDS = ("id", "category", "title", "questions", "answer")
-# PyYAML's C parser when available: same result, about 8 times faster on large imported files.
-SAFE_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def question_key(text: str) -> str:
@@ -67,17 +65,6 @@ def long_answer_notice(length: int) -> tuple[str, str] | None:
     return f"回答が {length:,} 文字あります（目安は {LONG_ANSWER_CHARS} 文字以内）。{LONG_ANSWER_REASON}", LONG_ANSWER_FIX
 
 
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_YAML_LOADER)  # noqa: S506 - a safe loader
-    except UnicodeDecodeError as exc:
-        raise KnowledgeError(path, None, "UTF-8 で保存されていません。",
-                             "エディタで文字コードを UTF-8 にして保存し直してください。") from exc
-    except yaml.YAMLError as exc:
-        raise KnowledgeError(path, None, f"YAML として読めません: {exc}",
-                             "指摘された行のインデントと記号（: や -）を確認してください。") from exc
-
-
 def _text_list(value: Any, path: Path, entry_id: str, field_name: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -99,20 +86,22 @@ def _parse_links(value: Any, path: Path, entry_id: str) -> tuple[Link, ...]:
                 or not isinstance(item.get("url"), str):
             raise KnowledgeError(path, entry_id, f"リンク {item!r} に title と url が必要です。",
                                  "`title:` と `url:` を両方書いてください。")
-        if not re.match(r"^https?://", item["url"]):
+        if not re.match(r"^(https?://|\{urls\.)", item["url"]):
             raise KnowledgeError(path, entry_id, f"リンク先「{item['url']}」は http(s) ではありません。",
                                  "https:// で始まる URL を書いてください。")
         links.append(Link(title=item["title"].strip(), url=item["url"].strip()))
     return tuple(links)
 
 
-def parse_entry(raw: Any, path: Path, index: int) -> FaqEntry:
+def parse_entry(raw: Any, path: Path, index: int, facts: Facts | None = None) -> FaqEntry:
     """Check one raw YAML entry and turn it into a :class:`FaqEntry`.
 
     Args:
         raw: The mapping read from YAML.
         path: Its file, for error messages.
         index: Its position in the file (1-based), named when the id is missing.
+        facts: The fact sheet whose values replace ``{name}`` placeholders in the answer and
+            the links; ``None`` keeps the text as written (spreadsheet export and import).
 
     Returns:
         The entry.
@@ -144,23 +133,31 @@ def parse_entry(raw: Any, path: Path, index: int) -> FaqEntry:
     if len(answer) > MAX_ANSWER_CHARS:  # long answers (over LONG_ANSWER_CHARS) are only a warning of validate
         raise KnowledgeError(path, entry_id, f"回答が {len(answer):,} 文字あります（上限 {MAX_ANSWER_CHARS:,} 文字）。",
                              "内容を確認し、要点に絞るか、詳しい説明はリンク先に移してください。")
+    links = _parse_links(raw.get("links"), path, entry_id)
+    if facts is not None:
+        answer = resolve(answer, facts, path, entry_id)
+        links = tuple(Link(resolve(link.title, facts, path, entry_id), resolve(link.url, facts, path, entry_id))
+                      for link in links)
     return FaqEntry(
         id=entry_id,
         category=raw["category"].strip(),
         title=raw["title"].strip(),
         questions=questions,
         answer=answer,
-        links=_parse_links(raw.get("links"), path, entry_id),
+        links=links,
         related=_text_list(raw.get("related"), path, entry_id, "related"),
         source=path,
     )
 
 
-def load_knowledge(directory: Path) -> KnowledgeBase:
+def load_knowledge(directory: Path, resolve_facts: bool = True) -> KnowledgeBase:
     """Load every ``*.yml`` under ``directory/faq`` (sorted by file name).
 
     Args:
         directory: The knowledge directory (``knowledge/`` by default).
+        resolve_facts: Replace ``{name}`` placeholders with the fact sheet's values
+            (:mod:`bot.knowledge.facts`); ``False`` keeps them (spreadsheet import and export,
+            so a round trip keeps the placeholders).
 
     Returns:
         The knowledge base.
@@ -174,16 +171,17 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
     if not files:
         raise KnowledgeError(faq_dir, None, "FAQ ファイル（*.yml）が見つかりません。",
                              "knowledge/faq/ に カテゴリごとの YAML ファイルを置いてください。")
+    facts = load_facts(directory) if resolve_facts else None
     entries: list[FaqEntry] = []
     seen: dict[str, Path] = {}
     for path in files:
-        doc = _read_yaml(path)
+        doc = read_yaml(path)
         raw_entries = doc.get("entries") if isinstance(doc, dict) else None
         if not isinstance(raw_entries, list):
-            raise KnowledgeError(path, None, "トップレベルに `entries:` のリストが必要です。",
-                                 "ファイルの先頭を `entries:` にし、その下にエントリを並べてください。")
+            raise KnowledgeError(path, None, "ファイルに「entries:」の行がありません。",
+                                 "説明のコメントのあとに「entries:」の行を書き、その下に「  - id: ...」でエントリを並べてください。")
         for index, raw in enumerate(raw_entries, start=1):
-            entry = parse_entry(raw, path, index)
+            entry = parse_entry(raw, path, index, facts)
             if entry.id in seen:
                 raise KnowledgeError(path, entry.id, f"id「{entry.id}」は {seen[entry.id]} でも使われています。",
                                      "どちらかの id を別の名前にしてください。")

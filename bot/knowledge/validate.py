@@ -11,7 +11,13 @@ the line, the entry and the fix, in Japanese:
 - warnings: near-duplicate questions across entries, fewer than 10 phrasings (the
   classifier learns such an entry poorly; search still finds it), long titles, answers
   over :data:`bot.knowledge.loader.LONG_ANSWER_CHARS` characters (the widget folds them),
-  the same question twice in one entry.
+  the same question twice in one entry;
+- errors from the fact sheet (``facts.yml``, :mod:`bot.knowledge.facts`): an unknown ``{name}``
+  placeholder, a price, phone number, URL, e-mail address or time in an answer that the fact
+  sheet does not state (checked only in a folder with its own ``facts.yml``), staffed hours that
+  differ from ``hours.yml``, a URL written in the answer and again as a link under it;
+- errors from the style list (``style.yml``, :mod:`bot.knowledge.style`): a variant the list
+  forbids in an answer or a title.
 
 Only warnings: exit code 0 (the knowledge can be published).
 """
@@ -27,6 +33,7 @@ from typing import Any
 import yaml
 
 from bot.errors import KnowledgeError
+from bot.knowledge.facts import FACTS_FILE, Facts, contradictions, load_facts
 from bot.knowledge.loader import (
     RECOMMENDED_QUESTIONS,
     SAFE_YAML_LOADER,
@@ -35,6 +42,7 @@ from bot.knowledge.loader import (
     question_key,
 )
 from bot.knowledge.model import FaqEntry
+from bot.knowledge.style import Term, load_style, style_problems
 
 MAX_TITLE_CHARS = 20
 NEAR_DUPLICATE_SIMILARITY = 0.9
@@ -83,7 +91,7 @@ def _entry_lines(path: Path, text: str) -> list[int]:
     return []
 
 
-def _load_file(path: Path, problems: list[Problem]) -> list[tuple[FaqEntry, int | None]]:
+def _load_file(path: Path, problems: list[Problem], facts: Facts | None = None) -> list[tuple[FaqEntry, int | None]]:
     try:
         text = path.read_text(encoding="utf-8")
         doc = yaml.load(text, Loader=SAFE_YAML_LOADER)  # noqa: S506 - a safe loader, as the bot's loader
@@ -94,20 +102,21 @@ def _load_file(path: Path, problems: list[Problem]) -> list[tuple[FaqEntry, int 
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problems.append(Problem("error", path, mark.line + 1 if mark else None, None,
-                                f"YAML として読めません: {getattr(exc, 'problem', exc)}",
-                                "指摘された行のインデントと記号（: や -）を確認してください。"))
+                                "この行の付近の書き方が正しくないため、ファイルを読めません。",
+                                "その行と前の行の字下げ（スペースの数）、「:」「-」の位置を、ほかのエントリとそろえてください。"
+                                "文中に「: 」や「#」がある回答は、answer: |- の次の行から書いてください。"))
         return []
     raw_entries = doc.get("entries") if isinstance(doc, dict) else None
     if not isinstance(raw_entries, list):
-        problems.append(Problem("error", path, None, None, "トップレベルに `entries:` のリストが必要です。",
-                                "ファイルの先頭を `entries:` にし、その下にエントリを並べてください。"))
+        problems.append(Problem("error", path, None, None, "ファイルに「entries:」の行がありません。",
+                                "説明のコメントのあとに「entries:」の行を書き、その下に「  - id: ...」でエントリを並べてください。"))
         return []
     lines = _entry_lines(path, text)
     loaded = []
     for index, raw in enumerate(raw_entries, start=1):
         line = lines[index - 1] if index <= len(lines) else None
         try:
-            loaded.append((parse_entry(raw, path, index), line))
+            loaded.append((parse_entry(raw, path, index, facts), line))
         except KnowledgeError as exc:
             problems.append(Problem("error", path, line, exc.entry, exc.problem, exc.fix))
     return loaded
@@ -161,6 +170,58 @@ def _near_duplicates(items: list[tuple[str, str, Path, int | None]], keys: list[
     return pairs
 
 
+def _facts_and_style(directory: Path, problems: list[Problem]) -> tuple[Facts, tuple[Term, ...]]:
+    """The fact sheet and the style list of ``directory`` (empty ones, with an error, when unreadable)."""
+    facts: Facts = Facts()
+    terms: tuple[Term, ...] = ()
+    try:
+        facts = load_facts(directory)
+    except KnowledgeError as exc:
+        problems.append(Problem("error", exc.path, None, exc.entry, exc.problem, exc.fix))
+    try:
+        terms = load_style(directory)
+    except KnowledgeError as exc:
+        problems.append(Problem("error", exc.path, None, exc.entry, exc.problem, exc.fix))
+    own = directory / FACTS_FILE
+    hours = directory / "hours.yml"
+    if own.exists() and hours.exists() and facts.values:
+        problems.extend(_hours_problems(own, hours, facts))
+    return facts, terms
+
+
+def _hours_problems(facts_file: Path, hours_file: Path, facts: Facts) -> list[Problem]:
+    """The fact sheet's opening and closing times must be hours.yml's weekday times."""
+    try:
+        weekly = (yaml.safe_load(hours_file.read_text(encoding="utf-8")) or {}).get("weekly") or {}
+    except (yaml.YAMLError, AttributeError):
+        return []
+    ranges = {str(v) for v in weekly.values() if isinstance(v, str) and v != "closed"}
+    wanted = f"{facts.values.get('hours.open', '')}-{facts.values.get('hours.close', '')}"
+    norm = {"-".join(part.lstrip("0") if not part.startswith("00") else part for part in r.split("-")) for r in ranges}
+    if ranges and wanted not in norm:
+        return [Problem("error", facts_file, None, "hours",
+                        f"受付時間 {wanted.replace('-', '〜')} が hours.yml の受付時間（{'、'.join(sorted(ranges))}）と違います。",
+                        "facts.yml の hours と hours.yml の weekly を同じ時刻にそろえてください。")]
+    return []
+
+
+def _fact_and_style_problems(entry: FaqEntry, line: int | None, facts: Facts | None,
+                             terms: tuple[Term, ...]) -> list[Problem]:
+    """Contradictions with the fact sheet, a URL stated twice, and style-list variants of one entry."""
+    found: list[tuple[str, str]] = []
+    if facts is not None:
+        found += contradictions(entry.answer, facts)
+        for link in entry.links:
+            found += contradictions(link.url, facts)
+    for link in entry.links:
+        if link.url in entry.answer:
+            found.append((f"URL「{link.url}」が回答の本文とリンク（▶ {link.title}）の両方にあります。",
+                          "本文からは URL を消し、「マイページ」のように名前だけにしてください（リンクは回答の下に表示されます）。"))
+    found += style_problems(entry.answer, terms)
+    found += [(f"タイトルの{problem}", fix) for problem, fix in style_problems(entry.title, terms)]
+    return [Problem("error", entry.source, line, entry.id, problem, fix) for problem, fix in found]
+
+
 def validate_knowledge(directory: Path, check_published: bool = True) -> list[Problem]:
     """All problems of ``directory`` (errors first, then warnings, in file order).
 
@@ -174,7 +235,11 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
     if not files:
         return [Problem("error", faq_dir, None, None, "FAQ ファイル（*.yml）が見つかりません。",
                         "faq/ フォルダにカテゴリごとの YAML ファイルを置いてください。")]
-    loaded = [item for path in files for item in _load_file(path, problems)]
+    facts, terms = _facts_and_style(directory, problems)
+    loaded = [item for path in files for item in _load_file(path, problems, facts)]
+    own_facts = (directory / FACTS_FILE).exists()
+    for entry, line in loaded:
+        problems.extend(_fact_and_style_problems(entry, line, facts if own_facts else None, terms))
     where: dict[str, tuple[Path, int | None]] = {}
     for entry, line in loaded:
         if entry.id in where:
@@ -191,7 +256,7 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
                                         "存在する id に直すか、行を消してください。"))
         if len(entry.questions) < RECOMMENDED_QUESTIONS:
             problems.append(Problem("warning", entry.source, line, entry.id,
-                                    f"質問例が {len(entry.questions)} 件です。分類器が覚えにくくなります（検索には出ます）。",
+                                    f"質問例が {len(entry.questions)} 件です。少ないと、ボットがお客さまの言い方の違いを覚えにくくなります（検索には出ます）。",
                                     f"言い回しの違う質問例を {RECOMMENDED_QUESTIONS} 件以上にしてください。"))
         notice = long_answer_notice(len(entry.answer))
         if notice is not None:
@@ -230,12 +295,12 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
         if keys[a] in exact or keys[b] == keys[a]:
             continue
         problems.append(Problem("warning", items[b][2], items[b][3], items[b][0],
-                                f"質問例「{items[b][1]}」が {items[a][0]} の「{items[a][1]}」とほぼ同じです（類似度 {similarity:.2f}）。",
+                                f"質問例「{items[b][1]}」が {items[a][0]} の「{items[a][1]}」とほぼ同じです（文字の重なり {similarity:.0%}）。",
                                 "意味が違うなら言い回しを変え、同じならどちらかに寄せてください。"))
     if check_published:
         published = _published_ids(faq_dir)
         for gone in sorted((published or set()) - set(where)):
             problems.append(Problem("error", faq_dir, None, gone,
-                                    f"公開済みの id「{gone}」がなくなっています（id の変更または削除）。",
+                                    f"公開済みの id「{gone}」がなくなっています（id の変更または削除）。公開済みとは、最後に保存した版（git）にある id のことです。",
                                     "id は変えずに元に戻してください。廃止する場合は開発者に相談してください。"))
     return sorted(problems, key=lambda p: (p.severity != "error", str(p.path), p.line or 0))

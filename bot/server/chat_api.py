@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from bot import wording
 from bot.handoff.contact import ContactError
 from bot.server.auth import client_address
 from bot.server.events import CLOSED
@@ -47,13 +48,8 @@ AUTH_TIMEOUT_SECONDS = 10.0
 MAX_FRAME_BYTES = MAX_MESSAGE_CHARS * 6 + 2_000
 CUSTOMER_FIELDS = ("name", "email", "page_url")
 HOUR = dt.timedelta(hours=1)
-TEXT = {
-    "bad_token": "会話のトークンが正しくないか、有効期限が切れています。新しい会話を始めてください。",
-    "too_many_sessions": "新しい会話の開始が続いたため、しばらくお待ちください。{wait}にもう一度お試しください。",
-    "too_many_sockets": "このチャットを開いている画面が多すぎます。ほかのタブやウィンドウを閉じてから、"
-                        "もう一度お試しください。",
-    "bad_frame": "送信内容の形式が正しくありません。",
-}
+# Customer-facing texts live in bot/wording.py.
+TEXT = wording.CHAT_ERRORS
 
 
 def _services(connection: Request | WebSocket) -> Any:
@@ -154,7 +150,8 @@ async def start_session(request: Request) -> JSONResponse:
             age = chat_log.clock() - oldest if oldest else dt.timedelta()
             seconds = max(1, math.ceil((HOUR - age).total_seconds()))
             logger.info("new conversation refused: %d started from one address within the hour", count)
-            raise HTTPException(429, TEXT["too_many_sessions"].format(wait=_wait_text(seconds)),
+            raise HTTPException(429, TEXT["too_many_sessions"].format(wait=_wait_text(seconds),
+                                                                   contact=wording.fallback_contact()),
                                 headers={"Retry-After": str(seconds)})
     conversation_id, token = services.tokens.new_conversation()
     await run_in_threadpool(chat_log.start_conversation, conversation_id, customer, address_key)
@@ -248,7 +245,7 @@ async def chat_socket(websocket: WebSocket) -> None:
                 break
             raw = message.get("text")
             error = (await _handle_frame(services.gateway, conversation_id, raw) if raw is not None
-                     else {"type": "error", "message": "テキスト形式で送信してください。"})
+                     else {"type": "error", "message": TEXT["not_text"]})
             if error:
                 await websocket.send_json(error)
     except (WebSocketDisconnect, RuntimeError):  # RuntimeError: closed meanwhile (conversation ended)
@@ -277,8 +274,7 @@ async def _forward(websocket: WebSocket, outgoing: asyncio.Queue[dict[str, Any]]
 async def _handle_frame(gateway: Gateway, conversation_id: str, raw: str) -> dict[str, Any] | None:
     """Carry out one client frame; the ``error`` frame to send back, if any."""
     if len(raw) > MAX_FRAME_BYTES:  # uvicorn's ws_max_size caps bytes too; the text limit is the gateway's
-        return {"type": "error",
-                "message": f"メッセージが長すぎます（{MAX_MESSAGE_CHARS:,} 文字まで）。分けて送ってください。"}
+        return {"type": "error", "message": TEXT["too_long"].format(limit=MAX_MESSAGE_CHARS)}
     try:
         frame = parse_json(raw)
     except ValueError:  # not JSON, or text the server could not store

@@ -76,7 +76,7 @@ def export_sheet(kb_dir: Path, path: Path, encoding: str | None = None) -> int:
                          "ファイル名の最後を .xlsx か .csv にしてください。")
     if not path.parent.is_dir():
         raise SheetError(path, f"フォルダ {path.parent} がありません。", "先にフォルダを作るか、別の場所を指定してください。")
-    kb = load_knowledge(Path(kb_dir))
+    kb = load_knowledge(Path(kb_dir), resolve_facts=False)  # placeholders survive the round trip
     rows = _export_rows(kb)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)

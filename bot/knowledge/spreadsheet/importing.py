@@ -57,7 +57,7 @@ def import_sheet(path: Path, kb_dir: Path, encoding: str | None = None, skip_con
     if kb_dir.exists() and not kb_dir.is_dir():
         raise SheetError(kb_dir, "ナレッジフォルダとして指定された場所がファイルです。", "--kb にはフォルダを指定してください。")
     files = sorted(faq_dir.glob("*.yml")) if faq_dir.is_dir() else []
-    old_kb = load_knowledge(kb_dir) if files else KnowledgeBase(entries=())
+    old_kb = load_knowledge(kb_dir, resolve_facts=False) if files else KnowledgeBase(entries=())
     plan = plan_import(sheet, old_kb)
     if plan.conflicts and not skip_conflicts:
         raise SheetConflictError(path, plan.conflicts)

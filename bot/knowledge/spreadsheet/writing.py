@@ -217,8 +217,11 @@ def validate_in_copy(sheet: Sheet, kb_dir: Path, files: list[Path], texts: dict[
             shutil.copyfile(path, copy_faq / path.name)
         for path, text in texts.items():
             (copy_faq / path.name).write_text(text, encoding="utf-8")
+        if (kb_dir / "facts.yml").exists():
+            shutil.copyfile(kb_dir / "facts.yml", Path(tmp) / "facts.yml")
         try:
-            new_kb = load_knowledge(Path(tmp))
+            load_knowledge(Path(tmp))  # every {placeholder} must name a fact
+            new_kb = load_knowledge(Path(tmp), resolve_facts=False)  # compared as written
         except KnowledgeError as exc:
             real = kb_dir / "faq" / exc.path.name
             raise SheetError(sheet.path, f"取り込むと {real}（{exc.entry or '全体'}）が不正になります: {exc.problem}",

@@ -1,0 +1,268 @@
+"""Every sentence the code shows to customers and agents, in one place.
+
+Why one Python module (and not a YAML file in ``knowledge/``): these texts are part of the
+program's behaviour — they carry ``{placeholders}`` the code fills, some are chosen by reason
+or route, and a wrong edit must fail a test rather than reach a customer at run time. Editors
+review them here (the constants read as a list); the facts in them (phone, hours, chat name)
+come from the fact sheet ``knowledge/facts.yml`` and are filled in when they are used, so a
+new phone number is changed in one place. ``tests/test_style.py`` checks every text here, the
+domain responses and the browser scripts' texts against ``knowledge/style.yml``.
+
+Where the texts are used:
+
+- bot replies (``bot/dialogue/replies.py``, actions): :data:`CLARIFY_TEXT` … :data:`HANDOFF_TEXT`;
+- Rasa's small-talk responses: :data:`DOMAIN_RESPONSES` (``domain.yml`` must hold exactly these;
+  ``tests/test_style.py`` compares them);
+- the widget's texts: :data:`WIDGET_TEXT`, written into ``bot/server/static/widget/widget.js``
+  between the ``GENERATED TEXT`` markers by ``bot kb build`` (the widget is one script on a
+  customer's site and must work when the server is down, so it cannot fetch them);
+- error frames and messages of the bot server: :data:`CHAT_ERRORS`, :data:`GATEWAY_TEXT`;
+- what agents see of the bot's decision: :func:`decision_label`.
+
+Rules (``knowledge/style.yml``): お客さま, 担当者, 受付時間外, 申し訳ございません, かしこまりました,
+AIチャット (never ボット to customers). Every error a customer can see apologises, says what
+happened in plain words and what to do next — with the phone number and hours of the fact sheet
+(:func:`fallback_contact`). No text is built from internal ids or English status names.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.knowledge.facts import Facts, load_facts
+
+WEEKDAYS_JA = "月火水木金土日"
+
+
+@functools.lru_cache(maxsize=4)
+def _facts(directory: str | None) -> Facts:
+    return load_facts(Path(directory) if directory else None)
+
+
+def facts(directory: Path | None = None) -> Facts:
+    """The fact sheet of ``directory`` (default: the configured knowledge folder), read once."""
+    if directory is None:
+        from bot.settings import get_settings
+
+        directory = get_settings().knowledge_dir
+    return _facts(str(directory))
+
+
+def fact(name: str, directory: Path | None = None, default: str = "") -> str:
+    """One fact's display text (``phone``, ``hours.staffed``), or ``default``."""
+    return facts(directory).values.get(name, default)
+
+
+def fallback_contact(directory: Path | None = None) -> str:
+    """「お急ぎの場合は、お電話（0120-000-123、平日 9:00〜18:00）でもお問い合わせいただけます。」"""
+    phone, hours = fact("phone", directory), fact("hours.staffed", directory)
+    if not phone:
+        return "お急ぎの場合は、お問い合わせフォームからご連絡ください。"
+    return f"お急ぎの場合は、お電話（{phone}、{hours}）でもお問い合わせいただけます。" if hours else \
+        f"お急ぎの場合は、お電話（{phone}）でもお問い合わせいただけます。"
+
+
+def format_time(when: datetime) -> str:
+    """``11月24日（火）9:00``: the style of the FAQ answers (no leading zero)."""
+    return f"{when.month}月{when.day}日（{WEEKDAYS_JA[when.weekday()]}）{when.hour}:{when.minute:02d}"
+
+
+# ---------------------------------------------------------------------------
+# Bot replies (bot/dialogue/replies.py)
+# ---------------------------------------------------------------------------
+
+TRUNCATION_NOTE = "（メッセージが長かったため、最初の{limit}文字までを読んでお答えしています。）"
+CLARIFY_TEXT = "お問い合わせの内容は、次のどれに近いでしょうか。当てはまるものを選んでください。"
+NO_WORDS_TEXT = ("メッセージが空か、記号だけのようです。お手数ですが、ご質問を文章で入力してください。"
+                 "よくあるご質問はこちらです。")
+HUMAN_BUTTON_TITLE = "担当者と話したい"
+HUMAN_AFTER_MISS_BUTTON_TITLE = "担当者と話す"
+PREAMBLE_TEXT = "はい、どうぞ。ご質問をお書きください。よくあるご質問はこちらです。"
+OFFER_HUMAN_TEXT = ("お役に立てず申し訳ございません。担当者がご相談をお受けします。"
+                    "ご希望でしたら「担当者と話す」を押してください。別のご質問もお書きいただけます。")
+OFFER_HUMAN_OFFLINE_TEXT = ("お役に立てず申し訳ございません。ただいま担当者の受付時間外です。"
+                            "「担当者と話す」を押してフォームにご連絡先をご入力いただければ、"
+                            "受付時間内に担当者からご連絡いたします。")
+NOT_HELPFUL_TEXT = ("お役に立てず申し訳ございません。次のご案内が近いかもしれません。"
+                    "解決しない場合は「担当者と話したい」を押してください。")
+# One line per link under an answer; the URL is written only here, never again in the answer.
+LINK_LINE = "▶ {title}はこちら: {url}"
+# Non-Japanese messages: one sentence in the customer's language, then the same in Japanese.
+LANGUAGE_TEXT = {
+    "en": "Sorry, this chat can only answer questions in Japanese. For help in English, please use "
+          "our contact page, or press the button to talk to a person.",
+    "zh": "抱歉，本聊天仅支持日语。如需帮助，请访问我们的联系页面，或点击按钮与工作人员联系。",
+    "ko": "죄송합니다. 이 채팅은 일본어로만 답변할 수 있습니다. 문의 페이지를 이용하시거나 버튼을 눌러 담당자와 상담해 주세요.",
+}
+LANGUAGE_TEXT_JA = ("申し訳ございません。このチャットは日本語でのご質問にのみお答えできます。"
+                    "お問い合わせページをご利用いただくか、ボタンから担当者にご相談ください。")
+# During staffed hours: a person takes over now.
+HANDOFF_TEXT = {
+    "human_request": "かしこまりました。担当者におつなぎします。これまでのやり取りは担当者に引き継ぎますので、"
+                     "同じ内容を繰り返していただく必要はありません。",
+    "complaint": "ご不便とご不快な思いをおかけし、誠に申し訳ございません。担当者が内容を確認し、対応いたします。"
+                 "これまでのやり取りはそのまま引き継ぎます。",
+    "anger": "ご不快な思いをおかけし、誠に申し訳ございません。担当者が直接対応いたしますので、少々お待ちください。"
+             "これまでのやり取りはそのまま引き継ぎます。",
+    "unresolved": "お役に立てず申し訳ございません。担当者におつなぎします。これまでのやり取りは担当者に引き継ぎます。",
+}
+# Outside staffed hours: no "one moment please" — say that nobody is there now, ask for contact
+# details through the form the widget shows, and only then promise a call-back.
+OFFLINE_HANDOFF_OPENING = {
+    "human_request": "かしこまりました。",
+    "complaint": "ご不便とご不快な思いをおかけし、誠に申し訳ございません。",
+    "anger": "ご不快な思いをおかけし、誠に申し訳ございません。",
+    "unresolved": "お役に立てず申し訳ございません。",
+}
+OFFLINE_HANDOFF_TEXT = ("{opening}ただいま担当者の受付時間外（受付時間: {hours}）のため、すぐにはおつなぎできません。"
+                        "このあと表示されるフォームにご連絡先（メールアドレスか電話番号）をご入力いただければ、"
+                        "{next_opening}以降に担当者から順番にご連絡いたします。これまでのやり取りは担当者に引き継ぎます。")
+NEXT_OPENING_UNKNOWN = "受付再開"
+
+# ---------------------------------------------------------------------------
+# Rasa responses (domain.yml must hold exactly these texts)
+# ---------------------------------------------------------------------------
+
+DOMAIN_RESPONSES = {
+    "utter_greet": "こんにちは。みらいメンバーズ サポートです。会員情報の変更、料金、お支払い、解約などのご質問にお答えします。"
+                   "ご用件をどうぞ。",
+    "utter_goodbye": "ご利用ありがとうございました。またいつでもお問い合わせください。",
+    "utter_thanks": "お役に立てて何よりです。ほかにご不明な点があれば、お気軽にお書きください。",
+    "utter_affirm": "かしこまりました。ご質問の内容をお書きください。",
+    "utter_deny": "かしこまりました。ほかにお手伝いできることがあれば、ご質問の内容をお書きください。",
+    "utter_iamabot": "私はみらいメンバーズのAIチャットです。担当者との会話をご希望の場合は「担当者と話したい」とお書きください。",
+    "utter_out_of_scope": "申し訳ございません。そのご質問には、このAIチャットではお答えできかねます。"
+                          "会員情報の変更（住所・電話番号・メールアドレスなど）、料金やお支払い、請求書、解約、"
+                          "お問い合わせの状況についてご案内しております。担当者へのご相談をご希望の場合は"
+                          "「担当者と話したい」とお書きください。",
+    "utter_restart": "会話を最初からやり直します。ご質問をどうぞ。",
+    "utter_back": "ひとつ前の状態に戻しました。ご質問をどうぞ。",
+    "utter_default": "申し訳ございません。ご質問の内容をうまく読み取れませんでした。"
+                     "「住所を変えたい」「料金を知りたい」のように、短い文でもう一度お書きいただくか、"
+                     "担当者へのご相談をご希望の場合は「担当者と話したい」とお書きください。",
+}
+
+# ---------------------------------------------------------------------------
+# Bot server: error frames of the chat (bot/server/chat_api.py) and the gateway
+# ---------------------------------------------------------------------------
+
+CHAT_ERRORS = {
+    "bad_token": "申し訳ございません。この会話は期限が切れたため、続けられません。"
+                 "画面を再読み込みして、新しい会話を始めてください。",
+    "too_many_sessions": "申し訳ございません。短い時間に新しい会話が続けて始められたため、受付を一時止めています。"
+                         "{wait}にもう一度お試しください。{contact}",
+    "too_many_sockets": "申し訳ございません。このチャットを開いている画面が多すぎます。"
+                        "ほかのタブやウィンドウを閉じてから、もう一度お試しください。",
+    "bad_frame": "申し訳ございません。メッセージを受け取れませんでした。画面を再読み込みして、もう一度お送りください。",
+    "not_text": "申し訳ございません。文字以外のデータは受け取れません。ご質問は文章でお送りください。",
+    "too_long": "申し訳ございません。メッセージが長すぎるため受け取れませんでした（{limit:,} 文字まで）。"
+                "何回かに分けてお送りください。",
+}
+# New wording for bot/server/gateway.py's MESSAGES (applied by the gateway's owner: .copy_todo.md).
+GATEWAY_TEXT = {
+    "empty": "メッセージが空のため、お送りできませんでした。ご質問をお書きください。",
+    "too_long": "申し訳ございません。メッセージが長すぎるため受け取れませんでした（{limit:,} 文字まで）。"
+                "何回かに分けてお送りください。",
+    "stale_button": "申し訳ございません。このボタンは使えなくなりました。ご質問をお書きください。",
+    "bot_down": "申し訳ございません。ただいまAIチャットが応答できません。お送りいただいたメッセージはお預かりしました。"
+                "数分たってから、もう一度お送りください。{contact}",
+    "pending": "担当者へのおつなぎを準備しています。このメッセージも担当者にお伝えします。",
+    "agent_joined": "担当の{name}がチャットに参加しました。",
+    "resolved": "担当者との会話を終了しました。ご利用ありがとうございました。引き続きAIチャットがご質問にお答えします。",
+    "cancelled": "担当者へのおつなぎを取り消しました。引き続きAIチャットがご質問にお答えします。",
+    "no_open_ticket": "担当者へのおつなぎは、すでに終わっているか、取り消されています。ご質問はこのままお書きください。",
+    "no_offline_ticket": "申し訳ございません。ご連絡先の受付が見つかりませんでした。"
+                         "もう一度「担当者と話したい」とお書きいただくか、{contact_short}",
+    "slow_down": "申し訳ございません。メッセージが続けて送られたため、受付を一時止めています。"
+                 "{seconds} 秒ほどたってから、もう一度お送りください。",
+    "too_many_tickets": "申し訳ございません。担当者へのお問い合わせの受付が上限に達しているため、"
+                        "新しいお問い合わせをお受けできませんでした。担当者からのご連絡をお待ちいただくか、"
+                        "しばらくしてからもう一度お試しください。引き続きAIチャットがご質問にお答えします。{contact}",
+    "agent_changed": "担当が{name}に代わりました。",
+    # Agent-facing (console transcript).
+    "ended_with_agent": "お客さまが会話を終了しました。",
+    "not_your_ticket": "このお問い合わせは{name}さんが対応中です。解決するには、先に「対応を引き継ぐ」を押してください。",
+    "took_over": "{new}さんが{old}さんから対応を引き継ぎました。",
+}
+# Customer-visible errors of the queue and chat log (bot/store/, applied by its owner: .copy_todo.md).
+STORE_CUSTOMER_TEXT = {
+    "feedback_refused": "申し訳ございません。この回答への評価はお受けできませんでした。"
+                        "ご意見は、このままチャットにお書きください。",
+    "resolved": "このお問い合わせは対応が終わっています。ご質問はこのままお書きください。",
+    "entry_limit": "申し訳ございません。このお問い合わせでお送りいただけるメッセージの上限（{limit:,} 件）に達しました。"
+                   "担当者からのご連絡をお待ちください。{contact}",
+}
+# Agent-facing errors of the queue (console): お問い合わせ, status in Japanese, never English names.
+TICKET_STATUS_JA = {"open": "対応待ち", "claimed": "対応中", "resolved": "解決済み", "offline": "受付時間外の受付"}
+STORE_AGENT_TEXT = {
+    "not_found": "お問い合わせ {ticket_id} はありません。画面を更新してください。",
+    "not_waiting": "お問い合わせ {ticket_id} は対応待ちではありません（いまの状態: {status_ja}）。画面を更新してください。",
+    "not_claimed": "お問い合わせ {ticket_id} は対応中ではありません（いまの状態: {status_ja}）。"
+                   "対応待ちなら「対応する」を押してください。",
+    "already_resolved": "お問い合わせ {ticket_id} はすでに解決済みです。",
+}
+
+# ---------------------------------------------------------------------------
+# What agents and editors see of the bot's decision (console, analytics)
+# ---------------------------------------------------------------------------
+
+DECISION_PREFIX = "ボットの判定"
+CONFIDENCE_LABEL = "確からしさ"
+UNDECIDED = "判定できず"
+# Intents other than FAQ entries (those are named by the entry's title).
+INTENT_LABELS = {
+    "nlu_fallback": UNDECIDED,
+    "faq": "よくある質問",
+    "request_human": "担当者との会話を希望",
+    "request_human_unresolved": "担当者との会話を希望（解決せず）",
+    "complaint": "苦情",
+    "greet": "あいさつ",
+    "goodbye": "終わりのあいさつ",
+    "thanks": "お礼",
+    "affirm": "はい",
+    "deny": "いいえ",
+    "bot_challenge": "AIチャットかどうかの確認",
+    "out_of_scope": "サービスと関係のない話題",
+    "preamble": "質問の前置き",
+    "give_up": "あきらめ",
+    "not_that": "別の回答を希望",
+    "non_japanese": "日本語以外",
+    "answer_not_helpful": "回答が役に立たなかった",
+    "answer_helpful": "回答が役に立った",
+    "no_words": "文字のないメッセージ",
+}
+
+
+def intent_name_ja(intent: str | None, kb: Any = None) -> str:
+    """Japanese name of an intent: the FAQ entry's title, a label above, or 「判定できず」.
+
+    Args:
+        intent: Intent name (``faq_change_address``, ``request_human``, ``nlu_fallback`` ...).
+        kb: The knowledge base, to name FAQ entries by title (``None``: loaded lazily).
+    """
+    if not intent:
+        return UNDECIDED
+    if intent.startswith("faq_"):
+        if kb is None:
+            try:
+                from bot.knowledge.live import shared_knowledge
+                from bot.settings import get_settings
+
+                kb = shared_knowledge(get_settings().knowledge_dir).get()
+            except Exception:  # noqa: BLE001 - a label must never break the console
+                kb = None
+        entry = kb.by_intent(intent) if kb is not None else None
+        if entry is not None:
+            return entry.title
+    return INTENT_LABELS.get(intent, UNDECIDED if intent.startswith("faq_") else intent)
+
+
+def decision_label(intent: str | None, confidence: float | None, kb: Any = None) -> str:
+    """「ボットの判定: 住所を変更したい（確からしさ 53%）」 or 「ボットの判定: 判定できず」."""
+    label = intent_name_ja(intent, kb)
+    if confidence is None or label == UNDECIDED:
+        return f"{DECISION_PREFIX}: {label}"
+    return f"{DECISION_PREFIX}: {label}（{CONFIDENCE_LABEL} {round(confidence * 100)}%）"
