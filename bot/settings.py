@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -67,6 +68,17 @@ def normalize_origin(value: str) -> str:
     default_port = {"http": 80, "https": 443}[parts.scheme]
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default_port else "")
+
+
+def _moment(name: str) -> dt.datetime | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not a date and time; "
+                         f"fix: write it as 2026-11-24T10:00 (Japan time) or leave it unset for the real clock") from None
 
 
 def _origins(name: str) -> tuple[str, ...]:
@@ -163,6 +175,10 @@ class Settings:
             page the customer chatted from; by default only scheme, host and path are
             stored (the fragment never is).
         limits: Limits for customers' browsers (:class:`Limits`, ``BOT_LIMIT_*``).
+        fixed_now: ``BOT_NOW=2026-11-23T12:00`` (ISO 8601; without an offset, Japan time):
+            the time the bot takes as "now" when it decides whether a person is on duty
+            (:func:`bot.triage.hours.japan_now`). For tests and out-of-hours demos; unset
+            by default (the real clock).
     """
 
     knowledge_dir: Path
@@ -183,6 +199,7 @@ class Settings:
     conversation_idle_days: int = 30
     keep_page_url_query: bool = False
     limits: Limits = Limits()
+    fixed_now: dt.datetime | None = None
 
     def knowledge_file(self, name: str) -> Path:
         """A settings file of the knowledge folder (``synonyms.yml``, ``triage.yml``, ``hours.yml``).
@@ -237,4 +254,5 @@ def get_settings() -> Settings:
         conversation_idle_days=_days("BOT_CONVERSATION_IDLE_DAYS", 30),
         keep_page_url_query=_flag("BOT_KEEP_PAGE_URL_QUERY"),
         limits=Limits.from_env(),
+        fixed_now=_moment("BOT_NOW"),
     )

@@ -28,6 +28,12 @@ os.environ["DATABASE_URL"] = f"sqlite:///{_SCRATCH / 'handoff.db'}"
 os.environ["BOT_OUTBOX"] = str(_SCRATCH / "outbox.jsonl")
 os.environ["BOT_SECRET_KEY_FILE"] = str(_SCRATCH / "secret.key")
 os.environ["BOT_RASA_TOKEN_FILE"] = str(_SCRATCH / "rasa.token")
+# Whether a person is on duty depends on the time (knowledge/hours.yml): every test, and every
+# server it starts, runs at one fixed staffed moment unless it sets another (the `clock` fixture,
+# or BOT_NOW in a stack's env), so no test takes a different branch depending on when CI runs.
+STAFFED_NOW = "2026-11-24T10:00+09:00"  # a Tuesday morning
+OFFLINE_NOW = "2026-11-23T12:00+09:00"  # 勤労感謝の日, a national holiday (Monday); next opening 11/24 9:00
+os.environ["BOT_NOW"] = STAFFED_NOW
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +60,20 @@ def assistant(trained_model: Path):  # type: ignore[no-untyped-def]
     engine = Assistant(trained_model)
     yield engine
     engine.close()
+
+
+@pytest.fixture()
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``clock(OFFLINE_NOW)`` sets the time this process's staffed-hours decisions see (BOT_NOW)."""
+    from bot.settings import get_settings
+
+    def _set(moment: str) -> None:
+        monkeypatch.setenv("BOT_NOW", moment)
+        get_settings.cache_clear()
+
+    yield _set
+    monkeypatch.setenv("BOT_NOW", STAFFED_NOW)
+    get_settings.cache_clear()
 
 
 @pytest.fixture()

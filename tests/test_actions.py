@@ -12,6 +12,7 @@ from bot.handoff.outbox import Outbox
 from bot.store.database import make_engine
 from bot.store.queue import Queue
 from bot.settings import PROJECT_ROOT
+from conftest import OFFLINE_NOW, STAFFED_NOW
 
 KNOWLEDGE = LiveKnowledge(PROJECT_ROOT / "knowledge")
 
@@ -88,6 +89,32 @@ def test_handoff_message_fits_the_reason(make_tracker, intent, extra, reason, wo
     assert message["custom"]["route"] == "handoff"
     assert message["custom"]["handoff_reason"] == reason
     assert words in message["text"]
+
+
+@pytest.mark.parametrize(("moment", "staffed"), [(STAFFED_NOW, True), (OFFLINE_NOW, False)],
+                         ids=["staffed", "offline"])
+def test_handoff_action_takes_the_branch_the_clock_says(make_tracker, clock, tmp_path: Path, moment: str,
+                                                        staffed: bool) -> None:
+    """The action as Rasa runs it (no time passed in): the injected clock decides, not when CI runs."""
+    import datetime as dt
+
+    from bot.dialogue.replies import HANDOFF_TEXT, out_of_hours_text
+    from bot.triage.hours import JST
+
+    clock(moment)
+    queue = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    (message,), events = run(ActionHandoff(queue, Outbox(tmp_path / "outbox.jsonl")),
+                             make_tracker("人と話したい", "request_human"))
+    (ticket,) = queue.open_tickets()
+    next_opening = dt.datetime(2026, 11, 24, 9, 0, tzinfo=JST)  # the day after the holiday
+    if staffed:  # a person takes over now: the bot pauses
+        assert message["text"] == HANDOFF_TEXT["human_request"]
+        assert events == [{"event": "pause", "timestamp": None}] and "staffed" not in message["custom"]
+    else:  # nobody on duty: an offline ticket, the bot keeps answering, the widget asks for contact details
+        assert message["text"] == out_of_hours_text("human_request", next_opening)
+        assert events == [] and message["custom"]["staffed"] is False
+        assert message["custom"]["next_opening"] == next_opening.isoformat()
+    assert ticket.offline is not staffed and message["custom"]["ticket_id"] == ticket.id
 
 
 def test_handoff_files_one_ticket_with_the_transcript(make_tracker, tmp_path: Path) -> None:

@@ -68,3 +68,36 @@ def test_24_00_means_staffed_until_midnight(tmp_path) -> None:  # type: ignore[n
     hours = load_hours(path)
     assert hours.is_open(dt.datetime(2026, 11, 23, 23, 59, 59, tzinfo=JST))
     assert hours.is_open(dt.datetime(2026, 11, 24, 0, 0, tzinfo=JST))
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2026-11-23T12:00", dt.datetime(2026, 11, 23, 12, 0, tzinfo=JST)),  # no offset: Japan time
+    ("2026-11-23T03:00+00:00", dt.datetime(2026, 11, 23, 12, 0, tzinfo=JST)),  # UTC, shown in Japan time
+])
+def test_bot_now_fixes_the_clock_of_staffed_hours(clock, value: str, expected: dt.datetime) -> None:  # type: ignore[no-untyped-def]
+    from bot.triage.hours import japan_now
+
+    clock(value)
+    assert japan_now() == expected and japan_now().utcoffset() == dt.timedelta(hours=9)
+
+
+def test_without_bot_now_the_real_clock_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import get_settings
+    from bot.triage.hours import japan_now
+
+    monkeypatch.delenv("BOT_NOW")
+    get_settings.cache_clear()
+    try:
+        before, now, after = dt.datetime.now(JST), japan_now(), dt.datetime.now(JST)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert before <= now <= after and now.utcoffset() == dt.timedelta(hours=9)
+
+
+def test_bad_bot_now_names_the_variable_and_the_fix(clock) -> None:  # type: ignore[no-untyped-def]
+    from bot.triage.hours import japan_now
+
+    clock("next tuesday")
+    with pytest.raises(ValueError, match=r"BOT_NOW='next tuesday'.*fix: write it as 2026-11-24T10:00"):
+        japan_now()

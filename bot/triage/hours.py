@@ -16,11 +16,24 @@ import jpholiday
 import yaml
 
 from bot.errors import KnowledgeError
+from bot.settings import get_settings
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _MONTH_DAY = re.compile(r"^(\d{2})-(\d{2})$")
+
+
+def japan_now() -> dt.datetime:
+    """The time staffed hours are checked against: now in Japan time.
+
+    The one place the bot reads the clock for that decision. ``BOT_NOW`` fixes it
+    (tests take the staffed and the offline branch on purpose, whenever they run).
+    """
+    fixed = get_settings().fixed_now
+    if fixed is None:
+        return dt.datetime.now(JST)
+    return fixed.astimezone(JST) if fixed.tzinfo else fixed.replace(tzinfo=JST)
 
 
 @dataclass(frozen=True)
