@@ -14,6 +14,7 @@ from bot.assistant import CUSTOM_ACTIONS
 from bot.dialogue.routes import ROUTE_OF_ACTION
 from bot.launcher import BotStack, free_port
 from bot.settings import PROJECT_ROOT
+from conftest import OFFLINE_NOW, STAFFED_NOW
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -25,8 +26,19 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def stack(trained_model: Path, database_url: str):  # type: ignore[no-untyped-def]
+    """Rasa and the action server at a staffed moment (the clock is injected, never the wall clock)."""
     with BotStack(model=trained_model, rasa_port=free_port(), action_port=free_port(),
-                  env={"DATABASE_URL": database_url}) as running:
+                  env={"DATABASE_URL": database_url, "BOT_NOW": STAFFED_NOW}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def offline_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The same servers on a national holiday: nobody on duty."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('offline') / 'handoff.db'}"
+    with BotStack(model=trained_model, rasa_port=free_port(), action_port=free_port(),
+                  env={"DATABASE_URL": url, "BOT_NOW": OFFLINE_NOW}) as running:
+        running.database_url = url
         yield running
 
 
@@ -88,6 +100,27 @@ def test_angry_message_is_handed_off_with_one_ticket(stack: BotStack, database_u
     ]
     assert "「会員情報」→「住所変更」" in entries[1].text
     assert tickets[0].category == "登録情報の変更"
+    # Staffed (the injected clock): a person takes over, so the bot is paused and says nothing more.
+    assert tickets[0].offline is False and "staffed" not in custom
+    assert say(stack, "住所を変えたい", sender) == []
+
+
+def test_handoff_outside_staffed_hours_files_an_offline_ticket_and_the_bot_keeps_answering(
+        offline_stack: BotStack) -> None:
+    from bot.store.database import make_engine
+    from bot.store.queue import Queue
+
+    sender = uuid.uuid4().hex
+    messages = say(offline_stack, "担当者と話したいです", sender)
+    (custom,) = [m["custom"] for m in messages if "custom" in m]
+    assert (custom["route"], custom["handoff_reason"], custom["staffed"]) == ("handoff", "human_request", False)
+    assert custom["next_opening"] == "2026-11-24T09:00:00+09:00"  # the morning after the holiday
+    (ticket,) = [t for t in Queue(make_engine(offline_stack.database_url)).open_tickets()
+                 if t.conversation_id == sender]
+    assert ticket.offline is True and ticket.id == custom["ticket_id"]
+    # Not paused: the bot still answers while the ticket waits for the next shift.
+    after = [m["custom"] for m in say(offline_stack, "住所を変えたい", sender) if "custom" in m]
+    assert [(c["route"], c["faq_id"]) for c in after] == [("answer", "change-address")]
 
 
 def test_two_unsure_turns_in_a_row_go_to_a_person(stack: BotStack) -> None:
