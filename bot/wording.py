@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, Mapping
 
 from bot.knowledge.facts import Facts, load_facts
 
@@ -175,7 +175,7 @@ GATEWAY_TEXT = {
     "cancelled": "担当者へのおつなぎを取り消しました。引き続きAIチャットがご質問にお答えします。",
     "no_open_ticket": "担当者へのおつなぎは、すでに終わっているか、取り消されています。ご質問はこのままお書きください。",
     "no_offline_ticket": "申し訳ございません。ご連絡先の受付が見つかりませんでした。"
-                         "もう一度「担当者と話したい」とお書きいただくか、{contact_short}",
+                         "もう一度「担当者と話したい」とお書きください。{contact}",
     "slow_down": "申し訳ございません。メッセージが続けて送られたため、受付を一時止めています。"
                  "{seconds} 秒ほどたってから、もう一度お送りください。",
     "too_many_tickets": "申し訳ございません。担当者へのお問い合わせの受付が上限に達しているため、"
@@ -187,6 +187,39 @@ GATEWAY_TEXT = {
     "not_your_ticket": "このお問い合わせは{name}さんが対応中です。解決するには、先に「対応を引き継ぐ」を押してください。",
     "took_over": "{new}さんが{old}さんから対応を引き継ぎました。",
 }
+class _LazyTexts(Mapping[str, str]):
+    """A text table whose facts (phone, hours) are read on first use, not at import."""
+
+    def __init__(self, build: Callable[[], dict[str, str]]) -> None:
+        self._build = build
+        self._texts: dict[str, str] | None = None
+
+    def _all(self) -> dict[str, str]:
+        if self._texts is None:
+            self._texts = self._build()
+        return self._texts
+
+    def __getitem__(self, key: str) -> str:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def gateway_text(max_message_chars: int) -> Mapping[str, str]:
+    """:data:`GATEWAY_TEXT` with the limit and the fallback contact filled in (``{name}``,
+    ``{seconds}``, ``{new}``, ``{old}`` stay for the gateway); facts are read on first use."""
+    def build() -> dict[str, str]:
+        contact = fallback_contact()
+        return {key: text.replace("{limit:,}", f"{max_message_chars:,}").replace("{contact}", contact)
+                for key, text in GATEWAY_TEXT.items()}
+
+    return _LazyTexts(build)
+
+
 # Customer-visible errors of the queue and chat log (bot/store/, applied by its owner: .copy_todo.md).
 STORE_CUSTOMER_TEXT = {
     "feedback_refused": "申し訳ございません。この回答への評価はお受けできませんでした。"
@@ -199,11 +232,95 @@ STORE_CUSTOMER_TEXT = {
 TICKET_STATUS_JA = {"open": "対応待ち", "claimed": "対応中", "resolved": "解決済み", "offline": "受付時間外の受付"}
 STORE_AGENT_TEXT = {
     "not_found": "お問い合わせ {ticket_id} はありません。画面を更新してください。",
+    "no_such_entry": "お問い合わせ {ticket_id} の会話履歴に、指定された位置（{before}）はありません。画面を更新してください。",
+    "changed_meanwhile": "お問い合わせ {ticket_id} は、ほかの操作で更新されました。画面を更新してください。",
+    "claimed_by_other": "お問い合わせ {ticket_id} は別の担当者（{name}）が対応中です。解決するには、先に対応を引き継いでください。",
+    "already_yours": "お問い合わせ {ticket_id} は、すでにあなたが対応中です。",
     "not_waiting": "お問い合わせ {ticket_id} は対応待ちではありません（いまの状態: {status_ja}）。画面を更新してください。",
     "not_claimed": "お問い合わせ {ticket_id} は対応中ではありません（いまの状態: {status_ja}）。"
                    "対応待ちなら「対応する」を押してください。",
     "already_resolved": "お問い合わせ {ticket_id} はすでに解決済みです。",
 }
+
+# ---------------------------------------------------------------------------
+# The chat widget (bot/server/static/widget/widget.js, block written by `bot kb build`)
+# ---------------------------------------------------------------------------
+
+WIDGET_TEXT = {
+    "defaultTitle": "サポートチャット",
+    "openChat": "チャットを開く",
+    "closeChat": "チャットを閉じる",
+    "unread": "（未読 {n} 件）",
+    "log": "チャットの履歴",
+    "inputLabel": "メッセージ",
+    "placeholder": "メッセージを入力",
+    "send": "送信",
+    "sendLabel": "メッセージを送信",
+    "connecting": "接続しています…",
+    "reconnecting": "接続が切れました。再接続しています…",
+    "unavailable": "申し訳ございません。ただいまチャットに接続できません。しばらくしてから、もう一度お試しください。{contact}",
+    "notConnected": "申し訳ございません。接続が切れているため、お送りできませんでした。接続が回復してから、もう一度お試しください。",
+    "queued": "送信待ち",
+    "sending": "送信中…",
+    "failed": "送信できませんでした",
+    "retry": "再送信",
+    "discard": "取り消す",
+    "typing": "入力中",
+    "typingLabel": "入力中…",
+    "you": "あなた",
+    "bot": "AIチャット",
+    "agentFallback": "担当者",
+    "system": "お知らせ",
+    "agentLabel": "担当: {name}",
+    "quickReplies": "選択肢",
+    "helpfulQ": "役に立ちましたか？",
+    "yes": "はい",
+    "no": "いいえ",
+    "helpfulThanks": "ご回答ありがとうございます。",
+    "showMore": "続きを読む",
+    "showLess": "閉じる",
+    "waiting": "担当者におつなぎしています",
+    "waitingPosition": "順番: {pos}番目",
+    "waitingEstimate": "目安: 約{min}分",
+    "agentNamed": "担当者（{name}）が対応しています",
+    "agentUnnamed": "担当者が対応しています",
+    "cancel": "待つのをやめてAIチャットに戻る",
+    "tooLong": "メッセージは{max}文字以内で入力してください。",
+    "genericError": "申し訳ございません。問題が起きたため、お送りいただいた内容を処理できませんでした。"
+                    "もう一度お試しください。{contact}",
+    "contactTitle": "ご連絡先の入力",
+    "contactIntro": "ただいま担当者の受付時間外（受付時間: {hours}）のため、すぐには対応できません。"
+                    "ご連絡先をお知らせいただければ、受付時間内に担当者からご連絡いたします。",
+    "nextOpening": "次の受付開始: {s}",
+    "name": "お名前",
+    "email": "メールアドレス",
+    "phone": "電話番号",
+    "note": "ご用件",
+    "optional": "（任意）",
+    "contactHint": "メールアドレスまたは電話番号のどちらかは必ずご入力ください。",
+    "contactSubmit": "連絡先を送信",
+    "contactToggleClose": "フォームを閉じる",
+    "contactToggleOpen": "フォームを開く",
+    "errNeedOne": "メールアドレスまたは電話番号のどちらかを入力してください。",
+    "errEmail": "メールアドレスの形式が正しくありません（例: taro@example.jp）。",
+    "errPhone": "電話番号は10〜11桁の数字で入力してください（ハイフン可）。",
+    "contactSaved": "ご連絡先を承りました。受付時間内に担当者からご連絡いたします。",
+    "endChat": "会話を終了",
+    "endConfirm": "会話を終了しますか？ この画面の会話の記録も消えます。",
+    "endYes": "終了する",
+    "endNo": "キャンセル",
+    "ended": "会話を終了しました。ご利用ありがとうございました。新しいご質問はいつでもどうぞ。",
+}
+# Facts filled in when the block is written (the widget cannot read the fact sheet).
+WIDGET_BUILD_FIELDS = ("contact", "hours")
+
+
+def widget_text(directory: Path | None = None) -> dict[str, str]:
+    """:data:`WIDGET_TEXT` with the fact sheet's contact and hours filled in; run-time fields stay."""
+    known = {"contact": fallback_contact(directory), "hours": fact("hours.staffed", directory, "受付時間")}
+    return {key: text.replace("{contact}", known["contact"]).replace("{hours}", known["hours"])
+            for key, text in WIDGET_TEXT.items()}
+
 
 # ---------------------------------------------------------------------------
 # What agents and editors see of the bot's decision (console, analytics)
@@ -255,9 +372,8 @@ def intent_name_ja(intent: str | None, kb: Any = None) -> str:
             except Exception:  # noqa: BLE001 - a label must never break the console
                 kb = None
         entry = kb.by_intent(intent) if kb is not None else None
-        if entry is not None:
-            return entry.title
-    return INTENT_LABELS.get(intent, UNDECIDED if intent.startswith("faq_") else intent)
+        return entry.title if entry is not None else f"FAQ {intent[4:].replace('_', '-')}（いまはない項目）"
+    return INTENT_LABELS.get(intent, intent)
 
 
 def decision_label(intent: str | None, confidence: float | None, kb: Any = None) -> str:

@@ -318,15 +318,16 @@ def test_csv_files_have_bom_japanese_headers_and_rows(report: AnalyticsReport, t
     paths = write_csv(report, tmp_path / "out")
     assert [p.name for p in paths] == list(CSV_FILES.values())
     daily = read_csv(tmp_path / "out" / "daily.csv")
-    assert daily[0] == ["日付", "新規会話数", "会話数", "お客様メッセージ数", "引き継ぎ数", "引き継ぎ率"]
+    assert daily[0] == ["日付", "新規会話数", "会話数", "お客さまメッセージ数", "引き継ぎ数", "引き継ぎ率"]
     assert daily[1] == ["2024-05-01", "10", "10", "13", "2", "0.2"]
     assert daily[4] == ["2024-05-04", "0", "0", "0", "0", ""]
     feedback = read_csv(tmp_path / "out" / "feedback.csv")
     assert feedback[0] == ["FAQ", "いいえ", "はい", "いいえの割合", "回答回数"]
     assert feedback[1] == ["change-address", "2", "1", "0.6667", "10"]
     unanswered = read_csv(tmp_path / "out" / "unanswered.csv")
-    assert unanswered[0][:6] == ["代表的な質問", "件数", "聞き返し", "対象外", "確信度が低い", "ボットの推定意図"]
-    assert unanswered[1] == ["ポイントの有効期限は？", "3", "3", "0", "3", "faq_points",
+    assert unanswered[0][:6] == ["代表的な質問", "件数", "聞き返し", "対象外", "確からしさが低い", "ボットの判定"]
+    # faq_points is no entry of the knowledge base: named by its id, never by the internal label.
+    assert unanswered[1] == ["ポイントの有効期限は？", "3", "3", "0", "3", "FAQ points（いまはない項目）",
                              "ポイントの有効期限は？", "ポイント有効期限いつまで", "", "", ""]
     for name in ("handoff_reasons.csv", "handoff_faqs.csv", "intents.csv"):
         assert len(read_csv(tmp_path / "out" / name)) > 1
@@ -357,10 +358,10 @@ def test_csv_defuses_formulas_in_every_table(tmp_path: Path) -> None:
     write_csv(empty_report(**tables), tmp_path)
     assert read_csv(tmp_path / "handoff_reasons.csv")[1] == ["'=cmd|' /C calc'!A0", "'\t=1+1", "1", "0.5", "0.25"]
     assert read_csv(tmp_path / "handoff_faqs.csv")[1] == ["'－faq", "'\r=1+1", "2", "0.5", "", ""]
-    assert read_csv(tmp_path / "intents.csv")[1] == ["'＠intent", "3", "0.1"]
+    assert read_csv(tmp_path / "intents.csv")[1] == ["'＠intent", "3", "0.1", "'＠intent"]
     assert read_csv(tmp_path / "feedback.csv")[1] == ["'＋faq", "1", "0", "1.0", "4"]
     write_csv(empty_report(intents=[IntentCount("faq_=1", 1, None), IntentCount("'quoted", 2, None)]), tmp_path)
-    assert read_csv(tmp_path / "intents.csv")[1:] == [["faq_=1", "1", ""], ["'quoted", "2", ""]]
+    assert read_csv(tmp_path / "intents.csv")[1:] == [["faq_=1", "1", "", "faq_=1"], ["'quoted", "2", "", "'quoted"]]
 
 
 def test_bot_report_csv_defuses_customer_texts(tmp_path: Path) -> None:

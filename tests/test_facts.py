@@ -121,3 +121,20 @@ def test_a_folder_without_its_own_fact_sheet_is_not_checked_against_ours(tmp_pat
     directory = kb_with_answer(tmp_path, "住民票の写しは1通300円です。窓口 03-1234-5678。")
     (directory / "facts.yml").unlink()
     assert errors(directory) == []
+
+
+def test_the_demo_page_is_rendered_from_the_fact_sheet() -> None:
+    """Issue #16 item 2: the demo page and the FAQ describe the same service."""
+    from bot.knowledge.build import DEMO_PAGE, WIDGET_JS, render_demo_page, render_widget_text
+
+    page = (PROJECT_ROOT / DEMO_PAGE).read_text(encoding="utf-8")
+    assert render_demo_page(page, FACTS.values) == page  # `bot kb build` has been run
+    widget = (PROJECT_ROOT / WIDGET_JS).read_text(encoding="utf-8")
+    assert render_widget_text(widget, PROJECT_ROOT / "knowledge") == widget
+    for fact in ("plans.standard.monthly", "plans.premium.yearly", "phone", "hours.staffed", "trial.after",
+                 "refund.yearly", "payment.methods"):
+        assert FACTS.get(fact) in page, fact
+    for stale in ("年会費は無料", "ポイント", "会員ランク", "「登録情報」"):
+        assert stale not in page
+    changed = render_demo_page(page, {**FACTS.values, "plans.standard.monthly": "2,180"})
+    assert "2,180円" in changed and "<td>1,980円</td>" not in changed

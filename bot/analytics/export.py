@@ -68,7 +68,7 @@ def write_csv(report: AnalyticsReport, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     files = [
         _write(folder / CSV_FILES["daily"],
-               ["日付", "新規会話数", "会話数", "お客様メッセージ数", "引き継ぎ数", "引き継ぎ率"],
+               ["日付", "新規会話数", "会話数", "お客さまメッセージ数", "引き継ぎ数", "引き継ぎ率"],
                ([d.day.isoformat(), d.new_conversations, d.conversations, d.customer_messages, d.handoffs,
                  d.handoff_rate] for d in report.days)),
         _write(folder / CSV_FILES["handoff_reasons"],
@@ -79,14 +79,15 @@ def write_csv(report: AnalyticsReport, folder: Path) -> list[Path]:
                 "回答後の引き継ぎ率"],
                ([r.faq_id, r.category, r.handoffs, r.share, r.answered_conversations, r.rate]
                 for r in report.handoff_faqs)),
-        _write(folder / CSV_FILES["intents"], ["意図", "件数", "割合"],
-               ([i.intent, i.count, i.share] for i in report.intents)),
+        _write(folder / CSV_FILES["intents"], ["ボットの判定", "件数", "割合", "内部名"],
+               ([i.label or i.intent, i.count, i.share, i.intent] for i in report.intents)),
         _write(folder / CSV_FILES["feedback"], ["FAQ", "いいえ", "はい", "いいえの割合", "回答回数"],
                ([f.faq_id, f.no, f.yes, f.no_rate, f.answers] for f in report.feedback)),
         _write(folder / CSV_FILES["unanswered"],
-               ["代表的な質問", "件数", "聞き返し", "対象外", "確信度が低い", "ボットの推定意図",
+               ["代表的な質問", "件数", "聞き返し", "対象外", "確からしさが低い", "ボットの判定",
                 *[f"例{n}" for n in range(1, MAX_EXAMPLES + 1)]],
-               ([g.representative, g.count, *[g.reasons.get(k, 0) for k in UNANSWERED_LABELS], g.top_intent,
+               ([g.representative, g.count, *[g.reasons.get(k, 0) for k in UNANSWERED_LABELS],
+                 g.top_intent_label or g.top_intent,
                  *(g.examples + [""] * (MAX_EXAMPLES - len(g.examples)))] for g in report.unanswered)),
     ]
     return files

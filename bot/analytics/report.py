@@ -40,6 +40,7 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection, Engine
 
+from bot import wording
 from bot.handoff.reasons import REASON_LABELS
 from bot.store.models import ChatMessage, Conversation, Ticket, as_utc, utcnow
 
@@ -57,7 +58,7 @@ MAX_GROUPED_TEXTS = 2000
 REPLY_GRACE = dt.timedelta(minutes=5)
 IN_CHUNK = 500  # ids per IN (...) list
 
-UNANSWERED_LABELS = {"clarify": "聞き返し", "out_of_scope": "対象外", "low_confidence": "確信度が低い"}
+UNANSWERED_LABELS = {"clarify": "聞き返し", "out_of_scope": "対象外", "low_confidence": "確からしさが低い"}
 
 
 # ---- report shape ------------------------------------------------------------------------
@@ -133,11 +134,13 @@ class IntentCount:
         intent: Intent name (``faq_change_address`` ...).
         count: Customer messages with this intent.
         share: ``count / customer messages answered by the bot``.
+        label: What editors read (「住所を変更したい」, 「判定できず」; :func:`bot.wording.intent_name_ja`).
     """
 
     intent: str
     count: int
     share: float | None
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,7 @@ class QuestionGroup:
         examples: Up to five distinct texts, most frequent first (the representative first).
         top_intent: What the bot most often thought they were (``None``: nothing).
         reasons: Messages per cause: ``clarify`` / ``out_of_scope`` / ``low_confidence``.
+        top_intent_label: ``top_intent`` as editors read it (「判定できず」 for ``nlu_fallback``).
     """
 
     representative: str
@@ -176,6 +180,7 @@ class QuestionGroup:
     examples: list[str]
     top_intent: str | None
     reasons: dict[str, int]
+    top_intent_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -483,7 +488,8 @@ def group_questions(questions: Sequence[tuple[str, str | None, list[str]]],
         top_intent = min(intent_total.items(), key=lambda kv: (-kv[1], kv[0]))[0] if intent_total else None
         groups.append(QuestionGroup(representative=examples[0], count=sum(counts[i] for i in indexes),
                                     examples=examples, top_intent=top_intent,
-                                    reasons={r: reason_total[r] for r in UNANSWERED_LABELS if reason_total[r]}))
+                                    reasons={r: reason_total[r] for r in UNANSWERED_LABELS if reason_total[r]},
+                                    top_intent_label=wording.intent_name_ja(top_intent) if top_intent else None))
     groups.sort(key=lambda g: (-g.count, g.representative))
     return groups, left_out
 
@@ -590,7 +596,7 @@ def build_report(engine: Engine, since: dt.datetime | None = None, until: dt.dat
     # ---- intents
     replied = [q for q in questions if q.replied]
     intent_counts = Counter(q.intent for q in replied if q.intent)
-    intents = [IntentCount(intent, count, _ratio(count, len(replied)))
+    intents = [IntentCount(intent, count, _ratio(count, len(replied)), wording.intent_name_ja(intent))
                for intent, count in sorted(intent_counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
     # ---- feedback
@@ -649,7 +655,7 @@ def format_report(report: AnalyticsReport, tz: dt.tzinfo = JST, limit: int = 10)
     lines = [f"チャットボット分析レポート（{start} 〜 {end}、{report.timezone}）", "",
              "■ 概要",
              f"  会話数: {t.conversations} 件（新規 {t.new_conversations} 件）",
-             f"  お客様のメッセージ: {t.customer_messages} 件（ボットが応答 {t.bot_answered_messages} 件）",
+             f"  お客さまのメッセージ: {t.customer_messages} 件（ボットが応答 {t.bot_answered_messages} 件）",
              f"  担当者への引き継ぎ: {t.handoffs} 件（うち時間外 {t.offline_handoffs} 件）"
              f" 引き継ぎ率 {_percent(t.handoff_rate)}",
              f"  答えられなかった質問: {t.unanswered} 件（{_percent(t.unanswered_rate)}）",
@@ -675,8 +681,8 @@ def format_report(report: AnalyticsReport, tz: dt.tzinfo = JST, limit: int = 10)
     if not report.handoff_faqs:
         lines.append("  （引き継ぎはありません）")
 
-    lines += ["", "■ よく聞かれた内容（意図 / 件数 / 割合）"]
-    lines += [f"  {i.intent}: {i.count} 件（{_percent(i.share)}）" for i in report.intents[:limit]] \
+    lines += ["", "■ よく聞かれた内容（ボットの判定 / 件数 / 割合）"]
+    lines += [f"  {i.label or i.intent}: {i.count} 件（{_percent(i.share)}）" for i in report.intents[:limit]] \
         or ["  （記録がありません）"]
 
     lines += ["", "■ 「いいえ」が多い回答（FAQ / いいえ / はい / いいえの割合 / 回答回数）"]
@@ -687,7 +693,7 @@ def format_report(report: AnalyticsReport, tz: dt.tzinfo = JST, limit: int = 10)
     for number, group in enumerate(report.unanswered[:limit], start=1):
         causes = "、".join(f"{UNANSWERED_LABELS[k]} {v}" for k, v in group.reasons.items())
         lines.append(f"  {number}. 「{group.representative}」 {group.count} 件（{causes}）"
-                     + (f" ボットの推定: {group.top_intent}" if group.top_intent else ""))
+                     + (f" ボットの判定: {group.top_intent_label or group.top_intent}" if group.top_intent else ""))
         lines += [f"       - {example}" for example in group.examples[1:]]
     if not report.unanswered:
         lines.append("  （ありません）")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable, Sequence
 
+from bot import wording
 from bot.handoff.reasons import reason_label
 from bot.store.models import PRIORITY_HIGH, Ticket, TranscriptEntry, as_utc, utcnow
 
@@ -16,9 +17,15 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 def entry_json(entry: TranscriptEntry) -> dict[str, Any]:
-    """One transcript entry (``id`` is the paging cursor of ``/entries?before=``)."""
+    """One transcript entry (``id`` is the paging cursor of ``/entries?before=``).
+
+    ``decision`` is what agents read of the bot's decision, in Japanese
+    (「ボットの判定: 住所を変更したい（確からしさ 53%）」); ``intent`` and ``confidence`` stay for programs.
+    """
+    decision = wording.decision_label(entry.intent, entry.confidence) if entry.intent else None
     return {"id": entry.id, "position": entry.position, "sender": entry.sender, "text": entry.text,
-            "intent": entry.intent, "confidence": entry.confidence, "at": _iso(entry.at), "author": entry.author}
+            "intent": entry.intent, "confidence": entry.confidence, "decision": decision,
+            "at": _iso(entry.at), "author": entry.author}
 
 
 def ticket_json(ticket: Ticket, display_name: Callable[[str], str], with_entries: bool = False,

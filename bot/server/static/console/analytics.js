@@ -9,7 +9,7 @@
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const CAUSE_LABELS = { clarify: "聞き返し", out_of_scope: "対象外", low_confidence: "確信度が低い" };
+const CAUSE_LABELS = { clarify: "聞き返し", out_of_scope: "対象外", low_confidence: "確からしさが低い" };
 
 
 
@@ -69,7 +69,7 @@ function renderSummary(report) {
   const t = report.totals;
   const items = [
     ["会話数", count(t.conversations), `新規 ${count(t.new_conversations)}`],
-    ["お客様のメッセージ", count(t.customer_messages), `ボットが応答 ${count(t.bot_answered_messages)}`],
+    ["お客さまのメッセージ", count(t.customer_messages), `ボットが応答 ${count(t.bot_answered_messages)}`],
     ["担当者への引き継ぎ", count(t.handoffs), `引き継ぎ率 ${percent(t.handoff_rate)}・時間外 ${count(t.offline_handoffs)}`],
     ["答えられなかった質問", count(t.unanswered), `応答したメッセージの ${percent(t.unanswered_rate)}`],
     ["役に立ちましたか？", `いいえ ${count(t.feedback_no)}`, `はい ${count(t.feedback_yes)}`],
@@ -111,7 +111,7 @@ function renderTables(report) {
     { label: "代表的な質問", value: (g) => g.representative },
     { label: "件数", value: (g) => count(g.count), num: true },
     { label: "内訳", value: (g) => causes(g.reasons) },
-    { label: "ボットの推定", value: (g) => g.top_intent },
+    { label: "ボットの判定", value: (g) => g.top_intent_label || g.top_intent },
     { label: "例（最大 5 件）", value: (g) => examplesList(g.examples) },
   ], report.unanswered, "答えられなかった質問はありません。");
   const note = $("unanswered-note");
@@ -144,7 +144,7 @@ function renderTables(report) {
   ], report.handoff_faqs, "引き継ぎはありません。");
 
   fillTable($("intents-table"), "よく聞かれた内容", [
-    { label: "意図", value: (i) => i.intent },
+    { label: "ボットの判定", value: (i) => i.label || i.intent },
     { label: "件数", value: (i) => count(i.count), num: true },
     { label: "割合", value: (i) => percent(i.share), num: true },
   ], report.intents, "記録がありません。");

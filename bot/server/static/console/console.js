@@ -12,9 +12,9 @@
  */
 "use strict";
 
-const BASE_TITLE = "エージェントコンソール";
+const BASE_TITLE = "担当者コンソール";
 const SENDER_LABELS = {
-  customer: "お客様", bot: "ボット", agent: "オペレーター", note: "内部メモ", system: "システム",
+  customer: "お客さま", bot: "ボット", agent: "担当者", note: "内部メモ", system: "システム",
 };
 const LIST_PAGE = 50;
 const MAX_LIST_REQUEST = 200;
@@ -358,7 +358,7 @@ function clearDetail() {
 function renderDetail(t) {
   $("detail-empty").hidden = true;
   $("detail-body").hidden = false;
-  $("detail-title").textContent = `問い合わせ #${t.id}`;
+  $("detail-title").textContent = `お問い合わせ番号 ${t.id}`;
   $("detail-priority").hidden = t.priority !== 1;
   $("detail-status").textContent = statusText(t);
   $("detail-status").className = `status status-${t.status}`;
@@ -406,10 +406,9 @@ function entryItem(entry) {
   if (entry.at) time.dateTime = entry.at;
   head.append(el("span", "entry-sender", who), time);
   li.append(head, el("p", "entry-text", entry.text || ""));
-  if ((sender === "bot" || sender === "customer") && entry.intent) {
-    let meta = `意図: ${entry.intent}`;
-    if (typeof entry.confidence === "number") meta += ` / 確信度: ${entry.confidence.toFixed(2)}`;
-    li.append(el("p", "entry-meta", meta));
+  // The server words the bot's decision (bot/wording.py): 「ボットの判定: 住所を変更したい（確からしさ 53%）」.
+  if ((sender === "bot" || sender === "customer") && entry.decision) {
+    li.append(el("p", "entry-meta", entry.decision));
   }
   return li;
 }
@@ -614,7 +613,7 @@ function notifyNewTicket(t) {
   state.unseen += 1;
   state.bannerTicketId = t.id;
   updateTitle();
-  const label = `新しい問い合わせ #${t.id}${t.category ? `（${t.category}）` : ""}が届きました。`;
+  const label = `新しいお問い合わせ（番号 ${t.id}${t.category ? `、${t.category}` : ""}）が届きました。`;
   $("banner-text").textContent = state.unseen > 1 ? `${label} 未確認 ${state.unseen} 件` : label;
   $("new-ticket-banner").hidden = false;
   announce(label);
