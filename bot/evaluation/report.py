@@ -215,11 +215,34 @@ def plot_confusion(result: EvalResult, path: Path) -> None:
     plt.close(fig)
 
 
+# What editors read for each headline figure, and its target (README "Measured"; None: no target).
+# Editors' docs (docs/editing-knowledge.md, knowledge/triage.yml) name the figures by these labels.
+FIGURE_LABELS: dict[str, tuple[str, str | None]] = {
+    "total": ("評価した文の数", None),
+    "route_accuracy": ("正しく振り分けた割合", "0.96 以上"),
+    "macro_f1": ("振り分けの F1 値（種類ごとの平均）", None),
+    "answered": ("FAQ で答えた割合", None),
+    "handed_off": ("担当者に引き継いだ割合", None),
+    "answer_precision": ("FAQ で答えたうち、正しい FAQ だった割合", "0.98 以上"),
+    "coverage": ("FAQ の質問に FAQ で答えた割合", "0.85 以上"),
+    "clarify_contains": ("聞き返しのボタンに正しい FAQ があった割合", None),
+    "right_or_offered": ("正しく答えたか、聞き返しのボタンで示した割合", None),
+    "handoff_recall": ("苦情・有人希望を担当者に引き継いだ割合", None),
+    "handoff_never_faq": ("苦情・有人希望を FAQ で答えなかった割合", "0.98 以上"),
+    "complaint_recall": ("怒り・苦情を担当者に引き継いだ割合", "0.98 以上"),
+    "ordinary_handed_off": ("通常の質問を担当者に引き継いだ割合", "0.02 以下"),
+    "clarify_rate": ("聞き返した割合", None),
+}
+
+
 def format_table(result: EvalResult) -> str:
-    """Plain-text report: headline figures, then the confusion rows with errors."""
-    lines = [f"{k}: {v}" for k, v in result.summary().items()]
+    """Plain-text report: headline figures in Japanese with their targets, then the confusion rows with errors."""
+    lines = []
+    for key, value in result.summary().items():
+        label, target = FIGURE_LABELS.get(key, (key, None))
+        lines.append(f"{label}: {value}" + (f"（目標 {target}）" if target else "") + f"  [{key}]")
     lines.append("")
-    lines.append("confusion (expected -> predicted: count), rows with errors only:")
+    lines.append("取り違え（正解 -> ボットの判定: 件数）、誤りのある行のみ:")
     for label in sorted(result.confusion):
         row = result.confusion[label]
         if set(row) != {label}:

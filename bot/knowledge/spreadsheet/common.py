@@ -231,7 +231,10 @@ class ImportReport:
         lines.extend(f"  注意: {warning}" for warning in self.warnings)
         if self.written:
             lines.append("  書き込んだファイル: " + ", ".join(str(p) for p in self.written))
-            lines.append("次に `bot kb validate` で確認し、`make train` で学習し直してください。")
+            # Which entry answers is decided by the FAQ search at run time: no retraining (README).
+            lines.append("次に `bot kb validate` で確認してください。動いているボットには数秒で反映されます（再学習は不要です）。")
+            if self.added or self.changed:
+                lines.append("（開発者の方へ: 質問例を次の学習にも使うには `bot kb build` を実行してください。）")
         else:
             lines.append("knowledge のファイルは変わっていません。")
         return "\n".join(lines)
