@@ -400,8 +400,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost error that explains itself (Rasa wraps component errors)."""
-    while exc.__cause__ is not None and not isinstance(exc, KnowledgeError):
+    """The innermost error that explains itself (Rasa wraps component errors).
+
+    Our own errors (knowledge files, spreadsheets) already name the file and the fix: they are
+    kept, not replaced by the library error they were raised from (e.g. ``unknown encoding``).
+    """
+    from bot.knowledge.spreadsheet import SheetError
+
+    while exc.__cause__ is not None and not isinstance(exc, (KnowledgeError, SheetError)):
         exc = exc.__cause__
     return exc
 

@@ -269,7 +269,7 @@ def run_forever(stack: BotStack, notes: Sequence[str] = ()) -> int:
             return 1
         if stack.server_port is not None:
             print(f"デモページ（ウィジェット）: {stack.server_url}/")
-            print(f"エージェントコンソール:     {stack.server_url}/console/")
+            print(f"担当者コンソール:           {stack.server_url}/console/")
         print(f"Rasa サーバー:               {stack.rasa_url}  (REST: {stack.rasa_url}/webhooks/rest/webhook)")
         print(f"アクションサーバー:          http://127.0.0.1:{stack.action_port}")
         print(f"Rasa HTTP API のトークン:    {stack.token_file()}（?token=... で指定）")

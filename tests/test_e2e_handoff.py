@@ -24,6 +24,8 @@ from conftest import AGENT_PASSWORD, full_stack, temporary_database
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ANGRY = "二回も住所変更したのに反映されてない、ふざけるな"
+# What the widget passes when the page knows the customer (SupportChatConfig.customer) and where they chat.
+CUSTOMER = {"name": "山田 太郎", "email": "taro@example.jp", "page_url": "https://www.example.jp/mypage?order=1#top"}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -84,7 +86,7 @@ async def conversation(stack: Any) -> dict[str, Any]:
         sse_events: list[tuple[float, dict[str, Any]]] = []
         async with agent.stream("GET", "/api/events") as sse:
             reader = asyncio.create_task(read_sse(sse, sse_events))
-            token = (await public.post("/api/chat/sessions", json={"customer": {"name": "山田"}})).json()["token"]
+            token = (await public.post("/api/chat/sessions", json={"customer": CUSTOMER})).json()["token"]
             ws_url = base.replace("http://", "ws://") + f"/ws/chat?token={token}"
             async with websockets.connect(ws_url) as ws:
                 customer = Customer(ws)
@@ -138,6 +140,10 @@ def test_angry_message_to_agent_and_back_to_the_bot(stack: Any) -> None:
     assert entries[3] == ("bot", run["handoff_text"])
     assert entries[4:] == [("customer", "まだですか"), ("agent", "お待たせしました。住所の反映を確認します。")]
     assert run["ticket"]["entries"][0]["intent"] == "faq_change_address"
+    # The details the widget sent with the session reach the agent's ticket (page URL without query/fragment).
+    assert run["ticket"]["customer"] == {"name": "山田 太郎", "email": "taro@example.jp",
+                                         "page_url": "https://www.example.jp/mypage"}
+    assert mine[0]["customer"]["name"] == "山田 太郎"  # also in the queue list the console shows
     # The agent joins, the bot stays silent, the agent's reply arrives with their name.
     assert run["claim"].status_code == 200 and run["joined"]["state"]["agent_name"] == "佐藤"
     assert not [f for f in run["silent"] if f["type"] == "message" and f["message"]["sender"] == "bot"]
