@@ -379,6 +379,6 @@ def intent_name_ja(intent: str | None, kb: Any = None) -> str:
 def decision_label(intent: str | None, confidence: float | None, kb: Any = None) -> str:
     """「ボットの判定: 住所を変更したい（確からしさ 53%）」 or 「ボットの判定: 判定できず」."""
     label = intent_name_ja(intent, kb)
-    if confidence is None or label == UNDECIDED:
+    if not isinstance(confidence, (int, float)) or isinstance(confidence, bool) or label == UNDECIDED:
         return f"{DECISION_PREFIX}: {label}"
     return f"{DECISION_PREFIX}: {label}（{CONFIDENCE_LABEL} {round(confidence * 100)}%）"
