@@ -25,7 +25,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-setup: $(STAMP) browser ## Create .venv, install every pinned dependency and the test browser
+setup: $(STAMP) browser node_modules/axe-core/axe.min.js ## Create .venv, install every pinned dependency and the test browser
 	@echo "セットアップ完了: $(VENV)"
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download cannot work on a
@@ -39,6 +39,14 @@ browser: ## Install Debian's Chromium and a Japanese font for the browser tests 
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-ipafont-gothic; \
 	else \
 		echo "!! Chromium をインストールできません（root と apt-get が必要）。ブラウザのテストはスキップされます。"; \
+	fi
+
+# axe-core (accessibility checks injected into the browser tests), pinned in package-lock.json.
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --no-audit --no-fund --ignore-scripts && touch $@; \
+	else \
+		echo "!! npm がないため axe-core をインストールできません。アクセシビリティのテストはスキップされます。"; \
 	fi
 
 build: setup ## Regenerate data/nlu/faq.yml, FAQ rules and domain intents from knowledge/
