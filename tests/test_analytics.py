@@ -329,8 +329,22 @@ def test_csv_files_have_bom_japanese_headers_and_rows(report: AnalyticsReport, t
     # faq_points is no entry of the knowledge base: named by its id, never by the internal label.
     assert unanswered[1] == ["ポイントの有効期限は？", "3", "3", "0", "3", "FAQ points（いまはない項目）",
                              "ポイントの有効期限は？", "ポイント有効期限いつまで", "", "", ""]
-    for name in ("handoff_reasons.csv", "handoff_faqs.csv", "intents.csv"):
-        assert len(read_csv(tmp_path / "out" / name)) > 1
+    # The other tables, figure by figure (the Japanese label columns are only required to be filled).
+    reasons = read_csv(tmp_path / "out" / "handoff_reasons.csv")[1:]
+    assert [[code, *figures] for code, _, *figures in reasons] == [
+        ["human_request", "2", "0.5", "0.1333"], ["anger", "1", "0.25", "0.0667"],
+        ["complaint", "1", "0.25", "0.0667"], ["unresolved", "1", "0.25", "0.0667"]]
+    assert all(label.strip() for _, label, *_ in reasons)
+    assert read_csv(tmp_path / "out" / "handoff_faqs.csv")[1:] == [
+        ["change-address", "登録情報の変更", "2", "0.5", "10", "0.2"],
+        ["shipping-fee", "配送", "1", "0.25", "1", "1.0"],
+        ["", "", "1", "0.25", "", ""]]  # handed off before any FAQ answer
+    intents = read_csv(tmp_path / "out" / "intents.csv")[1:]
+    assert [[row[-1], row[1], row[2]] for row in intents] == [
+        ["faq_change_address", "10", "0.5"], ["faq_points", "3", "0.15"], ["human_request", "2", "0.1"],
+        ["thanks", "2", "0.1"], ["complaint", "1", "0.05"], ["faq_shipping_fee", "1", "0.05"],
+        ["out_of_scope", "1", "0.05"]]
+    assert all(row[0].strip() for row in intents)
 
 
 # Texts a spreadsheet would run as a formula (issue #11): = + - @, tab and carriage return, and
@@ -409,7 +423,7 @@ def test_run_report_prints_japanese_and_writes_files(tmp_path: Path, capsys: pyt
     engine.dispose()
     assert run_report(url, 7, tmp_path / "csv", tmp_path / "chart.png", as_json=False) == 0
     out = capsys.readouterr().out
-    assert "チャットボット分析レポート" in out and "「ポイントの有効期限は？」 1 件" in out
+    assert "AIチャット分析レポート" in out and "「ポイントの有効期限は？」 1 件" in out
     assert (tmp_path / "csv" / "daily.csv").exists() and (tmp_path / "chart.png").exists()
     assert run_report(url, 7, None, None, as_json=True) == 0
     assert json.loads(capsys.readouterr().out)["totals"]["unanswered"] == 1
