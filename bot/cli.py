@@ -221,7 +221,7 @@ def _cmd_agent_add(args: argparse.Namespace) -> int:
     except AgentError as exc:
         print(f"エラー: {exc}", file=sys.stderr)
         return 1
-    print(f"エージェント {profile.username}（{profile.display_name}）を登録しました。")
+    print(f"担当者 {profile.username}（{profile.display_name}）を登録しました。")
     return 0
 
 
@@ -231,7 +231,7 @@ def _cmd_agent_passwd(args: argparse.Namespace) -> int:
 
     agents = _agents()
     if agents.get(args.username) is None:
-        print(f"エラー: エージェント {args.username} は登録されていません。`bot agent list` で確認してください。",
+        print(f"エラー: 担当者 {args.username} は登録されていません。`bot agent list` で確認してください。",
               file=sys.stderr)
         return 1
     password = _new_password(args, "新しいパスワード: ")
@@ -243,7 +243,7 @@ def _cmd_agent_passwd(args: argparse.Namespace) -> int:
         print(f"エラー: {exc}", file=sys.stderr)
         return 1
     forget_first_password(args.username)
-    print(f"エージェント {args.username} のパスワードを変更しました。"
+    print(f"担当者 {args.username} のパスワードを変更しました。"
           + (f"ログイン中のセッション {ended} 件を終了しました（新しいパスワードでログインし直してください）。" if ended else ""))
     return 0
 
@@ -256,7 +256,7 @@ def _cmd_agent_remove(args: argparse.Namespace) -> int:
     except AgentError as exc:
         print(f"エラー: {exc}", file=sys.stderr)
         return 1
-    print(f"エージェント {profile.username}（{profile.display_name}）を削除しました。"
+    print(f"担当者 {profile.username}（{profile.display_name}）を削除しました。"
           + (f"ログイン中のセッション {ended} 件も終了しました。" if ended else ""))
     return 0
 
@@ -267,7 +267,7 @@ def _cmd_agent_list(args: argparse.Namespace) -> int:
     jst = dt.timezone(dt.timedelta(hours=9))
     listing = _agents().listing()
     if not listing:
-        print("エージェントは登録されていません。`bot agent add ユーザー名 --name 表示名` で登録してください。")
+        print("担当者は登録されていません。`bot agent add ユーザー名 --name 表示名` で登録してください。")
         return 0
     rows = [("ユーザー名", "表示名", "登録日時", "ログイン中")]
     rows += [(a.username, a.display_name, f"{a.created_at.astimezone(jst):%Y-%m-%d %H:%M}",
@@ -309,13 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="モデル (.tar.gz)。省略時は models/ の最新")
     run.set_defaults(func=_cmd_run)
 
-    serve = sub.add_parser("serve", help="ボットサーバー（ウィジェット窓口・エージェント API・コンソール）だけを起動")
+    serve = sub.add_parser("serve", help="ボットサーバー（ウィジェット窓口・担当者向け API・コンソール）だけを起動")
     serve.add_argument("--port", type=int, help="ポート（省略時は BOT_SERVER_PORT、既定 8000）")
     serve.set_defaults(func=_cmd_serve)
 
-    agent = sub.add_parser("agent", help="エージェント（コンソールにログインする担当者）の管理")
+    agent = sub.add_parser("agent", help="担当者（コンソールにログインする人）の管理")
     agent_sub = agent.add_subparsers(dest="agent_command", required=True)
-    agent_add = agent_sub.add_parser("add", help="エージェントを登録（パスワードは入力を求められます）")
+    agent_add = agent_sub.add_parser("add", help="担当者を登録（パスワードは入力を求められます）")
     agent_add.add_argument("username", help="ログインに使うユーザー名")
     agent_add.add_argument("--name", help="お客さまに見える表示名（例: 佐藤）")
     agent_add.add_argument("--password-stdin", action="store_true", help="パスワードを標準入力の1行から読む")
@@ -324,10 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     agent_passwd.add_argument("username", help="ユーザー名")
     agent_passwd.add_argument("--password-stdin", action="store_true", help="新しいパスワードを標準入力の1行から読む")
     agent_passwd.set_defaults(func=_cmd_agent_passwd)
-    agent_remove = agent_sub.add_parser("remove", help="エージェントを削除（ログイン中のセッションもすぐに終了）")
+    agent_remove = agent_sub.add_parser("remove", help="担当者を削除（ログイン中のセッションもすぐに終了）")
     agent_remove.add_argument("username", help="ユーザー名")
     agent_remove.set_defaults(func=_cmd_agent_remove)
-    agent_list = agent_sub.add_parser("list", help="登録されているエージェントとログイン中のセッション数を表示")
+    agent_list = agent_sub.add_parser("list", help="登録されている担当者とログイン中のセッション数を表示")
     agent_list.set_defaults(func=_cmd_agent_list)
 
     report = sub.add_parser("report", help="編集者向け分析: 答えられなかった質問、「いいえ」の多い回答、引き継ぎ率など")

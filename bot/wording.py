@@ -161,6 +161,9 @@ CHAT_ERRORS = {
     "too_long": "申し訳ございません。メッセージが長すぎるため受け取れませんでした（{limit:,} 文字まで）。"
                 "何回かに分けてお送りください。",
 }
+# The widget on a page whose origin is not allowed (bot/server/app.py).
+ORIGIN_REFUSED = ("申し訳ございません。このページからはチャットをご利用いただけません（チャットを置くことが許可されていない"
+                  "ページです）。お手数ですが、公式サイトのお問い合わせページからご連絡ください。")
 # New wording for bot/server/gateway.py's MESSAGES (applied by the gateway's owner: .copy_todo.md).
 GATEWAY_TEXT = {
     "empty": "メッセージが空のため、お送りできませんでした。ご質問をお書きください。",
@@ -236,6 +239,8 @@ STORE_AGENT_TEXT = {
     "changed_meanwhile": "お問い合わせ {ticket_id} は、ほかの操作で更新されました。画面を更新してください。",
     "claimed_by_other": "お問い合わせ {ticket_id} は別の担当者（{name}）が対応中です。解決するには、先に対応を引き継いでください。",
     "already_yours": "お問い合わせ {ticket_id} は、すでにあなたが対応中です。",
+    "not_yours": "このお問い合わせはあなたが対応中ではありません。先に「対応する」を押してください。",
+    "unknown_agent": "担当者 {username} は登録されていません。`bot agent list` で確認してください。",
     "not_waiting": "お問い合わせ {ticket_id} は対応待ちではありません（いまの状態: {status_ja}）。画面を更新してください。",
     "not_claimed": "お問い合わせ {ticket_id} は対応中ではありません（いまの状態: {status_ja}）。"
                    "対応待ちなら「対応する」を押してください。",

@@ -48,7 +48,7 @@ def test_bot_run_creates_a_first_agent_once(tmp_path: Path, monkeypatch: pytest.
         password = first[0].split("パスワード: ")[1]
         assert stores_for(get_settings().database_url).agents.authenticate("agent", password) is not None
         assert (tmp_path / "var" / "first-agent.txt").stat().st_mode & 0o077 == 0  # owner-only
-        assert ensure_first_agent(get_settings()) == [f"エージェントのログイン情報: {tmp_path / 'var' / 'first-agent.txt'}"]
+        assert ensure_first_agent(get_settings()) == [f"担当者のログイン情報: {tmp_path / 'var' / 'first-agent.txt'}"]
     finally:
         get_settings.cache_clear()
 

@@ -6,6 +6,7 @@ Agents read: the console and the analytics page (their own rules: ボット is a
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 from pathlib import Path
@@ -78,6 +79,36 @@ def all_code_texts() -> Iterator[tuple[str, str, str]]:
 def test_every_text_of_the_code_follows_the_style_list() -> None:
     found = [f"{where}: {problem} {fix} — {text[:60]}" for where, reader, text in all_code_texts()
              for problem, fix in style_problems(text, TERMS, reader)]
+    assert found == []
+
+
+# Texts of these files are replaced by bot/wording.py constants by their owners (.copy_todo.md);
+# until then their findings are expected. Remove a file from here once it uses bot/wording.py.
+PENDING_COPY_TODO = {"bot/server/gateway_base.py", "bot/server/gateway_agent.py", "bot/store/queue.py",
+                     "bot/store/agents.py"}
+# Texts that name a variant on purpose: the style list's own example, hours.yml's "09:00-18:00" format.
+ABOUT_THE_RULES = {"bot/knowledge/style.py", "bot/triage/hours.py"}
+
+
+def python_texts() -> Iterator[tuple[str, str]]:
+    """(file:line, text) of every Japanese string literal of the code (docstrings left out)."""
+    for path in sorted((PROJECT_ROOT / "bot").rglob("*.py")) + sorted((PROJECT_ROOT / "actions").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings \
+                    and JAPANESE.search(node.value):
+                yield f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}", node.value
+
+
+def test_every_japanese_string_of_the_python_code_follows_the_style_list() -> None:
+    """Agents' rules (ボット allowed) for every literal; customers' texts are also checked above."""
+    found = [f"{where}: {problem} {fix} — {text[:60]}" for where, text in python_texts()
+             if where.split(":")[0] not in PENDING_COPY_TODO | ABOUT_THE_RULES
+             for problem, fix in style_problems(text, TERMS, AGENT)]
     assert found == []
 
 

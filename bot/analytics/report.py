@@ -652,7 +652,7 @@ def format_report(report: AnalyticsReport, tz: dt.tzinfo = JST, limit: int = 10)
     t = report.totals
     start = report.since.astimezone(tz).strftime("%Y-%m-%d %H:%M") if report.since else "最初の記録"
     end = report.until.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-    lines = [f"チャットボット分析レポート（{start} 〜 {end}、{report.timezone}）", "",
+    lines = [f"AIチャット分析レポート（{start} 〜 {end}、{report.timezone}）", "",
              "■ 概要",
              f"  会話数: {t.conversations} 件（新規 {t.new_conversations} 件）",
              f"  お客さまのメッセージ: {t.customer_messages} 件（ボットが応答 {t.bot_answered_messages} 件）",

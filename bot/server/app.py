@@ -25,6 +25,7 @@ from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot import wording
 from bot.analytics import page as analytics_page
 from bot.server import agent_api, chat_api
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
@@ -54,7 +55,7 @@ SECURITY_HEADERS = {
 DEMO_CSP = SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
 CHAT_PATHS = ("/api/chat/", "/ws/chat")
 CORS_MAX_AGE = "600"
-ORIGIN_REFUSED = "このページからはチャットを利用できません（許可されていない埋め込み元です）。"
+ORIGIN_REFUSED = wording.ORIGIN_REFUSED
 
 
 def csp(policy: str, origins: Sequence[str]) -> str:

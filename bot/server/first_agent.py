@@ -46,12 +46,12 @@ def ensure_first_agent(settings: Settings) -> list[str]:
                              f"ログインしたら `bot agent passwd {FIRST_AGENT}` でパスワードを変更してください。\n"
                              "このファイルは最初のログインまたはパスワード変更のあとに削除されます。\n",
                              encoding="utf-8")
-        return [f"最初のエージェントを作成しました — ユーザー名: {FIRST_AGENT}  パスワード: {password}",
+        return [f"最初の担当者を作成しました — ユーザー名: {FIRST_AGENT}  パスワード: {password}",
                 f"このパスワードは一度だけ表示します。ログインしたら `bot agent passwd {FIRST_AGENT}` で変更してください。",
                 f"（{note_file} にも保存しました。最初のログインまたはパスワード変更のあとに削除されます。"
                 "担当者の追加: bot agent add USER --name 表示名）"]
     if note_file.exists():
-        return [f"エージェントのログイン情報: {note_file}"]
+        return [f"担当者のログイン情報: {note_file}"]
     return []
 
 

@@ -10,6 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Scope
 
+from bot import wording
+
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -93,7 +95,7 @@ def ticket_id_of(request: Request) -> int:
     """
     ticket_id = int(request.path_params["ticket_id"])
     if ticket_id > MAX_ID:
-        raise HTTPException(404, f"チケット {ticket_id} はありません。")
+        raise HTTPException(404, wording.STORE_AGENT_TEXT["not_found"].format(ticket_id=ticket_id))
     return ticket_id
 
 
