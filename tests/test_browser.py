@@ -49,7 +49,7 @@ LONG_TAIL = ("土日祝日と年末年始（12月29日〜1月3日）、夏季休
              "以上が営業時間のご案内です。")
 LONG_ANSWER = LONG_HEAD + "\n" + LONG_TAIL
 # The hours entry's link, appended by the bot as a last line.
-LONG_MESSAGE = LONG_ANSWER + "\n▶ お問い合わせフォーム: https://members.mirai-net.example/contact"
+LONG_MESSAGE = LONG_ANSWER + "\n▶ お問い合わせフォームはこちら: https://members.mirai-net.example/contact"
 assert 240 < len(LONG_HEAD) < 330 and "\n" not in LONG_HEAD and 850 < len(LONG_ANSWER) < 1000
 
 if not CHROMIUM.exists():
