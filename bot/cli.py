@@ -27,7 +27,7 @@ def _cmd_kb_build(args: argparse.Namespace) -> int:
         if result.stale:
             for path in result.stale:
                 print(f"古くなっています: {path.relative_to(PROJECT_ROOT)}", file=sys.stderr)
-            print("knowledge/ と生成ファイルが一致しません。`bot kb build` を実行してコミットしてください。",
+            print("knowledge/ と生成ファイルが一致しません。`bot kb build` を実行し、作り直されたファイルも FAQ と一緒に保存してください。",
                   file=sys.stderr)
             return 1
         print("生成ファイルは最新です。")

@@ -36,7 +36,7 @@ def parse_synonyms(raw: object, source: Path) -> dict[str, str]:
         return {}
     table = raw.get("synonyms") if isinstance(raw, dict) else None
     if not isinstance(table, dict):
-        raise KnowledgeError(source, None, "トップレベルに `synonyms:` の表が必要です。",
+        raise KnowledgeError(source, None, "ファイルに「synonyms:」の行がありません。",
                              "例: `synonyms:` の下に `メールアドレス: [メアド, メルアド]` と書いてください。")
     mapping: dict[str, str] = {}
     for canonical, variants in table.items():
