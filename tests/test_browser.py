@@ -142,20 +142,34 @@ def test_faq_answer_feedback_clarify_and_history_after_reload(browser: Browser, 
 def test_enter_while_ime_is_composing_never_sends(browser: Browser, stack: Any) -> None:
     page = open_widget(browser, stack)
     page.fill("#supportchat-input", "じゅうしょ")
-    page.evaluate("""() => {
+    # The widget handles keydown synchronously: had an Enter sent the text, it would be on screen
+    # (waiting to be sent) and the event's default prevented as soon as dispatchEvent returns.
+    composing = page.evaluate("""() => {
         const input = document.querySelector('#supportchat-input');
         input.dispatchEvent(new CompositionEvent('compositionstart', {data: ''}));
-        input.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', code: 'Enter', keyCode: 229,
-                                                          isComposing: true, bubbles: true, cancelable: true}));
-        input.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', code: 'Enter', keyCode: 13,
-                                                          isComposing: true, bubbles: true, cancelable: true}));
+        const prevented = [229, 13].map((keyCode) => {
+            const enter = new KeyboardEvent('keydown', {key: 'Enter', code: 'Enter', keyCode, isComposing: true,
+                                                        bubbles: true, cancelable: true});
+            input.dispatchEvent(enter);
+            return enter.defaultPrevented;
+        });
+        return {prevented, shown: document.querySelectorAll('#supportchat-messages .sc-msg-customer').length};
     }""")
-    page.wait_for_timeout(1500)
-    expect(page.locator("#supportchat-messages .sc-msg-customer")).to_have_count(0)
+    assert composing == {"prevented": [False, False], "shown": 0}
     assert page.input_value("#supportchat-input") == "じゅうしょ"
-    page.evaluate("""() => document.querySelector('#supportchat-input')
-        .dispatchEvent(new CompositionEvent('compositionend', {data: '住所'}))""")
-    page.wait_for_timeout(100)  # Safari sends the confirming Enter just after compositionend
+    # Safari sends the confirming Enter just after compositionend (not composing any more): no send either.
+    safari = page.evaluate("""() => {
+        const input = document.querySelector('#supportchat-input');
+        input.dispatchEvent(new CompositionEvent('compositionend', {data: '住所'}));
+        const enter = new KeyboardEvent('keydown', {key: 'Enter', code: 'Enter', keyCode: 13, bubbles: true,
+                                                    cancelable: true});
+        input.dispatchEvent(enter);
+        return {prevented: enter.defaultPrevented, ended: Date.now(),
+                shown: document.querySelectorAll('#supportchat-messages .sc-msg-customer').length};
+    }""")
+    assert (safari["prevented"], safari["shown"]) == (False, 0)
+    # A later Enter is the customer's own: wait until the page's clock is past that moment.
+    page.wait_for_function("ended => Date.now() - ended > 50", arg=safari["ended"], timeout=5_000)
     page.press("#supportchat-input", "Shift+Enter")
     expect(page.locator("#supportchat-messages .sc-msg-customer")).to_have_count(0)
     assert page.input_value("#supportchat-input") == "じゅうしょ\n"
@@ -426,7 +440,12 @@ def test_end_conversation_forgets_it_here_and_on_the_server(browser: Browser, st
 
     page.reload()
     page.click("#supportchat-launcher") if not page.locator("#supportchat-panel").is_visible() else None
-    page.wait_for_timeout(1000)
+    # Opening the chat starts a new conversation: wait until its (empty) history has arrived.
+    page.wait_for_function("""token => {
+        const session = JSON.parse(localStorage.getItem('supportchat.session') || 'null');
+        return session && session.token !== token
+            && document.querySelector('#supportchat-status').textContent === '';
+    }""", arg=token, timeout=15_000)
     expect(page.locator("#supportchat-messages .sc-msg-customer")).to_have_count(0)
     send(page, "営業時間を教えてください")  # a new conversation starts when needed
     expect(bot_messages(page).last).to_contain_text("平日", timeout=30_000)
