@@ -47,3 +47,19 @@ def test_guard_marks_wordless_messages() -> None:
     MessageGuard().process([msg])
     assert msg.get("intent")["name"] == "nlu_fallback"
     assert msg.get("input_issue") == "no_words"
+
+
+@pytest.mark.parametrize(
+    ("text", "guarded"),
+    [
+        ("https://members.mirai-net.example/mypage", True),  # a link alone: asked what it is about
+        ("www.example.com/help", True),
+        ("住所変更 https://members.mirai-net.example/mypage", False),  # words beside the link count
+    ],
+)
+def test_guard_treats_a_link_alone_as_wordless(text: str, guarded: bool) -> None:
+    msg = message(text, [("faq", 0.9)])
+    msg.set("normalized_text", text)
+    MessageGuard().process([msg])
+    assert (msg.get("input_issue") == "no_words") is guarded
+    assert (msg.get("intent")["name"] == "nlu_fallback") is guarded

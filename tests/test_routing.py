@@ -48,6 +48,34 @@ def test_route(ranking, scores, want) -> None:  # type: ignore[no-untyped-def]
     assert (routed.name, routed.faq_id, routed.reason) == want
 
 
+@pytest.mark.parametrize(
+    ("ranking", "scores", "want"),
+    [
+        # Unsure it is a request for a person, and the search answers outright: a question
+        # that mentions people (「窓口で手話通訳をお願いできますか」).
+        ([("request_human", 0.5), ("faq", 0.3)], (0.8, 0.3), ("faq", "e0", "names_topic")),
+        # Unsure, but the search would only ask back: the person stands.
+        ([("request_human", 0.5), ("faq", 0.3)], (0.5, 0.45), ("request_human", None, "classifier")),
+        # Sure: a person, whatever the search finds (「解約の件で担当者と話したい」).
+        ([("request_human", 0.9)], (0.8, 0.3), ("request_human", None, "classifier")),
+    ],
+)
+def test_hesitant_person_request_naming_a_topic(ranking, scores, want) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    routed = route(ranking, hits(*scores), replace(TH, human_sure=0.6))
+    assert (routed.name, routed.faq_id, routed.reason) == want
+
+
+def test_angry_words_keep_a_hesitant_person_request() -> None:
+    """「いい加減にしてほしい」: the search's feedback entry must not answer strong anger."""
+    from dataclasses import replace
+
+    angry = Anger(score=1.0, rule_score=1.0, threshold=0.6)
+    routed = route([("request_human", 0.35), ("complaint", 0.3)], hits(0.8, 0.2), replace(TH, human_sure=0.6), angry)
+    assert (routed.name, routed.faq_id) == ("request_human", None)
+
+
 ANGRY = Anger(score=1.0, rule_score=1.0, threshold=0.6)
 MODEL_ANGER = Anger(score=0.7, rule_score=0.0, threshold=0.6)
 

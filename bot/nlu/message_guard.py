@@ -1,4 +1,5 @@
-"""Last NLU step: messages without any words (empty, only spaces, emoji or symbols).
+"""Last NLU step: messages without any words (empty, only spaces, emoji or symbols, or a
+link alone).
 
 Such messages cannot be classified; whatever the classifier guessed is replaced by
 ``nlu_fallback`` so the bot asks the customer to type the question, and the reason is
@@ -7,6 +8,7 @@ recorded as ``input_issue`` for the clarifying action.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any, Dict, List, Text
 
@@ -22,6 +24,9 @@ from bot.dialogue.decisions import NO_WORDS
 from bot.nlu.tokenizer import NORMALIZED_TEXT
 
 INPUT_ISSUE = "input_issue"
+# A pasted link says where, not what: 「https://…/mypage」 alone is asked back like a message
+# without words (the words of a path are not the customer's question).
+URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 FALLBACK_INTENT = DEFAULT_NLU_FALLBACK_INTENT_NAME
 
 
@@ -63,7 +68,7 @@ class MessageGuard(GraphComponent):
             text = message.get(NORMALIZED_TEXT)
             if text is None:
                 text = message.get(TEXT) or ""
-            if has_words(text):
+            if has_words(URL.sub(" ", text)):
                 continue
             message.set(INPUT_ISSUE, NO_WORDS, add_to_output=True)
             message.set(INTENT, {INTENT_NAME_KEY: FALLBACK_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0},

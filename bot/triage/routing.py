@@ -32,7 +32,8 @@ FALLBACK_INTENT = "nlu_fallback"
 OUT_OF_SCOPE_INTENT = "out_of_scope"
 NON_JAPANESE_INTENT = "non_japanese"
 COMPLAINT_INTENT = "complaint"
-HANDOFF_INTENTS = frozenset({COMPLAINT_INTENT, "request_human"})
+HUMAN_INTENT = "request_human"
+HANDOFF_INTENTS = frozenset({COMPLAINT_INTENT, HUMAN_INTENT})
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class RoutingThresholds:
         problem_report: Least top search score for that. The same holds for an FAQ
             question whose anger score reaches the threshold only with weak words and the
             classifier's complaint share (「返信が来てないみたいで…迷惑メールにも無い」).
+        human_sure: From this ``request_human`` probability, the request for a person
+            stands on its own. Below it, a message the search answers outright is a question
+            that mentions people (「窓口で手話通訳をお願いできますか」) and gets the answer.
     """
 
     answer: float = 0.4
@@ -66,6 +70,7 @@ class RoutingThresholds:
     everyday_gate: float = 0.3
     complaint_sure: float = 0.8
     problem_report: float = 0.35
+    human_sure: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ class RoutedIntent:
         confidence: The classifier's confidence, or the search score for FAQ decisions.
         faq_id: The entry to answer, for ``faq``.
         reason: Why (for editors and tests): ``answer``, ``clarify``, ``no_entry``,
-            ``classifier``, ``anger``, ``problem_report``, ``everyday``.
+            ``classifier``, ``anger``, ``problem_report``, ``names_topic``, ``everyday``.
         handoff_reason: ``anger`` when angry words sent a non-complaint to a person.
     """
 
@@ -153,6 +158,10 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
                 # A calm problem report that names its topic: the FAQ answers it.
                 routed = decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
                 return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "problem_report")
+        if intent == HUMAN_INTENT and confidence < thresholds.human_sure and anger.rule_score < anger.threshold:
+            routed = decide_from_search(hits, thresholds)
+            if routed.name == FAQ_INTENT:
+                return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "names_topic")
         return RoutedIntent(intent, confidence)
     if anger.score >= anger.threshold and about_us:
         strong = anger.rule_score >= anger.threshold
