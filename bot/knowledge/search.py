@@ -17,7 +17,7 @@ Text views (each a BM25 index built with the ``bm25s`` library, Lucene variant):
   runs on the two BM25 views.
 
 Fields: every question and the title of an entry are *question documents*; the whole
-entry (title, questions and answer as one text) is the *entry document*, with its own
+entry (title, questions, answer and link URLs as one text) is the *entry document*, with its own
 indexes (its length is never compared with one-line questions).
 
 Scores, all in [0, 1]:
@@ -329,6 +329,8 @@ class _BaseSearch:
         for i, entry in enumerate(self._entries):
             parts = question_features[starts[i]:starts[i + 1]]
             parts.append(self._features(entry.answer, limit=None))
+            # Link URLs too: answers name a page (「下の「マイページ」から」) and leave its URL to the link.
+            parts.extend(self._features(link.url, limit=None) for link in entry.links)
             entry_features.append({name: [t for part in parts for t in part[name]] for name in weights})
         question_views = {name: self._build_view(name, [f[name] for f in question_features]) for name in weights}
         entry_views = {name: self._build_view(name, [f[name] for f in entry_features]) for name in weights}
