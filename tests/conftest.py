@@ -143,12 +143,13 @@ def temporary_database(kind: str, folder: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def full_stack(model: Path, folder: Path, database_url: str, knowledge: Path | None = None) -> Iterator[Any]:
+def full_stack(model: Path, folder: Path, database_url: str, knowledge: Path | None = None,
+               env: dict[str, str] | None = None) -> Iterator[Any]:
     """Rasa server, action server and bot server on ``database_url``, staffed all day, one agent.
 
     ``knowledge``: the knowledge folder the servers read (default: :func:`staffed_knowledge` of
     the project's, in ``folder``); answers are read at run time, so a copy with edited answers
-    needs no retraining.
+    needs no retraining. ``env``: more settings for every server (``BOT_NOW``, limits …).
     """
     from bot.launcher import BotStack, free_port
     from bot.server.app import stores_for
@@ -156,7 +157,8 @@ def full_stack(model: Path, folder: Path, database_url: str, knowledge: Path | N
     stores_for(database_url).agents.add("sato", "佐藤", AGENT_PASSWORD)
     knowledge = knowledge or staffed_knowledge(folder / "knowledge")
     env = {"DATABASE_URL": database_url, "BOT_KNOWLEDGE_DIR": str(knowledge),
-           "BOT_OUTBOX": str(folder / "outbox.jsonl"), "BOT_SECRET_KEY_FILE": str(folder / "secret.key")}
+           "BOT_OUTBOX": str(folder / "outbox.jsonl"), "BOT_SECRET_KEY_FILE": str(folder / "secret.key"),
+           **(env or {})}
     with BotStack(model=model, rasa_port=free_port(), action_port=free_port(), server_port=free_port(),
                   log_dir=folder / "logs", env=env) as stack:
         yield stack

@@ -1281,6 +1281,9 @@
     ui.cToggle.hidden = true;
     ui.cDone.hidden = false;
     ui.contact.hidden = false;
+    // The server's next state no longer asks for the form (the details are known), which hides
+    // this section at once: the confirmation stays in the log.
+    showNotice(T.contactSaved);
   }
 
   function onServerError(frame) {
