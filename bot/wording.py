@@ -32,23 +32,32 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from bot.knowledge.facts import Facts, load_facts
+from bot.knowledge.facts import Facts, facts_path, load_facts
 
 WEEKDAYS_JA = "月火水木金土日"
 
 
 @functools.lru_cache(maxsize=4)
-def _facts(directory: str | None) -> Facts:
-    return load_facts(Path(directory) if directory else None)
+def _facts(directory: str, stamp: int) -> Facts:
+    return load_facts(Path(directory))
 
 
 def facts(directory: Path | None = None) -> Facts:
-    """The fact sheet of ``directory`` (default: the configured knowledge folder), read once."""
+    """The fact sheet of ``directory`` (default: the configured knowledge folder).
+
+    Read again when the file changes (its modification time), like the FAQ answers, so an edited
+    phone number reaches the handoff and error texts without a restart.
+    """
     if directory is None:
         from bot.settings import get_settings
 
         directory = get_settings().knowledge_dir
-    return _facts(str(directory))
+    path = facts_path(directory)
+    try:
+        stamp = path.stat().st_mtime_ns if path else 0
+    except OSError:
+        stamp = 0
+    return _facts(str(directory), stamp)
 
 
 def fact(name: str, directory: Path | None = None, default: str = "") -> str:

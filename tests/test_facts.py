@@ -138,3 +138,20 @@ def test_the_demo_page_is_rendered_from_the_fact_sheet() -> None:
         assert stale not in page
     changed = render_demo_page(page, {**FACTS.values, "plans.standard.monthly": "2,180"})
     assert "2,180円" in changed and "<td>1,980円</td>" not in changed
+
+
+def test_code_texts_take_the_phone_and_hours_from_the_fact_sheet(tmp_path: Path) -> None:
+    """An edited phone number reaches the error texts (bot/wording.py) without a restart."""
+    import os
+
+    from bot import wording
+
+    directory = kb_with_answer(tmp_path, "テストの回答です。")
+    assert "0120-000-123" in wording.fallback_contact(directory)
+    sheet = directory / "facts.yml"
+    sheet.write_text(sheet.read_text(encoding="utf-8").replace("phone: 0120-000-123", "phone: 0120-999-888"),
+                     encoding="utf-8")
+    stat = sheet.stat()
+    os.utime(sheet, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert "0120-999-888" in wording.fallback_contact(directory)
+    assert "平日 9:00〜18:00" in wording.widget_text(directory)["unavailable"]
