@@ -118,8 +118,9 @@ def test_staffed_hours_must_agree_with_hours_yml(tmp_path: Path) -> None:
 
 def test_a_folder_without_its_own_fact_sheet_is_not_checked_against_ours(tmp_path: Path) -> None:
     """An imported city FAQ states its own fees and numbers; only its placeholders use our sheet."""
-    directory = kb_with_answer(tmp_path, "住民票の写しは1通300円です。窓口 03-1234-5678。")
+    directory = kb_with_answer(tmp_path, "住民票の写しは1通300円です。窓口 03-1234-5678。お客様の声もお寄せください。")
     (directory / "facts.yml").unlink()
+    (directory / "style.yml").unlink()
     assert errors(directory) == []
 
 

@@ -16,8 +16,8 @@ the line, the entry and the fix, in Japanese:
   placeholder, a price, phone number, URL, e-mail address or time in an answer that the fact
   sheet does not state (checked only in a folder with its own ``facts.yml``), staffed hours that
   differ from ``hours.yml``, a URL written in the answer and again as a link under it;
-- errors from the style list (``style.yml``, :mod:`bot.knowledge.style`): a variant the list
-  forbids in an answer or a title.
+- errors from the style list (``style.yml``, :mod:`bot.knowledge.style`; only in a folder with its
+  own ``style.yml``): a variant the list forbids in an answer or a title.
 
 Only warnings: exit code 0 (the knowledge can be published).
 """
@@ -42,7 +42,7 @@ from bot.knowledge.loader import (
     question_key,
 )
 from bot.knowledge.model import FaqEntry
-from bot.knowledge.style import Term, load_style, style_problems
+from bot.knowledge.style import STYLE_FILE, Term, load_style, style_problems
 
 MAX_TITLE_CHARS = 20
 NEAR_DUPLICATE_SIMILARITY = 0.9
@@ -237,9 +237,13 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
                         "faq/ フォルダにカテゴリごとの YAML ファイルを置いてください。")]
     facts, terms = _facts_and_style(directory, problems)
     loaded = [item for path in files for item in _load_file(path, problems, facts)]
+    # Our fact sheet and style list judge only a folder that has them: an imported city FAQ states
+    # its own fees and numbers in its own voice (placeholders still resolve with the project's sheet).
     own_facts = (directory / FACTS_FILE).exists()
+    own_style = (directory / STYLE_FILE).exists()
     for entry, line in loaded:
-        problems.extend(_fact_and_style_problems(entry, line, facts if own_facts else None, terms))
+        problems.extend(_fact_and_style_problems(entry, line, facts if own_facts else None,
+                                                 terms if own_style else ()))
     where: dict[str, tuple[Path, int | None]] = {}
     for entry, line in loaded:
         if entry.id in where:
