@@ -63,6 +63,9 @@ def case_4_failures_apologise_and_give_a_way_forward() -> None:
     for text in failures:
         assert text.startswith("申し訳ございません。")
         assert PHONE in text and STAFFED in text
+    # The gateway fills only these itself (.copy_todo.md: TEXT = wording.gateway_text(MAX_MESSAGE_CHARS)).
+    for text in wording.gateway_text(10_000).values():
+        assert set(re.findall(r"\{(\w+)", text)) <= {"name", "seconds", "new", "old"}, text
     for text in list(wording.CHAT_ERRORS.values()) + [WIDGET["notConnected"]]:
         assert text.startswith("申し訳ございません。") and "ください" in text  # what to do next
 
