@@ -2,7 +2,7 @@
 
 Findings 4 and 7 partly live in files of the handoff restructuring (bot/server/gateway_base.py,
 bot/store/): their new wording is in bot/wording.py and checked here; wiring it in is listed in
-.copy_todo.md. Finding 15 (axe-core in the browser tests) is not covered here.
+.copy_todo.md. Finding 15 is checked statically here and in a browser by tests/test_accessibility.py.
 """
 
 from __future__ import annotations
@@ -167,6 +167,20 @@ def case_14_editor_messages_are_plain_japanese(tmp_path: Path) -> None:
     assert "ポイント" not in analytics and "「領収書ほしい」" not in analytics
 
 
+def case_15_console_accessibility_and_readme_screenshots() -> None:
+    """Static half; the browser half (axe-core, 0 WCAG 2.1 AA violations) is tests/test_accessibility.py."""
+    import json
+
+    console = (PROJECT_ROOT / "bot/server/static/console/index.html").read_text(encoding="utf-8")
+    transcript = re.search(r"<ol id=\"transcript\"[^>]*>", console).group(0)
+    assert 'tabindex="0"' in transcript and "role=" not in transcript  # keyboard-scrollable, still a list
+    lock = json.loads((PROJECT_ROOT / "package-lock.json").read_text(encoding="utf-8"))
+    assert lock["packages"]["node_modules/axe-core"]["version"] == json.loads(
+        (PROJECT_ROOT / "package.json").read_text(encoding="utf-8"))["devDependencies"]["axe-core"]
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/images/widget.png" not in readme and "docs/images/conversation-3-handoff.png" in readme
+
+
 CASES: list[Callable[..., None]] = [
     case_1_out_of_hours_handoff_keeps_its_promise, case_2_demo_page_describes_the_faqs_service,
     case_3_missing_and_conflicting_facts, case_4_failures_apologise_and_give_a_way_forward,
@@ -174,7 +188,7 @@ CASES: list[Callable[..., None]] = [
     case_7_no_internal_words_in_customer_errors, case_8_a_url_once_per_bubble, case_9_one_name_for_one_thing,
     case_10_feedback_promises_no_forwarding, case_11_agents_see_a_decision_in_japanese,
     case_12_eval_prints_japanese_labels_with_targets, case_13_fact_sheet_style_list_and_one_length_rule,
-    case_14_editor_messages_are_plain_japanese,
+    case_14_editor_messages_are_plain_japanese, case_15_console_accessibility_and_readme_screenshots,
 ]
 
 
