@@ -89,3 +89,19 @@ def test_no_faq_training_question_looks_angry_to_the_rules() -> None:
     angry = [(e.id, q) for e in kb.entries for q in e.questions
              if score_anger(q, 0.0, RULES).score >= RULES.threshold]
     assert angry == []
+
+
+@pytest.mark.parametrize(
+    ("text", "bare"),
+    [
+        ("クソ", True),
+        ("ポンコツ！！", True),
+        ("ｻｲﾃｰ", True),
+        ("最低！", True),  # a pattern counts like a phrase
+        ("電車遅れて最悪", False),  # names what it is about
+        ("このサービス最悪", False),  # names it too: the classifier decides whose
+        ("住所変更したい", False),  # no angry words at all
+    ],
+)
+def test_bare_insult_is_little_more_than_its_angry_words(text: str, bare: bool) -> None:
+    assert score_anger(text, 0.0, RULES).bare is bare

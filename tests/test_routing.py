@@ -90,6 +90,9 @@ MODEL_ANGER = Anger(score=0.7, rule_score=0.0, threshold=0.6)
         ([("faq", 0.6), ("complaint", 0.38)], (0.2,), Anger(0.7, 0.4, 0.6), ("complaint", "anger", "anger")),
         # ... but not anger about something else: 「電車が遅れて最悪」.
         ([("out_of_scope", 0.8), ("complaint", 0.1)], (0.1,), ANGRY, ("out_of_scope", "everyday", None)),
+        # A bare insult names nothing else, so it is about us: 「ポンコツ」「クソ」.
+        ([("out_of_scope", 0.8), ("complaint", 0.1)], (0.1,), Anger(1.0, 1.0, 0.6, bare=True),
+         ("complaint", "anger", "anger")),
         # A sure complaint stands without angry words.
         ([("complaint", 0.95), ("faq", 0.03)], (0.6, 0.1), MODEL_ANGER, ("complaint", "classifier", None)),
         # An unsure complaint that matches an entry well is a calm problem report.

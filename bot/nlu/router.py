@@ -49,7 +49,7 @@ def anger_of(data: Any) -> Anger:
     if not data:
         return Anger()
     return Anger(float(data.get("score") or 0.0), float(data.get("rule_score") or 0.0),
-                 float(data.get("threshold") or 0.6))
+                 float(data.get("threshold") or 0.6), bool(data.get("bare")))
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)

@@ -52,16 +52,33 @@ class AngerRules:
     halfwidth_shouting: float = 0.0
 
 
+# At most this many letters besides the angry words: the message is a bare insult
+# (「クソ」「ポンコツ！！」「さいてー」), which in a support chat is aimed at us.
+BARE_REST = 3
+
+
 @dataclass(frozen=True)
 class AngerScore:
-    """Result of :func:`score_anger`."""
+    """Result of :func:`score_anger`.
+
+    Attributes:
+        score: The combined anger score.
+        signals: The phrases, patterns and model share that contributed.
+        bare: The message is little more than its angry words (:data:`BARE_REST`).
+    """
 
     score: float
     signals: list[str]
+    bare: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form stored in the NLU parse data."""
-        return {"score": round(self.score, 4), "signals": self.signals}
+        return {"score": round(self.score, 4), "signals": self.signals, "bare": self.bare}
+
+
+def _letters(text: str) -> int:
+    """Letters and digits in ``text`` (what is left once punctuation, emoji and spaces go)."""
+    return sum(1 for ch in text if unicodedata.category(ch)[0] in {"L", "N"})
 
 
 def _weight(value: Any, path: Path, key: str) -> float:
@@ -121,16 +138,21 @@ def score_anger(raw_text: str, complaint_probability: float, rules: AngerRules) 
     """
     keep = 1.0
     signals: list[str] = []
+    covered = 0  # letters inside the angry words found
     folded = _match_form(raw_text)
     for phrase, weight in rules.phrases.items():
         if phrase in folded:
             keep *= 1 - weight
             signals.append(phrase)
+            covered += _letters(phrase)
     nfkc = unicodedata.normalize("NFKC", raw_text)
     for pattern, weight in rules.patterns.items():
-        if pattern.search(nfkc):
+        found = pattern.search(nfkc)
+        if found:
             keep *= 1 - weight
             signals.append(f"/{pattern.pattern}/")
+            covered += _letters(found.group())
+    bare = covered > 0 and _letters(folded) - covered <= BARE_REST
     if rules.halfwidth_shouting and _HALFWIDTH_RUN.search(raw_text):
         keep *= 1 - rules.halfwidth_shouting
         signals.append("半角カナの連続")
@@ -138,4 +160,4 @@ def score_anger(raw_text: str, complaint_probability: float, rules: AngerRules) 
     if model > 0:
         keep *= 1 - model
         signals.append(f"model:{complaint_probability:.2f}")
-    return AngerScore(score=1 - keep, signals=signals)
+    return AngerScore(score=1 - keep, signals=signals, bare=bare)

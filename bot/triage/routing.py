@@ -81,11 +81,14 @@ class Anger:
         score: Rules and classifier combined.
         rule_score: Editors' phrases and patterns only.
         threshold: From this score the message is angry (``knowledge/triage.yml``).
+        bare: The message is little more than its angry words (「クソ」「ポンコツ」): with
+            nothing else named, it is about us whatever the classifier says.
     """
 
     score: float = 0.0
     rule_score: float = 0.0
     threshold: float = 0.6
+    bare: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,8 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
     intent, confidence = ranking[0]
     first, _ = _top_scores(hits)
     p_complaint = probability.get(COMPLAINT_INTENT, 0.0)
-    about_us = probability.get(OUT_OF_SCOPE_INTENT, 0.0) < thresholds.everyday_gate
+    about_us = (probability.get(OUT_OF_SCOPE_INTENT, 0.0) < thresholds.everyday_gate
+                or (anger.bare and anger.rule_score >= anger.threshold))
     if intent in HANDOFF_INTENTS and (intent != COMPLAINT_INTENT or confidence >= thresholds.low_confidence):
         if intent == COMPLAINT_INTENT and anger.rule_score < anger.threshold:
             if confidence < thresholds.complaint_sure and first >= thresholds.problem_report:
