@@ -126,6 +126,80 @@ class Limits:
         )
 
 
+def _secret(name: str) -> str:
+    """``NAME``, or the content of the file ``NAME_FILE`` names (stripped); empty when neither is set."""
+    value = os.environ.get(name, "").strip()
+    file_name = os.environ.get(f"{name}_FILE", "").strip()
+    if value and file_name:
+        raise ValueError(f"both {name} and {name}_FILE are set; fix: set only one of them")
+    if file_name:
+        try:
+            return Path(file_name).expanduser().read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"environment variable {name}_FILE={file_name!r}: the file cannot be read "
+                             f"({exc.strerror}); fix: point it at a readable file holding the value") from None
+    return value
+
+
+def _seconds(name: str, default: float) -> float:
+    value = os.environ.get(name, str(default)).strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ValueError(f"environment variable {name}={value!r} is not a number of seconds; "
+                         f"fix: set it to a number from 0 to 3600 (default {default})")
+    return seconds
+
+
+LINE_PUBLIC_API = "https://api.line.me"
+
+
+@dataclass(frozen=True)
+class LineSettings:
+    """The LINE Messaging API channel (docs/line.md); off unless both secrets are set.
+
+    Attributes:
+        channel_secret: ``LINE_CHANNEL_SECRET`` (or ``LINE_CHANNEL_SECRET_FILE``): checks the
+            webhook's ``X-Line-Signature``.
+        access_token: ``LINE_CHANNEL_ACCESS_TOKEN`` (or ``..._FILE``): the long-lived channel
+            access token for the Messaging API.
+        api_url: ``LINE_API_URL`` (default LINE's public API host); tests point it at the
+            local stand-in (tests/line_standin.py).
+        reply_token_seconds: ``LINE_REPLY_TOKEN_SECONDS`` (default 50): how long after the
+            webhook a reply token is still used; later messages go out by push.
+        push_warning: ``LINE_PUSH_WARNING`` (default 1000): push messages per month above
+            which the analytics page warns (push messages are billed); 0 turns it off.
+        mark_as_read: ``LINE_MARK_AS_READ=1``: the customer's messages show 既読 when an
+            agent takes the conversation (off by default).
+    """
+
+    channel_secret: str = ""
+    access_token: str = ""
+    api_url: str = LINE_PUBLIC_API
+    reply_token_seconds: float = 50.0
+    push_warning: int = 1000
+    mark_as_read: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the channel is on (both the secret and the access token are set)."""
+        return bool(self.channel_secret and self.access_token)
+
+    @classmethod
+    def from_env(cls) -> "LineSettings":
+        """The LINE settings of the environment."""
+        return cls(
+            channel_secret=_secret("LINE_CHANNEL_SECRET"),
+            access_token=_secret("LINE_CHANNEL_ACCESS_TOKEN"),
+            api_url=(os.environ.get("LINE_API_URL", "").strip() or LINE_PUBLIC_API).rstrip("/"),
+            reply_token_seconds=_seconds("LINE_REPLY_TOKEN_SECONDS", cls.reply_token_seconds),
+            push_warning=_count("LINE_PUSH_WARNING", cls.push_warning),
+            mark_as_read=_flag("LINE_MARK_AS_READ"),
+        )
+
+
 def _version(name: str) -> int:
     value = os.environ.get(name, "1")
     if not value.isdigit() or not 0 < int(value) < 1_000_000:
@@ -179,6 +253,7 @@ class Settings:
             the time the bot takes as "now" when it decides whether a person is on duty
             (:func:`bot.triage.hours.japan_now`). For tests and out-of-hours demos; unset
             by default (the real clock).
+        line: The LINE channel (:class:`LineSettings`, ``LINE_*``); off without its secrets.
     """
 
     knowledge_dir: Path
@@ -200,6 +275,7 @@ class Settings:
     keep_page_url_query: bool = False
     limits: Limits = Limits()
     fixed_now: dt.datetime | None = None
+    line: LineSettings = LineSettings()
 
     def knowledge_file(self, name: str) -> Path:
         """A settings file of the knowledge folder (``synonyms.yml``, ``triage.yml``, ``hours.yml``).
@@ -255,4 +331,5 @@ def get_settings() -> Settings:
         keep_page_url_query=_flag("BOT_KEEP_PAGE_URL_QUERY"),
         limits=Limits.from_env(),
         fixed_now=_moment("BOT_NOW"),
+        line=LineSettings.from_env(),
     )

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import wording
 from bot.analytics import page as analytics_page
+from bot.channels.line import webhook as line_webhook
 from bot.server import agent_api, chat_api
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
 from bot.server.chat_api import SocketCounter
@@ -36,7 +37,7 @@ from bot.server.http import origin_allowed
 from bot.server.rasa_client import RasaClient
 from bot.server.ticket_watcher import TicketWatcher
 from bot.server.tokens import SESSION_KEY_PURPOSE, ConversationTokens, derive_key
-from bot.settings import Limits, get_settings, normalize_origin
+from bot.settings import LineSettings, Limits, get_settings, normalize_origin
 from bot.store.database import Stores, stores_for
 from bot.store.queue import QueueError
 
@@ -119,7 +120,7 @@ async def _queue_error(request: Request, exc: Exception) -> Response:
 
 def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
                events_url: str = "", https: bool | None = None, session_key_version: int | None = None,
-               widget_origins: Sequence[str] | None = None) -> Starlette:
+               widget_origins: Sequence[str] | None = None, line: LineSettings | None = None) -> Starlette:
     """The ASGI application.
 
     Args:
@@ -134,6 +135,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         widget_origins: Origins of other sites whose pages may use the widget (WebSocket
             ``Origin``, CORS of the chat API, CSP ``connect-src``); ``None`` reads
             ``BOT_WIDGET_ORIGINS``. The bot server's own origin always may.
+        line: The LINE channel's settings; ``None`` reads ``LINE_*`` (off without them).
     """
     if https is None or session_key_version is None:
         settings = get_settings()
@@ -143,6 +145,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         widget_origins = get_settings().widget_origins
     origins = tuple(normalize_origin(o) for o in widget_origins)
     session_key = derive_key(secret_key, SESSION_KEY_PURPOSE, session_key_version)
+    line_channel = line_webhook.build_channel(services, line)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -152,10 +155,14 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
             services.hub.use_relay(relay)
         watcher = TicketWatcher(services.stores.queue, services.gateway.ticket_arrived, watch_interval)
         task = asyncio.create_task(watcher.run())
+        if line_channel is not None:
+            line_channel.start()
         try:
             yield
         finally:
             task.cancel()
+            if line_channel is not None:
+                await line_channel.close()
             if relay is not None:
                 await relay.stop()
             await services.rasa.close()
@@ -165,7 +172,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         Route("/console", lambda request: RedirectResponse("/console/"), include_in_schema=False),
         Route("/healthz", healthz, include_in_schema=False),
         Route("/openapi.json", openapi, include_in_schema=False),
-        *chat_api.routes, *agent_api.routes, *analytics_page.routes,
+        *chat_api.routes, *agent_api.routes, *analytics_page.routes, *line_webhook.routes,
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True), name="console"),
         Mount("/widget", StaticFiles(directory=STATIC / "widget"), name="widget"),
     ]
@@ -178,6 +185,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         exception_handlers={HTTPException: _http_error, QueueError: _queue_error},
     )
     app.state.services = services
+    app.state.line = line_channel
     app.state.analytics_engine = services.stores.engine
     return app
 
