@@ -163,12 +163,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bot.assistant import latest_model
+    from bot.channels.line.webhook import status_line
     from bot.launcher import BotStack, run_forever
     from bot.server.first_agent import ensure_first_agent
 
     settings = get_settings()
     model = Path(args.model) if args.model else latest_model(settings.models_dir)
-    notes = ensure_first_agent(settings)
+    notes = [*ensure_first_agent(settings), status_line(settings.line)]
     return run_forever(BotStack(model=model, rasa_port=settings.rasa_port, action_port=settings.action_port,
                                 server_port=settings.server_port), notes)
 

@@ -553,3 +553,27 @@ def test_settings_read_secrets_from_files(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("LINE_CHANNEL_SECRET_FILE")
     assert not LineSettings.from_env().enabled
     assert LineSettings().api_url == "https://api.line.me"
+
+
+def test_bot_run_says_in_one_line_whether_line_is_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import bot.assistant
+    import bot.launcher
+    from bot import cli
+    from bot.settings import get_settings
+
+    printed: list[str] = []
+    monkeypatch.setattr(bot.launcher, "run_forever", lambda stack, notes: printed.extend(notes) or 0)
+    monkeypatch.setattr(bot.assistant, "latest_model", lambda folder: tmp_path / "model.tar.gz")
+    for name in ("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["run"]) == 0
+        assert printed[-1] == TEXT["channel_off"] and "\n" not in printed[-1]
+        monkeypatch.setenv("LINE_CHANNEL_SECRET", "s")
+        monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", "t")
+        get_settings.cache_clear()
+        assert cli.main(["run"]) == 0
+        assert printed[-1] == TEXT["channel_on"]
+    finally:
+        get_settings.cache_clear()

@@ -14,9 +14,8 @@ TEXT = {
     "greeting": "友だち追加ありがとうございます。みらいメンバーズ サポートのAIチャットです。"
                 "ご質問をメッセージでお送りください。担当者におつなぎすることもできます。",
     "push_failed": "LINE への送信に失敗しました（{error}）。お客さまに届いていない可能性があります: {text}",
-    "unfollowed": "お客さまが LINE のブロックまたは友だち削除をしました。メッセージは届きません。",
     "channel_off": "LINE 連携: 無効（LINE_CHANNEL_SECRET と LINE_CHANNEL_ACCESS_TOKEN を設定すると有効になります。docs/line.md）",
-    "channel_on": "LINE 連携: 有効（Webhook URL: {url}/line/webhook）",
+    "channel_on": "LINE 連携: 有効（Webhook のパスは /line/webhook。https で公開した URL を LINE Developers コンソールに登録します。docs/line.md）",
 }
 
 # How agents see the media kinds in the ticket.

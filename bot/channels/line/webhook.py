@@ -20,6 +20,7 @@ from bot.channels.line.client import LineApi
 from bot.channels.line.events import parse_body
 from bot.channels.line.push_count import PushCounter
 from bot.channels.line.signature import valid_signature
+from bot.channels.line.texts import TEXT
 from bot.server.http import parse_json
 from bot.settings import LineSettings, get_settings
 
@@ -33,6 +34,11 @@ ERRORS = {
     "malformed": "LINE の Webhook の形式ではありません。",
     "off": "LINE 連携は無効です。",
 }
+
+
+def status_line(settings: LineSettings) -> str:
+    """What ``bot run`` prints about the channel: one Japanese line, on or off."""
+    return TEXT["channel_on"] if settings.enabled else TEXT["channel_off"]
 
 
 def main_topics() -> list[dict[str, str]]:
