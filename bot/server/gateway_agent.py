@@ -1,0 +1,110 @@
+"""The agent side of the gateway: new tickets, claim, take-over, reply, note, resolve.
+
+Agents act on tickets from the console (bot/server/agent_api.py); what they do reaches
+the customer's chat here, and resolving hands the conversation back to the bot.
+"""
+
+from __future__ import annotations
+
+from bot.server.gateway_base import MAX_MESSAGE_CHARS, TEXT, GatewayBase
+from bot.store.chat_log import NewMessage
+from bot.store.models import Ticket
+from bot.store.queue import QueueError
+
+
+class AgentSide(GatewayBase):
+    """What the agents' consoles (and the ticket watcher) ask of the gateway."""
+
+    async def ticket_arrived(self, ticket: Ticket) -> None:
+        """A new ticket (from the action server): copy messages kept while pending, notify."""
+        conversation_id = ticket.conversation_id
+        async with self._lock(conversation_id):
+            # Taken once: of several bot servers (or a retried announcement) one copies the messages.
+            pending = await self._db(self._stores.pending.take, conversation_id)
+            was_pending = pending is not None and not pending.cancelled
+            if was_pending:
+                ticket = await self._absorb_pending(ticket, pending)
+            elif pending is not None and ticket.status == "waiting" and not ticket.offline:
+                # The customer stopped waiting before the outboxed packet arrived.
+                ticket = await self._db(self._stores.queue.resolve, ticket.id, "cancelled")
+        self._publish_ticket("created", ticket)
+        if was_pending:  # otherwise the handoff reply already told the customer
+            await self._publish_state(conversation_id)
+
+    async def claim(self, ticket_id: int, username: str) -> Ticket:
+        """An agent takes a waiting ticket; the customer sees who joined.
+
+        Raises:
+            QueueError: 404 unknown; 409 not waiting.
+        """
+        ticket = await self._db(self._stores.queue.claim, ticket_id, username)
+        self._publish_ticket("claimed", ticket)
+        if not ticket.offline:
+            await self._system(ticket.conversation_id, TEXT["agent_joined"].format(name=self.display_name(username)))
+            await self._publish_state(ticket.conversation_id)
+        return ticket
+
+    async def take_over(self, ticket_id: int, username: str) -> Ticket:
+        """An agent takes over a ticket another agent claimed (recorded in its transcript).
+
+        Raises:
+            QueueError: 404 unknown; 409 not claimed, or already this agent's.
+        """
+        current = await self._db(self._stores.queue.get, ticket_id, False)
+        name = self.display_name(username)
+        old = self.display_name(current.claimed_by) if current.claimed_by else ""
+        record = TEXT["took_over"].format(new=name, old=old)
+        ticket, _ = await self._db(self._stores.queue.take_over, ticket_id, username, record, name)
+        self._publish_ticket("taken_over", ticket)
+        if not ticket.offline:
+            await self._system(ticket.conversation_id, TEXT["agent_changed"].format(name=name))
+            await self._publish_state(ticket.conversation_id)
+        return ticket
+
+    async def agent_reply(self, ticket_id: int, username: str, text: str) -> Ticket:
+        """An agent's reply: into the ticket and into the customer's chat.
+
+        Raises:
+            QueueError: 404 unknown; 409 not claimed by this agent; 422 empty or too long.
+        """
+        text = text.strip()
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise QueueError(TEXT["too_long"], status=422)
+        current = await self._db(self._stores.queue.get, ticket_id, False)
+        if current.status != "claimed" or current.claimed_by != username:
+            raise QueueError("このチケットはあなたが対応中ではありません。先に「対応する」を押してください。")
+        name = self.display_name(username)
+        ticket = await self._db(self._stores.queue.add_entry, ticket_id, "agent", text, name)
+        await self._say(ticket.conversation_id, NewMessage(ticket.conversation_id, "agent", text, agent_name=name))
+        self._publish_ticket("message", ticket)
+        return ticket
+
+    async def agent_note(self, ticket_id: int, username: str, text: str) -> Ticket:
+        """An internal note: stored with the ticket, never shown to the customer.
+
+        Raises:
+            QueueError: 404 unknown; 409 resolved; 422 empty.
+        """
+        ticket = await self._db(self._stores.queue.add_entry, ticket_id, "note", text.strip(),
+                                self.display_name(username))
+        self._publish_ticket("message", ticket)
+        return ticket
+
+    async def resolve(self, ticket_id: int, username: str) -> Ticket:
+        """Close the ticket; the conversation returns to the bot with a closing message.
+
+        Only the agent who claimed a ticket resolves it; another agent takes it over
+        first (:meth:`take_over`, recorded in the transcript).
+
+        Raises:
+            QueueError: 404 unknown; 409 already resolved; 403 claimed by another agent.
+        """
+        current = await self._db(self._stores.queue.get, ticket_id, False)
+        if current.status == "claimed" and current.claimed_by != username:
+            raise QueueError(TEXT["not_your_ticket"].format(name=self.display_name(current.claimed_by)), status=403)
+        async with self._lock(current.conversation_id):  # no customer message half-routed meanwhile
+            ticket = await self._db(self._stores.queue.resolve, ticket_id, "resolved", username)
+            self._publish_ticket("resolved", ticket)
+            if not ticket.offline:
+                await self._back_to_bot(ticket.conversation_id, TEXT["resolved"])
+        return ticket

@@ -1,0 +1,195 @@
+"""What both sides of the gateway share: the stores, locks, events and the conversation's state.
+
+:class:`GatewayBase` holds the dependencies and the steps the customer side
+(bot/server/gateway_customer.py) and the agent side (bot/server/gateway_agent.py) both
+take: saying something in the chat, publishing a ticket change, working out who
+answers now, handing a conversation back to the bot, and copying what a customer wrote
+while a handoff was pending into its ticket. Customer-visible texts are here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+import weakref
+from typing import Any, Callable, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+from bot.server.events import EventHub
+from bot.server.rasa_client import RasaClient, RasaUnavailable
+from bot.server.serialize import ticket_json
+from bot.settings import Limits
+from bot.store.chat_log import NewMessage, message_json
+from bot.store.database import Stores
+from bot.store.models import Ticket, TranscriptEntry
+from bot.store.pending import Pending
+from bot.store.queue import TicketFull
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_MESSAGE_CHARS = 10_000
+NOT_HELPFUL_PAYLOAD = "/answer_not_helpful"
+TEXT = {
+    "empty": "メッセージが空です。ご質問を入力してください。",
+    "too_long": f"メッセージが長すぎます（{MAX_MESSAGE_CHARS:,} 文字まで）。分けて送ってください。",
+    "stale_button": "このボタンは現在使えません。ご質問を入力してください。",
+    "bot_down": "ただいま自動応答に接続できません。メッセージは保存しました。しばらくしてからもう一度お送りください。",
+    "pending": "担当者への引き継ぎを準備しています。このメッセージも担当者に伝わります。",
+    "agent_joined": "担当の{name}がチャットに参加しました。",
+    "resolved": "担当者との会話を終了しました。ご利用ありがとうございました。引き続き自動応答がご質問にお答えします。",
+    "cancelled": "担当者へのおつなぎを取り消しました。引き続き自動応答がご質問にお答えします。",
+    "no_open_ticket": "お待ちいただいている引き継ぎはありません。",
+    "no_offline_ticket": "ご連絡先をお預かりできる受付がありません。",
+    "slow_down": "メッセージの送信が続いています。恐れ入りますが、{seconds} 秒ほど待ってからもう一度お送りください。",
+    "too_many_tickets": "申し訳ございません。お受けしている担当者へのお問い合わせが上限に達しているため、"
+                        "新しいお問い合わせをお受けできませんでした。担当者からのご連絡をお待ちいただくか、"
+                        "しばらくしてからもう一度お試しください。引き続き自動応答がご質問にお答えします。",
+    "agent_changed": "担当が{name}に代わりました。",
+    "ended_with_agent": "お客様が会話を終了しました。",
+    "not_your_ticket": "このチケットは{name}さんが対応中です。解決するには、先に「対応を引き継ぐ」を押してください。",
+    "took_over": "{new}さんが{old}さんから対応を引き継ぎました。",
+}
+MINUTE = dt.timedelta(minutes=1)
+
+
+class CustomerError(ValueError):
+    """Something the customer should be told (Japanese), nothing was changed."""
+
+
+class RateLimited(CustomerError):
+    """Too many messages in a minute; ``retry_after``: seconds until the next is accepted."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GatewayBase:
+    """Dependencies and shared steps of the gateway (see bot/server/gateway.py)."""
+
+    def __init__(self, stores: Stores, rasa: RasaClient, hub: EventHub, limits: Limits | None = None) -> None:
+        """Use the given stores, Rasa client and event hub.
+
+        Args:
+            stores: Queue, chat log, agents, pending handoffs.
+            rasa: The Rasa client.
+            hub: Events to widgets and consoles.
+            limits: Customer limits; ``None``: the queue's (``stores.queue.limits``).
+        """
+        self._stores = stores
+        self._rasa = rasa
+        self._hub = hub
+        self._limits = limits or stores.queue.limits
+        # One lock per conversation, dropped when nobody holds or waits for it.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Rasa could not be resumed yet: retried before the conversation's next message. (Also
+        # safe after a restart: a paused Rasa that nobody owns is resumed, see _ask_bot.)
+        self._needs_resume: set[str] = set()
+        self._names: dict[str, str] = {}
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _lock(self, conversation_id: str) -> asyncio.Lock:
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = self._locks[conversation_id] = asyncio.Lock()
+        return lock
+
+    @staticmethod
+    async def _db(func: Callable[..., T], *args: Any) -> T:
+        return await run_in_threadpool(func, *args)
+
+    def display_name(self, username: str) -> str:
+        """An agent's display name (cached; the user name when unknown)."""
+        if username not in self._names:
+            profile = self._stores.agents.get(username)
+            self._names[username] = profile.display_name if profile else username
+        return self._names[username]
+
+    def ticket_json(self, ticket: Ticket, entries: list[TranscriptEntry] | None = None,
+                    has_earlier_entries: bool = False) -> dict[str, Any]:
+        """The API shape of ``ticket``, with a page of its transcript when ``entries`` is given."""
+        return ticket_json(ticket, self.display_name, entries=entries, has_earlier_entries=has_earlier_entries)
+
+    async def _say(self, conversation_id: str, new: NewMessage) -> dict[str, Any]:
+        message, _ = await self._db(self._stores.chat_log.add, new)
+        frame = message_json(message)
+        self._hub.publish_conversation(conversation_id, {"type": "message", "message": frame})
+        return frame
+
+    async def _system(self, conversation_id: str, text: str) -> None:
+        await self._say(conversation_id, NewMessage(conversation_id, "system", text))
+
+    def _publish_ticket(self, change: str, ticket: Ticket) -> None:
+        self._hub.publish_ticket(change, self.ticket_json(ticket))
+
+    # ---- state -----------------------------------------------------------------------------
+
+    async def state(self, conversation_id: str) -> dict[str, Any]:
+        """``<State>`` of docs/server-api.md: who answers now, queue position, estimate."""
+        queue = self._stores.queue
+        ticket = await self._db(queue.open_ticket_for, conversation_id)
+        state: dict[str, Any] = {"mode": "bot", "ticket_id": None, "position": None, "estimate_minutes": None,
+                                 "agent_name": None, "offline": False, "next_opening": None}
+        if ticket is not None and ticket.status == "claimed":
+            state.update(mode="agent", ticket_id=ticket.id, agent_name=self.display_name(ticket.claimed_by))
+        elif ticket is not None:
+            position = await self._db(queue.position, ticket.id)
+            typical = await self._db(queue.typical_wait)
+            state.update(mode="waiting", ticket_id=ticket.id, position=position,
+                         estimate_minutes=max(1, math.ceil(position * typical.total_seconds() / 60)))
+        elif await self._db(self._stores.pending.waiting, conversation_id) is not None:
+            state.update(mode="waiting")
+        else:
+            latest = await self._db(queue.latest_for, conversation_id)
+            if latest is not None and latest.offline and latest.status != "resolved" \
+                    and not {"email", "phone"} & set(latest.customer or {}):
+                state.update(offline=True, ticket_id=latest.id)
+        return state
+
+    async def _publish_state(self, conversation_id: str) -> None:
+        self._hub.publish_conversation(conversation_id, {"type": "state", "state": await self.state(conversation_id)})
+
+    async def history(self, conversation_id: str) -> dict[str, Any]:
+        """The ``history`` frame: every message so far and the current state."""
+        messages = await self._db(self._stores.chat_log.history, conversation_id)
+        return {"type": "history", "messages": [message_json(m) for m in messages],
+                "state": await self.state(conversation_id)}
+
+    # ---- shared steps ----------------------------------------------------------------------
+
+    async def _absorb_pending(self, ticket: Ticket, pending: Pending | None = None) -> Ticket:
+        """Copy the handoff reply and what the customer wrote while pending into the ticket (once).
+
+        Args:
+            ticket: The ticket that arrived for the pending handoff.
+            pending: The mark, already taken from the store; ``None``: take it now (if
+                another server took it first, it copies the messages, not this one).
+        """
+        conversation_id = ticket.conversation_id
+        if pending is None:
+            pending = await self._db(self._stores.pending.take, conversation_id)
+        if pending is None:
+            return ticket
+        kept = [m for m in await self._db(self._stores.chat_log.history, conversation_id)
+                if m.id >= pending.message_id and m.sender in ("customer", "bot")]
+        for message in kept:
+            try:
+                ticket = await self._db(self._stores.queue.add_entry, ticket.id, message.sender, message.text)
+            except TicketFull:
+                break
+        return ticket
+
+    async def _back_to_bot(self, conversation_id: str, closing: str) -> None:
+        """Resume Rasa (retried before the next message if it fails), then tell the customer."""
+        try:
+            await self._rasa.resume(conversation_id)
+        except RasaUnavailable:
+            logger.warning("could not resume %s in Rasa now; retried with the next message", conversation_id)
+            self._needs_resume.add(conversation_id)
+        await self._system(conversation_id, closing)
+        await self._publish_state(conversation_id)

@@ -1,0 +1,276 @@
+"""The customer side of the gateway: messages, buttons, feedback, cancelling, contact details.
+
+A customer message is stored, shown and routed: into the ticket while a person owns the
+conversation (or kept for it while a handoff is pending), otherwise to Rasa. Customers
+are not logged in, so what one conversation can cost is bounded
+(:class:`bot.settings.Limits`): messages per minute, entries per ticket, open tickets
+per customer. A limit is answered with a polite Japanese message and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from typing import Any
+
+from bot.dialogue.routes import Route
+from bot.handoff.contact import clean_contact
+from bot.server.gateway_base import (MAX_MESSAGE_CHARS, MINUTE, NOT_HELPFUL_PAYLOAD, TEXT, CustomerError, GatewayBase,
+                                     RateLimited)
+from bot.server.rasa_client import RasaUnavailable, safe_for_rasa
+from bot.store.chat_log import NewMessage, message_json
+from bot.store.models import RESOLUTION_LIMITED, as_utc
+from bot.store.queue import QueueError, TicketFull
+
+logger = logging.getLogger(__name__)
+
+
+class CustomerSide(GatewayBase):
+    """What a customer's widget asks of the gateway."""
+
+    async def customer_message(self, conversation_id: str, text: str, client_id: str | None,
+                               rasa_text: str | None = None) -> None:
+        """Store, show and route one customer message.
+
+        Args:
+            conversation_id: The conversation.
+            text: What the customer wrote (or the title of the quick reply they clicked).
+            client_id: The widget's id for this message; a repeat is ignored.
+            rasa_text: What Rasa receives instead of ``text`` (a quick reply's payload).
+
+        Raises:
+            CustomerError: Empty or too long; the ticket is full (Limits.ticket_entries).
+            RateLimited: More than Limits.messages_per_minute in the last minute.
+        """
+        text = text.strip()
+        if not text:
+            raise CustomerError(TEXT["empty"])
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise CustomerError(TEXT["too_long"])
+        async with self._lock(conversation_id):
+            await self._check_rate(conversation_id, client_id)
+            ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
+            limit = self._limits.ticket_entries
+            if ticket is not None and limit and ticket.entry_count >= limit:
+                raise CustomerError(str(TicketFull(limit)))
+            message, new = await self._db(self._stores.chat_log.add,
+                                          NewMessage(conversation_id, "customer", text, client_id=client_id))
+            if not new and message.routed_at is not None:
+                return  # a resend of a message already handled
+            # (A resend of a message stored but never routed — the server died in between —
+            # goes on: nothing reached the bot or the agent yet.)
+            if ticket is not None and await self._db(self._stores.pending.waiting, conversation_id) is not None:
+                ticket = await self._absorb_pending(ticket)  # arrived before the watcher saw it
+            if ticket is not None:  # into the ticket before the echo: the transcript keeps chat order
+                try:
+                    ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", message.text)
+                except TicketFull as exc:  # filled up this instant (another server): kept, not routed
+                    raise CustomerError(str(exc)) from None
+                except QueueError:  # resolved this instant by the agent: the bot answers instead
+                    ticket = None
+            if new:
+                self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
+            if ticket is not None:
+                self._publish_ticket("message", ticket)
+                routed = True
+            elif await self._still_pending(conversation_id):
+                await self._system(conversation_id, TEXT["pending"])
+                routed = True
+            else:
+                routed = await self._ask_bot(conversation_id, rasa_text or safe_for_rasa(message.text))
+            if routed:
+                await self._db(self._stores.chat_log.mark_routed, message.id)
+
+    async def _check_rate(self, conversation_id: str, client_id: str | None) -> None:
+        """Refuse a new message beyond Limits.messages_per_minute (a resend of a stored one passes).
+
+        Counted in the database, so every bot server of a conversation counts the same.
+
+        Raises:
+            RateLimited: With the seconds until the oldest counted message is a minute old.
+        """
+        limit = self._limits.messages_per_minute
+        if not limit:
+            return
+        chat_log = self._stores.chat_log
+        count, oldest = await self._db(chat_log.recent_customer_messages, conversation_id, MINUTE)
+        if count < limit:
+            return
+        if client_id and await self._db(chat_log.has_client_id, conversation_id, client_id):
+            return
+        age = chat_log.clock() - oldest if oldest else dt.timedelta()
+        seconds = max(1, math.ceil((MINUTE - age).total_seconds()))
+        raise RateLimited(TEXT["slow_down"].format(seconds=seconds), seconds)
+
+    async def _still_pending(self, conversation_id: str) -> bool:
+        """Whether the conversation waits for a handoff's ticket (the mark is in the database).
+
+        Normally the ticket watcher clears the mark when the ticket arrives; if the ticket
+        exists already (announced by another server, perhaps even resolved), the mark is
+        dropped here and the message goes on as usual.
+        """
+        pending = await self._db(self._stores.pending.waiting, conversation_id)
+        if pending is None:
+            return False
+        latest = await self._db(self._stores.queue.latest_for, conversation_id)
+        if latest is None or as_utc(latest.created_at) < pending.since:
+            return True
+        await self._db(self._stores.pending.take, conversation_id)
+        return False
+
+    async def button(self, conversation_id: str, payload: str, title: str, client_id: str | None) -> None:
+        """A quick reply: only the buttons of the bot's latest message are accepted.
+
+        Raises:
+            CustomerError: The button is not (or no longer) offered.
+        """
+        offered = await self._db(self._stores.chat_log.last_bot_buttons, conversation_id)
+        match = next((b for b in offered if b.get("payload") == payload), None)
+        if match is None:
+            raise CustomerError(TEXT["stale_button"])
+        await self.customer_message(conversation_id, match.get("title") or title, client_id, rasa_text=payload)
+
+    async def feedback(self, conversation_id: str, message_id: int, helpful: bool) -> None:
+        """Record 役に立ちましたか？; a 「いいえ」 asks the bot what to do next (twice: a person).
+
+        Raises:
+            QueueError: 404 when the message is not an FAQ answer of this conversation.
+        """
+        row, recorded = await self._db(self._stores.chat_log.set_feedback, conversation_id, message_id, helpful)
+        self._hub.publish_conversation(conversation_id, {"type": "feedback_saved", "message_id": row.id,
+                                                         "helpful": row.feedback})
+        if recorded and row.feedback is False:
+            async with self._lock(conversation_id):
+                if await self._db(self._stores.queue.open_ticket_for, conversation_id) is None:
+                    await self._ask_bot(conversation_id, NOT_HELPFUL_PAYLOAD)
+
+    async def _ask_bot(self, conversation_id: str, text: str) -> bool:
+        """Send to Rasa and show its replies; note a handoff (caller holds the lock).
+
+        Returns:
+            Whether Rasa got the message (False: Rasa unreachable, the customer was told).
+        """
+        metadata = {"customer": await self._db(self._stores.chat_log.customer_of, conversation_id)}
+        self._hub.publish_conversation(conversation_id, {"type": "typing", "on": True})
+        try:
+            if conversation_id in self._needs_resume:
+                await self._rasa.resume(conversation_id)
+                self._needs_resume.discard(conversation_id)
+            replies = await self._rasa.send(conversation_id, text, metadata)
+            if not replies:
+                # Rasa stays silent only while paused. Nobody owns the conversation (the
+                # caller checked), so a resume was lost (e.g. this server restarted after a
+                # handoff): resume and ask again rather than leave the customer unanswered.
+                logger.warning("Rasa was still paused for %s; resuming", conversation_id)
+                await self._rasa.resume(conversation_id)
+                replies = await self._rasa.send(conversation_id, text, metadata)
+        except RasaUnavailable as exc:
+            logger.warning("%s", exc)
+            replies = None
+        finally:
+            self._hub.publish_conversation(conversation_id, {"type": "typing", "on": False})
+        if replies is None:
+            await self._system(conversation_id, TEXT["bot_down"])
+            return False
+        handoff: dict[str, Any] | None = None
+        for reply in replies:
+            custom = reply.custom
+            if custom.get("route") == Route.HANDOFF.value and await self._refused_ticket(custom.get("ticket_id")):
+                # Limits.open_tickets_per_customer: the queue refused the ticket; say so instead
+                # of "a person will answer", and let the bot go on.
+                await self._system(conversation_id, TEXT["too_many_tickets"])
+                await self._resume(conversation_id)
+                continue
+            frame = await self._say(conversation_id, NewMessage(
+                conversation_id, "bot", reply.text, reply.buttons, intent=custom.get("intent"),
+                confidence=custom.get("confidence"),
+                faq_id=custom.get("faq_id") if custom.get("route") == Route.ANSWER.value else None,
+                route=custom.get("route")))
+            if custom.get("route") == Route.HANDOFF.value:
+                handoff = {**custom, "message_id": frame["id"], "text": reply.text}
+        if handoff is None:
+            return True
+        if handoff.get("ticket_id"):
+            # The packet was built before this reply existed; the agent should see it too.
+            ticket = await self._db(self._stores.queue.add_entry, handoff["ticket_id"], "bot", handoff["text"])
+            self._publish_ticket("message", ticket)
+        elif handoff.get("staffed") is not False:
+            # The packet waits in the action server's outbox: until its ticket arrives the
+            # customer's messages are kept for it (in the database: a restart keeps this).
+            await self._db(self._stores.pending.mark, conversation_id, handoff["message_id"])
+        await self._publish_state(conversation_id)
+        return True
+
+    async def _refused_ticket(self, ticket_id: Any) -> bool:
+        """Whether the handoff's ticket was refused by the open-ticket limit."""
+        if not isinstance(ticket_id, int):
+            return False
+        try:
+            ticket = await self._db(self._stores.queue.get, ticket_id, False)
+        except QueueError:
+            return False
+        return ticket.resolution == RESOLUTION_LIMITED
+
+    async def _resume(self, conversation_id: str) -> None:
+        """Resume Rasa after a handoff that did not happen (retried with the next message if it fails)."""
+        try:
+            await self._rasa.resume(conversation_id)
+        except RasaUnavailable:
+            self._needs_resume.add(conversation_id)
+
+    async def end_conversation(self, conversation_id: str) -> None:
+        """The customer pressed 「会話を終了」: the token stops working, every open tab is told.
+
+        A waiting handoff is cancelled; the agent of a claimed one sees a line saying the
+        customer left (the ticket stays theirs to resolve).
+        """
+        async with self._lock(conversation_id):
+            await self._db(self._stores.chat_log.end_conversation, conversation_id)
+            # A handoff still in the outbox: its ticket is cancelled when it arrives.
+            await self._db(self._stores.pending.cancel, conversation_id)
+            ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
+            try:
+                if ticket is not None and ticket.status == "waiting":
+                    ticket = await self._db(self._stores.queue.resolve, ticket.id, "cancelled")
+                    self._publish_ticket("cancelled", ticket)
+                elif ticket is not None:
+                    ticket = await self._db(self._stores.queue.add_entry, ticket.id, "system",
+                                            TEXT["ended_with_agent"])
+                    self._publish_ticket("message", ticket)
+            except QueueError:  # claimed or resolved this instant: nothing left to tell
+                pass
+        self._hub.publish_conversation(conversation_id, {"type": "ended"})
+
+    async def cancel_handoff(self, conversation_id: str) -> None:
+        """The customer stops waiting for a person and goes back to the bot.
+
+        Raises:
+            CustomerError: Nothing to cancel.
+            QueueError: 409 when an agent has already claimed the ticket.
+        """
+        async with self._lock(conversation_id):
+            ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
+            if ticket is None:
+                # Only a handoff still in the outbox can be cancelled: on arrival (bot/server/gateway_agent.py).
+                if not await self._db(self._stores.pending.cancel, conversation_id):
+                    raise CustomerError(TEXT["no_open_ticket"])
+            else:
+                ticket = await self._db(self._stores.queue.resolve, ticket.id, "cancelled")
+                self._publish_ticket("cancelled", ticket)
+            await self._back_to_bot(conversation_id, TEXT["cancelled"])
+
+    async def contact(self, conversation_id: str, form: dict[str, Any]) -> None:
+        """Attach the offline contact form to the conversation's offline ticket.
+
+        Raises:
+            CustomerError / ContactError: No offline ticket, or the form is invalid.
+        """
+        contact = clean_contact(form)
+        latest = await self._db(self._stores.queue.latest_for, conversation_id)
+        if latest is None or not latest.offline or latest.status == "resolved":
+            raise CustomerError(TEXT["no_offline_ticket"])
+        ticket = await self._db(self._stores.queue.set_contact, latest.id, contact)
+        self._publish_ticket("contact", ticket)
+        self._hub.publish_conversation(conversation_id, {"type": "contact_saved"})
+        await self._publish_state(conversation_id)

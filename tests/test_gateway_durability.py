@@ -1,0 +1,112 @@
+"""Issue #12: a bot-server restart or a failed announcement loses no handoff and files none twice.
+
+The bot server is restarted by building a second app on the same database (what a new
+process does); Rasa is the scripted stand-in of tests/test_server.py, whose message
+containing 保留 answers like an action server that kept the packet in its outbox.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from starlette.testclient import TestClient
+
+from bot.handoff.packet import HandoffPacket, Turn
+from bot.server.app import Services, create_app
+from test_scale_out import server  # a bot server (not started) on a database URL
+from test_server import SECRET, frames_until, is_bot_message
+
+HELD = "保留になるほど怒ってる、ふざけるな"  # the stand-in's handoff whose packet waits in the outbox
+
+
+def wait_for(condition: Callable[[], Any], seconds: float = 5.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def start_pending_handoff(url: str) -> tuple[str, str]:
+    """On a first server: a handoff whose packet waits in the outbox. Returns token and conversation."""
+    first, _ = server(url)
+    with TestClient(create_app(first, SECRET, watch_interval=0.05)) as client:
+        token = client.post("/api/chat/sessions", json={}).json()["token"]
+        with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+            ws.receive_json()
+            ws.send_json({"type": "message", "text": HELD, "client_id": "1"})
+            assert frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]["mode"] == "waiting"
+    first.stores.engine.dispose()
+    return token, str(first.tokens.conversation_of(token))
+
+
+def deliver_outboxed_packet(services: Services, conversation_id: str) -> None:
+    """What the action server's outbox does once the database is back."""
+    services.stores.queue.enqueue(HandoffPacket(f"{conversation_id}:1", conversation_id, ["anger"],
+                                                [Turn("customer", HELD)]))
+
+
+def test_a_restart_while_a_handoff_is_pending_files_no_second_ticket(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    token, conversation_id = start_pending_handoff(url)
+
+    second, rasa = server(url)  # the restarted bot server
+    with TestClient(create_app(second, SECRET, watch_interval=0.05)) as client:
+        with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+            assert ws.receive_json()["state"]["mode"] == "waiting"  # pending handoffs recovered from the database
+            ws.send_json({"type": "message", "text": "まだですか、ふざけるな", "client_id": "2"})
+            assert "準備しています" in frames_until(ws, is_bot_message)[-1]["message"]["text"]
+            assert rasa.calls == []  # not a new turn for Rasa, so no second handoff
+            deliver_outboxed_packet(second, conversation_id)
+            state = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]
+            assert state["mode"] == "waiting" and state["ticket_id"] is not None
+        (ticket,) = second.stores.queue.tickets("all")
+        texts = [e.text for e in second.stores.queue.get(ticket.id).entries]
+        assert texts[-1] == "まだですか、ふざけるな"  # kept while pending, copied into the one ticket
+    second.stores.engine.dispose()
+
+
+def test_a_cancel_before_a_restart_still_cancels_the_outboxed_ticket(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    token, conversation_id = start_pending_handoff(url)
+    first, _ = server(url)
+    with TestClient(create_app(first, SECRET, watch_interval=0.05)) as client:
+        with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+            ws.receive_json()
+            ws.send_json({"type": "cancel_handoff"})
+            answer = frames_until(ws, lambda f: f["type"] in ("state", "error"))[-1]
+            assert answer["type"] == "state" and answer["state"]["mode"] == "bot", answer
+    first.stores.engine.dispose()
+
+    second, _ = server(url)
+    with TestClient(create_app(second, SECRET, watch_interval=0.05)):
+        deliver_outboxed_packet(second, conversation_id)
+        ticket = wait_for(lambda: second.stores.queue.unannounced() == []
+                          and second.stores.queue.latest_for(conversation_id))
+        assert ticket.status == "resolved" and ticket.resolution == "cancelled"
+    second.stores.engine.dispose()
+
+
+def test_a_ticket_is_announced_even_when_telling_the_consoles_failed(tmp_path: Path) -> None:
+    """The ``created`` event is sent later if the first try raises (the ticket was not marked announced)."""
+    services, _ = server(f"sqlite:///{tmp_path / 'bot.db'}")
+    services.stores.queue.enqueue(HandoffPacket("c:1", "c", ["anger"], [Turn("customer", "ふざけるな")]))
+    tell = services.gateway.ticket_arrived
+    tries: list[int] = []
+
+    async def fails_once(ticket: Any) -> None:
+        tries.append(ticket.id)
+        if len(tries) == 1:
+            raise RuntimeError("the event hub hiccuped")
+        await tell(ticket)
+
+    services.gateway.ticket_arrived = fails_once  # type: ignore[method-assign]
+    agents = services.hub.subscribe_agents()
+    with TestClient(create_app(services, SECRET, watch_interval=0.05)):
+        event = wait_for(lambda: None if agents.empty() else agents.get_nowait())
+        assert event["change"] == "created" and len(tries) == 2
+        wait_for(lambda: services.stores.queue.unannounced() == [])
