@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff import ActionHandoff
@@ -252,3 +253,90 @@ def test_the_action_server_delivers_an_earlier_runs_outbox_at_start(tmp_path: Pa
         time.sleep(0.1)
     assert [t.conversation_id for t in up.open_tickets()] == ["c0"]
     assert resume_pending_deliveries(Outbox(tmp_path / "empty.jsonl"), connect=lambda: up) is False
+
+
+# --- issue #12: nothing blocks the drain, nothing is swallowed, .bad is written once -------
+
+GOOD = HandoffPacket("good:1", "good", ["anger"], [Turn("customer", "ふざけるな")])
+
+
+@pytest.mark.parametrize(("broken", "reason"), [
+    # Valid JSON and packet shape, refused by a NOT NULL column: an integrity error that is
+    # not a repeated key (the old code looked the key up, found nothing and said NoResultFound).
+    ({"transcript": [{"sender": None, "text": "x"}]}, "IntegrityError"),
+    # A value the queue cannot even turn into a row: not a database error at all.
+    ({"customer": None}, "AttributeError"),
+])
+def test_a_packet_refused_for_another_reason_than_its_key_is_set_aside(tmp_path: Path, broken: dict,
+                                                                        reason: str) -> None:
+    import json
+
+    path = tmp_path / "o.jsonl"
+    line = json.loads(packet_to_json(HandoffPacket("bad:1", "bad", ["anger"], [])))
+    path.write_text(json.dumps({**line, **broken}, ensure_ascii=False) + "\n", encoding="utf-8")
+    outbox = Outbox(path)
+    outbox.put(GOOD)
+    up = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    assert outbox.drain(up) == 2  # the bad packet does not block the good one, now or ever
+    assert outbox.pending() == [] and [t.conversation_id for t in up.open_tickets()] == ["good"]
+    (aside,) = [json.loads(x) for x in (tmp_path / "o.bad").read_text(encoding="utf-8").splitlines()]
+    assert aside["set_aside"].startswith(reason) and aside["packet"]["idempotency_key"] == "bad:1"
+
+
+def test_a_torn_last_line_does_not_swallow_the_next_packet(tmp_path: Path) -> None:
+    path = tmp_path / "o.jsonl"
+    path.write_text('{"idempotency_key": "torn:1", "conversation_id": "torn", "reas', encoding="utf-8")  # crash
+    outbox = Outbox(path)
+    outbox.put(GOOD)  # fsynced: it must survive the torn line before it
+    assert outbox.pending() == [GOOD]
+    assert "torn:1" in (tmp_path / "o.bad").read_text(encoding="utf-8")
+
+
+def test_bad_lines_are_set_aside_once_while_the_database_stays_down(tmp_path: Path, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    """More unreadable lines than .bad keeps: the retry loop must not rewrite .bad every second."""
+    import logging
+
+    import bot.handoff.outbox as outbox_module
+
+    monkeypatch.setattr(outbox_module, "BAD_MAX_LINES", 3)
+    path = tmp_path / "o.jsonl"
+    path.write_text("".join(f'{{"torn": {i}\n' for i in range(5)), encoding="utf-8")
+    outbox = Outbox(path)
+    outbox.put(GOOD)
+    bad = tmp_path / "o.bad"
+    with caplog.at_level(logging.ERROR, logger="bot.handoff.outbox"):
+        assert outbox.drain(down_queue()) == 0
+        first = bad.read_text(encoding="utf-8")
+        for _ in range(5):  # the retry thread, once a second, while the database is down
+            assert outbox.drain(down_queue()) == 0 and outbox.pending() == [GOOD]
+    assert bad.read_text(encoding="utf-8") == first
+    assert sum("set aside" in r.getMessage() for r in caplog.records) == 1
+    assert "torn" not in path.read_text(encoding="utf-8")  # moved out of the outbox, not copied again
+
+
+def _put_many(path: str, writer: int, count: int) -> None:
+    outbox = Outbox(Path(path))
+    for i in range(count):
+        outbox.put(HandoffPacket(f"w{writer}-{i}:1", f"w{writer}-{i}", ["anger"], [Turn("customer", "x" * 2000)]))
+
+
+def test_processes_sharing_the_outbox_file_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    """Action servers on one machine share var/outbox.jsonl: puts and drains of several processes at once."""
+    import multiprocessing
+
+    path = tmp_path / "o.jsonl"
+    up = Queue(make_engine(f"sqlite:///{tmp_path / 'q.db'}"))
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_put_many, args=(str(path), w, 40)) for w in range(3)]
+    for process in writers:
+        process.start()
+    outbox = Outbox(path)
+    while any(p.is_alive() for p in writers):
+        outbox.drain(up)
+    for process in writers:
+        process.join()
+        assert process.exitcode == 0
+    outbox.drain(up)
+    keys = [t.idempotency_key for t in up.tickets("all", limit=500)]
+    assert len(keys) == 120 and len(set(keys)) == 120
+    assert outbox.pending() == [] and not (tmp_path / "o.bad").exists()

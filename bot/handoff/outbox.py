@@ -8,9 +8,14 @@ tickets arrive as soon as the database is back, not only with the next handoff.
 
 The files hold customer messages, so they are private to the bot's user (mode 0600,
 whatever the umask) and hold masked packets only: :meth:`Outbox.put` masks again what
-:func:`bot.handoff.packet.build_packet` already masked. A line that cannot be read is set
-aside in ``<outbox>.bad`` (masked, once, newest :data:`BAD_MAX_LINES` lines and at most
-:data:`BAD_MAX_BYTES` bytes kept; see docs/masking.md).
+:func:`bot.handoff.packet.build_packet` already masked. A line that cannot be read, and a
+packet the queue refuses for a reason a retry cannot cure, is moved out of the outbox into
+``<outbox>.bad`` (masked, once, with the reason; newest :data:`BAD_MAX_LINES` lines and at
+most :data:`BAD_MAX_BYTES` bytes kept; see docs/masking.md).
+
+Every read and write holds an exclusive ``flock`` on ``<outbox>.lock`` (and a thread
+lock), so action servers sharing the file on one machine never interleave a write with
+a drain's rewrite.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Callable, Iterator, Optional
 
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.handoff.packet import HandoffPacket, Turn, mask_packet
 from bot.store.queue import Queue
@@ -107,10 +111,18 @@ class Outbox:
         """Store ``packet`` durably, masked, in a file only the bot's user can read."""
         line = packet_to_json(mask_packet(packet))
         with self._locked():
+            # A crash mid-write leaves a last line without its newline: start a new line,
+            # or this packet would be glued to it and set aside with it.
+            torn = self._path.exists() and self._path.stat().st_size > 0 and not self._ends_with_newline()
             with _open_private(self._path, os.O_WRONLY | os.O_APPEND, "a") as handle:
-                handle.write(line + "\n")
+                handle.write(("\n" if torn else "") + line + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
+
+    def _ends_with_newline(self) -> bool:
+        with self._path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
 
     def pending(self) -> list[HandoffPacket]:
         """Packets not delivered yet, oldest first.
@@ -136,7 +148,18 @@ class Outbox:
                 unreadable.append(line)
         if unreadable:
             self._set_aside(unreadable)
+            # Out of the outbox once set aside: read again every second while the database
+            # is down, they would be set aside again (and .bad rewritten) each time.
+            self._rewrite(packets)
         return packets
+
+    def _rewrite(self, packets: list[HandoffPacket]) -> None:
+        """Replace the outbox with ``packets`` (caller holds the lock).
+
+        Fsynced before the rename: never an empty outbox after a crash. Masked again: a
+        file left by an older version may hold unmasked packets.
+        """
+        _write_private(self._path, "".join(packet_to_json(mask_packet(p)) + "\n" for p in packets))
 
     def _set_aside(self, lines: list[str]) -> None:
         """Keep unreadable ``lines`` in ``<outbox>.bad`` for a person to look at.
@@ -175,12 +198,13 @@ class Outbox:
             for packet in waiting:
                 try:
                     queue.enqueue(packet)
-                except SQLAlchemyError as exc:
+                except Exception as exc:  # noqa: BLE001 - whatever it is, it must not block the rest
                     if is_transient(exc):
                         break  # the database is away: keep this and the rest, in order
-                    # The database refuses this packet itself (e.g. a value too long for a
-                    # column): retrying cannot help. Set it aside with the reason, go on.
-                    logger.error("outbox: packet for %s refused by the database, set aside: %s",
+                    # The packet itself is refused (a value too long for a column, a missing
+                    # value, a shape the queue cannot store): retrying cannot help. Set it
+                    # aside with the reason and go on with the next.
+                    logger.error("outbox: packet for %s refused, set aside: %s",
                                  packet.conversation_id, type(exc).__name__)
                     poisoned.append(json.dumps({"set_aside": f"{type(exc).__name__}: {str(exc)[:300]}",
                                                 "packet": json.loads(packet_to_json(packet))},
@@ -189,10 +213,7 @@ class Outbox:
             if poisoned:
                 self._set_aside(poisoned)
             if delivered:
-                rest = waiting[delivered:]
-                # Fsynced before the rename: never an empty outbox after a crash. Masked
-                # again: a file left by an older version may hold unmasked packets.
-                _write_private(self._path, "".join(packet_to_json(mask_packet(p)) + "\n" for p in rest))
+                self._rewrite(waiting[delivered:])
             return delivered
 
     def deliver_in_background(self, connect: Callable[[], Optional[Queue]],

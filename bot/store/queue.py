@@ -120,6 +120,10 @@ class Queue:
 
         Returns:
             The ticket and whether it was created now (``False``: a retry of a known key).
+
+        Raises:
+            IntegrityError: The database refused the ticket for another reason than its
+                key (a retry cannot help).
         """
         limited = False
         if self.limits.open_tickets_per_customer:
@@ -149,11 +153,16 @@ class Queue:
             try:
                 session.commit()
                 return self._load(session, ticket.id), True
-            except IntegrityError:
+            except IntegrityError as exc:
                 session.rollback()
+                refused = exc
         with self._sessions() as session:
             existing = session.execute(select(Ticket.id).where(
-                Ticket.idempotency_key == packet.idempotency_key)).scalar_one()
+                Ticket.idempotency_key == packet.idempotency_key)).scalar()
+            if existing is None:
+                # Not a repeated key but another constraint (e.g. a missing value): the
+                # caller must see the real reason, not "no ticket with this key".
+                raise refused
             return self._load(session, existing), False
 
     @staticmethod
