@@ -1,4 +1,5 @@
-"""Issue #12: a bot-server restart or a failed announcement loses no handoff and files none twice.
+"""Issue #12: a bot-server restart or a failed announcement loses no handoff and files none twice;
+contact details sent to a ticket closed meanwhile are kept.
 
 The bot server is restarted by building a second app on the same database (what a new
 process does); Rasa is the scripted stand-in of tests/test_server.py, whose message
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 from starlette.testclient import TestClient
 
 from bot.handoff.packet import HandoffPacket, Turn
@@ -110,3 +112,29 @@ def test_a_ticket_is_announced_even_when_telling_the_consoles_failed(tmp_path: P
         event = wait_for(lambda: None if agents.empty() else agents.get_nowait())
         assert event["change"] == "created" and len(tries) == 2
         wait_for(lambda: services.stores.queue.unannounced() == [])
+
+
+@pytest.mark.parametrize("resolved", ["before the form", "while the form is saved"])
+def test_contact_details_for_an_offline_ticket_resolved_meanwhile_are_kept(tmp_path: Path, resolved: str) -> None:
+    services, _ = server(f"sqlite:///{tmp_path / 'bot.db'}")
+    queue = services.stores.queue
+    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
+        token = client.post("/api/chat/sessions", json={}).json()["token"]
+        conversation_id = services.tokens.conversation_of(token)
+        with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+            ws.receive_json()
+            ws.send_json({"type": "message", "text": "時間外だけど人と話したい", "client_id": "1"})
+            ticket_id = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]["ticket_id"]
+            if resolved == "before the form":
+                queue.resolve(ticket_id)
+            else:  # the gateway read the ticket while it was open; the agent closes it right after
+                stale = queue.latest_for(conversation_id)
+                queue.latest_for = lambda _: stale  # type: ignore[method-assign]
+                queue.resolve(ticket_id)
+            ws.send_json({"type": "contact", "name": "山田", "phone": "03-1234-5678"})
+            answer = frames_until(ws, lambda f: f["type"] in ("error", "contact_saved"))[-1]
+        assert answer["type"] == "error" and "対応をすでに終えて" in answer["message"], answer
+        # Not lost: kept with the conversation, so the next handoff's packet carries it.
+        assert services.stores.chat_log.customer_of(conversation_id)["phone"] == "0312345678"
+        assert queue.get(ticket_id, False).resolution == "resolved"
+

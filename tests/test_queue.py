@@ -292,3 +292,14 @@ def test_migration_0005_counts_existing_entries(tmp_path: Path) -> None:
     assert queue.get(1).entry_count == 3
     queue.add_entry(1, "agent", "新しい返信")
     assert queue.get(1).entries[-1].text == "新しい返信"  # after every old entry
+
+
+def test_contact_details_for_a_resolved_ticket_are_refused_clearly_and_change_nothing(queue: Queue) -> None:
+    from bot.store.queue import TicketResolved
+
+    ticket, _ = queue.enqueue(packet("offline:1"))
+    queue.resolve(ticket.id)
+    with pytest.raises(TicketResolved) as refused:
+        queue.set_contact(ticket.id, {"phone": "0312345678"})
+    assert refused.value.status == 409 and "解決済み" in str(refused.value)
+    assert "phone" not in queue.get(ticket.id, False).customer

@@ -21,7 +21,7 @@ from bot.server.gateway_base import (MAX_MESSAGE_CHARS, MINUTE, NOT_HELPFUL_PAYL
 from bot.server.rasa_client import RasaUnavailable, safe_for_rasa
 from bot.store.chat_log import NewMessage, message_json
 from bot.store.models import RESOLUTION_LIMITED, as_utc
-from bot.store.queue import QueueError, TicketFull
+from bot.store.queue import QueueError, TicketFull, TicketResolved
 
 logger = logging.getLogger(__name__)
 
@@ -264,13 +264,22 @@ class CustomerSide(GatewayBase):
         """Attach the offline contact form to the conversation's offline ticket.
 
         Raises:
-            CustomerError / ContactError: No offline ticket, or the form is invalid.
+            CustomerError / ContactError: No offline ticket, the form is invalid, or the
+                ticket was resolved (the details are kept for the next handoff).
         """
         contact = clean_contact(form)
         latest = await self._db(self._stores.queue.latest_for, conversation_id)
-        if latest is None or not latest.offline or latest.status == "resolved":
+        if latest is None or not latest.offline:
             raise CustomerError(TEXT["no_offline_ticket"])
-        ticket = await self._db(self._stores.queue.set_contact, latest.id, contact)
+        # Kept with the conversation first: if an agent closed the ticket meanwhile, the
+        # next handoff still carries the details (nothing the customer typed is lost).
+        await self._db(self._stores.chat_log.add_contact, conversation_id, contact)
+        if latest.status == "resolved":
+            raise CustomerError(TEXT["contact_after_resolved"])
+        try:
+            ticket = await self._db(self._stores.queue.set_contact, latest.id, contact)
+        except TicketResolved:  # resolved this instant
+            raise CustomerError(TEXT["contact_after_resolved"]) from None
         self._publish_ticket("contact", ticket)
         self._hub.publish_conversation(conversation_id, {"type": "contact_saved"})
         await self._publish_state(conversation_id)

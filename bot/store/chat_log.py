@@ -161,6 +161,23 @@ class ChatLog:
             row = session.get(Conversation, conversation_id)
             return dict(row.customer) if row else {}
 
+    def add_contact(self, conversation_id: str, contact: dict[str, str]) -> bool:
+        """Keep contact details the customer left with the conversation's details (masked).
+
+        The next handoff carries them (the bot server passes the details to Rasa), so
+        they are not lost when the ticket they were meant for is closed already.
+
+        Returns:
+            False when the conversation is unknown.
+        """
+        with self._sessions() as session, session.begin():
+            row = session.get(Conversation, conversation_id, with_for_update=True)
+            if row is None:
+                return False
+            row.customer = {**(row.customer or {}),
+                            **{k: mask_sensitive(str(v))[:500] for k, v in contact.items() if v}}
+            return True
+
     def mark_routed(self, message_id: int) -> None:
         """Record that a customer message reached the bot or the agent."""
         with self._sessions() as session, session.begin():

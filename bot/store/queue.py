@@ -38,6 +38,13 @@ class QueueError(ValueError):
         self.status = status
 
 
+class TicketResolved(QueueError):
+    """The ticket was resolved already (409): nothing more can be attached to it."""
+
+    def __init__(self, ticket_id: int) -> None:
+        super().__init__(f"チケット {ticket_id} は解決済みです。")
+
+
 class TicketFull(QueueError):
     """The ticket holds :attr:`Limits.ticket_entries` entries; no more customer or bot ones."""
 
@@ -475,12 +482,14 @@ class Queue:
         """Add the contact details a customer left (offline ticket), masked.
 
         Raises:
-            QueueError: 404 unknown ticket; 409 resolved ticket.
+            QueueError: 404 unknown ticket.
+            TicketResolved: 409, the ticket was resolved (nothing is changed; the caller
+                keeps the details elsewhere, see ``ChatLog.add_contact``).
         """
         with self._sessions() as session, session.begin():
             ticket = self._locked(session, ticket_id)
             if ticket.status == "resolved":
-                raise QueueError(f"チケット {ticket_id} は解決済みです。")
+                raise TicketResolved(ticket_id)
             ticket.customer = {**(ticket.customer or {}),
                                **{k: mask_sensitive(v) for k, v in contact.items() if v}}
         return self.get(ticket_id, with_entries=False)
