@@ -222,7 +222,8 @@ class Settings:
         outbox_file: Where handoffs wait while the database is unreachable (``BOT_OUTBOX``).
         server_port: Port of the bot server: widget, demo page, agent console (``BOT_SERVER_PORT``).
         rasa_url: Where the bot server reaches Rasa (``BOT_RASA_URL``; default the local
-            Rasa server on ``rasa_port``).
+            Rasa server on ``rasa_port``). Several servers, separated by commas, share the
+            conversations (:class:`bot.server.rasa_client.RasaClient`).
         secret_key_file: Signing key for agent sessions and conversation tokens
             (``BOT_SECRET_KEY_FILE``; created with a random key on first start).
         events_url: ``BOT_EVENTS_URL=redis://127.0.0.1:6379/0`` when several bot servers

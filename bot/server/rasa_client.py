@@ -8,20 +8,33 @@ Customer text goes through :func:`safe_for_rasa` so it can never be an intent co
 Rasa's HTTP API (trackers, model) requires a token (``bot run`` starts Rasa with
 ``--auth-token``); it is kept in an owner-only file (setting ``BOT_RASA_TOKEN_FILE``),
 see :func:`create_rasa_token`.
+
+Several Rasa servers (scale-out: ``BOT_RASA_URL=http://127.0.0.1:5005,http://127.0.0.1:5006``)
+share one tracker store and one lock store, so any of them can answer any conversation.
+:class:`RasaClient` spreads conversations over them (each conversation keeps its server while
+it is up) and sends a request to the next one only when the first certainly did not take it:
+no connection, the connection dropped before an answer, or a proxy's 502/503/504. A timeout
+or a 500 is not retried: that server may still be working on the turn.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import time
 import unicodedata
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import aiohttp
 
 RASA_TIMEOUT_SECONDS = 30
+# How long a Rasa server that refused a connection is tried only after the others.
+DOWN_SECONDS = 10.0
+# Answers of a proxy in front of a Rasa server that mean the request never reached it.
+NOT_TAKEN_STATUSES = frozenset({502, 503, 504})
 MIN_TOKEN_CHARS = 32
 # Rasa unpacks text starting with this (after str.strip) as an intent command.
 INTENT_COMMAND_PREFIX = "/"
@@ -33,6 +46,25 @@ SLASH_STAND_IN = "\uff0f"
 
 class RasaUnavailable(RuntimeError):
     """Rasa did not answer (down, restarting or too slow)."""
+
+
+class _NotTaken(RasaUnavailable):
+    """This Rasa server certainly did not take the request: another one may."""
+
+
+def parse_rasa_urls(urls: str | Sequence[str]) -> tuple[str, ...]:
+    """The Rasa servers of ``BOT_RASA_URL``: one URL, or several separated by commas or spaces.
+
+    Raises:
+        ValueError: No URL, or one that is not http(s); names the fix.
+    """
+    items = urls.replace(",", " ").split() if isinstance(urls, str) else list(urls)
+    parsed = tuple(dict.fromkeys(item.strip().rstrip("/") for item in items if item.strip()))
+    bad = [u for u in parsed if not u.startswith(("http://", "https://"))]
+    if not parsed or bad:
+        raise ValueError(f"BOT_RASA_URL={urls!r}: Rasa サーバーの URL として使えません。"
+                         "対処: http://127.0.0.1:5005 のように書き、複数ならカンマで区切ってください。")
+    return parsed
 
 
 @dataclass
@@ -125,22 +157,45 @@ def create_rasa_token(path: Path) -> str:
 
 
 class RasaClient:
-    """HTTP client of one Rasa server (REST channel and tracker API)."""
+    """HTTP client of the Rasa servers (REST channel and tracker API), one or several."""
 
-    def __init__(self, base_url: str, token: str | None = None, token_file: Path | None = None) -> None:
+    def __init__(self, base_url: str | Sequence[str], token: str | None = None,
+                 token_file: Path | None = None) -> None:
         """Talk to ``base_url`` (e.g. ``http://127.0.0.1:5005``).
 
         Args:
-            base_url: The Rasa server.
+            base_url: The Rasa server; several (a sequence, or one string separated by commas)
+                share the conversations (module docstring).
             token: Token of Rasa's HTTP API (``--auth-token``), sent as ``?token=`` to the
                 tracker API; ``None`` reads it from ``token_file`` when first needed.
             token_file: Where the token is kept; ``None`` means the setting
                 ``BOT_RASA_TOKEN_FILE`` (the file ``bot run`` gives Rasa).
+
+        Raises:
+            ValueError: ``base_url`` holds no usable URL.
         """
-        self._base_url = base_url.rstrip("/")
+        self._base_urls = parse_rasa_urls(base_url)
+        self._down_until: dict[str, float] = {}
         self._token = token
         self._token_file = token_file
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        """The Rasa servers, in configured order."""
+        return self._base_urls
+
+    def servers_for(self, conversation_id: str) -> list[str]:
+        """The order in which ``conversation_id``'s requests try the Rasa servers.
+
+        The first is fixed by a hash of the id (conversations spread evenly, and each keeps
+        its server); servers that recently refused a connection go last.
+        """
+        count = len(self._base_urls)
+        start = zlib.crc32(conversation_id.encode("utf-8")) % count
+        ring = [self._base_urls[(start + i) % count] for i in range(count)]
+        now = time.monotonic()
+        return sorted(ring, key=lambda url: self._down_until.get(url, 0.0) > now)
 
     def _token_params(self) -> dict[str, str]:
         """``{"token": ...}`` for the tracker API (empty while no token file exists)."""
@@ -172,7 +227,7 @@ class RasaClient:
             RasaUnavailable: Rasa could not be reached or answered an error.
         """
         body = {"sender": conversation_id, "message": text, "metadata": metadata}
-        raw = await self._post("/webhooks/rest/webhook", body)
+        raw = await self._post(conversation_id, "/webhooks/rest/webhook", body)
         return merge_bot_messages(raw if isinstance(raw, list) else [])
 
     async def resume(self, conversation_id: str) -> None:
@@ -183,18 +238,39 @@ class RasaClient:
         """
         # action_listen closes the turn the handoff paused: without it Rasa's rules read the
         # next message as part of the old turn (and may hand off again).
-        await self._post(f"/conversations/{conversation_id}/tracker/events",
+        await self._post(conversation_id, f"/conversations/{conversation_id}/tracker/events",
                          [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
                          params=self._token_params())
 
-    async def _post(self, path: str, body: Any, params: dict[str, str] | None = None) -> Any:
+    async def _post(self, conversation_id: str, path: str, body: Any,
+                    params: dict[str, str] | None = None) -> Any:
+        """POST to the conversation's Rasa server, or to the next when it did not take the request."""
+        errors: list[str] = []
+        for base_url in self.servers_for(conversation_id):
+            try:
+                answer = await self._post_to(base_url, path, body, params)
+            except _NotTaken as exc:
+                self._down_until[base_url] = time.monotonic() + DOWN_SECONDS
+                errors.append(str(exc))
+                continue
+            self._down_until.pop(base_url, None)
+            return answer
+        raise RasaUnavailable("; ".join(errors))
+
+    async def _post_to(self, base_url: str, path: str, body: Any, params: dict[str, str] | None) -> Any:
         try:
-            async with self._client().post(self._base_url + path, json=body, params=params) as response:
+            async with self._client().post(base_url + path, json=body, params=params) as response:
                 if response.status == 401:
                     raise RasaUnavailable(f"Rasa refused the token for {path} (401): BOT_RASA_TOKEN_FILE must "
                                           "name the token file the Rasa server was started with")
+                if response.status in NOT_TAKEN_STATUSES:
+                    raise _NotTaken(f"Rasa at {base_url} answered {response.status} for {path}")
                 if response.status >= 400:
                     raise RasaUnavailable(f"Rasa answered {response.status} for {path}")
                 return await response.json(content_type=None)
+        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+            # Never connected, or the server went away before answering (killed): Rasa saves a
+            # turn only when it is done, so another server can take it.
+            raise _NotTaken(f"Rasa at {base_url} unreachable: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # ValueError: not JSON
-            raise RasaUnavailable(f"Rasa at {self._base_url} unreachable: {exc}") from exc
+            raise RasaUnavailable(f"Rasa at {base_url} unreachable: {exc}") from exc
