@@ -1,6 +1,7 @@
 """Staffed hours (knowledge/hours.yml) with Japanese holidays (groundwork for #3)."""
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,17 @@ def test_bad_bot_now_names_the_variable_and_the_fix(clock) -> None:  # type: ign
     clock("next tuesday")
     with pytest.raises(ValueError, match=r"BOT_NOW='next tuesday'.*fix: write it as 2026-11-24T10:00"):
         japan_now()
+
+
+def test_staffed_hours_are_checked_against_japan_now_only() -> None:
+    """Code that asks "is a person on duty" takes the time from japan_now() (which BOT_NOW fixes).
+
+    A `datetime.now()` next to such a check would make tests depend on when they run again.
+    """
+    callers = [path for folder in ("bot", "actions") for path in sorted((PROJECT_ROOT / folder).rglob("*.py"))
+               if path.name != "hours.py" and re.search(r"\.(is_open|next_opening)\(", path.read_text(encoding="utf-8"))]
+    assert callers, "no caller found: the check below would prove nothing"
+    for path in callers:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"\b(datetime|dt\.datetime)\.(now|utcnow|today)\(|\btime\.time\(", text), path
+        assert "japan_now()" in text, path
