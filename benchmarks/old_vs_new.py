@@ -7,9 +7,10 @@ message; the working tree's model does the same. Both are scored by the working 
 scorer (:func:`bot.evaluation.report.score`) on the same unseen messages (training and
 tuning texts left out, :func:`bot.evaluation.report.unseen_only`).
 
-Usage: ``python -m benchmarks.old_vs_new [--old COMMIT] [--sets tests/data/heldout*.jsonl]``.
+Usage: ``python -m benchmarks.old_vs_new [--old COMMIT] [--sets FILE ...]`` (default: the newest
+generation of held-out sets, ``tests/data/heldout_v2/heldout*.jsonl``).
 This reads the held-out sets: run it once, when the work on a model is done.
-Results: a table on stdout and ``results/bench/old_vs_new.json``.
+Results: a table on stdout and ``results/bench/old_vs_new_<COMMIT>.json``.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bot.evaluation.report import heldout_sets, load_labelled, score, unseen_only
+from bot.evaluation.report import HELDOUT_GENERATIONS, heldout_sets, load_labelled, score, unseen_only
 from bot.settings import PROJECT_ROOT
 
 OLD_COMMIT = "69392e7"  # last commit with one Rasa intent per FAQ entry
-OUT = PROJECT_ROOT / "results" / "bench" / "old_vs_new.json"
+OUT_DIR = PROJECT_ROOT / "results" / "bench"
 FIGURES = ("total", "route_accuracy", "answered", "handed_off", "answer_precision", "coverage",
            "right_or_offered", "complaint_recall", "handoff_recall", "ordinary_handed_off", "clarify_rate")
 
@@ -94,12 +95,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", default=OLD_COMMIT)
     parser.add_argument("--model", help="the working tree's model (default: train one)")
-    parser.add_argument("--sets", nargs="*", help="labelled sets (default: tests/data/heldout*.jsonl)")
+    parser.add_argument("--sets", nargs="*", help="labelled sets (default: the newest held-out generation)")
     args = parser.parse_args()
-    sets = [Path(p) for p in args.sets] if args.sets else heldout_sets(PROJECT_ROOT / "tests" / "data")
+    newest = PROJECT_ROOT / "tests" / "data" / HELDOUT_GENERATIONS[-1]
+    sets = [Path(p) for p in args.sets] if args.sets else heldout_sets(newest)
     results = run(args.old, sets, Path(args.model).resolve() if args.model else None)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / f"old_vs_new_{args.old}.json").write_text(json.dumps(results, ensure_ascii=False, indent=2),
+                                                         encoding="utf-8")
     print(report(results))
 
 
