@@ -17,7 +17,9 @@ the line, the entry and the fix, in Japanese:
   sheet does not state (checked only in a folder with its own ``facts.yml``), staffed hours that
   differ from ``hours.yml``, a URL written in the answer and again as a link under it;
 - errors from the style list (``style.yml``, :mod:`bot.knowledge.style`; only in a folder with its
-  own ``style.yml``): a variant the list forbids in an answer or a title.
+  own ``style.yml``): a variant the list forbids in an answer or a title;
+- errors of the canned replies (``canned.yml``, :mod:`bot.knowledge.canned`): a malformed or empty
+  entry, an unknown ``{faq:id}`` or placeholder, a duplicate shortcut, a style-list variant.
 
 Only warnings: exit code 0 (the knowledge can be published).
 """
@@ -33,6 +35,7 @@ from typing import Any
 import yaml
 
 from bot.errors import KnowledgeError
+from bot.knowledge.canned import check_canned, read_canned
 from bot.knowledge.facts import FACTS_FILE, Facts, contradictions, load_facts
 from bot.knowledge.loader import (
     RECOMMENDED_QUESTIONS,
@@ -41,8 +44,9 @@ from bot.knowledge.loader import (
     parse_entry,
     question_key,
 )
-from bot.knowledge.model import FaqEntry
+from bot.knowledge.model import FaqEntry, KnowledgeBase
 from bot.knowledge.style import STYLE_FILE, Term, load_style, style_problems
+from bot.knowledge.yaml_io import entry_lines
 
 MAX_TITLE_CHARS = 20
 NEAR_DUPLICATE_SIMILARITY = 0.9
@@ -77,20 +81,6 @@ class Problem:
                 "problem": self.problem, "fix": self.fix}
 
 
-def _entry_lines(path: Path, text: str) -> list[int]:
-    """1-based line of each item of ``entries:`` (empty when the YAML cannot be composed)."""
-    try:
-        node = yaml.compose(text, Loader=SAFE_YAML_LOADER)
-    except yaml.YAMLError:
-        return []
-    if not isinstance(node, yaml.MappingNode):
-        return []
-    for key, value in node.value:
-        if key.value == "entries" and isinstance(value, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in value.value]
-    return []
-
-
 def _load_file(path: Path, problems: list[Problem], facts: Facts | None = None) -> list[tuple[FaqEntry, int | None]]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -111,7 +101,7 @@ def _load_file(path: Path, problems: list[Problem], facts: Facts | None = None) 
         problems.append(Problem("error", path, None, None, "ファイルに「entries:」の行がありません。",
                                 "説明のコメントのあとに「entries:」の行を書き、その下に「  - id: ...」でエントリを並べてください。"))
         return []
-    lines = _entry_lines(path, text)
+    lines = entry_lines(text)
     loaded = []
     for index, raw in enumerate(raw_entries, start=1):
         line = lines[index - 1] if index <= len(lines) else None
@@ -222,6 +212,15 @@ def _fact_and_style_problems(entry: FaqEntry, line: int | None, facts: Facts | N
     return [Problem("error", entry.source, line, entry.id, problem, fix) for problem, fix in found]
 
 
+def _canned_problems(directory: Path, loaded: list[tuple[FaqEntry, int | None]], facts: Facts,
+                     terms: tuple[Term, ...], own_facts: bool) -> list[Problem]:
+    """Errors of ``canned.yml`` (none without the file); ``{faq:id}`` is checked against the loaded entries."""
+    replies, findings = read_canned(directory)
+    kb = KnowledgeBase(entries=tuple(entry for entry, _ in loaded))
+    findings += check_canned(replies, directory / "canned.yml", kb, facts, terms, check_facts=own_facts)
+    return [Problem("error", f.path, f.line, f.entry, f.problem, f.fix) for f in findings]
+
+
 def validate_knowledge(directory: Path, check_published: bool = True) -> list[Problem]:
     """All problems of ``directory`` (errors first, then warnings, in file order).
 
@@ -301,6 +300,7 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
         problems.append(Problem("warning", items[b][2], items[b][3], items[b][0],
                                 f"質問例「{items[b][1]}」が {items[a][0]} の「{items[a][1]}」とほぼ同じです（文字の重なり {similarity:.0%}）。",
                                 "意味が違うなら言い回しを変え、同じならどちらかに寄せてください。"))
+    problems.extend(_canned_problems(directory, loaded, facts, terms if own_style else (), own_facts))
     if check_published:
         published = _published_ids(faq_dir)
         for gone in sorted((published or set()) - set(where)):

@@ -29,3 +29,20 @@ def read_yaml(path: Path) -> Any:
         where = f"{mark.line + 1} 行目付近の" if mark else ""
         raise KnowledgeError(path, None, f"{where}書き方が正しくないため、ファイルを読めません。",
                              "その行と前の行の字下げ（スペースの数）、「:」「-」の位置を、ほかの行とそろえてください。") from exc
+
+
+def entry_lines(text: str, key: str = "entries") -> list[int]:
+    """1-based line of each item of the list under ``key`` (empty when the YAML cannot be composed).
+
+    Validators name the line of an entry, which the parsed YAML no longer knows.
+    """
+    try:
+        node = yaml.compose(text, Loader=SAFE_YAML_LOADER)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    for name, value in node.value:
+        if name.value == key and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
