@@ -192,3 +192,31 @@ def test_malformed_json_body_is_rejected_cleanly(stack: BotStack) -> None:
     status, _ = post(f"{stack.rasa_url}/webhooks/rest/webhook", b"{not json")
     assert 400 <= status < 500
     assert say(stack, "こんにちは")  # the server is still fine
+
+
+def last_bot_action(stack: BotStack, sender: str) -> str:
+    url = f"{stack.rasa_url}/conversations/{sender}/tracker?token={stack.rasa_token}"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        events = json.loads(response.read())["events"]
+    return [e["name"] for e in events if e["event"] == "action" and e["name"] != "action_listen"][-1]
+
+
+@pytest.mark.parametrize("miss", ["/out_of_scope", ""], ids=["out_of_scope", "asked_back"])
+@pytest.mark.parametrize("reply", ["/deny", "/goodbye"])
+def test_no_or_goodbye_right_after_a_miss_offers_a_person(stack: BotStack, miss: str, reply: str) -> None:
+    """「いいえ」/「じゃあいいです」 after the bot missed is giving up: a person is offered."""
+    sender = uuid.uuid4().hex
+    say(stack, miss, sender)
+    assert last_bot_action(stack, sender) in ("utter_out_of_scope", "action_clarify")
+    messages = say(stack, reply, sender)
+    assert last_bot_action(stack, sender) == "action_offer_human"
+    (custom,) = [m["custom"] for m in messages if "custom" in m]
+    assert custom["route"] == "offer_human"
+
+
+def test_no_after_an_answer_is_just_no(stack: BotStack) -> None:
+    sender = uuid.uuid4().hex
+    say(stack, '/faq{"faq_id": "hours"}', sender)
+    assert last_bot_action(stack, sender) == "action_answer_faq"
+    say(stack, "/deny", sender)
+    assert last_bot_action(stack, sender) == "utter_deny"

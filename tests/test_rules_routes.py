@@ -7,17 +7,39 @@ from bot.knowledge.loader import load_knowledge
 from bot.settings import PROJECT_ROOT
 
 
+def _all_rules() -> list[dict]:
+    return [rule for path in sorted((PROJECT_ROOT / "data" / "stories").glob("*.yml"))
+            for rule in yaml.safe_load(path.read_text(encoding="utf-8")).get("rules", [])]
+
+
+def _context_rules() -> list[dict]:
+    """Rules that start with the bot's previous action (what a reply means after a miss)."""
+    return [rule for rule in _all_rules() if "action" in rule["steps"][0]]
+
+
 def _rules() -> dict[str, str]:
+    """Intent -> action of the rules that hold whatever came before (one per intent)."""
     pairs = {}
-    for path in sorted((PROJECT_ROOT / "data" / "stories").glob("*.yml")):
-        for rule in yaml.safe_load(path.read_text(encoding="utf-8")).get("rules", []):
-            steps = rule["steps"]
-            intents = [s["intent"] for s in steps if "intent" in s]
-            actions = [s["action"] for s in steps if "action" in s]
-            assert len(intents) == 1 and len(actions) == 1, rule["rule"]
-            assert intents[0] not in pairs, f"two rules for {intents[0]}"
-            pairs[intents[0]] = actions[0]
+    for rule in _all_rules():
+        steps = rule["steps"]
+        if "action" in steps[0]:
+            continue  # a context rule (_context_rules)
+        intents = [s["intent"] for s in steps if "intent" in s]
+        actions = [s["action"] for s in steps if "action" in s]
+        assert len(intents) == 1 and len(actions) == 1, rule["rule"]
+        assert intents[0] not in pairs, f"two rules for {intents[0]}"
+        pairs[intents[0]] = actions[0]
     return pairs
+
+
+def test_after_a_miss_no_or_goodbye_offers_a_person() -> None:
+    """「いいえ」/「じゃあいいです」 right after out of scope or asking back is giving up."""
+    context = {(r["steps"][0]["action"], r["steps"][1]["intent"]): r["steps"][2]["action"] for r in _context_rules()}
+    for miss in ("utter_out_of_scope", "action_clarify"):
+        for reply in ("deny", "goodbye"):
+            assert context[(miss, reply)] == "action_offer_human", (miss, reply)
+    # Without a miss before them, they keep their own replies.
+    assert _rules()["deny"] == "utter_deny" and _rules()["goodbye"] == "utter_goodbye"
 
 
 def test_every_non_faq_intent_rule_matches_route_table() -> None:
