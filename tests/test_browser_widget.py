@@ -365,7 +365,9 @@ def test_a_refused_message_can_be_sent_again_or_dropped(browser: Browser, stack:
     page.click("#supportchat-launcher") if not page.locator("#supportchat-panel").is_visible() else None
     expect(page.locator("#supportchat-status")).to_have_text("", timeout=10_000)  # history received
     expect(pending).to_have_count(0)
-    assert len(server.sent("二通目")) == 1
+    send(page, "三通目")  # frames arrive in order: a resent 二通目 would be in before this one
+    expect(pending).to_have_class(re.compile(r"\bsc-failed\b"), timeout=10_000)
+    assert len(server.sent("三通目")) == 1 and len(server.sent("二通目")) == 1
 
 
 LINK_CASES = [
