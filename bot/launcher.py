@@ -70,6 +70,19 @@ def _wait_http(url: str, process: subprocess.Popen, timeout: float, log: Path) -
     raise StartupError(f"{shown} が {timeout:.0f} 秒以内に応答しませんでした。ログ: {log}")
 
 
+def stop_processes(procs: Sequence[subprocess.Popen], grace: float = 10.0) -> None:
+    """Stop child processes started in their own session: SIGTERM, then SIGKILL after ``grace`` s."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 @dataclass
 class BotStack:
     """The Rasa server, the action server and (optionally) the bot server, as a context manager.
@@ -208,15 +221,7 @@ class BotStack:
 
     def stop(self) -> None:
         """Stop every server (SIGTERM, then SIGKILL after 10 s)."""
-        for proc in self._procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_processes(self._procs)
         self._procs.clear()
 
     def __enter__(self) -> "BotStack":

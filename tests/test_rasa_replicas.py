@@ -20,18 +20,41 @@ from bot.server import rasa_client
 from bot.server.rasa_client import RasaClient, RasaUnavailable, parse_rasa_urls
 
 
-class StandIn:
-    """One Rasa stand-in: answers ``[{"text": name}]``, or ``status`` / a drop when told."""
+class LoopbackApp:
+    """An aiohttp app on a free loopback port (stand-ins for the servers nginx or we talk to)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self._runner: web.AppRunner | None = None
+
+    def routes(self, app: web.Application) -> None:
+        """Add the stand-in's routes."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        app = web.Application()
+        self.routes(app)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+class StandIn(LoopbackApp):
+    """One Rasa stand-in: answers ``[{"text": name}]``, or ``status`` / a drop when told."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
         self.received: list[tuple[str, Any]] = []
         self.status = 200
         self.drop = False
         self.delay = 0.0
-        self._runner: web.AppRunner | None = None
 
     async def _webhook(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -46,18 +69,9 @@ class StandIn:
             return web.json_response({"error": "x"}, status=self.status)
         return web.json_response([{"text": self.name}])
 
-    async def start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/webhooks/rest/webhook", self._webhook)
         app.router.add_post("/conversations/{cid}/tracker/events", self._webhook)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
 
 @contextlib.asynccontextmanager
