@@ -337,6 +337,22 @@ def widget_text(directory: Path | None = None) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------
+# The console's canned-reply picker (bot/server/static/console/canned.js, block written by `bot kb build`)
+# ---------------------------------------------------------------------------
+
+CONSOLE_CANNED_TEXT = {
+    "hint": "「/」に続けて入力すると、定型文と FAQ の回答を探せます",
+    "listLabel": "定型文と FAQ の回答",
+    "canned": "定型文",
+    "faq": "FAQ",
+    "loading": "定型文を読み込んでいます…",
+    "none": "「{q}」に当てはまる定型文・FAQ はありません。",
+    "count": "候補 {n} 件。↑↓ で選び、Enter で返信欄に入れます。Esc で閉じます。",
+    "inserted": "「{title}」を返信欄に入れました。送信する前に内容を確認してください。",
+}
+
+
+# ---------------------------------------------------------------------------
 # What agents and editors see of the bot's decision (console, analytics)
 # ---------------------------------------------------------------------------
 
