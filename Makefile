@@ -11,7 +11,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser build validate check-generated train run ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-queue bench-sessions bench-handoff clean
+.PHONY: help setup browser nginx build validate check-generated train run run-scaled ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-queue bench-sessions bench-handoff clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-setup: $(STAMP) browser node_modules/axe-core/axe.min.js ## Create .venv, install every pinned dependency and the test browser
+setup: $(STAMP) browser nginx node_modules/axe-core/axe.min.js ## Create .venv, install every pinned dependency and the test browser
 	@echo "セットアップ完了: $(VENV)"
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download cannot work on a
@@ -39,6 +39,18 @@ browser: ## Install Debian's Chromium and a Japanese font for the browser tests 
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-ipafont-gothic; \
 	else \
 		echo "!! Chromium をインストールできません（root と apt-get が必要）。ブラウザのテストはスキップされます。"; \
+	fi
+
+# nginx in front of several bot servers: `make run-scaled` and tests/test_deploy.py use Debian's
+# package, as a production install does (deploy/). Without root/apt those tests are skipped loudly.
+nginx: ## Install Debian's nginx for make run-scaled and the deploy tests (needs root + apt)
+	@if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then \
+		echo "nginx はインストール済みです。"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx; \
+	else \
+		echo "!! nginx をインストールできません（root と apt-get が必要）。make run-scaled と deploy のテストは使えません。"; \
 	fi
 
 # axe-core (accessibility checks injected into the browser tests), pinned in package-lock.json.
@@ -68,6 +80,9 @@ train: setup $(MODEL) ## Train the Rasa model if any input changed (models/curre
 
 run: train ## Start everything: demo page + widget and agent console (:8000), Rasa (:5005), actions (:5055)
 	$(BIN)/bot run
+
+run-scaled: train nginx ## 2 replicas behind nginx (:8080): bot servers, Rasa on PostgreSQL + Redis, actions (deploy/)
+	$(BIN)/python deploy/run_scaled.py
 
 ask: train ## Ask the bot one question: make ask Q="住所を変えたい"
 	@test -n "$(Q)" || { echo '使い方: make ask Q="住所を変えたい"'; exit 2; }
