@@ -21,7 +21,8 @@ from typing import Any, Awaitable, Callable, Iterator
 
 import pytest
 
-from bot.server.events import CLOSED, EventHub, RedisRelay
+from bot.server.events import AGENTS, CLOSED, EventHub, conversation_channel
+from bot.server.redis_relay import RedisRelay
 from bot.server.tokens import derive_key, load_secret_key
 from bot.settings import get_settings
 
@@ -195,7 +196,7 @@ def run(coro: Awaitable[None]) -> None:
 
 
 def test_sealed_events_open_only_with_the_key_channel_and_within_the_age_once() -> None:
-    from bot.server.events import EventSealer, RejectedEvent, event_relay_key
+    from bot.server.redis_relay import EventSealer, RejectedEvent, event_relay_key
 
     now = [1_000_000.0]
     key = event_relay_key("s" * 48)
@@ -239,6 +240,48 @@ def test_hub_delivers_its_own_events_at_once_and_resync_closes_every_subscriber(
         assert tab.empty() and other_tab.empty()  # the backlog is replaced by the marker
         hub.publish_conversation("c-1", FRAME)
         assert tab.empty()  # dropped: the reader closes, the client reconnects with a new queue
+
+    run(scenario())
+
+
+def test_the_backend_is_chosen_by_url() -> None:
+    """One interface for one server (memory://, the default) and several (redis://), as broadcaster does."""
+    from bot.server.events import MemoryBackend, backend_for_url
+
+    hub = EventHub()
+    assert isinstance(backend_for_url("", hub, "k" * 64), MemoryBackend)
+    assert isinstance(backend_for_url("memory://", hub, "k" * 64), MemoryBackend)
+    assert isinstance(backend_for_url(REDIS_URL, hub, "k" * 64), RedisRelay)
+    with pytest.raises(ValueError, match="BOT_EVENTS_URL"):
+        backend_for_url("kafka://127.0.0.1:9092", hub, "k" * 64)
+
+
+def test_subscribe_is_a_context_manager_that_always_unsubscribes() -> None:
+    async def scenario() -> None:
+        hub = EventHub()
+        await hub.connect("memory://", key="k" * 64)
+        async with hub.subscribe(conversation_channel("c-1")) as tab, hub.subscribe(AGENTS) as console:
+            hub.publish_conversation("c-1", FRAME)
+            hub.publish_ticket("created", {"id": 1})
+            assert await tab.get() == FRAME
+            assert await console.get() == {"change": "created", "ticket": {"id": 1}}
+        with pytest.raises(RuntimeError):
+            async with hub.subscribe(conversation_channel("c-1")):
+                raise RuntimeError("the socket broke")
+        assert hub.subscriber_count() == 0  # nothing left behind, whatever ended the block
+        hub.publish_conversation("c-1", FRAME)  # nobody listens: nothing to deliver, no error
+        await hub.disconnect()
+
+    run(scenario())
+
+
+def test_a_subscriber_too_far_behind_reads_the_resync_marker_within_its_bound() -> None:
+    async def scenario() -> None:
+        hub = EventHub(backlog=3)
+        async with hub.subscribe(AGENTS) as console:
+            for number in range(10):
+                hub.publish_ticket("message", {"id": number})
+            assert console.qsize() == 1 and await console.get() == CLOSED
 
     run(scenario())
 

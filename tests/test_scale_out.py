@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from bot.server.app import Services, create_app, stores_for
-from bot.server.events import RedisRelay
+from bot.server.redis_relay import RedisRelay
 from bot.server.tokens import ConversationTokens
 from conftest import temporary_database
 from test_events import REDIS_URL, RedisProxy, needs_redis

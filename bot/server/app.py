@@ -31,10 +31,11 @@ from bot.channels.line import webhook as line_webhook
 from bot.server import agent_api, canned_api, chat_api
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
 from bot.server.chat_api import SocketCounter
-from bot.server.events import EventHub, RedisRelay, event_relay_key
+from bot.server.events import EventHub
 from bot.server.gateway import Gateway
 from bot.server.http import origin_allowed
 from bot.server.rasa_client import RasaClient
+from bot.server.redis_relay import event_relay_key
 from bot.server.ticket_watcher import TicketWatcher
 from bot.server.tokens import SESSION_KEY_PURPOSE, ConversationTokens, derive_key
 from bot.settings import LineSettings, Limits, get_settings, normalize_origin
@@ -149,10 +150,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        relay = RedisRelay(events_url, services.hub, key=event_relay_key(secret_key)) if events_url else None
-        if relay is not None:
-            await relay.start()
-            services.hub.use_relay(relay)
+        await services.hub.connect(events_url, key=event_relay_key(secret_key))  # memory:// or redis://
         watcher = TicketWatcher(services.stores.queue, services.gateway.ticket_arrived, watch_interval)
         task = asyncio.create_task(watcher.run())
         if line_channel is not None:
@@ -163,8 +161,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
             task.cancel()
             if line_channel is not None:
                 await line_channel.close()
-            if relay is not None:
-                await relay.stop()
+            await services.hub.disconnect()
             await services.rasa.close()
 
     routes: list[Any] = [

@@ -31,7 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from bot import wording
 from bot.handoff.contact import ContactError
 from bot.server.auth import client_address
-from bot.server.events import CLOSED
+from bot.server.events import CLOSED, conversation_channel
 from bot.server.gateway import MAX_MESSAGE_CHARS, CustomerError, Gateway, RateLimited
 from bot.server.http import parse_json, read_json
 from bot.store.queue import QueueError
@@ -235,8 +235,20 @@ async def chat_socket(websocket: WebSocket) -> None:
                                    "message": TEXT["too_many_sockets"]})
         await websocket.close(code=CLOSE_TOO_MANY)
         return
-    outgoing = services.hub.subscribe_conversation(conversation_id)
-    sender = asyncio.create_task(_forward(websocket, outgoing))
+    try:
+        # Subscribed before the history is read: no frame falls between the two.
+        async with services.hub.subscribe(conversation_channel(conversation_id)) as outgoing:
+            sender = asyncio.create_task(_forward(websocket, outgoing))
+            try:
+                await _serve(websocket, services, conversation_id)
+            finally:
+                sender.cancel()
+    finally:
+        sockets.release(conversation_id)
+
+
+async def _serve(websocket: WebSocket, services: Any, conversation_id: str) -> None:
+    """Send the history, then handle the customer's frames until the socket closes."""
     try:
         await websocket.send_json(await services.gateway.history(conversation_id))
         while True:
@@ -250,10 +262,6 @@ async def chat_socket(websocket: WebSocket) -> None:
                 await websocket.send_json(error)
     except (WebSocketDisconnect, RuntimeError):  # RuntimeError: closed meanwhile (conversation ended)
         pass
-    finally:
-        services.hub.unsubscribe_conversation(conversation_id, outgoing)
-        sockets.release(conversation_id)
-        sender.cancel()
 
 
 async def _forward(websocket: WebSocket, outgoing: asyncio.Queue[dict[str, Any]]) -> None:

@@ -1,170 +1,168 @@
 """Publish/subscribe for the console's SSE stream and the widget's sockets.
 
-Each subscriber gets its own bounded asyncio queue; a subscriber that stops reading
-(a dead tab) is dropped instead of slowing everyone else down.
+The interface follows encode/broadcaster: a backend chosen by URL behind one hub
+(:func:`backend_for_url`: ``memory://`` for one bot server, the default; ``redis://``
+for several, bot/server/redis_relay.py), and subscriptions as async context managers
+(``async with hub.subscribe(AGENTS) as queue``). Unlike broadcaster, each subscriber
+gets a *bounded* queue: a subscriber that stops reading (a dead tab) is dropped instead
+of slowing everyone else down, and reads the :data:`CLOSED` marker, as every subscriber
+does when events may have been missed (Redis was unreachable): its client reconnects
+and reloads.
 
-One bot server delivers events in process. Several bot servers (scale-out: a customer's
-socket on one, the agent's console on another) also relay every event through Redis
-pub/sub (``BOT_EVENTS_URL=redis://...``): each server delivers its own events to its own
-subscribers at once, publishes them to one channel, and delivers what it hears from the
-*other* servers, so every event reaches every tab once.
-
-Relayed events are signed (HMAC-SHA256 with the *event-relay key*, derived from the
-secret file like every other key, see :func:`bot.server.tokens.derive_key`) and carry a
-timestamp and a nonce: anything else that can write to the Redis channel cannot inject,
-alter or replay events. Unsigned, badly signed, stale and replayed messages are dropped
-with a warning that never contains their payload.
-
-While Redis is unreachable each server keeps delivering its own events; when the
-connection is back every subscriber on every server is told to resync (the
-:data:`CLOSED` marker: widgets reconnect and reload the history, consoles reload their
-lists), since events of other servers may have been missed meanwhile.
+Every event is delivered to this server's subscribers at once, whatever the backend,
+so a Redis outage never silences a server's own customers and consoles.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import hashlib
-import hmac
-import json
 import logging
-import math
-import secrets
-import time
 from collections import defaultdict
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol
+from urllib.parse import urlsplit
 
-from bot.server.tokens import derive_key
+if TYPE_CHECKING:
+    from bot.server.redis_relay import RedisRelay
 
 logger = logging.getLogger(__name__)
 
 SUBSCRIBER_BACKLOG = 1000
 CLOSED: dict[str, Any] = {"type": "closed"}  # the last item a dropped subscriber reads: reconnect and reload
 
-EVENT_KEY_PURPOSE = "event-relay"
-WIRE_VERSION = b"v1"
-MAX_EVENT_AGE_SECONDS = 30.0  # relayed events older (or further in the future) than this are refused
-MAX_RELAYED_BYTES = 4 * 1024 * 1024
+AGENTS = "tickets"  # the channel of every ticket event (consoles)
+CONVERSATION_PREFIX = "conversation:"
 
 
-def event_relay_key(secret: str, version: int = 1) -> str:
-    """The key that signs relayed events, derived from the master secret.
+def conversation_channel(conversation_id: str) -> str:
+    """The channel of one conversation's frames (its open tabs)."""
+    return CONVERSATION_PREFIX + conversation_id
+
+
+class EventBackend(Protocol):
+    """Carries events to the other bot servers (broadcaster's ``BroadcastBackend``, for our hub).
+
+    ``send`` never blocks the caller: delivery to this server's subscribers is the hub's,
+    the backend only relays. A backend that hears events of other servers hands them to
+    :meth:`EventHub.deliver`, and calls :meth:`EventHub.resync` when some may be lost.
+    """
+
+    @property
+    def connected(self) -> bool:
+        """Whether events reach the other servers now."""
+
+    async def start(self) -> None:
+        """Connect (returns even when the service is unreachable; it keeps trying)."""
+
+    async def stop(self) -> None:
+        """Disconnect."""
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Relay ``event`` to the other servers."""
+
+
+class MemoryBackend:
+    """``memory://``: one bot server; the hub has already delivered every event to its subscribers."""
+
+    connected = True
+
+    async def start(self) -> None:
+        """Nothing to connect to."""
+
+    async def stop(self) -> None:
+        """Nothing to disconnect."""
+
+    def send(self, event: dict[str, Any]) -> None:
+        """No other server to tell."""
+
+
+def backend_for_url(url: str, hub: EventHub, key: str | None = None) -> EventBackend | RedisRelay:
+    """The backend ``BOT_EVENTS_URL`` names (not started).
 
     Args:
-        secret: The master secret (the secret key file's content), the same on every server.
-        version: Raise it to rotate this key alone (every server at once).
+        url: Empty or ``memory://`` (one server), ``redis://`` / ``rediss://`` (several).
+        hub: The hub the backend delivers other servers' events to.
+        key: The event-relay key (Redis; ``None``: derived from the secret key file).
 
-    Returns:
-        64 hex characters, unrelated to the session and token keys.
+    Raises:
+        ValueError: Another scheme, with the ones that work.
     """
-    return derive_key(secret, EVENT_KEY_PURPOSE, version)
+    scheme = urlsplit(url).scheme if url else "memory"
+    if scheme == "memory":
+        return MemoryBackend()
+    if scheme in ("redis", "rediss"):
+        from bot.server.redis_relay import RedisRelay
 
-
-class RejectedEvent(ValueError):
-    """A relayed message that must not be delivered; the message says why (never the payload)."""
-
-
-class EventSealer:
-    """Signs relayed events and checks them: signature, age and nonce (no replay).
-
-    Wire format (one Redis message)::
-
-        v1.<hex HMAC-SHA256>.<JSON body>
-
-    The JSON body is ``{"origin", "ts", "nonce", "event"}``; the MAC covers the channel
-    name, a newline, the version, a dot and the body's exact bytes, so nothing is
-    re-serialized before it is checked.
-    """
-
-    def __init__(self, key: str, channel: str, max_age: float = MAX_EVENT_AGE_SECONDS,
-                 clock: Callable[[], float] = time.time) -> None:
-        """Sign for ``channel`` with ``key``.
-
-        Args:
-            key: The event-relay key (:func:`event_relay_key`).
-            channel: The Redis channel; a message signed for another channel is refused.
-            max_age: Seconds a message stays acceptable (the servers' clocks must agree
-                to within this, e.g. with NTP).
-            clock: Wall clock, seconds since the epoch (tests pass their own).
-        """
-        self._key = key.encode("utf-8")
-        self._channel = channel.encode("utf-8")
-        self._max_age = max_age
-        self._clock = clock
-        self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()  # nonce -> received at
-
-    def _mac(self, body: bytes) -> bytes:
-        return hmac.new(self._key, self._channel + b"\n" + WIRE_VERSION + b"." + body, hashlib.sha256) \
-            .hexdigest().encode("ascii")
-
-    def seal(self, origin: str, event: dict[str, Any]) -> bytes:
-        """The signed wire message carrying ``event`` from server ``origin``."""
-        body = json.dumps({"origin": origin, "ts": self._clock(), "nonce": secrets.token_hex(16), "event": event},
-                          ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        return WIRE_VERSION + b"." + self._mac(body) + b"." + body
-
-    def open(self, data: bytes | str) -> tuple[str, dict[str, Any]]:
-        """Check a wire message.
-
-        Returns:
-            The origin server's id and the event.
-
-        Raises:
-            RejectedEvent: Too large, unsigned, badly signed, malformed, stale or replayed.
-        """
-        if isinstance(data, str):
-            data = data.encode("utf-8", "surrogateescape")
-        if len(data) > MAX_RELAYED_BYTES:
-            raise RejectedEvent("too large")
-        version, _, rest = data.partition(b".")
-        mac, _, body = rest.partition(b".")
-        if version != WIRE_VERSION or not hmac.compare_digest(mac, self._mac(body)):
-            raise RejectedEvent("unsigned or badly signed")
-        try:
-            envelope = json.loads(body)
-            origin, sent, nonce, event = envelope["origin"], envelope["ts"], envelope["nonce"], envelope["event"]
-        except (ValueError, TypeError, KeyError, RecursionError):
-            raise RejectedEvent("malformed") from None
-        if not (isinstance(origin, str) and isinstance(nonce, str) and isinstance(event, dict)
-                and isinstance(sent, (int, float)) and math.isfinite(sent)):
-            raise RejectedEvent("malformed")
-        now = self._clock()
-        if abs(now - sent) > self._max_age:
-            raise RejectedEvent("stale (older than %g s, or the servers' clocks disagree)" % self._max_age)
-        self._forget_before(now - 2 * self._max_age)
-        if nonce in self._seen:
-            raise RejectedEvent("replayed")
-        self._seen[nonce] = now
-        return origin, event
-
-    def _forget_before(self, limit: float) -> None:
-        # A nonce received at r came with |ts - r| <= max_age, so a replay of it is refused
-        # as stale from r + 2 * max_age on: older nonces need not be kept.
-        while self._seen:
-            nonce, received = next(iter(self._seen.items()))
-            if received >= limit:
-                break
-            del self._seen[nonce]
+        return RedisRelay(url, hub, key)
+    raise ValueError(f"BOT_EVENTS_URL={url!r} is not supported: use memory:// (one bot server) "
+                     "or redis://HOST:PORT/DB (several bot servers sharing events)")
 
 
 class EventHub:
     """Fan-out of ticket events (to agents) and conversation frames (to customers' tabs)."""
 
-    def __init__(self) -> None:
-        """Start with no subscribers, delivering in process (see :meth:`use_relay`)."""
+    def __init__(self, backlog: int = SUBSCRIBER_BACKLOG) -> None:
+        """Start with no subscribers, on the memory backend (see :meth:`connect`).
+
+        Args:
+            backlog: Events a subscriber may fall behind before it is told to resync.
+        """
+        self._backlog = backlog
         self._agents: set[asyncio.Queue[dict[str, Any]]] = set()
         self._conversations: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
-        self._relay: RedisRelay | None = None
+        self._relay: EventBackend = MemoryBackend()
 
-    def use_relay(self, relay: RedisRelay) -> None:
-        """Also send every event through ``relay`` to the other servers (it calls :meth:`deliver` there)."""
+    async def connect(self, url: str = "", key: str | None = None) -> None:
+        """Start the backend ``url`` names (:func:`backend_for_url`) and publish through it.
+
+        Args:
+            url: ``BOT_EVENTS_URL``: empty or ``memory://`` (this server alone), or
+                ``redis://...`` (several servers).
+            key: The event-relay key for a Redis backend (``None``: from the secret key file).
+        """
+        backend = backend_for_url(url, self, key)
+        await backend.start()
+        self._relay = backend
+
+    async def disconnect(self) -> None:
+        """Stop the backend; events are delivered on this server only from now on."""
+        backend, self._relay = self._relay, MemoryBackend()
+        await backend.stop()
+
+    def use_relay(self, relay: EventBackend) -> None:
+        """Also send every event through a started ``relay`` (it calls :meth:`deliver` on the other servers)."""
         self._relay = relay
 
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        """A bounded queue of the channel's events while the block runs, as broadcaster's ``subscribe``.
+
+        Args:
+            channel: :data:`AGENTS` (every ticket event) or :func:`conversation_channel`
+                (the frames of one conversation, one subscription per open tab).
+
+        Yields:
+            The queue; it ends with :data:`CLOSED` when the subscriber must resync.
+        """
+        conversation_id = channel.removeprefix(CONVERSATION_PREFIX) if channel != AGENTS else None
+        if conversation_id is not None and not channel.startswith(CONVERSATION_PREFIX):
+            raise ValueError(f"unknown event channel {channel!r}")
+        queue = self.subscribe_agents() if conversation_id is None else self.subscribe_conversation(conversation_id)
+        try:
+            yield queue
+        finally:
+            if conversation_id is None:
+                self.unsubscribe_agents(queue)
+            else:
+                self.unsubscribe_conversation(conversation_id, queue)
+
+    def subscriber_count(self) -> int:
+        """Queues subscribed now (consoles and tabs of this server)."""
+        return len(self._agents) + sum(len(tabs) for tabs in self._conversations.values())
+
     def subscribe_agents(self) -> asyncio.Queue[dict[str, Any]]:
-        """A queue receiving every ticket event."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_BACKLOG)
+        """A queue receiving every ticket event (unsubscribe it; :meth:`subscribe` does that for you)."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._backlog)
         self._agents.add(queue)
         return queue
 
@@ -174,7 +172,7 @@ class EventHub:
 
     def subscribe_conversation(self, conversation_id: str) -> asyncio.Queue[dict[str, Any]]:
         """A queue receiving every frame for one conversation (one per open tab)."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_BACKLOG)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._backlog)
         self._conversations[conversation_id].add(queue)
         return queue
 
@@ -197,8 +195,7 @@ class EventHub:
     def _publish(self, event: dict[str, Any]) -> None:
         # This server's subscribers never wait for Redis (nor miss events while it is down).
         self.deliver(event)
-        if self._relay is not None:
-            self._relay.send(event)
+        self._relay.send(event)
 
     def deliver(self, event: dict[str, Any]) -> None:
         """Hand an event to this server's subscribers (an event of unknown shape is ignored)."""
@@ -241,158 +238,3 @@ class EventHub:
         while not queue.empty():
             queue.get_nowait()
         queue.put_nowait(CLOSED)
-
-
-class RedisRelay:
-    """Carries :class:`EventHub` events between bot servers over one Redis pub/sub channel.
-
-    Events are published by one task in the order they were sent (frames of a
-    conversation must not overtake each other), each signed by :class:`EventSealer`.
-    While Redis is unreachable nothing is published (this server's subscribers still get
-    this server's events) and the connection is retried every ``retry_seconds``; once it
-    is back, a signed ``resync`` event asks every server to make its subscribers reload.
-    """
-
-    CHANNEL = "bot:events"
-
-    def __init__(self, url: str, hub: EventHub, key: str | None = None, *, retry_seconds: float = 1.0,
-                 start_timeout: float = 5.0, clock: Callable[[], float] = time.time) -> None:
-        """Relay ``hub``'s events through the Redis server at ``url``.
-
-        Args:
-            url: ``redis://...`` (``BOT_EVENTS_URL``).
-            hub: This server's hub.
-            key: The event-relay key (:func:`event_relay_key` of the master secret);
-                ``None``: derived from the secret key file of the settings, as every
-                server of a deployment shares it.
-            retry_seconds: Pause between attempts to reach Redis again.
-            start_timeout: :meth:`start` waits this long for the subscription, then
-                carries on without Redis (retrying in the background).
-            clock: Wall clock for the signatures' timestamps (tests).
-        """
-        import redis.asyncio as redis
-
-        if key is None:
-            from bot.server.tokens import load_secret_key
-            from bot.settings import get_settings
-
-            key = event_relay_key(load_secret_key(get_settings().secret_key_file))
-        self._redis = redis.from_url(url, socket_connect_timeout=max(retry_seconds, 2.0), socket_keepalive=True,
-                                     health_check_interval=30)
-        self._hub = hub
-        self._channel = self.CHANNEL
-        self._sealer = EventSealer(key, self._channel, clock=clock)
-        self._origin = secrets.token_hex(8)  # this server; its own events come back and are skipped
-        self._retry_seconds = retry_seconds
-        self._start_timeout = start_timeout
-        self._outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_BACKLOG * 10)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._subscribed = asyncio.Event()
-        self._first_attempt = asyncio.Event()  # the first subscription succeeded or failed
-        self._down = False  # Redis unreachable since the last failure: nothing is published
-        self._missed = False  # events were not relayed: every server resyncs once Redis works
-        self._rejected = 0
-        self._rejected_logged_at = -math.inf
-
-    @property
-    def connected(self) -> bool:
-        """Subscribed and publishing (False while Redis is unreachable)."""
-        return self._subscribed.is_set() and not self._down
-
-    def send(self, event: dict[str, Any]) -> None:
-        """Queue ``event`` for publishing."""
-        try:
-            self._outgoing.put_nowait(event)
-        except asyncio.QueueFull:
-            logger.warning("event relay backlog full; dropping an event (every server resyncs)")
-            self._missed = True
-
-    async def start(self) -> None:
-        """Subscribe and start publishing.
-
-        Returns once subscribed; when Redis is unreachable (the first attempt failed, or
-        gave no answer within ``start_timeout``) it returns anyway: this server then
-        delivers its own events only, and keeps trying in the background.
-        """
-        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._publish())]
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._first_attempt.wait(), timeout=self._start_timeout)
-        if not self._subscribed.is_set():
-            self._mark_down()
-
-    async def stop(self) -> None:
-        """Cancel both tasks and close the connection."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self._redis.close()
-            await self._redis.connection_pool.disconnect()
-
-    def _mark_down(self) -> None:
-        if not self._down:
-            logger.warning("event relay: Redis unreachable; this server delivers its own events only, "
-                           "clients resync when it is back")
-        self._down = self._missed = True
-
-    async def _publish(self) -> None:
-        while True:
-            event = await self._outgoing.get()
-            if self._down:
-                continue  # not sent: the resync after the outage covers it
-            try:
-                await self._redis.publish(self._channel, self._sealer.seal(self._origin, event))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - Redis down: the listener retries and resyncs
-                self._mark_down()
-
-    async def _listen(self) -> None:
-        while True:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(self._channel)
-                self._subscribed.set()
-                self._first_attempt.set()
-                while True:
-                    if self._missed:
-                        await self._recover()
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=self._retry_seconds)
-                    if message is not None and message.get("type") == "message":
-                        self._receive(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - Redis down: retry, resync once it is back
-                self._mark_down()
-                self._first_attempt.set()
-                await asyncio.sleep(self._retry_seconds)
-            finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(pubsub.reset())
-
-    async def _recover(self) -> None:
-        """Redis works (again): every server's subscribers reload, since events were not relayed."""
-        await self._redis.publish(self._channel, self._sealer.seal(self._origin, {"kind": "resync"}))
-        if self._down:
-            logger.warning("event relay: Redis reachable again; clients resync")
-        self._down = self._missed = False
-        self._hub.resync()
-
-    def _receive(self, data: bytes) -> None:
-        """Deliver one message heard on the channel, if it is signed, fresh and from another server."""
-        try:
-            origin, event = self._sealer.open(data)
-        except RejectedEvent as exc:
-            self._rejected += 1
-            now = time.monotonic()
-            if now - self._rejected_logged_at >= 10:  # at most one warning per 10 s, never the payload
-                logger.warning("event relay: dropped %d message(s) on %s: %s (latest %d bytes)",
-                               self._rejected, self._channel, exc, len(data))
-                self._rejected, self._rejected_logged_at = 0, now
-            return
-        if origin == self._origin:
-            return  # delivered here when it was published
-        if event.get("kind") == "resync":
-            self._hub.resync()
-        else:
-            self._hub.deliver(event)
