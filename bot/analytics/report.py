@@ -41,6 +41,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection, Engine
 
 from bot import wording
+from bot.analytics.kpis import Kpis, build_kpis, format_kpis
 from bot.handoff.reasons import REASON_LABELS
 from bot.store.models import ChatMessage, Conversation, Ticket, as_utc, utcnow
 
@@ -233,6 +234,8 @@ class AnalyticsReport:
         unanswered: Groups of similar unanswered questions, largest first.
         unanswered_not_grouped: Messages left out of grouping (beyond
             :data:`MAX_GROUPED_TEXTS` distinct texts).
+        kpis: Standard support KPIs (first response, handling time, resolution by the bot and
+            by agents, handoff rate, abandonment; per day and per agent: :mod:`bot.analytics.kpis`).
     """
 
     since: dt.datetime | None
@@ -247,6 +250,7 @@ class AnalyticsReport:
     feedback: list[FeedbackRow] = field(default_factory=list)
     unanswered: list[QuestionGroup] = field(default_factory=list)
     unanswered_not_grouped: int = 0
+    kpis: Kpis | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (dates and times as ISO 8601 strings)."""
@@ -628,7 +632,8 @@ def build_report(engine: Engine, since: dt.datetime | None = None, until: dt.dat
     return AnalyticsReport(since=since_utc, until=until_utc, timezone=str(dt.datetime.now(tz).tzname() or tz),
                            generated_at=utcnow(), totals=totals, days=days, handoff_reasons=handoff_reasons,
                            handoff_faqs=handoff_faqs, intents=intents, feedback=feedback, unanswered=groups,
-                           unanswered_not_grouped=left_out)
+                           unanswered_not_grouped=left_out,
+                           kpis=build_kpis(engine, since_utc, until_utc, tz, [d.day for d in days]))
 
 
 # ---- plain-text report (`bot report`) ---------------------------------------------------------
@@ -701,6 +706,8 @@ def format_report(report: AnalyticsReport, tz: dt.tzinfo = JST, limit: int = 10)
         lines.append(f"  ほか {len(report.unanswered) - limit} グループ（CSV にすべて出力されます）")
     if report.unanswered_not_grouped:
         lines.append(f"  （件数の少ない {report.unanswered_not_grouped} 件はまとめていません）")
+    if report.kpis is not None:
+        lines += ["", *format_kpis(report.kpis, limit)]
     return "\n".join(lines)
 
 

@@ -1,0 +1,272 @@
+"""Standard support KPIs from the handoff queue and the chat log (docs/analytics.md, 「担当者対応の指標」).
+
+Read from the existing tables only (``tickets``, ``transcript_entries``, ``chat_messages``,
+``agents``), with portable SQLAlchemy queries; times are compared in Python, so SQLite and
+PostgreSQL give the same figures. The period is that of the report: a ticket belongs to it when
+it was filed in it, a conversation when the customer wrote in it.
+
+- **first response time** (初回応答時間): from a live ticket's filing (``created_at``) to the
+  first agent reply in its transcript, if that reply came before the end of the period. Tickets
+  filed outside staffed hours (``offline``) are left out: nobody was there to answer live;
+- **handling time** (対応時間): from claim to resolve, for tickets an agent resolved
+  (resolution ``resolved``) before the end of the period;
+- **resolved by the bot** (ボットで解決): conversations without a handoff / conversations;
+  **resolved by agents** (担当者が解決): tickets an agent resolved / tickets;
+- **handoff rate** (引き継ぎ率): conversations with a handoff / conversations (a conversation
+  handed off twice counts once; the report's ``handoff_rate`` counts tickets);
+- **abandonment** (放棄): live tickets the customer cancelled before any agent claimed them
+  (「待つのをやめる」 or 「会話を終了」), with the time they waited;
+- per calendar day in ``tz`` and per agent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, select
+from sqlalchemy.engine import Engine
+
+from bot.store.models import Agent, ChatMessage, Ticket, TranscriptEntry, as_utc
+
+IN_CHUNK = 500  # ids per IN (...) list
+RESOLVED = "resolved"
+CANCELLED = "cancelled"
+
+# Japanese labels and definitions, shown next to each figure (analytics page, `bot report`).
+KPI_LABELS = {
+    "first_response": ("初回応答時間", "引き継ぎ（受付時間内）から担当者の最初の返信までの時間。"),
+    "handling": ("平均対応時間", "担当者が「対応する」を押してから「解決」にするまでの時間（担当者が解決した問い合わせ）。"),
+    "bot_resolution": ("ボットで解決", "担当者への引き継ぎがなかった会話 ÷ 会話数。"),
+    "agent_resolution": ("担当者が解決", "担当者が「解決」にした問い合わせ ÷ 引き継ぎ数。"),
+    "handoff": ("引き継ぎ率（会話）", "担当者に引き継いだ会話 ÷ 会話数（1 つの会話で 2 回引き継いでも 1 件）。"),
+    "abandonment": ("放棄", "受付時間内の引き継ぎのうち、担当者が対応する前にお客さまが待つのをやめた・会話を終了したもの。"),
+}
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Count, mean and median of some durations (seconds; ``None`` without any)."""
+
+    count: int
+    average_seconds: float | None
+    median_seconds: float | None
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> "Durations":
+        """Summary of ``seconds``, rounded to 0.1 s."""
+        if not seconds:
+            return cls(0, None, None)
+        return cls(len(seconds), round(statistics.fmean(seconds), 1), round(statistics.median(seconds), 1))
+
+
+@dataclass(frozen=True)
+class KpiDay:
+    """The KPIs of one calendar day (tickets by the day they were filed)."""
+
+    day: dt.date
+    conversations: int
+    handed_off_conversations: int
+    handoffs: int
+    resolved_by_agents: int
+    abandoned: int
+    first_response_average_seconds: float | None
+    handling_average_seconds: float | None
+
+
+@dataclass(frozen=True)
+class KpiAgent:
+    """One agent's first responses (by who wrote the first reply) and resolved tickets."""
+
+    agent: str
+    first_responses: Durations
+    handled: Durations
+
+
+@dataclass(frozen=True)
+class Kpis:
+    """Standard KPIs of a period (see the module docstring for the definitions)."""
+
+    conversations: int
+    handed_off_conversations: int
+    handoffs: int
+    live_handoffs: int
+    resolved_by_agents: int
+    abandoned: int
+    first_response: Durations
+    handling: Durations
+    abandoned_wait: Durations
+    bot_resolution_rate: float | None
+    agent_resolution_rate: float | None
+    handoff_rate: float | None
+    abandonment_rate: float | None
+    days: list[KpiDay] = field(default_factory=list)
+    agents: list[KpiAgent] = field(default_factory=list)
+    labels: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(KPI_LABELS))
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _seconds(later: dt.datetime, earlier: dt.datetime) -> float:
+    return (as_utc(later) - as_utc(earlier)).total_seconds()
+
+
+def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _period(column: Any, since: dt.datetime | None, until: dt.datetime) -> Any:
+    return and_(column >= since, column < until) if since is not None else column < until
+
+
+def build_kpis(engine: Engine, since: dt.datetime | None, until: dt.datetime, tz: dt.tzinfo,
+               days: Sequence[dt.date] = ()) -> Kpis:
+    """The KPIs of ``[since, until)``.
+
+    Args:
+        engine: The bot's database.
+        since: Start, aware UTC (``None``: from the first record).
+        until: End (exclusive), aware UTC.
+        tz: Time zone of the calendar days.
+        days: The days to list (the report's); empty: the days with tickets or conversations.
+
+    Returns:
+        The KPIs.
+    """
+    with engine.connect() as conn:
+        customer_rows = conn.execute(
+            select(ChatMessage.conversation_id, ChatMessage.created_at)
+            .where(ChatMessage.sender == "customer", _period(ChatMessage.created_at, since, until))).all()
+        tickets = conn.execute(
+            select(Ticket.id, Ticket.conversation_id, Ticket.offline, Ticket.created_at, Ticket.claimed_at,
+                   Ticket.resolved_at, Ticket.resolution, Ticket.resolved_by)
+            .where(_period(Ticket.created_at, since, until))).all()
+        first_reply: dict[int, tuple[dt.datetime, int, str | None]] = {}
+        for chunk in _chunks([t.id for t in tickets]):
+            for row in conn.execute(select(TranscriptEntry.ticket_id, TranscriptEntry.at, TranscriptEntry.id,
+                                           TranscriptEntry.author)
+                                    .where(TranscriptEntry.sender == "agent",
+                                           TranscriptEntry.ticket_id.in_(list(chunk)))):
+                mine = (as_utc(row.at), row.id, row.author)
+                if row.ticket_id not in first_reply or mine[:2] < first_reply[row.ticket_id][:2]:
+                    first_reply[row.ticket_id] = mine
+        names = dict(conn.execute(select(Agent.username, Agent.display_name)).all())
+
+    def local_day(moment: dt.datetime) -> dt.date:
+        return as_utc(moment).astimezone(tz).date()
+
+    active: dict[dt.date, set[str]] = defaultdict(set)
+    for row in customer_rows:
+        active[local_day(row.created_at)].add(row.conversation_id)
+    conversations = set().union(*active.values()) if active else set()
+    handed_off = {t.conversation_id for t in tickets} & conversations
+
+    per_day: dict[dt.date, dict[str, Any]] = defaultdict(lambda: {"handoffs": 0, "resolved": 0, "abandoned": 0,
+                                                                   "first": [], "handling": [], "handed": set()})
+    per_agent: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"first": [], "handling": []})
+    first_times: list[float] = []
+    handling_times: list[float] = []
+    abandoned_waits: list[float] = []
+    resolved = 0
+    for ticket in tickets:
+        day = per_day[local_day(ticket.created_at)]
+        day["handoffs"] += 1
+        if ticket.conversation_id in handed_off:
+            day["handed"].add(ticket.conversation_id)
+        reply = first_reply.get(ticket.id)
+        if not ticket.offline and reply is not None and reply[0] < until:
+            seconds = _seconds(reply[0], ticket.created_at)
+            first_times.append(seconds)
+            day["first"].append(seconds)
+            per_agent[reply[2] or "—"]["first"].append(seconds)
+        done = ticket.resolved_at is not None and as_utc(ticket.resolved_at) < until
+        if done and ticket.resolution == RESOLVED:
+            resolved += 1
+            day["resolved"] += 1
+            if ticket.claimed_at is not None:
+                seconds = _seconds(ticket.resolved_at, ticket.claimed_at)
+                handling_times.append(seconds)
+                day["handling"].append(seconds)
+                agent = ticket.resolved_by or ""
+                per_agent[names.get(agent, agent) or "—"]["handling"].append(seconds)
+        if done and ticket.resolution == CANCELLED and ticket.claimed_at is None and not ticket.offline:
+            abandoned_waits.append(_seconds(ticket.resolved_at, ticket.created_at))
+            day["abandoned"] += 1
+
+    listed = list(days) or sorted(set(active) | set(per_day))
+    day_rows = []
+    for date in listed:
+        figures = per_day.get(date)
+        day_rows.append(KpiDay(
+            day=date, conversations=len(active.get(date, ())),
+            handed_off_conversations=len(figures["handed"] & active.get(date, set())) if figures else 0,
+            handoffs=figures["handoffs"] if figures else 0,
+            resolved_by_agents=figures["resolved"] if figures else 0,
+            abandoned=figures["abandoned"] if figures else 0,
+            first_response_average_seconds=Durations.of(figures["first"]).average_seconds if figures else None,
+            handling_average_seconds=Durations.of(figures["handling"]).average_seconds if figures else None))
+    agents = [KpiAgent(name, Durations.of(values["first"]), Durations.of(values["handling"]))
+              for name, values in sorted(per_agent.items())]
+    live = sum(1 for t in tickets if not t.offline)
+    return Kpis(
+        conversations=len(conversations), handed_off_conversations=len(handed_off), handoffs=len(tickets),
+        live_handoffs=live, resolved_by_agents=resolved, abandoned=len(abandoned_waits),
+        first_response=Durations.of(first_times), handling=Durations.of(handling_times),
+        abandoned_wait=Durations.of(abandoned_waits),
+        bot_resolution_rate=_ratio(len(conversations) - len(handed_off), len(conversations)),
+        agent_resolution_rate=_ratio(resolved, len(tickets)),
+        handoff_rate=_ratio(len(handed_off), len(conversations)),
+        abandonment_rate=_ratio(len(abandoned_waits), live),
+        days=day_rows, agents=agents)
+
+
+def format_duration(seconds: float | None) -> str:
+    """「2分05秒」, 「1時間03分」, 「45秒」; 「—」 without a value."""
+    if seconds is None:
+        return "—"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}秒"
+    if whole < 3600:
+        return f"{whole // 60}分{whole % 60:02d}秒"
+    return f"{whole // 3600}時間{whole % 3600 // 60:02d}分"
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+def format_kpis(kpis: Kpis, limit: int = 10) -> list[str]:
+    """The KPIs as lines of `bot report` (Japanese, each with its definition)."""
+    label = {key: name for key, (name, _) in KPI_LABELS.items()}
+    meaning = {key: text for key, (_, text) in KPI_LABELS.items()}
+    lines = ["■ 担当者対応の指標（KPI）",
+             f"  {label['first_response']}: 平均 {format_duration(kpis.first_response.average_seconds)}"
+             f" / 中央値 {format_duration(kpis.first_response.median_seconds)}（{kpis.first_response.count} 件）"
+             f" — {meaning['first_response']}",
+             f"  {label['handling']}: 平均 {format_duration(kpis.handling.average_seconds)}"
+             f" / 中央値 {format_duration(kpis.handling.median_seconds)}（{kpis.handling.count} 件） — {meaning['handling']}",
+             f"  {label['bot_resolution']}: {_percent(kpis.bot_resolution_rate)}"
+             f"（{kpis.conversations - kpis.handed_off_conversations} / {kpis.conversations} 会話） — {meaning['bot_resolution']}",
+             f"  {label['agent_resolution']}: {_percent(kpis.agent_resolution_rate)}"
+             f"（{kpis.resolved_by_agents} / {kpis.handoffs} 件） — {meaning['agent_resolution']}",
+             f"  {label['handoff']}: {_percent(kpis.handoff_rate)}"
+             f"（{kpis.handed_off_conversations} / {kpis.conversations} 会話） — {meaning['handoff']}",
+             f"  {label['abandonment']}: {kpis.abandoned} 件（{_percent(kpis.abandonment_rate)}、"
+             f"待ち時間 平均 {format_duration(kpis.abandoned_wait.average_seconds)}） — {meaning['abandonment']}",
+             "", "■ 日別の指標（日付 / 会話 / 引き継いだ会話 / 引き継ぎ / 担当者が解決 / 放棄 / 初回応答 平均 / 対応時間 平均）"]
+    active = [d for d in kpis.days if d.conversations or d.handoffs]
+    lines += [f"  {d.day.isoformat()}  {d.conversations:>5}  {d.handed_off_conversations:>4}  {d.handoffs:>4}"
+              f"  {d.resolved_by_agents:>4}  {d.abandoned:>4}  {format_duration(d.first_response_average_seconds):>8}"
+              f"  {format_duration(d.handling_average_seconds):>8}" for d in active] or ["  （記録がありません）"]
+    lines += ["", "■ 担当者別（初回応答: 件数・平均 / 解決: 件数・平均対応時間）"]
+    lines += [f"  {a.agent}: 初回応答 {a.first_responses.count} 件・{format_duration(a.first_responses.average_seconds)}"
+              f" / 解決 {a.handled.count} 件・{format_duration(a.handled.average_seconds)}"
+              for a in kpis.agents[:limit]] or ["  （担当者の対応はありません）"]
+    return lines
