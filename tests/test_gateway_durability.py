@@ -138,3 +138,24 @@ def test_contact_details_for_an_offline_ticket_resolved_meanwhile_are_kept(tmp_p
         assert services.stores.chat_log.customer_of(conversation_id)["phone"] == "0312345678"
         assert queue.get(ticket_id, False).resolution == "resolved"
 
+
+
+def test_a_ticket_claimed_by_a_server_that_died_before_telling_the_consoles_is_announced(tmp_path: Path) -> None:
+    """Claimed for announcing, never marked announced (the server died): a server starting later announces it."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from bot.store.models import Ticket, utcnow
+
+    services, _ = server(f"sqlite:///{tmp_path / 'bot.db'}")
+    queue = services.stores.queue
+    ticket, _ = queue.enqueue(HandoffPacket("c:1", "c", ["anger"], [Turn("customer", "ふざけるな")]))
+    assert queue.claim_announcement(ticket.id, dt.timedelta(seconds=30))  # the server that then died
+    assert not queue.claim_announcement(ticket.id, dt.timedelta(seconds=30))  # nobody else while it may be telling
+    with services.stores.engine.begin() as connection:  # ... a minute ago: its lease has run out
+        connection.execute(update(Ticket).values(announce_claimed_at=utcnow() - dt.timedelta(minutes=1)))
+    agents = services.hub.subscribe_agents()
+    with TestClient(create_app(services, SECRET, watch_interval=0.05)):
+        assert wait_for(lambda: None if agents.empty() else agents.get_nowait())["change"] == "created"
+        wait_for(lambda: queue.unannounced() == [])

@@ -129,8 +129,9 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         secret_key: The master secret; agent session cookies are signed with a key
             derived from it (:func:`bot.server.tokens.derive_key`), not with it.
         watch_interval: Seconds between polls for tickets filed by the action server.
-        events_url: ``redis://...`` to share events with other bot servers (scale-out);
-            empty: this server alone.
+        events_url: The event backend (:func:`bot.server.events.backend_for_url`):
+            ``redis://...`` to share events with other bot servers (scale-out); empty or
+            ``memory://``: this server alone.
         https: Published over https (``Secure`` cookie, HSTS); ``None`` reads ``BOT_HTTPS``.
         session_key_version: Version of the session key; ``None`` reads ``BOT_SESSION_KEY_VERSION``.
         widget_origins: Origins of other sites whose pages may use the widget (WebSocket
