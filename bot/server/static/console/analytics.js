@@ -270,6 +270,7 @@ async function load() {
     renderSummary(report);
     renderChart(report.days || []);
     renderTables(report);
+    if (typeof renderKpis === "function") renderKpis(report); // analytics_kpis.js
     $("report").hidden = false;
   } catch (err) {
     if (seq === loadSeq) showAlert(err.message);

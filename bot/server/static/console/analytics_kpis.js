@@ -1,0 +1,66 @@
+/*
+ * Standard KPIs on the analytics page (report.kpis of GET /api/analytics; bot/analytics/kpis.py).
+ *
+ * Each figure is shown with its definition; the labels and definitions come from the server
+ * (report.kpis.labels, the same texts as `bot report`). Uses $, el (dom.js) and fillTable,
+ * count, percent (analytics.js). Text only through textContent.
+ */
+"use strict";
+
+function kpiDuration(seconds) {
+  if (typeof seconds !== "number") return "—";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}秒`;
+  if (s < 3600) return `${Math.floor(s / 60)}分${String(s % 60).padStart(2, "0")}秒`;
+  return `${Math.floor(s / 3600)}時間${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}分`;
+}
+
+function renderKpis(report) {
+  const k = report.kpis;
+  const section = $("kpi-section");
+  if (!k || !section) return;
+  const labels = k.labels || {};
+  const name = (key) => (labels[key] ? labels[key][0] : key);
+  const meaning = (key) => (labels[key] ? labels[key][1] : "");
+  const cards = [
+    ["first_response", kpiDuration(k.first_response.average_seconds),
+      `中央値 ${kpiDuration(k.first_response.median_seconds)}・${count(k.first_response.count)} 件`],
+    ["handling", kpiDuration(k.handling.average_seconds),
+      `中央値 ${kpiDuration(k.handling.median_seconds)}・${count(k.handling.count)} 件`],
+    ["bot_resolution", percent(k.bot_resolution_rate),
+      `${count(k.conversations - k.handed_off_conversations)} / ${count(k.conversations)} 会話`],
+    ["agent_resolution", percent(k.agent_resolution_rate), `${count(k.resolved_by_agents)} / ${count(k.handoffs)} 件`],
+    ["handoff", percent(k.handoff_rate), `${count(k.handed_off_conversations)} / ${count(k.conversations)} 会話`],
+    ["abandonment", `${count(k.abandoned)} 件`,
+      `${percent(k.abandonment_rate)}・待ち時間 平均 ${kpiDuration(k.abandoned_wait.average_seconds)}`],
+  ];
+  const list = $("kpi-cards");
+  list.replaceChildren();
+  for (const [key, value, sub] of cards) {
+    const card = el("div", "card");
+    card.dataset.kpi = key;
+    const dd = el("dd", null, value);
+    dd.append(el("span", "sub", sub), el("span", "definition", meaning(key)));
+    card.append(el("dt", null, name(key)), dd);
+    list.append(card);
+  }
+
+  fillTable($("kpi-daily-table"), "日別の指標", [
+    { label: "日付", value: (d) => d.day },
+    { label: "会話数", value: (d) => count(d.conversations), num: true },
+    { label: "引き継いだ会話", value: (d) => count(d.handed_off_conversations), num: true },
+    { label: "引き継ぎ", value: (d) => count(d.handoffs), num: true },
+    { label: "担当者が解決", value: (d) => count(d.resolved_by_agents), num: true },
+    { label: name("abandonment"), value: (d) => count(d.abandoned), num: true },
+    { label: `${name("first_response")}（平均）`, value: (d) => kpiDuration(d.first_response_average_seconds), num: true },
+    { label: "対応時間（平均）", value: (d) => kpiDuration(d.handling_average_seconds), num: true },
+  ], [...(k.days || [])].reverse(), "この期間の記録はありません。");
+
+  fillTable($("kpi-agents-table"), "担当者別の指標", [
+    { label: "担当者", value: (a) => a.agent },
+    { label: "初回応答（件数）", value: (a) => count(a.first_responses.count), num: true },
+    { label: `${name("first_response")}（平均）`, value: (a) => kpiDuration(a.first_responses.average_seconds), num: true },
+    { label: "解決（件数）", value: (a) => count(a.handled.count), num: true },
+    { label: `${name("handling")}`, value: (a) => kpiDuration(a.handled.average_seconds), num: true },
+  ], k.agents || [], "この期間に担当者の対応はありません。");
+}
