@@ -11,7 +11,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser nginx build validate check-generated train run run-scaled ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-queue bench-sessions bench-handoff clean
+.PHONY: help setup browser nginx build validate check-generated train run run-scaled ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-queue bench-sessions bench-handoff bench-line clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -121,6 +121,10 @@ bench-queue: setup ## Handoff queue: add_entry / position / open list with 5,000
 
 bench-sessions: setup ## 1,000 customer sessions on one bot server: latency and memory stay bounded
 	$(BIN)/python benchmarks/session_load.py --sessions 1000
+
+bench-line: train ## 200 LINE users at once (real Rasa, then the channel alone): answered once each, webhook-to-reply p50/p95
+	$(BIN)/python -m benchmarks.line_load --users 200 --redeliver --rasa real
+	$(BIN)/python -m benchmarks.line_load --users 200 --redeliver --rasa instant
 
 bench-handoff: train ## 200 concurrent handoffs: tickets exactly once, message-to-console latency, faults
 	$(BIN)/python -m benchmarks.handoff_load --database sqlite

@@ -11,8 +11,12 @@ A small Starlette app with LINE's rules that matter to the channel:
   the next answers of one kind of call, e.g. ``fail_next["reply"] = [429, 500]``);
 - every call is recorded (:attr:`LineStandIn.calls`), refused ones included.
 
-Also reply-token issuing and signed webhook bodies (:meth:`LineStandIn.webhook`), and
-:func:`serve` to run it on a free local port in a thread.
+Also reply-token issuing and signed webhook bodies (:meth:`LineStandIn.webhook`),
+:func:`serve` to run it on a free local port in a thread, and, for a stand-in in its own
+process (``python tests/line_standin.py PORT``, used by benchmarks/line_load.py),
+control routes under ``/_standin/``: ``POST tokens`` (issue), ``POST profiles``,
+``GET calls`` (the record; ``at`` is the system's monotonic clock, comparable across
+processes).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import uvicorn
 from starlette.applications import Starlette
@@ -77,6 +81,9 @@ class LineStandIn:
             Route("/v2/bot/chat/loading/start", self._loading, methods=["POST"]),
             Route("/v2/bot/chat/markAsRead", self._mark_as_read, methods=["POST"]),
             Route("/v2/bot/profile/{user_id}", self._profile, methods=["GET"]),
+            Route("/_standin/tokens", self._issue_tokens, methods=["POST"]),
+            Route("/_standin/profiles", self._set_profiles, methods=["POST"]),
+            Route("/_standin/calls", self._calls, methods=["GET"]),
         ])
 
     # ---- what tests use --------------------------------------------------------------------
@@ -124,6 +131,21 @@ class LineStandIn:
         """A webhook body and its headers (signed with ``secret``)."""
         body = json.dumps({"destination": "Ubot", "events": events}, ensure_ascii=False).encode("utf-8")
         return body, {"X-Line-Signature": sign(secret, body), "Content-Type": "application/json"}
+
+    # ---- control (stand-in in another process) ----------------------------------------------
+
+    async def _issue_tokens(self, request: Request) -> JSONResponse:
+        count = int((await request.json()).get("count", 1))
+        return JSONResponse({"tokens": [self.issue_token() for _ in range(count)]})
+
+    async def _set_profiles(self, request: Request) -> JSONResponse:
+        self.profiles.update(await request.json())
+        return JSONResponse({})
+
+    async def _calls(self, request: Request) -> JSONResponse:
+        with self._lock:
+            calls = [{"path": c.path, "body": c.body, "status": c.status, "at": c.at} for c in self.calls]
+        return JSONResponse({"calls": calls})
 
     # ---- the API ---------------------------------------------------------------------------
 
@@ -226,6 +248,17 @@ class LineStandIn:
         return self._record(request, None, 200, {"userId": user_id, "displayName": self.profiles[user_id]})
 
 
+def until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """``predicate()``'s first truthy value, polled until ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
 def free_port() -> int:
     """A free local TCP port."""
     with socket.socket() as sock:
@@ -234,20 +267,28 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(standin: LineStandIn) -> Iterator[str]:
-    """Run ``standin`` on 127.0.0.1 in a thread; yields its base URL (``LINE_API_URL``)."""
+def serve(target: Any, lifespan: str = "off") -> Iterator[str]:
+    """Run ``target`` (a :class:`LineStandIn`, or any ASGI app) on 127.0.0.1 in a thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(standin.app, host="127.0.0.1", port=port, log_level="warning",
-                                           ws="none", lifespan="off"))
+    app = target.app if isinstance(target, LineStandIn) else target
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           ws="none", lifespan=lifespan))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         if time.monotonic() > deadline:
-            raise RuntimeError("the LINE stand-in did not start")
+            raise RuntimeError("the server did not start")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+if __name__ == "__main__":  # a stand-in in its own process: python tests/line_standin.py PORT
+    import sys
+
+    uvicorn.run(LineStandIn(token_seconds=60.0).app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+                ws="none", lifespan="off")

@@ -10,28 +10,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
 
 from conftest import AGENT_PASSWORD, full_stack, temporary_database
-from line_standin import ACCESS_TOKEN, CHANNEL_SECRET, LineStandIn, serve
+from line_standin import ACCESS_TOKEN, CHANNEL_SECRET, LineStandIn, serve, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 USER = "U" + "e2e0" * 8
 ANGRY = "二回も住所変更したのに反映されてない、ふざけるな"
-
-
-def until(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture(scope="module")
@@ -62,29 +52,29 @@ def test_handoff_on_line_ticket_agent_push_and_back_to_the_bot_by_reply(line_sta
 
     # An FAQ: one reply call, with はい / いいえ under the answer.
     say("住所を変更したいです")
-    (faq,) = until(replies)
+    (faq,) = until(replies, 60)
     assert faq.body["messages"][-1]["text"].endswith("役に立ちましたか？")
     assert [i["action"]["label"] for i in faq.body["messages"][-1]["quickReply"]["items"]] == ["はい", "いいえ"]
 
     # An angry message: the handoff reply is the turn's one reply, the ticket reaches the console.
     say(ANGRY)
-    handoff = until(lambda: replies()[1:])[0]
+    handoff = until(lambda: replies()[1:], 60)[0]
     assert "申し訳ございません" in standin.texts(handoff)[0]
     csrf = agent.post("/api/agent/login", json={"username": "sato", "password": AGENT_PASSWORD}).json()["csrf_token"]
     headers = {"X-CSRF-Token": csrf}
     ticket = until(lambda: [t for t in agent.get("/api/tickets").json()["tickets"]
-                            if t["conversation_id"] == "line-" + USER])[0]
+                            if t["conversation_id"] == "line-" + USER], 30)[0]
     assert ticket["customer"]["name"] == "LINE 花子"
     assert ticket["customer"]["channel"] == "LINE"
 
     # The agent claims (「担当の佐藤が参加しました」 goes out by push) and replies: exactly one more push.
     assert agent.post(f"/api/tickets/{ticket['id']}/claim", headers=headers).status_code == 200
-    joined = until(pushes)
+    joined = until(pushes, 30)
     assert "佐藤" in standin.texts(joined[-1])[0]
     before = len(pushes())
     reply = agent.post(f"/api/tickets/{ticket['id']}/reply", headers=headers, json={"text": "お待たせしました。確認します。"})
     assert reply.status_code == 200
-    after_reply = until(lambda: pushes()[before:])
+    after_reply = until(lambda: pushes()[before:], 30)
     time.sleep(1.5)  # nothing else follows
     assert len(pushes()) == before + 1
     assert standin.texts(after_reply[0]) == ["お待たせしました。確認します。"]
@@ -92,11 +82,11 @@ def test_handoff_on_line_ticket_agent_push_and_back_to_the_bot_by_reply(line_sta
 
     # Resolve: the back-to-the-bot notice is pushed; the next FAQ is answered by reply.
     assert agent.post(f"/api/tickets/{ticket['id']}/resolve", headers=headers).status_code == 200
-    until(lambda: len(pushes()) == before + 2)
+    until(lambda: len(pushes()) == before + 2, 30)
     assert "担当者との会話を終了しました" in standin.texts(pushes()[-1])[0]
     replies_before, pushes_before = len(replies()), len(pushes())
     say("営業時間を教えて")
-    answer = until(lambda: replies()[replies_before:])[0]
+    answer = until(lambda: replies()[replies_before:], 60)[0]
     assert answer.body["messages"][-1]["quickReply"]["items"][0]["action"]["label"] == "はい"
     assert len(pushes()) == pushes_before
     # The whole conversation is the ticket's transcript, as for the widget.

@@ -11,7 +11,7 @@ import contextlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 from starlette.testclient import TestClient
@@ -27,7 +27,7 @@ from bot.server.app import Services, create_app, stores_for
 from bot.server.rasa_client import BotMessage
 from bot.server.tokens import ConversationTokens
 from bot.settings import LineSettings
-from line_standin import ACCESS_TOKEN, CHANNEL_SECRET, LineStandIn, serve
+from line_standin import ACCESS_TOKEN, CHANNEL_SECRET, LineStandIn, serve, until
 
 SECRET = "test-secret-key-" + "y" * 32
 PASSWORD = "line-agent-password"
@@ -106,16 +106,6 @@ class Line:
 
     def sent(self, kind: str) -> list[Any]:
         return self.standin.of_kind(kind)
-
-
-def until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 @contextlib.contextmanager
@@ -577,3 +567,27 @@ def test_bot_run_says_in_one_line_whether_line_is_on(monkeypatch: pytest.MonkeyP
         assert printed[-1] == TEXT["channel_on"]
     finally:
         get_settings.cache_clear()
+
+
+def test_push_counts_per_month_reach_the_analytics_page_with_a_warning(tmp_path: Path) -> None:
+    with line_server(tmp_path, push_warning=1) as line:
+        line.channel.tokens = ReplyTokens(0.0)  # every message by push
+        line.say("住所を変えたい")
+        line.say("三つ教えて")
+        line.settle()
+        assert len(line.sent("push")) == 2
+        login = line.client.post("/api/agent/login", json={"username": "sato", "password": PASSWORD})
+        assert login.status_code == 200
+        pushes = line.client.get("/api/analytics?days=7").json()["report"]["line"]
+        month = line.channel.push_counter.month()
+        assert pushes == {"month": month, "this_month": 2, "warning": 1, "over": True, "months": {month: 2}}
+
+
+def test_token_time_runs_from_the_webhook_not_from_the_turn(line: Line) -> None:
+    line.channel.tokens = ReplyTokens(0.5)  # LINE_REPLY_TOKEN_SECONDS=0.5
+    line.rasa.delay = 0.7
+    line.post([line.standin.event("text", USER, text="住所を変えたい"),
+               line.standin.event("text", USER, text="三つ教えて")])  # waits for the first turn
+    line.settle()
+    assert len(line.sent("reply")) == 0  # both turns ended after 0.5 s: their tokens are never tried
+    assert [len(line.standin.texts(p)) for p in line.sent("push")] == [1, 3]

@@ -66,13 +66,18 @@ async def analytics_json(request: Request) -> JSONResponse:
       description: "Calendar days in Japan time, today included"}]
     responses:
       200: {description: "{days, report: {since, until, timezone, generated_at, totals, days, handoff_reasons,
-        handoff_faqs, intents, feedback, unanswered, unanswered_not_grouped}} (docs/analytics.md)"}
+        handoff_faqs, intents, feedback, unanswered, unanswered_not_grouped, line?}} (docs/analytics.md;
+        line: LINE push messages {month, this_month, warning, over, months}, only with the LINE channel on)"}
       401: {description: Not logged in}
       422: {description: Bad days}
       503: {description: No analytics database configured}
     """
     report, days = await _report(request)
-    return JSONResponse({"days": days, "report": report.as_dict()})
+    body = report.as_dict()
+    line = getattr(request.app.state, "line", None)
+    if line is not None and line.push_counter is not None:  # LINE push messages are billed (docs/line.md)
+        body["line"] = await run_in_threadpool(line.push_counter.summary)
+    return JSONResponse({"days": days, "report": body})
 
 
 def _zip_csv(report: AnalyticsReport) -> bytes:

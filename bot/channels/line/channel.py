@@ -54,7 +54,6 @@ CONVERSATION_PREFIX = "line-"
 CHANNEL_NAME = "LINE"
 SEEN_EVENTS = 10_000  # webhookEventIds remembered for dropping redeliveries
 OUT_SENDERS = frozenset({"bot", "system", "agent"})
-GREETING_TOPICS = 4
 
 
 def conversation_for(user_id: str) -> str:
@@ -134,6 +133,7 @@ class LineChannel:
         self.api = api
         self.push_counter = push_counter
         self.tokens = ReplyTokens(reply_token_seconds, clock)
+        self._clock = clock
         self._mark_as_read = mark_as_read
         self._push_delay = push_delay
         self._topics = knowledge_topics
@@ -201,16 +201,22 @@ class LineChannel:
             lock = self._user_locks.get(event.user_id)
             if lock is None:
                 lock = self._user_locks[event.user_id] = asyncio.Lock()
-            self._spawn(self._handle_in_order(lock, event))
+            # The token's time runs from the webhook, not from when its turn comes.
+            self._spawn(self._handle_in_order(lock, event, self._clock()))
             taken += 1
         return taken
 
-    async def _handle_in_order(self, lock: asyncio.Lock, event: LineEvent) -> None:
+    async def _handle_in_order(self, lock: asyncio.Lock, event: LineEvent, received_at: float) -> None:
         async with lock:  # one user's events in the order LINE sent them
-            await self.handle(event)
+            await self.handle(event, received_at)
 
-    async def handle(self, event: LineEvent) -> None:
-        """Carry out one event and send what the gateway answered in one reply."""
+    async def handle(self, event: LineEvent, received_at: float | None = None) -> None:
+        """Carry out one event and send what the gateway answered in one reply.
+
+        Args:
+            event: The event.
+            received_at: When its webhook arrived (the channel's clock); ``None``: now.
+        """
         if event.kind == "other":
             return  # unknown event or message type: nothing to say
         conversation_id = await self._conversation(event.user_id)
@@ -218,7 +224,7 @@ class LineChannel:
             self.tokens.take(conversation_id)
             await self._gateway.end_conversation(conversation_id)
             return
-        self.tokens.remember(conversation_id, event.reply_token)
+        self.tokens.remember(conversation_id, event.reply_token, received_at)
         if event.mark_as_read_token:
             self._read_tokens[conversation_id] = event.mark_as_read_token
         turn = _Turn(conversation_id)

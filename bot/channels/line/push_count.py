@@ -9,7 +9,7 @@ same figure and a restart loses nothing.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.engine import Engine
@@ -26,9 +26,16 @@ push_counts = Table("line_push_counts", metadata,
 class PushCounter:
     """Adds to and reads the monthly push counts."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], dt.datetime] = japan_now) -> None:
-        """Count in ``engine``'s database (the table is created if missing)."""
+    def __init__(self, engine: Engine, warning: int = 0, clock: Callable[[], dt.datetime] = japan_now) -> None:
+        """Count in ``engine``'s database (the table is created if missing).
+
+        Args:
+            engine: The queue's database.
+            warning: Pushes per month above which the analytics page warns (0: never).
+            clock: Now in Japan time (tests pass their own).
+        """
         self._engine = engine
+        self.warning = warning
         self._clock = clock
         metadata.create_all(engine)
 
@@ -61,3 +68,10 @@ class PushCounter:
     def this_month(self) -> int:
         """Push calls so far this month."""
         return self.counts().get(self.month(), 0)
+
+    def summary(self) -> dict[str, Any]:
+        """What the analytics page shows: this month's count, the warning threshold, every month."""
+        counts = self.counts()
+        this_month = counts.get(self.month(), 0)
+        return {"month": self.month(), "this_month": this_month, "warning": self.warning,
+                "over": bool(self.warning) and this_month > self.warning, "months": counts}

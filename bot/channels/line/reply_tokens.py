@@ -1,7 +1,8 @@
 """Which reply token of a conversation can still be used.
 
-A reply token is valid once, and only shortly after its webhook event (LINE does not
-publish the exact time; ``LINE_REPLY_TOKEN_SECONDS``, default 50 s, stays inside it).
+A reply token is valid once, and only for a limited time after its webhook event (about a
+minute; ``LINE_REPLY_TOKEN_SECONDS``, default 50 s, stays inside it, counted from the
+webhook's arrival, not from when its turn is handled).
 Replies are free while push messages are billed, so the newest unused token of a
 conversation is kept: an agent who answers within that time answers by reply too.
 Tokens live in this server's memory only: a token belongs to the webhook request this

@@ -64,7 +64,7 @@ def build_channel(services: Any, settings: LineSettings | None = None, **options
     api = LineApi(settings.api_url, settings.access_token)
     options.setdefault("knowledge_topics", main_topics)
     return LineChannel(services.gateway, services.stores, services.hub, api,
-                       push_counter=PushCounter(services.stores.engine),
+                       push_counter=PushCounter(services.stores.engine, settings.push_warning),
                        reply_token_seconds=settings.reply_token_seconds, mark_as_read=settings.mark_as_read,
                        channel_secret=settings.channel_secret, **options)
 

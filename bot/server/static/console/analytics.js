@@ -73,6 +73,7 @@ function renderSummary(report) {
     ["担当者への引き継ぎ", count(t.handoffs), `引き継ぎ率 ${percent(t.handoff_rate)}・時間外 ${count(t.offline_handoffs)}`],
     ["答えられなかった質問", count(t.unanswered), `応答したメッセージの ${percent(t.unanswered_rate)}`],
     ["役に立ちましたか？", `いいえ ${count(t.feedback_no)}`, `はい ${count(t.feedback_yes)}`],
+    ...(report.line ? [["LINE のプッシュ（今月）", `${count(report.line.this_month)} 通`, report.line.over ? `警告: 目安の ${count(report.line.warning)} 通を超えました（有料）` : `有料・目安 ${count(report.line.warning)} 通まで`]] : []),
   ];
   const list = $("summary");
   list.replaceChildren();
