@@ -258,6 +258,7 @@ function ticketItem(t) {
   top.append(el("span", "ticket-id", `#${t.id}`));
   top.append(el("span", `status status-${t.status}`, statusText(t)));
   if (t.offline) top.append(el("span", "badge badge-offline", "時間外"));
+  if (t.customer && t.customer.channel) top.append(el("span", "badge badge-offline", t.customer.channel));  // LINE (#13); no mark: Web
 
   const mid = el("span", "ticket-row");
   mid.append(el("span", "ticket-category", t.category || "カテゴリなし"));
