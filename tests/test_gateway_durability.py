@@ -159,3 +159,27 @@ def test_a_ticket_claimed_by_a_server_that_died_before_telling_the_consoles_is_a
     with TestClient(create_app(services, SECRET, watch_interval=0.05)):
         assert wait_for(lambda: None if agents.empty() else agents.get_nowait())["change"] == "created"
         wait_for(lambda: queue.unannounced() == [])
+
+
+def test_a_pending_mark_left_by_a_race_does_not_hold_the_conversation_after_the_ticket_is_resolved(
+        tmp_path: Path) -> None:
+    """The watcher announced the ticket before the handoff reply was marked pending; the agent resolves it."""
+    from test_server import PASSWORD
+
+    services, rasa = server(f"sqlite:///{tmp_path / 'bot.db'}")
+    services.stores.agents.add("sato", "佐藤", PASSWORD)
+    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
+        token = client.post("/api/chat/sessions", json={}).json()["token"]
+        conversation_id = services.tokens.conversation_of(token)
+        with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+            ws.receive_json()
+            ws.send_json({"type": "message", "text": "ふざけるな", "client_id": "1"})
+            ticket_id = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]["ticket_id"]
+            wait_for(lambda: services.stores.queue.unannounced() == [])
+            services.stores.pending.mark(conversation_id, 1)  # the late mark of the race
+            csrf = client.post("/api/agent/login", json={"username": "sato", "password": PASSWORD}).json()["csrf_token"]
+            assert client.post(f"/api/tickets/{ticket_id}/resolve", headers={"X-CSRF-Token": csrf}).status_code == 200
+            assert frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]["mode"] == "bot"
+            ws.send_json({"type": "message", "text": "住所を変えたい", "client_id": "2"})
+            reply = frames_until(ws, is_bot_message)[-1]["message"]
+        assert reply.get("faq_id") == "change-address", reply  # the bot answers; nothing waits for a ticket

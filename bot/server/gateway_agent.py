@@ -106,5 +106,6 @@ class AgentSide(GatewayBase):
             ticket = await self._db(self._stores.queue.resolve, ticket_id, "resolved", username)
             self._publish_ticket("resolved", ticket)
             if not ticket.offline:
+                await self._drop_pending(ticket.conversation_id)
                 await self._back_to_bot(ticket.conversation_id, TEXT["resolved"])
         return ticket

@@ -164,6 +164,15 @@ class GatewayBase:
 
     # ---- shared steps ----------------------------------------------------------------------
 
+    async def _drop_pending(self, conversation_id: str) -> None:
+        """Forget a pending mark when the conversation's staffed ticket is closed.
+
+        While a staffed ticket is open Rasa never sees the customer, so no other handoff
+        can be pending: a mark left now belongs to this ticket (made just after the watcher
+        announced it). Kept, it would hold every later message for a ticket that never comes.
+        """
+        await self._db(self._stores.pending.take, conversation_id)
+
     async def _absorb_pending(self, ticket: Ticket, pending: Pending | None = None) -> Ticket:
         """Copy the handoff reply and what the customer wrote while pending into the ticket (once).
 

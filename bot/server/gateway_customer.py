@@ -258,6 +258,7 @@ class CustomerSide(GatewayBase):
             else:
                 ticket = await self._db(self._stores.queue.resolve, ticket.id, "cancelled")
                 self._publish_ticket("cancelled", ticket)
+                await self._drop_pending(conversation_id)
             await self._back_to_bot(conversation_id, TEXT["cancelled"])
 
     async def contact(self, conversation_id: str, form: dict[str, Any]) -> None:
