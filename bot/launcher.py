@@ -250,7 +250,9 @@ def run_rasa(argv: Sequence[str]) -> None:
         raise StartupError(f"Rasa のトークンファイル {path} がありません。`bot run` で起動してください。")
     import rasa.__main__
 
-    sys.argv = ["rasa", *argv, "--auth-token", token]
+    # One argument with "=": a URL-safe token may start with "-", which argparse would take
+    # for an option ("--auth-token: expected one argument", 1 start in 64).
+    sys.argv = ["rasa", *argv, f"--auth-token={token}"]
     rasa.__main__.main()
 
 

@@ -139,4 +139,13 @@ def test_rasa_process_adds_the_token_from_the_file(tmp_path: Path, monkeypatch: 
         launcher.run_rasa(["run", "--enable-api"])
     finally:
         get_settings.cache_clear()
-    assert seen == [["rasa", "run", "--enable-api", "--auth-token", token]]
+    assert seen == [["rasa", "run", "--enable-api", f"--auth-token={token}"]]
+
+
+def test_a_token_starting_with_a_dash_reaches_rasa() -> None:
+    """URL-safe tokens start with "-" one time in 64: Rasa's argparse must still read it as the value."""
+    from rasa.__main__ import create_argument_parser
+
+    token = "-" + "x" * 63
+    args = create_argument_parser().parse_args(["run", "--enable-api", f"--auth-token={token}"])
+    assert args.auth_token == token
