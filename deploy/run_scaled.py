@@ -46,7 +46,7 @@ from bot.server.tokens import load_secret_key  # noqa: E402
 
 INSTALL_DIR = "/opt/mirai-support"  # where the units expect the checkout (docs/deploy.md)
 UNITS = {"actions": "mirai-support-actions@.service", "rasa": "mirai-support-rasa@.service",
-         "bot": "mirai-support-bot@.service"}
+         "bot": "mirai-support-bot@.service", "migrate": "mirai-support-migrate.service"}
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/mirai_support"
 DEFAULT_EVENTS = "redis://127.0.0.1:6379/0"
 LOCAL_UPSTREAM = re.compile(r"^(\s*)server 127\.0\.0\.1:80(\d\d)( .*)?;\s*$")
@@ -113,6 +113,17 @@ def nginx_binary() -> str:
     if found is None:
         raise StartupError("nginx がありません。`make setup`（root で apt-get install nginx）を実行してください。")
     return found
+
+
+def _run_now(args: list[str], env: dict[str, str], label: str) -> None:
+    """Run a unit's one-shot command to its end (``ExecStartPre``, a ``Type=oneshot`` unit).
+
+    Raises:
+        StartupError: It failed; with its error output.
+    """
+    result = subprocess.run(args, cwd=PROJECT_ROOT, env={**os.environ, **env}, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StartupError(f"{label} の準備に失敗しました: {result.stderr.strip()[-1500:]}")
 
 
 @dataclass
@@ -201,11 +212,15 @@ class ScaledStack:
         pre, command, env = self._unit(kind, replica)
         Path(env["RUNTIME_DIRECTORY"]).mkdir(parents=True, exist_ok=True, mode=0o700)
         for args in pre:
-            result = subprocess.run(args, cwd=PROJECT_ROOT, env={**os.environ, **env}, capture_output=True, text=True)
-            if result.returncode != 0:
-                raise StartupError(f"{kind}-{replica.index} の準備に失敗しました: {result.stderr.strip()}")
+            _run_now(args, env, f"{kind}-{replica.index}")
         name = f"{kind}-{replica.index}"
         return name, self._spawn(name, command, env)
+
+    def run_migrations(self) -> None:
+        """The one-shot schema unit (``mirai-support-migrate.service``), before the servers."""
+        env = self.common_env()
+        for command in unit_commands(DEPLOY / "systemd" / UNITS["migrate"])["ExecStart"]:
+            _run_now(expand(command, env, ""), env, "migrate")
 
     def health_url(self, kind: str, replica: Replica) -> str:
         """The URL that answers once the process is ready."""
@@ -248,6 +263,7 @@ class ScaledStack:
         nginx_binary()
         # Every bot server must sign with one key: made once, before any of them starts.
         load_secret_key(self.folder / "secret.key")
+        self.run_migrations()
         try:
             for kind in ("actions", "rasa", "bot"):
                 for replica in self.replicas:

@@ -254,7 +254,7 @@ def test_systemd_units_verify(installed_units: Path) -> None:
                             cwd=installed_units, capture_output=True, text=True)
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
     assert {"mirai-support-actions@.service", "mirai-support-rasa@.service", "mirai-support-bot@.service",
-            "mirai-support-backup.timer", "mirai-support.target"} <= {u.name for u in installed_units.iterdir()}
+            "mirai-support-migrate.service", "mirai-support-backup.timer", "mirai-support.target"} <= {u.name for u in installed_units.iterdir()}
 
 
 def test_every_variable_of_the_units_is_in_the_env_files() -> None:
@@ -369,3 +369,20 @@ def test_backup_command_line(tmp_path: Path) -> None:
         missing = subprocess.run([sys.executable, script, "restore", str(tmp_path), "--yes"], env=env,
                                  capture_output=True, text=True)
         assert missing.returncode == 1 and "manifest.json" in missing.stderr
+
+
+def test_migrate_brings_a_fresh_database_to_the_schema_once(tmp_path: Path) -> None:
+    """The one-shot unit the servers wait for (started together they would race to create tables)."""
+    from sqlalchemy import create_engine, inspect
+
+    with temporary_database("postgresql", tmp_path) as url:
+        for _ in range(2):  # a second start finds it up to date
+            result = subprocess.run([sys.executable, str(DEPLOY / "migrate.py")], capture_output=True, text=True,
+                                    env={**os.environ, "DATABASE_URL": url})
+            assert result.returncode == 0, result.stderr
+        engine = create_engine(url)
+        assert {"tickets", "agents", "chat_messages", "alembic_version"} <= set(inspect(engine).get_table_names())
+        engine.dispose()
+    refused = subprocess.run([sys.executable, str(DEPLOY / "migrate.py")], capture_output=True, text=True,
+                             env={**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    assert refused.returncode == 1 and "データベースを準備できませんでした" in refused.stderr

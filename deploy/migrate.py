@@ -1,0 +1,33 @@
+"""Bring the database to the newest schema before any bot process starts (systemd
+``mirai-support-migrate.service``, ``deploy/run_scaled.py``).
+
+Every bot and action server migrates the database when it opens it. Started together on a
+fresh PostgreSQL database they would all create the tables at once and all but one would
+fail (``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``), so
+this one-shot step runs first and the others find the schema up to date.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bot.settings import get_settings
+
+
+def main() -> int:
+    """Migrate ``DATABASE_URL``; 0 on success, 1 with the reason on stderr."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.store.database import make_engine
+
+    url = get_settings().database_url
+    try:
+        make_engine(url).dispose()  # creates a SQLite file's folder, then upgrade()
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"データベースを準備できませんでした: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
