@@ -158,6 +158,8 @@ def test_keyboard_picker_inserts_a_canned_reply_and_an_faq_answer(browser: Brows
     titles = options(page).locator(".canned-title").all_inner_texts()
     assert titles[:2] == ["住所変更の手順", "住所を変更したい"]
     assert options(page).locator(".canned-kind").all_inner_texts()[:2] == ["定型文", "FAQ"]
+    page.keyboard.insert_text("変更")  # 「/住所変更」: the title's characters in order find 「住所を変更したい」 too
+    expect(options(page).locator(".canned-title")).to_have_text(["住所変更の手順", "住所を変更したい"])
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
     answer = load_knowledge(PROJECT_ROOT / "knowledge").get("change-address")

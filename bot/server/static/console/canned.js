@@ -40,6 +40,24 @@
   };
 
   const fold = (s) => String(s || "").normalize("NFKC").toLowerCase();
+  // The query's characters in order, gaps allowed: 「/住所変更」 finds 「住所を変更したい」.
+  const inOrder = (query, text) => {
+    let at = 0;
+    for (const ch of query) {
+      at = text.indexOf(ch, at);
+      if (at < 0) return false;
+      at += ch.length;
+    }
+    return true;
+  };
+  // 0 exact shortcut, 1 shortcut prefix, 2 title contains it, 3 title has its characters in order; -1 no match.
+  const rank = (q, shortcut, title) => {
+    if (!q) return 2;
+    if (shortcut === q) return 0;
+    if (shortcut.startsWith(q)) return 1;
+    if (title.includes(q)) return 2;
+    return inOrder(q, title) ? 3 : -1;
+  };
   const fill = (text, values) => text.replace(/\{(\w+)\}/g, (m, k) => (k in values ? String(values[k]) : m));
 
   function box() { return $("reply-text"); }
@@ -70,22 +88,21 @@
     return picker.cache.get(ticketId);
   }
 
-  // Canned replies first (shortcut match before title match), then FAQ answers.
+  // Best match first (see rank); on a tie canned replies before FAQ answers, then file order.
   function matches(data, query) {
     const q = fold(query);
     const scored = [];
     for (const r of Array.isArray(data.replies) ? data.replies : []) {
-      const shortcut = fold(r.shortcut);
-      const title = fold(r.title);
-      const score = !q ? 2 : shortcut === q ? 0 : shortcut.startsWith(q) ? 1 : title.includes(q) ? 2 : -1;
-      if (score >= 0) scored.push([score, { kind: "canned", key: r.shortcut, title: r.title, text: r.text, detail: `/${r.shortcut}` }]);
+      const score = rank(q, fold(r.shortcut), fold(r.title));
+      if (score >= 0) scored.push([score, 0, { kind: "canned", key: r.shortcut, title: r.title, text: r.text, detail: `/${r.shortcut}` }]);
     }
-    for (const f of Array.isArray(data.faqs) ? data.faqs : []) {
-      const hit = q && (fold(f.title).includes(q) || fold(f.id).startsWith(q) || fold(f.category).includes(q));
-      if (hit) scored.push([3, { kind: "faq", key: f.id, title: f.title, text: f.text, detail: f.category || f.id }]);
+    for (const f of q ? (Array.isArray(data.faqs) ? data.faqs : []) : []) {
+      const score = Math.min(...[rank(q, fold(f.id), fold(f.title)), fold(f.category).includes(q) ? 3 : -1]
+        .filter((n) => n >= 0), 9);
+      if (score < 9) scored.push([score, 1, { kind: "faq", key: f.id, title: f.title, text: f.text, detail: f.category || f.id }]);
     }
-    scored.sort((a, b) => a[0] - b[0]);
-    return scored.slice(0, MAX_ITEMS).map((pair) => pair[1]);
+    scored.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    return scored.slice(0, MAX_ITEMS).map((entry) => entry[2]);
   }
 
   function render() {
