@@ -98,8 +98,8 @@ MODEL_ANGER = Anger(score=0.7, rule_score=0.0, threshold=0.6)
         # An unsure complaint that matches an entry well is a calm problem report.
         ([("complaint", 0.7), ("faq", 0.25)], (0.7, 0.2), MODEL_ANGER, ("faq", "problem_report", None)),
         ([("complaint", 0.7), ("faq", 0.25)], (0.5, 0.45), MODEL_ANGER, ("nlu_fallback", "problem_report", None)),
-        # ... unless it has angry words.
-        ([("complaint", 0.7), ("faq", 0.25)], (0.7, 0.2), ANGRY, ("complaint", "classifier", None)),
+        # ... unless it has angry words (then the reason is anger, as when the FAQ came first).
+        ([("complaint", 0.7), ("faq", 0.25)], (0.7, 0.2), ANGRY, ("complaint", "classifier", "anger")),
         # An unsure complaint that matches nothing stays a complaint.
         ([("complaint", 0.7), ("out_of_scope", 0.2)], (0.2,), MODEL_ANGER, ("complaint", "classifier", None)),
         # A request for a person is never relabelled.

@@ -166,6 +166,10 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
             routed = decide_from_search(hits, thresholds)
             if routed.name == FAQ_INTENT:
                 return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "names_topic")
+        if intent == COMPLAINT_INTENT and anger.rule_score >= anger.threshold:
+            # The editors' angry words decide the reason (and its apology), whichever step
+            # noticed the complaint first.
+            return RoutedIntent(intent, confidence, handoff_reason="anger")
         return RoutedIntent(intent, confidence)
     if anger.score >= anger.threshold and about_us:
         strong = anger.rule_score >= anger.threshold
