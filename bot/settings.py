@@ -173,6 +173,8 @@ class LineSettings:
             which the analytics page warns (push messages are billed); 0 turns it off.
         mark_as_read: ``LINE_MARK_AS_READ=1``: the customer's messages show 既読 when an
             agent takes the conversation (off by default).
+        groups: ``LINE_GROUPS=1``: also answer in group chats and rooms the account was
+            invited to, one conversation per group or room (off by default: 1:1 chats only).
     """
 
     channel_secret: str = ""
@@ -181,6 +183,7 @@ class LineSettings:
     reply_token_seconds: float = 50.0
     push_warning: int = 1000
     mark_as_read: bool = False
+    groups: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -197,6 +200,7 @@ class LineSettings:
             reply_token_seconds=_seconds("LINE_REPLY_TOKEN_SECONDS", cls.reply_token_seconds),
             push_warning=_count("LINE_PUSH_WARNING", cls.push_warning),
             mark_as_read=_flag("LINE_MARK_AS_READ"),
+            groups=_flag("LINE_GROUPS"),
         )
 
 

@@ -213,7 +213,7 @@ class LineStandIn:
         if refusal is not None:
             return refusal
         problem = self._bad_messages((body or {}).get("messages"))
-        if problem or not str((body or {}).get("to", "")).startswith("U"):
+        if problem or not str((body or {}).get("to", ""))[:1] in ("U", "C", "R"):
             return self._record(request, body, 400, {"message": problem or "The property, 'to', in the request body is invalid"})
         key = request.headers.get("x-line-retry-key")
         with self._lock:

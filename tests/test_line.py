@@ -591,3 +591,18 @@ def test_token_time_runs_from_the_webhook_not_from_the_turn(line: Line) -> None:
     line.settle()
     assert len(line.sent("reply")) == 0  # both turns ended after 0.5 s: their tokens are never tried
     assert [len(line.standin.texts(p)) for p in line.sent("push")] == [1, 3]
+
+
+def test_groups_are_answered_only_when_enabled(tmp_path: Path) -> None:
+    group = "C" + "b" * 32
+    with line_server(tmp_path, groups=True) as line:
+        join = {**line.standin.event("follow", USER), "type": "join", "source": {"type": "group", "groupId": group}}
+        said = line.standin.event("text", USER, text="住所を変えたい")
+        said["source"] = {"type": "group", "groupId": group, "userId": USER}
+        line.post([join, said])
+        line.settle()
+        greeting, answer = line.sent("reply")
+        assert line.standin.texts(greeting) == [TEXT["greeting_group"]]
+        assert line.rasa.calls == [("line-" + group, "住所を変えたい")]
+        assert line.sent("loading") == [] and line.sent("profile") == []  # 1:1 chats only
+        assert line.services.stores.chat_log.customer_of("line-" + group) == {"channel": "LINE"}

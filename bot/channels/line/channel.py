@@ -2,7 +2,7 @@
 
 Inbound: each event is handled in the background (the webhook has answered 200
 already), one LINE user's events in order, a redelivered ``webhookEventId`` once. A
-user's conversation is ``line-<userId>``; text goes through
+user's conversation is ``line-<userId>`` (a group's ``line-<groupId>``, with ``LINE_GROUPS=1``); text goes through
 :meth:`Gateway.customer_message` with the event id as the client id (so a redelivery
 after a restart is still stored once), quick replies through :meth:`Gateway.button`,
 はい / いいえ through :meth:`Gateway.feedback`.
@@ -110,7 +110,8 @@ class LineChannel:
                  push_counter: PushCounter | None = None, reply_token_seconds: float = 50.0,
                  mark_as_read: bool = False, push_delay: float = 0.3,
                  knowledge_topics: Callable[[], list[dict[str, str]]] | None = None,
-                 clock: Callable[[], float] = time.monotonic, channel_secret: str = "") -> None:
+                 clock: Callable[[], float] = time.monotonic, channel_secret: str = "",
+                 groups: bool = False) -> None:
         """Wire the channel to the gateway.
 
         Args:
@@ -125,8 +126,10 @@ class LineChannel:
             knowledge_topics: The main FAQ topics as buttons for the greeting (``None``: none).
             clock: Monotonic seconds (tests pass their own).
             channel_secret: Checks the webhook's signature (bot/channels/line/webhook.py).
+            groups: Answer in groups and rooms too (``LINE_GROUPS``).
         """
         self.channel_secret = channel_secret
+        self.groups = groups
         self._gateway = gateway
         self._stores = stores
         self._hub = hub
@@ -255,11 +258,11 @@ class LineChannel:
         elif event.kind == "postback" and event.text.startswith(BUTTON_PREFIX):
             await self._gateway.button(conversation_id, event.text[len(BUTTON_PREFIX):], "", client_id)
         elif event.kind == "follow":
-            await self._greet(conversation_id)
+            await self._greet(conversation_id, group=not event.user_id.startswith("U"))
         elif event.kind == "media":
             await self._media(conversation_id, event.text, turn)
 
-    async def _greet(self, conversation_id: str) -> None:
+    async def _greet(self, conversation_id: str, group: bool = False) -> None:
         """Greeting with the main topics as quick replies (stored like a bot message: its buttons work)."""
         buttons: list[dict[str, str]] = []
         if self._topics is not None:
@@ -268,7 +271,8 @@ class LineChannel:
             except Exception:  # noqa: BLE001 - a broken knowledge save: greet without the menu
                 logger.exception("LINE greeting: main topics unavailable")
         message, _ = await run_in_threadpool(self._stores.chat_log.add,
-                                             NewMessage(conversation_id, "bot", TEXT["greeting"], buttons))
+                                             NewMessage(conversation_id, "bot", TEXT["greeting_group" if group else "greeting"],
+                                                        buttons))
         self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
 
     async def _media(self, conversation_id: str, kind: str, turn: _Turn) -> None:
@@ -291,7 +295,7 @@ class LineChannel:
             return conversation_id
         if not await run_in_threadpool(self._stores.chat_log.customer_of, conversation_id):
             customer = {"channel": CHANNEL_NAME}
-            name = await self.display_name(user_id)
+            name = await self.display_name(user_id) if user_id.startswith("U") else ""  # groups: no profile
             if name:
                 customer["name"] = name
             try:
@@ -319,7 +323,7 @@ class LineChannel:
         if user_id is None:
             return
         kind = frame.get("type")
-        if kind == "typing" and frame.get("on"):
+        if kind == "typing" and frame.get("on") and user_id.startswith("U"):  # 1:1 chats only
             self._spawn(self._loading(user_id))
             return
         message = frame.get("message") if kind == "message" else None
@@ -357,9 +361,8 @@ class LineChannel:
 
     async def _send_now(self, conversation_id: str, batch: list[Outgoing]) -> None:
         user_id = user_of(conversation_id)
-        assert user_id is not None  # only LINE conversations reach here
         messages = line_messages(batch)
-        if not messages:
+        if user_id is None or not messages:
             return
         token = self.tokens.take(conversation_id)
         if token is not None:

@@ -13,6 +13,8 @@ TEXT = {
     "media_note": "お客さまが{kind}を送信しました（LINE。内容は受け取っていません）。",
     "greeting": "友だち追加ありがとうございます。みらいメンバーズ サポートのAIチャットです。"
                 "ご質問をメッセージでお送りください。担当者におつなぎすることもできます。",
+    "greeting_group": "グループに追加いただきありがとうございます。みらいメンバーズ サポートのAIチャットです。"
+                      "ご質問をメッセージでお送りください。",
     "push_failed": "LINE への送信に失敗しました（{error}）。お客さまに届いていない可能性があります: {text}",
     "channel_off": "LINE 連携: 無効（LINE_CHANNEL_SECRET と LINE_CHANNEL_ACCESS_TOKEN を設定すると有効になります。docs/line.md）",
     "channel_on": "LINE 連携: 有効（Webhook のパスは /line/webhook。https で公開した URL を LINE Developers コンソールに登録します。docs/line.md）",

@@ -66,7 +66,7 @@ def build_channel(services: Any, settings: LineSettings | None = None, **options
     return LineChannel(services.gateway, services.stores, services.hub, api,
                        push_counter=PushCounter(services.stores.engine, settings.push_warning),
                        reply_token_seconds=settings.reply_token_seconds, mark_as_read=settings.mark_as_read,
-                       channel_secret=settings.channel_secret, **options)
+                       channel_secret=settings.channel_secret, groups=settings.groups, **options)
 
 
 async def _body(request: Request) -> bytes | None:
@@ -104,7 +104,7 @@ async def line_webhook(request: Request) -> JSONResponse:
         logger.warning("LINE webhook refused: missing or bad signature")
         return JSONResponse({"error": ERRORS["signature"]}, status_code=401)
     try:
-        events = parse_body(parse_json(body))
+        events = parse_body(parse_json(body), channel.groups)
     except ValueError:
         logger.warning("LINE webhook: signed body that is not a webhook body")
         return JSONResponse({"error": ERRORS["malformed"]}, status_code=400)
