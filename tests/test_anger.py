@@ -105,3 +105,17 @@ def test_no_faq_training_question_looks_angry_to_the_rules() -> None:
 )
 def test_bare_insult_is_little_more_than_its_angry_words(text: str, bare: bool) -> None:
     assert score_anger(text, 0.0, RULES).bare is bare
+
+
+@pytest.mark.parametrize(
+    ("text", "angry"),
+    [
+        ("ｶﾈｶｴｾ", True),  # 金返せ typed in kana
+        ("かねかえせ！", True),
+        ("うさぎかわいい", False),  # 詐欺's reading さぎ is too short to match inside other words
+        ("いかんなあ、寝坊した", False),  # nor 遺憾's いかん
+        ("こうぎに出る", False),  # nor 抗議's こうぎ
+    ],
+)
+def test_kanji_phrases_also_match_long_kana_readings(text: str, angry: bool) -> None:
+    assert (score_anger(text, 0.0, RULES).score >= RULES.threshold) is angry

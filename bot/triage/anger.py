@@ -29,6 +29,24 @@ def _match_form(text: str) -> str:
     return jaconv.kata2hira(romaji_to_hiragana(fold(text)))
 
 
+# A phrase written in kanji also matches its reading in kana (ｶﾈｶｴｾ for 金返せ), but only
+# from this many kana: shorter readings are other words too (詐欺 さぎ in うさぎ, 遺憾 いかん).
+MIN_READING_CHARS = 4
+
+
+def _match_forms(phrase: str) -> set[str]:
+    """The forms a phrase is matched in: as written, and its kana reading when that is long
+    enough to be unambiguous (:data:`MIN_READING_CHARS`)."""
+    from bot.text.sudachi import tokenize
+
+    forms = {_match_form(phrase)}
+    if any("\u4e00" <= ch <= "\u9fff" for ch in phrase):
+        reading = _match_form("".join(m.reading for m in tokenize(fold(phrase))))
+        if len(reading) >= MIN_READING_CHARS:
+            forms.add(reading)
+    return forms
+
+
 @dataclass(frozen=True)
 class AngerRules:
     """Weights and threshold read from ``knowledge/triage.yml``.
@@ -106,8 +124,9 @@ def load_anger_rules(path: Path) -> AngerRules:
         raise KnowledgeError(path, "anger", "`anger:` の設定がありません。", "ファイル先頭に `anger:` を書いてください。")
     phrases: dict[str, float] = {}
     for phrase, weight in (section.get("phrases") or {}).items():
-        key = _match_form(str(phrase))
-        phrases[key] = max(phrases.get(key, 0.0), _weight(weight, path, f"phrases.{phrase}"))
+        value = _weight(weight, path, f"phrases.{phrase}")
+        for key in _match_forms(str(phrase)):
+            phrases[key] = max(phrases.get(key, 0.0), value)
     patterns: dict[re.Pattern[str], float] = {}
     for pattern, weight in (section.get("patterns") or {}).items():
         try:
