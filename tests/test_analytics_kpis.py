@@ -209,3 +209,24 @@ def test_report_text_and_json_carry_the_kpis_with_japanese_labels(engine: Engine
 ])
 def test_format_duration(seconds: float | None, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_kpi_csv_files(engine: Engine, tmp_path: Path) -> None:
+    import csv
+
+    from bot.analytics.export import CSV_FILES, write_csv
+
+    paths = write_csv(build_report(engine, SINCE, UNTIL), tmp_path / "out")
+    assert [p.name for p in paths][-2:] == [CSV_FILES["kpi_daily"], CSV_FILES["kpi_agents"]]
+
+    def rows(name: str) -> list[list[str]]:
+        raw = (tmp_path / "out" / name).read_bytes()
+        assert raw.startswith(b"\xef\xbb\xbf")
+        return list(csv.reader(raw.decode("utf-8-sig").splitlines()))
+
+    assert rows("kpi_daily.csv") == [
+        ["日付", "会話数", "引き継いだ会話", "引き継ぎ数", "担当者が解決", "放棄", "初回応答時間の平均（秒）", "対応時間の平均（秒）"],
+        ["2024-05-01", "4", "3", "3", "2", "1", "180.0", "540.0"],
+        ["2024-05-02", "5", "4", "5", "1", "0", "420.0", "1200.0"]]
+    assert rows("kpi_agents.csv")[1:] == [["佐藤", "2", "450.0", "450.0", "2", "840.0", "840.0"],
+                                          ["鈴木", "1", "120.0", "120.0", "1", "600.0", "600.0"]]

@@ -33,6 +33,8 @@ CSV_FILES = {
     "intents": "intents.csv",
     "feedback": "feedback.csv",
     "unanswered": "unanswered.csv",
+    "kpi_daily": "kpi_daily.csv",
+    "kpi_agents": "kpi_agents.csv",
 }
 
 
@@ -62,7 +64,8 @@ def write_csv(report: AnalyticsReport, folder: Path) -> list[Path]:
         folder: Target folder; existing files of the same names are replaced.
 
     Returns:
-        The files written: daily, handoff_reasons, handoff_faqs, intents, feedback, unanswered.
+        The files written: daily, handoff_reasons, handoff_faqs, intents, feedback, unanswered,
+        kpi_daily, kpi_agents.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,8 +92,28 @@ def write_csv(report: AnalyticsReport, folder: Path) -> list[Path]:
                ([g.representative, g.count, *[g.reasons.get(k, 0) for k in UNANSWERED_LABELS],
                  g.top_intent_label or g.top_intent,
                  *(g.examples + [""] * (MAX_EXAMPLES - len(g.examples)))] for g in report.unanswered)),
+        *_write_kpis(report, folder),
     ]
     return files
+
+
+def _write_kpis(report: AnalyticsReport, folder: Path) -> list[Path]:
+    """kpi_daily.csv and kpi_agents.csv (header only when the report has no KPIs); times in seconds."""
+    kpis = report.kpis
+    return [
+        _write(folder / CSV_FILES["kpi_daily"],
+               ["日付", "会話数", "引き継いだ会話", "引き継ぎ数", "担当者が解決", "放棄", "初回応答時間の平均（秒）",
+                "対応時間の平均（秒）"],
+               ([d.day.isoformat(), d.conversations, d.handed_off_conversations, d.handoffs, d.resolved_by_agents,
+                 d.abandoned, d.first_response_average_seconds, d.handling_average_seconds]
+                for d in (kpis.days if kpis else []))),
+        _write(folder / CSV_FILES["kpi_agents"],
+               ["担当者", "初回応答の件数", "初回応答時間の平均（秒）", "初回応答時間の中央値（秒）", "解決の件数",
+                "対応時間の平均（秒）", "対応時間の中央値（秒）"],
+               ([a.agent, a.first_responses.count, a.first_responses.average_seconds,
+                 a.first_responses.median_seconds, a.handled.count, a.handled.average_seconds,
+                 a.handled.median_seconds] for a in (kpis.agents if kpis else []))),
+    ]
 
 
 def _japanese_font() -> Any | None:
