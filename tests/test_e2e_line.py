@@ -50,15 +50,20 @@ def test_handoff_on_line_ticket_agent_push_and_back_to_the_bot_by_reply(line_sta
     def pushes() -> list[Any]:
         return standin.of_kind("push")
 
+    # Emoji only: the bot asks for words (MessageGuard), in one reply.
+    say("😀🙏🎉")
+    (no_words,) = until(replies, 60)
+    assert "記号だけ" in standin.texts(no_words)[0]
+
     # An FAQ: one reply call, with はい / いいえ under the answer.
     say("住所を変更したいです")
-    (faq,) = until(replies, 60)
+    faq = until(lambda: replies()[1:], 60)[0]
     assert faq.body["messages"][-1]["text"].endswith("役に立ちましたか？")
     assert [i["action"]["label"] for i in faq.body["messages"][-1]["quickReply"]["items"]] == ["はい", "いいえ"]
 
     # An angry message: the handoff reply is the turn's one reply, the ticket reaches the console.
     say(ANGRY)
-    handoff = until(lambda: replies()[1:], 60)[0]
+    handoff = until(lambda: replies()[2:], 60)[0]
     assert "申し訳ございません" in standin.texts(handoff)[0]
     csrf = agent.post("/api/agent/login", json={"username": "sato", "password": AGENT_PASSWORD}).json()["csrf_token"]
     headers = {"X-CSRF-Token": csrf}

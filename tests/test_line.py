@@ -65,6 +65,8 @@ class ScriptedRasa:
             return [BotMessage("一つめのご案内です。", [], {"route": "answer"}),
                     BotMessage("二つめのご案内です。", [], {"route": "answer"}),
                     BotMessage("三つめのご案内です。", [], {"route": "answer"})]
+        if "長い" in text:
+            return [BotMessage("ご案内します。" * 1700, [], {"route": "answer"})]  # 11,900 characters
         if "七つ" in text:
             return [BotMessage(f"{n}つめのご案内です。", [], {"route": "answer"}) for n in range(1, 8)]
         if "どれ" in text:
@@ -606,3 +608,12 @@ def test_groups_are_answered_only_when_enabled(tmp_path: Path) -> None:
         assert line.rasa.calls == [("line-" + group, "住所を変えたい")]
         assert line.sent("loading") == [] and line.sent("profile") == []  # 1:1 chats only
         assert line.services.stores.chat_log.customer_of("line-" + group) == {"channel": "LINE"}
+
+
+def test_a_long_answer_is_split_at_sentence_ends_in_one_reply(line: Line) -> None:
+    line.say("長い説明をください")
+    line.settle()
+    (reply,) = line.sent("reply")
+    texts = line.standin.texts(reply)
+    assert len(texts) == 3 and all(len(t) <= 5000 and t.endswith("ご案内します。") for t in texts)
+    assert "".join(texts) == "ご案内します。" * 1700
