@@ -42,7 +42,7 @@ from bot.channels.line.messages import BUTTON_PREFIX, FEEDBACK_PREFIX, Outgoing,
 from bot.channels.line.push_count import PushCounter
 from bot.channels.line.reply_tokens import ReplyTokens
 from bot.channels.line.texts import MEDIA_NAMES, TEXT
-from bot.server.events import EventHub
+from bot.server.events import AGENTS, EventHub
 from bot.server.gateway import CustomerError, Gateway, RateLimited
 from bot.store.chat_log import NewMessage, message_json
 from bot.store.database import Stores
@@ -408,22 +408,21 @@ class LineChannel:
 
     async def _watch_tickets(self) -> None:
         """既読 for the customer's messages when an agent claims a LINE conversation's ticket."""
-        queue = self._hub.subscribe_agents()
-        try:
-            while True:
-                item = await queue.get()
-                if item.get("type") == "closed":  # dropped by a resync: listen again
-                    self._hub.unsubscribe_agents(queue)
-                    queue = self._hub.subscribe_agents()
-                    continue
-                ticket = item.get("ticket") if isinstance(item, dict) else None
-                if item.get("change") not in ("claimed", "taken_over") or not isinstance(ticket, dict):
-                    continue
-                token = self._read_tokens.pop(str(ticket.get("conversation_id")), None)
-                if token:
-                    try:
-                        await self.api.mark_as_read(token)
-                    except LineApiError as exc:
-                        logger.info("LINE mark as read: %s", exc)
-        finally:
-            self._hub.unsubscribe_agents(queue)
+        while True:
+            async with self._hub.subscribe(AGENTS) as queue:
+                while True:
+                    item = await queue.get()
+                    if item.get("type") == "closed":  # dropped by a resync: subscribe again
+                        break
+                    await self._mark_read_for(item)
+
+    async def _mark_read_for(self, item: dict[str, Any]) -> None:
+        ticket = item.get("ticket")
+        if item.get("change") not in ("claimed", "taken_over") or not isinstance(ticket, dict):
+            return
+        token = self._read_tokens.pop(str(ticket.get("conversation_id")), None)
+        if token:
+            try:
+                await self.api.mark_as_read(token)
+            except LineApiError as exc:
+                logger.info("LINE mark as read: %s", exc)
