@@ -10,5 +10,6 @@ bot, tickets, transcript, masking, staffed hours). One module per concern:
 - ``client.py``: the Messaging API over aiohttp (429 / 5xx retried with back-off);
 - ``push_count.py``: push messages per month (they are billed);
 - ``channel.py``: events → gateway, the gateway's frames → one reply per turn, or push;
-- ``webhook.py``: ``POST /line/webhook``.
+- ``webhook.py``: ``POST /line/webhook``, the channel's set-up, ``bot run``'s status line;
+- ``texts.py``: what LINE customers read that the widget does not show (Japanese).
 """
