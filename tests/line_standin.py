@@ -4,7 +4,7 @@ A small Starlette app with LINE's rules that matter to the channel:
 
 - a reply token is valid once, and only ``token_seconds`` after it was issued
   (400 ``Invalid reply token`` otherwise);
-- 1 to 5 messages per reply or push; text up to 5,000 characters; quick replies up to
+- 1 to 5 messages per reply or push; text up to 5,000 characters (UTF-16 units); quick replies up to
   13 items, labels up to 20 characters (400 otherwise);
 - a push's ``X-Line-Retry-Key`` is accepted once (409 on a repeat);
 - more than ``rate_per_second`` calls within one second get 429 (``fail_next`` forces
@@ -184,7 +184,7 @@ class LineStandIn:
         for message in messages:
             if not isinstance(message, dict) or message.get("type") != "text":
                 return "Only text messages are expected"
-            if not isinstance(message.get("text"), str) or not 0 < len(message["text"]) <= 5000:
+            if not isinstance(message.get("text"), str) or not 0 < len(message["text"].encode("utf-16-le")) // 2 <= 5000:
                 return "Length must be between 1 and 5000"
             items = (message.get("quickReply") or {}).get("items", [])
             if len(items) > 13:

@@ -617,3 +617,13 @@ def test_a_long_answer_is_split_at_sentence_ends_in_one_reply(line: Line) -> Non
     texts = line.standin.texts(reply)
     assert len(texts) == 3 and all(len(t) <= 5000 and t.endswith("ご案内します。") for t in texts)
     assert "".join(texts) == "ご案内します。" * 1700
+
+
+def test_emoji_count_twice_toward_the_text_limit() -> None:
+    text = "😀" * 3000  # 6,000 UTF-16 units
+    pieces = split_text(text)
+    assert "".join(pieces) == text
+    assert [len(p.encode("utf-16-le")) // 2 for p in pieces] == [5000, 1000]
+    (bubble,) = line_messages([Outgoing("どれ", buttons=[{"title": "😀" * 15, "payload": "/x"}])])
+    label = bubble["quickReply"]["items"][0]["action"]["label"]
+    assert len(label.encode("utf-16-le")) // 2 <= 20 and label.endswith("…")

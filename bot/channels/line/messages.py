@@ -1,6 +1,7 @@
 """Our chat messages as LINE message objects.
 
-LINE's limits: a text message holds at most 5,000 characters, one reply or push call
+LINE's limits: a text message holds at most 5,000 characters (counted as UTF-16 units
+here, so an emoji outside the BMP counts twice and a bubble is never refused), one reply or push call
 carries at most 5 messages, and a quick reply at most 13 items whose labels are at most
 20 characters. Only the last message of a call shows its quick reply, so the buttons of
 the bot's latest message (the only ones the gateway accepts) go on the last bubble.
@@ -54,21 +55,37 @@ class Outgoing:
                    agent_name=message.get("agent_name"))
 
 
+def units(text: str) -> int:
+    """Length as LINE counts it: UTF-16 code units (an emoji outside the BMP counts twice)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut(text: str, limit: int) -> int:
+    """The longest prefix of ``text`` within ``limit`` units (never splitting a character)."""
+    count = 0
+    for index, char in enumerate(text):
+        count += 2 if ord(char) > 0xFFFF else 1
+        if count > limit:
+            return index
+    return len(text)
+
+
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """``text`` in pieces of at most ``limit`` characters, cut after sentence ends where possible."""
+    """``text`` in pieces of at most ``limit`` units (:func:`units`), cut after sentence ends where possible."""
     text = text.strip()
-    if len(text) <= limit:
+    if units(text) <= limit:
         return [text] if text else []
     pieces: list[str] = []
     current = ""
     for sentence in _SENTENCE_END.split(text):
-        while len(sentence) > limit:  # one sentence longer than a bubble: cut it hard
+        while units(sentence) > limit:  # one sentence longer than a bubble: cut it hard
             if current:
                 pieces.append(current)
                 current = ""
-            pieces.append(sentence[:limit])
-            sentence = sentence[limit:]
-        if len(current) + len(sentence) > limit:
+            cut = _cut(sentence, limit)
+            pieces.append(sentence[:cut])
+            sentence = sentence[cut:]
+        if units(current) + units(sentence) > limit:
             pieces.append(current)
             current = ""
         current += sentence
@@ -79,7 +96,7 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
 
 def _label(title: str) -> str:
     title = " ".join(title.split())
-    return title if len(title) <= MAX_LABEL else title[:MAX_LABEL - 1] + "…"
+    return title if units(title) <= MAX_LABEL else title[:_cut(title, MAX_LABEL - 1)] + "…"
 
 
 def quick_reply(message: Outgoing) -> dict[str, Any] | None:
@@ -137,8 +154,8 @@ def line_messages(batch: list[Outgoing]) -> list[dict[str, Any]]:
 
 def _fit(pieces: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
     while len(pieces) > MAX_MESSAGES:
-        pairs = [(len(a) + len(b), i) for i, ((a, na), (b, nb)) in enumerate(zip(pieces, pieces[1:]))
-                 if na == nb and len(a) + len(b) + 2 <= MAX_TEXT]
+        pairs = [(units(a) + units(b), i) for i, ((a, na), (b, nb)) in enumerate(zip(pieces, pieces[1:]))
+                 if na == nb and units(a) + units(b) + 2 <= MAX_TEXT]
         if not pairs:
             break
         _, i = min(pairs)
@@ -146,7 +163,7 @@ def _fit(pieces: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
     if len(pieces) > MAX_MESSAGES:
         head, tail = pieces[:MAX_MESSAGES - 1], pieces[MAX_MESSAGES - 1:]
         merged = "\n\n".join(text for text, _ in tail)
-        if len(merged) > MAX_TEXT:
-            merged = merged[:MAX_TEXT - 1] + "…"
+        if units(merged) > MAX_TEXT:
+            merged = merged[:_cut(merged, MAX_TEXT - 1)] + "…"
         pieces = head + [(merged, tail[0][1])]
     return pieces
