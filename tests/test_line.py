@@ -627,3 +627,12 @@ def test_emoji_count_twice_toward_the_text_limit() -> None:
     (bubble,) = line_messages([Outgoing("どれ", buttons=[{"title": "😀" * 15, "payload": "/x"}])])
     label = bubble["quickReply"]["items"][0]["action"]["label"]
     assert len(label.encode("utf-16-le")) // 2 <= 20 and label.endswith("…")
+
+
+def test_a_failing_profile_is_tried_once_and_never_holds_up_the_answer(line: Line) -> None:
+    line.standin.fail_next["profile"] = [500]
+    line.say("住所を変えたい")
+    line.settle()
+    assert [c.status for c in line.standin.calls if c.kind == "profile"] == [500]
+    assert len(line.sent("reply")) == 1
+    assert line.services.stores.chat_log.customer_of("line-" + USER) == {"channel": "LINE"}

@@ -1,8 +1,10 @@
 """The LINE Messaging API over aiohttp (already in the lock; line-bot-sdk needs pydantic 2).
 
-Every call is retried on HTTP 429 and 5xx and on network errors, with exponential
+Replies and pushes are retried on HTTP 429 and 5xx and on network errors, with exponential
 back-off (``Retry-After`` when LINE sends one). Push calls carry an ``X-Line-Retry-Key``
-so a retried push is delivered once even when the first attempt did arrive.
+so a retried push is delivered once even when the first attempt did arrive. The extras
+(profile, loading animation, 既読) are tried once, with a short timeout: they must never
+hold up an answer while its reply token ages.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import aiohttp
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+EXTRA_TIMEOUT = 3.0  # seconds for profile, loading and 既読 (tried once)
 
 
 class LineApiError(RuntimeError):
@@ -88,25 +91,29 @@ class LineApi:
     async def loading(self, user_id: str, seconds: int = 20) -> None:
         """Show the loading animation in the user's chat (5-60 s, a multiple of 5)."""
         seconds = min(60, max(5, seconds - seconds % 5))
-        await self._call("POST", "/v2/bot/chat/loading/start", {"chatId": user_id, "loadingSeconds": seconds})
+        await self._call("POST", "/v2/bot/chat/loading/start", {"chatId": user_id, "loadingSeconds": seconds},
+                         extra=True)
 
     async def profile(self, user_id: str) -> dict[str, Any]:
         """The user's profile (``displayName``, ``pictureUrl``, ...)."""
-        result = await self._call("GET", f"/v2/bot/profile/{user_id}", None)
+        result = await self._call("GET", f"/v2/bot/profile/{user_id}", None, extra=True)
         return result if isinstance(result, dict) else {}
 
     async def mark_as_read(self, mark_as_read_token: str) -> None:
         """Show 既読 for the user's messages up to the one that carried the token."""
-        await self._call("POST", "/v2/bot/chat/markAsRead", {"markAsReadToken": mark_as_read_token})
+        await self._call("POST", "/v2/bot/chat/markAsRead", {"markAsReadToken": mark_as_read_token}, extra=True)
 
     async def _call(self, method: str, path: str, body: Any, headers: dict[str, str] | None = None,
-                    reply: bool = False, retry_key: bool = False) -> Any:
+                    reply: bool = False, retry_key: bool = False, extra: bool = False) -> Any:
         delay = self._backoff
         ambiguous = False
-        for attempt in range(1, self._attempts + 1):
+        attempts = 1 if extra else self._attempts
+        timeout = aiohttp.ClientTimeout(total=EXTRA_TIMEOUT) if extra else None
+        for attempt in range(1, attempts + 1):
             wait = delay
             try:
-                async with self._client().request(method, self._base + path, json=body, headers=headers) as response:
+                async with self._client().request(method, self._base + path, json=body, headers=headers,
+                                                  timeout=timeout) as response:
                     text = await response.text()
                     if response.status < 300:
                         try:
@@ -117,7 +124,7 @@ class LineApi:
                         return {}  # the retry key was accepted by an earlier attempt: delivered once
                     if reply and response.status == 400 and "reply token" in text.lower():
                         raise ReplyTokenRejected(f"reply token refused: {text[:200]}", 400, ambiguous)
-                    if response.status not in RETRY_STATUSES or attempt == self._attempts:
+                    if response.status not in RETRY_STATUSES or attempt == attempts:
                         raise LineApiError(f"LINE API {path}: HTTP {response.status} {text[:200]}",
                                            response.status, ambiguous)
                     ambiguous = ambiguous or response.status >= 500
@@ -126,7 +133,7 @@ class LineApi:
                         wait = max(wait, min(float(retry_after), 30.0))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 ambiguous = True
-                if attempt == self._attempts:
+                if attempt == attempts:
                     raise LineApiError(f"LINE API {path}: {type(exc).__name__}", 0, True) from exc
             self.retries += 1
             logger.info("LINE API %s: retry %d in %.1f s", path, attempt, wait)
