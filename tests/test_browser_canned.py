@@ -148,6 +148,10 @@ def test_keyboard_picker_inserts_a_canned_reply_and_an_faq_answer(browser: Brows
     page.keyboard.press("Shift+Enter")  # a new line (Enter alone would send)
     page.keyboard.type("/esc")
     expect(page.locator("#canned-status")).to_contain_text("当てはまる定型文・FAQ はありません")
+    expect(page.locator("#canned-status")).to_be_visible()
+    page.keyboard.press("Enter")  # no match: 「/esc」 is not sent by mistake
+    page.wait_for_timeout(500)  # a reply would be back by now (the server is local)
+    assert page.locator("#transcript .entry-agent").count() == 0 and page.input_value("#reply-text").endswith("/esc")
     page.keyboard.press("Escape")
     expect(page.locator("#canned-list")).to_be_hidden()
     assert page.input_value("#reply-text").endswith("\n/esc")
@@ -190,10 +194,12 @@ def test_ime_composition_never_moves_picks_or_sends(browser: Browser, server: tu
     assert selected_title(page) == "最初のあいさつ"  # not moved
     expect(options(page)).to_have_count(6)  # not filtered while converting
     assert page.locator("#transcript .entry-agent").count() == 0
-    # Even a key event without the flag is left to the IME while the composition is open.
+    # Even an Enter without the flag is left to the IME while the composition is open: not picked, not sent.
     page.evaluate("""() => document.getElementById('reply-text').dispatchEvent(
         new KeyboardEvent('keydown', {key: 'Enter', bubbles: true, cancelable: true}))""")
+    page.wait_for_timeout(500)  # a reply would be back by now (the server is local)
     assert page.input_value("#reply-text") == "/じゅうしょ"
+    assert page.locator("#transcript .entry-agent").count() == 0
     cdp.send("Input.insertText", {"text": "住所"})  # the conversion is confirmed
     expect(options(page).locator(".canned-title").first).to_have_text("住所変更の手順")
     page.keyboard.press("Enter")

@@ -22,7 +22,7 @@
     "canned": "定型文",
     "faq": "FAQ",
     "loading": "定型文を読み込んでいます…",
-    "none": "「{q}」に当てはまる定型文・FAQ はありません。",
+    "none": "「{q}」に当てはまる定型文・FAQ はありません（Esc で閉じると、そのまま送信できます）。",
     "count": "候補 {n} 件。↑↓ で選び、Enter で返信欄に入れます。Esc で閉じます。",
     "inserted": "「{title}」を返信欄に入れました。送信する前に内容を確認してください。"
   };
@@ -187,8 +187,13 @@
 
   // Capture phase on the form: runs before the reply box's own Enter-to-send.
   function onKeydown(event) {
-    if (event.target !== box() || !picker.open) return;
-    if (picker.composing || event.isComposing || event.keyCode === 229) return; // IME: never act
+    if (event.target !== box()) return;
+    if (picker.composing || event.isComposing || event.keyCode === 229) { // the IME has the key: never act
+      // Nor does the console send, even where a browser leaves isComposing unset during a composition.
+      if (event.key === "Enter") event.stopPropagation();
+      return;
+    }
+    if (!picker.open) return;
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       move(event.key === "ArrowDown" ? 1 : -1);
     } else if (event.key === "Enter" && !event.shiftKey) {
