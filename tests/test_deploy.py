@@ -386,3 +386,19 @@ def test_migrate_brings_a_fresh_database_to_the_schema_once(tmp_path: Path) -> N
     refused = subprocess.run([sys.executable, str(DEPLOY / "migrate.py")], capture_output=True, text=True,
                              env={**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
     assert refused.returncode == 1 and "データベースを準備できませんでした" in refused.stderr
+
+
+def test_the_backup_unit_keeps_the_newest_14(tmp_path: Path) -> None:
+    """The backup unit's clean-up line, run as systemd would run it (backup folders sort by time)."""
+    import shlex
+
+    unit = (UNIT_DIR / "mirai-support-backup.service").read_text(encoding="utf-8")
+    line = next(v for k, _, v in (x.partition("=") for x in unit.splitlines()) if k == "ExecStartPost")
+    stamps = [f"202611{day:02d}T033000Z" for day in range(1, 17)]
+    for stamp in stamps:
+        (tmp_path / stamp).mkdir()
+        (tmp_path / stamp / "manifest.json").write_text("{}")
+    (tmp_path / "notes").mkdir()  # not a backup folder: left alone
+    args = [arg.replace("/var/backups/mirai-support", str(tmp_path)) for arg in shlex.split(line)]
+    subprocess.run(args, check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [*stamps[2:], "notes"]
