@@ -43,7 +43,7 @@ from bot.channels.line.push_count import PushCounter
 from bot.channels.line.reply_tokens import ReplyTokens
 from bot.channels.line.texts import MEDIA_NAMES, TEXT
 from bot.server.events import AGENTS, EventHub
-from bot.server.gateway import CustomerError, Gateway, RateLimited
+from bot.server.gateway import CustomerError, Gateway
 from bot.store.chat_log import NewMessage, message_json
 from bot.store.database import Stores
 from bot.store.queue import QueueError
@@ -234,9 +234,7 @@ class LineChannel:
         context = _current_turn.set(turn)
         try:
             await self._carry_out(conversation_id, event, turn)
-        except RateLimited as exc:
-            turn.messages.append(Outgoing(str(exc), "system"))
-        except CustomerError as exc:
+        except CustomerError as exc:  # too long, too many per minute (RateLimited), stale button: say why
             turn.messages.append(Outgoing(str(exc), "system"))
         except QueueError as exc:  # e.g. feedback on a message that is not an answer
             logger.info("LINE event refused: %s", exc)
@@ -270,9 +268,9 @@ class LineChannel:
                 buttons = await run_in_threadpool(self._topics)
             except Exception:  # noqa: BLE001 - a broken knowledge save: greet without the menu
                 logger.exception("LINE greeting: main topics unavailable")
+        greeting = TEXT["greeting_group" if group else "greeting"]
         message, _ = await run_in_threadpool(self._stores.chat_log.add,
-                                             NewMessage(conversation_id, "bot", TEXT["greeting_group" if group else "greeting"],
-                                                        buttons))
+                                             NewMessage(conversation_id, "bot", greeting, buttons))
         self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
 
     async def _media(self, conversation_id: str, kind: str, turn: _Turn) -> None:
