@@ -636,3 +636,8 @@ def test_a_failing_profile_is_tried_once_and_never_holds_up_the_answer(line: Lin
     assert [c.status for c in line.standin.calls if c.kind == "profile"] == [500]
     assert len(line.sent("reply")) == 1
     assert line.services.stores.chat_log.customer_of("line-" + USER) == {"channel": "LINE"}
+
+
+def test_webhook_is_in_the_openapi_description(line: Line) -> None:
+    webhook = line.client.get("/openapi.json").json()["paths"]["/line/webhook"]["post"]
+    assert {str(status) for status in webhook["responses"]} == {"200", "400", "401", "404", "413"}
