@@ -641,3 +641,26 @@ def test_a_failing_profile_is_tried_once_and_never_holds_up_the_answer(line: Lin
 def test_webhook_is_in_the_openapi_description(line: Line) -> None:
     webhook = line.client.get("/openapi.json").json()["paths"]["/line/webhook"]["post"]
     assert {str(status) for status in webhook["responses"]} == {"200", "400", "401", "404", "413"}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_push_counter_adds_per_month_on_both_databases(tmp_path: Path, kind: str) -> None:
+    import datetime as dt
+
+    from sqlalchemy import create_engine
+
+    from bot.channels.line.push_count import PushCounter
+    from conftest import temporary_database
+
+    with temporary_database(kind, tmp_path) as url:
+        engine = create_engine(url)
+        now = [dt.datetime(2026, 11, 30, 23, 59)]
+        counter = PushCounter(engine, warning=2, clock=lambda: now[0])
+        for _ in range(3):
+            counter.add()
+        now[0] = dt.datetime(2026, 12, 1, 0, 0)
+        PushCounter(engine, warning=2, clock=lambda: now[0]).add()  # a second server: same table
+        assert counter.counts() == {"2026-11": 3, "2026-12": 1}
+        assert counter.summary() == {"month": "2026-12", "this_month": 1, "warning": 2, "over": False,
+                                     "months": {"2026-11": 3, "2026-12": 1}}
+        engine.dispose()
