@@ -218,6 +218,9 @@ def test_texts_stay_text_and_the_open_list_passes_axe(browser: Browser, server: 
     expect(options(page)).to_have_count(1, timeout=10_000)
     violations = axe_violations(page)
     assert violations == [], violations
+    shots = PROJECT_ROOT / "results" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.locator("#reply-form").screenshot(path=str(shots / "console-canned.png"))
     page.keyboard.press("Enter")
     assert page.input_value("#reply-text").startswith(XSS_NAME + "さま、本日は")  # the name as written
     page.keyboard.press("Enter")
