@@ -156,7 +156,8 @@ def table(result: dict[str, Any]) -> str:
             lines.append(f"| {name} | {run['customers']} | {run['turns']} | {run['turns_per_s']} | {run['p50_ms']} | "
                          f"{run['p95_ms']} | {run['failed_customers']} |")
     for ratio in result["gateway_overhead"]:
-        lines.append(f"\nGateway overhead at N={ratio['customers']}: p95 ×{ratio['p95_ratio']}, p50 ×{ratio['p50_ratio']}")
+        lines.append(f"\nGateway overhead at N={ratio['customers']}: "
+                     f"p95 ×{ratio['p95_ratio']}, p50 ×{ratio['p50_ratio']}")
     return "\n".join(lines)
 
 

@@ -254,7 +254,8 @@ def test_systemd_units_verify(installed_units: Path) -> None:
                             cwd=installed_units, capture_output=True, text=True)
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
     assert {"mirai-support-actions@.service", "mirai-support-rasa@.service", "mirai-support-bot@.service",
-            "mirai-support-migrate.service", "mirai-support-backup.timer", "mirai-support.target"} <= {u.name for u in installed_units.iterdir()}
+            "mirai-support-migrate.service", "mirai-support-backup.timer",
+            "mirai-support.target"} <= {u.name for u in installed_units.iterdir()}
 
 
 def test_every_variable_of_the_units_is_in_the_env_files() -> None:
@@ -361,7 +362,8 @@ def test_backup_command_line(tmp_path: Path) -> None:
                               capture_output=True, text=True)
         assert made.returncode == 0 and "バックアップしました" in made.stdout, made.stderr
         folder = next((tmp_path / "b").iterdir())
-        refused = subprocess.run([sys.executable, script, "restore", str(folder)], env=env, capture_output=True, text=True)
+        refused = subprocess.run([sys.executable, script, "restore", str(folder)], env=env,
+                                 capture_output=True, text=True)
         assert refused.returncode == 2 and "--yes" in refused.stderr
         done = subprocess.run([sys.executable, script, "restore", str(folder), "--yes"], env=env,
                               capture_output=True, text=True)
