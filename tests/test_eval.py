@@ -82,6 +82,37 @@ def test_other_languages_give_up_and_vague_messages(results) -> None:  # type: i
     assert vague.route_accuracy >= 0.75 and vague.answer_precision >= 0.93, vague.summary()
 
 
+V2 = DATA / "heldout_v2"
+
+
+@pytest.fixture(scope="module")
+def results_v2(assistant):  # type: ignore[no-untyped-def]
+    """The second generation of held-out sets (written 2026-11-30 by a writer who saw neither
+    the training nor the tuning data; read once, at the end of that day's work)."""
+    out = {}
+    for path in heldout_sets(V2):
+        rows, _ = unseen_only(load_labelled(path), NLU_DIR, TUNING_DIR)
+        out[path.stem] = score(rows, [assistant.decide(r["text"]).as_dict() for r in rows])
+    return out
+
+
+def test_second_heldout_generation_does_not_regress(results_v2) -> None:  # type: ignore[no-untyped-def]
+    """Floors at the figures measured on 2026-11-30 (README) minus a small margin. Targets of
+    issue #9 that are NOT met are named; these floors only guard against regressions."""
+    demo = results_v2["heldout"]
+    # Route accuracy target >= 0.96, NOT met: 0.899. Precision 0.991 at coverage 0.899 (met).
+    assert demo.route_accuracy >= 0.88 and demo.answer_precision >= 0.97 and demo.coverage >= 0.88, demo.summary()
+    assert demo.ordinary_handed_off <= 0.025, demo.summary()  # target <= 0.02: 0.016
+    everyday = results_v2["heldout_everyday"]
+    # Targets: handed off <= 0.02 (NOT met: 0.025), answered <= 0.03 (NOT met: 0.060).
+    assert everyday.handed_off <= 0.035 and everyday.answered <= 0.075, everyday.summary()
+    # Target >= 0.98, NOT met: 0.844.
+    assert results_v2["heldout_complaint"].handoff_recall >= 0.82, results_v2["heldout_complaint"].summary()
+    assert results_v2["heldout_foreign"].route_accuracy >= 0.82, results_v2["heldout_foreign"].summary()
+    assert results_v2["heldout_giveup"].route_accuracy >= 0.52, results_v2["heldout_giveup"].summary()
+    assert results_v2["heldout_vague"].route_accuracy >= 0.66, results_v2["heldout_vague"].summary()
+
+
 def test_report_files(results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     plot_confusion(results["heldout"], tmp_path / "confusion.png")
     assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
