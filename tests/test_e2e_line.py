@@ -15,6 +15,8 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from bot import wording
+from bot.server.gateway import TEXT as GATEWAY_TEXT
 from conftest import AGENT_PASSWORD, full_stack, temporary_database
 from line_standin import ACCESS_TOKEN, CHANNEL_SECRET, LineStandIn, serve, until
 
@@ -53,7 +55,7 @@ def test_handoff_on_line_ticket_agent_push_and_back_to_the_bot_by_reply(line_sta
     # Emoji only: the bot asks for words (MessageGuard), in one reply.
     say("😀🙏🎉")
     (no_words,) = until(replies, 60)
-    assert "記号だけ" in standin.texts(no_words)[0]
+    assert wording.NO_WORDS_TEXT in standin.texts(no_words)[0]
 
     # An FAQ: one reply call, with はい / いいえ under the answer.
     say("住所を変更したいです")
@@ -75,7 +77,7 @@ def test_handoff_on_line_ticket_agent_push_and_back_to_the_bot_by_reply(line_sta
     # The agent claims (「担当の佐藤が参加しました」 goes out by push) and replies: exactly one more push.
     assert agent.post(f"/api/tickets/{ticket['id']}/claim", headers=headers).status_code == 200
     joined = until(pushes, 30)
-    assert "佐藤" in standin.texts(joined[-1])[0]
+    assert standin.texts(joined[-1]) == [GATEWAY_TEXT["agent_joined"].format(name="佐藤")]
     before = len(pushes())
     reply = agent.post(f"/api/tickets/{ticket['id']}/reply", headers=headers, json={"text": "お待たせしました。確認します。"})
     assert reply.status_code == 200
@@ -88,7 +90,7 @@ def test_handoff_on_line_ticket_agent_push_and_back_to_the_bot_by_reply(line_sta
     # Resolve: the back-to-the-bot notice is pushed; the next FAQ is answered by reply.
     assert agent.post(f"/api/tickets/{ticket['id']}/resolve", headers=headers).status_code == 200
     until(lambda: len(pushes()) == before + 2, 30)
-    assert "担当者との会話を終了しました" in standin.texts(pushes()[-1])[0]
+    assert standin.texts(pushes()[-1]) == [GATEWAY_TEXT["resolved"]]
     replies_before, pushes_before = len(replies()), len(pushes())
     say("営業時間を教えて")
     answer = until(lambda: replies()[replies_before:], 60)[0]

@@ -16,6 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.server.app import Services, create_app, stores_for
+from bot.server.gateway import TEXT as GATEWAY_TEXT
 from bot.server.redis_relay import RedisRelay
 from bot.server.tokens import ConversationTokens
 from bot.settings import LineSettings
@@ -60,5 +61,5 @@ def test_agent_reply_on_the_other_server_is_pushed_once(two_servers: tuple[Any, 
     time.sleep(1.0)  # a second push from server A would arrive by now
     pushed = [t for c in standin.of_kind("push") for t in standin.texts(c)]
     assert pushed.count("担当の佐藤です。確認します。") == 1
-    assert sum("チャットに参加しました" in t for t in pushed) == 1
+    assert pushed.count(GATEWAY_TEXT["agent_joined"].format(name="佐藤")) == 1
     assert len(standin.of_kind("reply")) == 1

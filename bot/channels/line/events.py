@@ -77,7 +77,7 @@ def parse_event(raw: Any, groups: bool = False) -> LineEvent | None:
         read_token = _str(message.get("markAsReadToken"))[:500]
         if message.get("type") == "text" and isinstance(message.get("text"), str):
             return LineEvent("text", text=message["text"], mark_as_read_token=read_token, **common)
-        if message.get("type") in MEDIA_TYPES:
+        if _str(message.get("type")) in MEDIA_TYPES:  # _str: a list or object here must not raise
             return LineEvent("media", text=str(message["type"]), mark_as_read_token=read_token, **common)
         return LineEvent("other", **common)
     if kind == "postback":
