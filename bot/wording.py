@@ -173,7 +173,7 @@ CHAT_ERRORS = {
 # The widget on a page whose origin is not allowed (bot/server/app.py).
 ORIGIN_REFUSED = ("申し訳ございません。このページからはチャットをご利用いただけません（チャットを置くことが許可されていない"
                   "ページです）。お手数ですが、公式サイトのお問い合わせページからご連絡ください。")
-# New wording for bot/server/gateway.py's MESSAGES (applied by the gateway's owner: .copy_todo.md).
+# The gateway's texts (bot/server/gateway_base.py's TEXT = gateway_text(MAX_MESSAGE_CHARS)).
 GATEWAY_TEXT = {
     "empty": "メッセージが空のため、お送りできませんでした。ご質問をお書きください。",
     "too_long": "申し訳ございません。メッセージが長すぎるため受け取れませんでした（{limit:,} 文字まで）。"
@@ -188,6 +188,9 @@ GATEWAY_TEXT = {
     "no_open_ticket": "担当者へのおつなぎは、すでに終わっているか、取り消されています。ご質問はこのままお書きください。",
     "no_offline_ticket": "申し訳ございません。ご連絡先の受付が見つかりませんでした。"
                          "もう一度「担当者と話したい」とお書きください。{contact}",
+    "contact_after_resolved": "申し訳ございません。担当者がこのお問い合わせの対応をすでに終えていました。"
+                              "ご連絡先はお預かりしましたので、次に担当者へおつなぎするときにお伝えします。"
+                              "ご用件がお済みでない場合は、もう一度「担当者と話したい」とお書きください。",
     "slow_down": "申し訳ございません。メッセージが続けて送られたため、受付を一時止めています。"
                  "{seconds} 秒ほどたってから、もう一度お送りください。",
     "too_many_tickets": "申し訳ございません。担当者へのお問い合わせの受付が上限に達しているため、"
@@ -232,7 +235,7 @@ def gateway_text(max_message_chars: int) -> Mapping[str, str]:
     return _LazyTexts(build)
 
 
-# Customer-visible errors of the queue and chat log (bot/store/, applied by its owner: .copy_todo.md).
+# Customer-visible errors of the queue and chat log (bot/store/queue.py, bot/store/chat_log.py).
 STORE_CUSTOMER_TEXT = {
     "feedback_refused": "申し訳ございません。この回答への評価はお受けできませんでした。"
                         "ご意見は、このままチャットにお書きください。",
@@ -241,7 +244,8 @@ STORE_CUSTOMER_TEXT = {
                    "担当者からのご連絡をお待ちください。{contact}",
 }
 # Agent-facing errors of the queue (console): お問い合わせ, status in Japanese, never English names.
-TICKET_STATUS_JA = {"open": "対応待ち", "claimed": "対応中", "resolved": "解決済み", "offline": "受付時間外の受付"}
+# Keys are Ticket.status values (bot/store/models.py).
+TICKET_STATUS_JA = {"waiting": "対応待ち", "claimed": "対応中", "resolved": "解決済み"}
 STORE_AGENT_TEXT = {
     "not_found": "お問い合わせ {ticket_id} はありません。画面を更新してください。",
     "no_such_entry": "お問い合わせ {ticket_id} の会話履歴に、指定された位置（{before}）はありません。画面を更新してください。",

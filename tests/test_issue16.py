@@ -1,8 +1,8 @@
 """Issue #16 ("One voice and one set of facts"): one table row per finding, each asserting its fix.
 
 Findings 4 and 7 partly live in files of the handoff restructuring (bot/server/gateway_base.py,
-bot/store/): their new wording is in bot/wording.py and checked here; wiring it in is listed in
-.copy_todo.md. Finding 15 is checked statically here and in a browser by tests/test_accessibility.py.
+bot/store/): their wording is in bot/wording.py and checked here, and those files use it.
+Finding 15 is checked statically here and in a browser by tests/test_accessibility.py.
 """
 
 from __future__ import annotations
@@ -63,11 +63,16 @@ def case_4_failures_apologise_and_give_a_way_forward() -> None:
     for text in failures:
         assert text.startswith("申し訳ございません。")
         assert PHONE in text and STAFFED in text
-    # The gateway fills only these itself (.copy_todo.md: TEXT = wording.gateway_text(MAX_MESSAGE_CHARS)).
+    # The gateway fills only these itself (gateway_base.TEXT = wording.gateway_text(MAX_MESSAGE_CHARS)).
     for text in wording.gateway_text(10_000).values():
         assert set(re.findall(r"\{(\w+)", text)) <= {"name", "seconds", "new", "old"}, text
     for text in list(wording.CHAT_ERRORS.values()) + [WIDGET["notConnected"]]:
         assert text.startswith("申し訳ございません。") and "ください" in text  # what to do next
+    from bot.server.gateway import MAX_MESSAGE_CHARS, TEXT
+
+    assert dict(TEXT) == dict(wording.gateway_text(MAX_MESSAGE_CHARS))  # the gateway shows these texts
+    late = TEXT["contact_after_resolved"]  # contact form sent after the agent closed the ticket
+    assert late.startswith("申し訳ございません。") and "ご連絡先はお預かり" in late and late.endswith("お書きください。")
 
 
 def case_5_out_of_scope_and_fallback_lead_somewhere() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import math
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,7 +20,9 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from bot import wording
 from bot.server.app import Services, create_app, stores_for
+from bot.server.gateway import TEXT
 from bot.server.tokens import ConversationTokens
 from bot.settings import get_settings
 from bot.store.models import utcnow
@@ -107,8 +110,13 @@ def test_new_conversations_per_address_are_limited_with_retry_after(chat) -> Non
         start(client)
     refused = client.post("/api/chat/sessions", json={})
     assert refused.status_code == 429
-    assert 1 <= int(refused.headers["retry-after"]) <= 3600
-    assert "しばらくお待ちください" in refused.json()["error"]
+    seconds = int(refused.headers["retry-after"])
+    assert 1 <= seconds <= 3600
+    # The customer reads when to try again (the same wait as Retry-After) and where else to turn.
+    wait = f"{seconds} 秒後" if seconds < 60 else f"約 {math.ceil(seconds / 60)} 分後"
+    assert refused.json()["error"] == wording.CHAT_ERRORS["too_many_sessions"].format(
+        wait=wait, contact=wording.fallback_contact())
+    assert f"{wait}にもう一度お試しください" in refused.json()["error"]
     other = TestClient(client.app, client=("203.0.113.9", 50000))  # another address is not affected
     assert other.post("/api/chat/sessions", json={}).status_code == 201
 
@@ -137,8 +145,9 @@ def test_messages_per_minute_are_limited_and_the_refused_one_is_not_kept(chat) -
             frames_until(ws, is_bot_message)
         ws.send_json({"type": "message", "text": "住所 3", "client_id": "m3"})
         error = ws.receive_json()
-        assert error["type"] == "error" and "待ってから" in error["message"]
         assert error["client_id"] == "m3" and 1 <= error["retry_after"] <= 60
+        # The customer reads how long to wait: the same seconds as retry_after.
+        assert error["type"] == "error" and error["message"] == TEXT["slow_down"].format(seconds=error["retry_after"])
         ws.send_json({"type": "message", "text": "住所 2", "client_id": "m2"})  # a resend is not refused
         ws.send_json({"type": "message", "text": "住所 4", "client_id": "m4"})
         assert ws.receive_json()["type"] == "error"
@@ -266,7 +275,8 @@ def test_a_token_expires_after_30_idle_days(chat) -> None:  # type: ignore[no-un
         frames_until(ws, is_bot_message)
     travel(services, days=11)  # day 31
     expired = history(client, idle)
-    assert expired.status_code == 401 and "有効期限" in expired.json()["error"]
+    assert expired.status_code == 401 and expired.json()["error"] == wording.CHAT_ERRORS["bad_token"]
+    assert "期限が切れた" in expired.json()["error"] and "新しい会話を始めてください" in expired.json()["error"]
     with client.websocket_connect("/ws/chat") as ws:
         ws.send_json({"type": "auth", "token": idle})
         with pytest.raises(WebSocketDisconnect) as closed:
@@ -309,7 +319,7 @@ def test_an_agent_sees_that_the_customer_left(chat) -> None:  # type: ignore[no-
         ws.send_json({"type": "end"})
         frames_until(ws, lambda f: f["type"] == "ended")
     entries = client.get(f"/api/tickets/{ticket_id}").json()["ticket"]["entries"]
-    assert (entries[-1]["sender"], entries[-1]["text"]) == ("system", "お客様が会話を終了しました。")
+    assert (entries[-1]["sender"], entries[-1]["text"]) == ("system", "お客さまが会話を終了しました。")
     assert client.post(f"/api/tickets/{ticket_id}/resolve", headers=headers).status_code == 200
 
 

@@ -295,11 +295,14 @@ def test_migration_0005_counts_existing_entries(tmp_path: Path) -> None:
 
 
 def test_contact_details_for_a_resolved_ticket_are_refused_clearly_and_change_nothing(queue: Queue) -> None:
+    from bot import wording
     from bot.store.queue import TicketResolved
 
     ticket, _ = queue.enqueue(packet("offline:1"))
     queue.resolve(ticket.id)
     with pytest.raises(TicketResolved) as refused:
         queue.set_contact(ticket.id, {"phone": "0312345678"})
-    assert refused.value.status == 409 and "解決済み" in str(refused.value)
+    assert refused.value.status == 409 and refused.value.ticket_id == ticket.id
+    # Customers may read it: no internal number, and what to do next.
+    assert str(refused.value) == wording.STORE_CUSTOMER_TEXT["resolved"] and str(ticket.id) not in str(refused.value)
     assert "phone" not in queue.get(ticket.id, False).customer

@@ -15,6 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.server.app import Services, create_app, stores_for
+from bot.server.gateway import TEXT
 from bot.server.rasa_client import BotMessage, RasaUnavailable
 from bot.server.tokens import ConversationTokens
 from bot.handoff.packet import HandoffPacket, Turn
@@ -165,7 +166,7 @@ def test_customer_text_cannot_inject_intents_and_stale_buttons_are_refused(serve
         frames_until(ws, is_bot_message)
         assert rasa.calls[-1][1] == "／restart"  # a message, not an intent command (Rasa strips spaces)
         ws.send_json({"type": "button", "payload": "/request_human", "title": "x", "client_id": "b"})
-        assert ws.receive_json() == {"type": "error", "message": "このボタンは現在使えません。ご質問を入力してください。",
+        assert ws.receive_json() == {"type": "error", "message": TEXT["stale_button"],
                                      "client_id": "b"}  # the widget marks that message as not sent
         ws.send_json({"type": "message", "text": "どれ?", "client_id": "c"})
         frames_until(ws, is_bot_message)
@@ -199,7 +200,7 @@ def test_long_messages_emoji_and_html_are_kept_as_text(server) -> None:  # type:
             ws.send_json({"type": "message", "text": text, "client_id": f"t{i}"})
             frames_until(ws, is_bot_message)
         ws.send_json({"type": "message", "text": "あ" * 10_001, "client_id": "too-long"})
-        assert "長すぎます" in ws.receive_json()["message"]
+        assert ws.receive_json()["message"] == TEXT["too_long"]  # 「…長すぎるため受け取れませんでした（10,000 文字まで）…」
     stored = client.get("/api/chat/history", headers={"Authorization": f"Bearer {token}"}).json()["messages"]
     assert [m["text"] for m in stored if m["sender"] == "customer"] == texts
 
@@ -210,7 +211,8 @@ def test_bot_down_keeps_the_message_and_says_so(server) -> None:  # type: ignore
     with open_chat(client) as (token, ws):
         ws.send_json({"type": "message", "text": "住所", "client_id": "x"})
         frames = frames_until(ws, is_bot_message)
-    assert "接続できません" in frames[-1]["message"]["text"] and frames[-1]["message"]["sender"] == "system"
+    assert frames[-1]["message"]["text"] == TEXT["bot_down"] and frames[-1]["message"]["sender"] == "system"
+    assert "お預かりしました" in TEXT["bot_down"]  # the customer is told the message is kept
     stored = client.get("/api/chat/history", headers={"Authorization": f"Bearer {token}"}).json()["messages"]
     assert stored[0]["text"] == "住所"
 
@@ -256,7 +258,7 @@ def test_bad_requests_are_4xx_with_a_message_and_change_nothing(server) -> None:
     headers = {"X-CSRF-Token": csrf}
     assert client.post("/api/agent/login", content="{oops").json() == {"error": "JSON の形式が正しくありません。"}
     assert client.post("/api/tickets/999/claim", headers=headers).status_code == 404
-    assert client.get("/api/tickets/999").json()["error"] == "チケット 999 はありません。"
+    assert client.get("/api/tickets/999").json()["error"] == "お問い合わせ 999 はありません。画面を更新してください。"
     assert client.get("/api/tickets/abc").status_code == 404
     assert client.get("/api/tickets?status=bogus").status_code == 422
     big = {"text": "あ" * 70_000}
@@ -303,7 +305,7 @@ def test_handoff_pauses_the_bot_agent_replies_reach_the_customer_and_resolve_ret
         assert client.post(f"/api/tickets/{ticket_id}/resolve", headers=headers).status_code == 200
         frames = frames_until(ws, lambda f: f["type"] == "state")
         assert frames[-1]["state"]["mode"] == "bot"
-        assert any("自動応答" in f["message"]["text"] for f in frames if f["type"] == "message")
+        assert any(f["message"]["text"] == TEXT["resolved"] for f in frames if f["type"] == "message")
         ws.send_json({"type": "message", "text": "住所変更の方法は", "client_id": "3"})
         assert frames_until(ws, is_bot_message)[-1]["message"]["faq_id"] == "change-address"
     assert rasa.resumed == [services.tokens.conversation_of(token)]

@@ -6,6 +6,7 @@ the customer's chat here, and resolving hands the conversation back to the bot.
 
 from __future__ import annotations
 
+from bot import wording
 from bot.server.gateway_base import MAX_MESSAGE_CHARS, TEXT, GatewayBase
 from bot.store.chat_log import NewMessage
 from bot.store.models import Ticket
@@ -72,7 +73,7 @@ class AgentSide(GatewayBase):
             raise QueueError(TEXT["too_long"], status=422)
         current = await self._db(self._stores.queue.get, ticket_id, False)
         if current.status != "claimed" or current.claimed_by != username:
-            raise QueueError("このチケットはあなたが対応中ではありません。先に「対応する」を押してください。")
+            raise QueueError(wording.STORE_AGENT_TEXT["not_yours"])
         name = self.display_name(username)
         ticket = await self._db(self._stores.queue.add_entry, ticket_id, "agent", text, name)
         await self._say(ticket.conversation_id, NewMessage(ticket.conversation_id, "agent", text, agent_name=name))

@@ -4,7 +4,8 @@
 (bot/server/gateway_customer.py) and the agent side (bot/server/gateway_agent.py) both
 take: saying something in the chat, publishing a ticket change, working out who
 answers now, handing a conversation back to the bot, and copying what a customer wrote
-while a handoff was pending into its ticket. Customer-visible texts are here too.
+while a handoff was pending into its ticket. Its customer-visible texts (``TEXT``) come from
+bot/wording.py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Callable, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
+from bot import wording
 from bot.server.events import EventHub
 from bot.server.rasa_client import RasaClient, RasaUnavailable
 from bot.server.serialize import ticket_json
@@ -33,28 +35,9 @@ T = TypeVar("T")
 
 MAX_MESSAGE_CHARS = 10_000
 NOT_HELPFUL_PAYLOAD = "/answer_not_helpful"
-TEXT = {
-    "empty": "メッセージが空です。ご質問を入力してください。",
-    "too_long": f"メッセージが長すぎます（{MAX_MESSAGE_CHARS:,} 文字まで）。分けて送ってください。",
-    "stale_button": "このボタンは現在使えません。ご質問を入力してください。",
-    "bot_down": "ただいま自動応答に接続できません。メッセージは保存しました。しばらくしてからもう一度お送りください。",
-    "pending": "担当者への引き継ぎを準備しています。このメッセージも担当者に伝わります。",
-    "agent_joined": "担当の{name}がチャットに参加しました。",
-    "resolved": "担当者との会話を終了しました。ご利用ありがとうございました。引き続き自動応答がご質問にお答えします。",
-    "cancelled": "担当者へのおつなぎを取り消しました。引き続き自動応答がご質問にお答えします。",
-    "no_open_ticket": "お待ちいただいている引き継ぎはありません。",
-    "no_offline_ticket": "ご連絡先をお預かりできる受付がありません。",
-    "contact_after_resolved": "担当者がこのお問い合わせの対応をすでに終えていました。ご連絡先はお預かりし、"
-                              "次に担当者へおつなぎするときにお伝えします。",
-    "slow_down": "メッセージの送信が続いています。恐れ入りますが、{seconds} 秒ほど待ってからもう一度お送りください。",
-    "too_many_tickets": "申し訳ございません。お受けしている担当者へのお問い合わせが上限に達しているため、"
-                        "新しいお問い合わせをお受けできませんでした。担当者からのご連絡をお待ちいただくか、"
-                        "しばらくしてからもう一度お試しください。引き続き自動応答がご質問にお答えします。",
-    "agent_changed": "担当が{name}に代わりました。",
-    "ended_with_agent": "お客様が会話を終了しました。",
-    "not_your_ticket": "このチケットは{name}さんが対応中です。解決するには、先に「対応を引き継ぐ」を押してください。",
-    "took_over": "{new}さんが{old}さんから対応を引き継ぎました。",
-}
+# Customer- and agent-facing texts live in bot/wording.py (GATEWAY_TEXT); phone and hours are
+# filled from knowledge/facts.yml on first use.
+TEXT = wording.gateway_text(MAX_MESSAGE_CHARS)
 MINUTE = dt.timedelta(minutes=1)
 
 

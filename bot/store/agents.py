@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import wording
 from bot.store.models import Agent, Base, as_utc
 
 MIN_PASSWORD_CHARS = 8
@@ -162,7 +163,7 @@ def _sweep(session: Session, column: Any, condition: Any) -> None:
 
 
 def _unknown(username: str) -> AgentError:
-    return AgentError(f"エージェント {username} は登録されていません。`bot agent list` で確認してください。")
+    return AgentError(wording.STORE_AGENT_TEXT["unknown_agent"].format(username=username))
 
 
 class AgentDirectory:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from bot import wording
 from bot.text.masking import mask_sensitive
 from bot.text.masking_settings import current_masking_settings
 from bot.store.models import ChatMessage, Conversation, as_utc, utcnow
@@ -211,7 +212,7 @@ class ChatLog:
         with self._sessions() as session, session.begin():
             row = session.get(ChatMessage, message_id)
             if row is None or row.conversation_id != conversation_id or not row.faq_id:
-                raise QueueError(f"メッセージ {message_id} への評価はできません。", status=404)
+                raise QueueError(wording.STORE_CUSTOMER_TEXT["feedback_refused"], status=404)
             recorded = session.execute(update(ChatMessage).where(ChatMessage.id == message_id,
                                                                  ChatMessage.feedback.is_(None))
                                        .values(feedback=helpful).execution_options(synchronize_session=False))

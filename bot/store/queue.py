@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from bot import wording
 from bot.settings import Limits
 from bot.store.models import RESOLUTION_LIMITED, Conversation, Ticket, TranscriptEntry, as_utc, utcnow
 from bot.text.masking import mask_sensitive
@@ -42,15 +43,17 @@ class TicketResolved(QueueError):
     """The ticket was resolved already (409): nothing more can be attached to it."""
 
     def __init__(self, ticket_id: int) -> None:
-        super().__init__(f"チケット {ticket_id} は解決済みです。")
+        super().__init__(wording.STORE_CUSTOMER_TEXT["resolved"])  # reaches customers: no number
+        self.ticket_id = ticket_id
 
 
 class TicketFull(QueueError):
     """The ticket holds :attr:`Limits.ticket_entries` entries; no more customer or bot ones."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"このお問い合わせのメッセージが上限（{limit:,} 件）に達しました。"
-                         "担当者からのご連絡をお待ちください。", status=429)
+        super().__init__(wording.STORE_CUSTOMER_TEXT["entry_limit"].format(limit=limit,
+                                                                          contact=wording.fallback_contact()),
+                         status=429)
 
 
 class NewTurn(Protocol):
@@ -95,8 +98,13 @@ class NewTicket(Protocol):
     def offline(self) -> bool: ...
 
 
+def _status_ja(ticket: Ticket) -> str:
+    """The ticket's status as agents read it (対応待ち, 対応中, 解決済み)."""
+    return wording.TICKET_STATUS_JA.get(str(ticket.status), "不明")
+
+
 def _not_found(ticket_id: int) -> QueueError:
-    return QueueError(f"チケット {ticket_id} はありません。", status=404)
+    return QueueError(wording.STORE_AGENT_TEXT["not_found"].format(ticket_id=ticket_id), status=404)
 
 
 class Queue:
@@ -237,7 +245,8 @@ class Queue:
             if before is not None:
                 anchor = session.get(TranscriptEntry, before)
                 if anchor is None or anchor.ticket_id != ticket_id:
-                    raise QueueError(f"チケット {ticket_id} に履歴 {before} はありません。", status=404)
+                    raise QueueError(wording.STORE_AGENT_TEXT["no_such_entry"].format(ticket_id=ticket_id,
+                                                                                      before=before), status=404)
                 query = query.where(or_(TranscriptEntry.position < anchor.position,
                                         and_(TranscriptEntry.position == anchor.position,
                                              TranscriptEntry.id < anchor.id)))
@@ -358,7 +367,8 @@ class Queue:
         with self._sessions() as session, session.begin():
             ticket = self._locked(session, ticket_id)
             if ticket.status != "waiting":
-                raise QueueError(f"チケット {ticket_id} は対応待ちではありません（現在: {ticket.status}）。")
+                raise QueueError(wording.STORE_AGENT_TEXT["not_waiting"].format(ticket_id=ticket_id,
+                                                                                status_ja=_status_ja(ticket)))
             self._transition(session, ticket_id, ("waiting",), status="claimed", claimed_by=agent,
                              claimed_at=utcnow())
         return self.get(ticket_id, with_entries=False)
@@ -376,7 +386,7 @@ class Queue:
                                                       *conditions)
                                  .values(**values).execution_options(synchronize_session=False))
         if result.rowcount != 1:
-            raise QueueError(f"チケット {ticket_id} は別の操作で更新されました。画面を更新してください。")
+            raise QueueError(wording.STORE_AGENT_TEXT["changed_meanwhile"].format(ticket_id=ticket_id))
 
     def add_entry(self, ticket_id: int, sender: str, text: str, author: str | None = None) -> Ticket:
         """Append an agent reply, an internal note, a system line or a customer message (masked).
@@ -411,7 +421,7 @@ class Queue:
         if ticket is None:
             raise _not_found(ticket_id)
         if not bumped:
-            raise QueueError(f"チケット {ticket_id} は解決済みです。")
+            raise QueueError(wording.STORE_CUSTOMER_TEXT["resolved"])  # reaches customers (error frames): no number
         position = ticket.entry_count - 1
         limit = self.limits.ticket_entries
         if limit and sender in LIMITED_SENDERS and position >= limit:
@@ -437,14 +447,14 @@ class Queue:
         with self._sessions() as session, session.begin():
             ticket = self._locked(session, ticket_id)
             if ticket.status == "resolved":
-                raise QueueError(f"チケット {ticket_id} はすでに解決済みです。")
+                raise QueueError(wording.STORE_AGENT_TEXT["already_resolved"].format(ticket_id=ticket_id))
             if resolution == "cancelled" and ticket.status != "waiting":
                 raise QueueError("担当者がすでに対応を始めています。")
             conditions: list[Any] = []
             if agent is not None:
                 if ticket.status == "claimed" and ticket.claimed_by != agent:
-                    raise QueueError(f"チケット {ticket_id} は別の担当者（{ticket.claimed_by}）が対応中です。"
-                                     "解決するには、先に対応を引き継いでください。", status=403)
+                    raise QueueError(wording.STORE_AGENT_TEXT["claimed_by_other"].format(
+                        ticket_id=ticket_id, name=ticket.claimed_by), status=403)
                 conditions.append(or_(Ticket.status == "waiting", Ticket.claimed_by == agent))
             expected = ("waiting",) if resolution == "cancelled" else ("waiting", "claimed")
             self._transition(session, ticket_id, expected, *conditions, status="resolved", resolved_at=utcnow(),
@@ -469,11 +479,11 @@ class Queue:
         with self._sessions() as session, session.begin():
             ticket = self._locked(session, ticket_id)
             if ticket.status != "claimed":
-                raise QueueError(f"チケット {ticket_id} は対応中ではありません（現在: {ticket.status}）。"
-                                 "対応待ちなら「対応する」を押してください。")
+                raise QueueError(wording.STORE_AGENT_TEXT["not_claimed"].format(ticket_id=ticket_id,
+                                                                                status_ja=_status_ja(ticket)))
             previous = str(ticket.claimed_by)
             if previous == agent:
-                raise QueueError(f"チケット {ticket_id} はすでにあなたが対応中です。")
+                raise QueueError(wording.STORE_AGENT_TEXT["already_yours"].format(ticket_id=ticket_id))
             self._transition(session, ticket_id, ("claimed",), Ticket.claimed_by == previous, claimed_by=agent)
             ticket = self._append(session, ticket_id, "system", record, author)
         return ticket, previous
