@@ -258,7 +258,7 @@ function ticketItem(t) {
   top.append(el("span", "ticket-id", `#${t.id}`));
   top.append(el("span", `status status-${t.status}`, statusText(t)));
   if (t.offline) top.append(el("span", "badge badge-offline", "時間外"));
-  if (t.customer && t.customer.channel) top.append(el("span", "badge badge-offline", t.customer.channel));  // LINE (#13); no mark: Web
+  top.append(el("span", "badge badge-channel", channelName(t.customer)));
 
   const mid = el("span", "ticket-row");
   mid.append(el("span", "ticket-category", t.category || "カテゴリなし"));
@@ -379,7 +379,13 @@ function renderDetail(t) {
   updateTimers();
 }
 
+// Where the customer writes from: 「LINE」 (bot/channels/line) or 「Web」 (the widget, which sets no channel).
+function channelName(c) {
+  return (c && typeof c.channel === "string" && c.channel) || "Web";
+}
+
 function renderCustomer(c) {
+  setText("customer-channel", channelName(c));
   setText("customer-name", c.name);
   setText("customer-email", c.email);
   setText("customer-phone", c.phone);
