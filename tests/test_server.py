@@ -19,6 +19,7 @@ from bot.server.gateway import TEXT
 from bot.server.rasa_client import BotMessage, RasaUnavailable
 from bot.server.tokens import ConversationTokens
 from bot.handoff.packet import HandoffPacket, Turn
+from test_agent_sessions import Clock
 
 SECRET = "test-secret-key-" + "x" * 32
 PASSWORD = "correct-horse-battery"
@@ -243,13 +244,20 @@ def test_agent_api_needs_login_and_csrf(server) -> None:  # type: ignore[no-unty
 
 
 def test_repeated_wrong_passwords_must_wait(server) -> None:  # type: ignore[no-untyped-def]
-    client, _, _ = server
+    client, _, services = server
+    # The first wait is 1 s from the 5th attempt; on the wall clock a slow password check (0.9 s
+    # on a loaded machine) used it up before the 6th arrived.
+    clock = services.stores.agents.clock = Clock()  # stands still unless moved
     codes = [client.post("/api/agent/login", json={"username": "sato", "password": f"bad{i}"}).status_code
              for i in range(6)]
     assert codes == [401] * 5 + [429]
     refused = client.post("/api/agent/login", json={"username": "sato", "password": PASSWORD})
-    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) == 1
     assert "もう一度お試しください" in refused.json()["error"]
+    clock.advance(0.999)
+    assert client.post("/api/agent/login", json={"username": "sato", "password": PASSWORD}).status_code == 429
+    clock.advance(0.001)  # the wait is over: the right password gets in
+    assert client.post("/api/agent/login", json={"username": "sato", "password": PASSWORD}).status_code == 200
 
 
 def test_bad_requests_are_4xx_with_a_message_and_change_nothing(server) -> None:  # type: ignore[no-untyped-def]
@@ -412,7 +420,11 @@ def test_tickets_filed_while_the_server_was_down_are_announced(tmp_path: Path) -
         while agents.empty() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert agents.get_nowait()["change"] == "created"
-    assert stores.queue.unannounced() == []
+        # Marked announced just after the consoles were told (a server stopped in between
+        # announces it again after the lease): wait for the mark, not for the shutdown.
+        while stores.queue.unannounced() and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
+        assert stores.queue.unannounced() == []
 
 
 def test_a_resend_of_a_message_that_never_reached_the_bot_is_routed(server) -> None:  # type: ignore[no-untyped-def]
@@ -463,7 +475,8 @@ def test_a_handoff_kept_in_the_outbox_keeps_the_customers_messages_for_the_ticke
 def test_parallel_wrong_passwords_cannot_outrun_the_lockout(server) -> None:  # type: ignore[no-untyped-def]
     from concurrent.futures import ThreadPoolExecutor
 
-    client, _, _ = server
+    client, _, services = server
+    services.stores.agents.clock = Clock()  # the race is the subject, not how long the 1 s wait lasts
     with ThreadPoolExecutor(10) as pool:
         codes = list(pool.map(lambda i: client.post("/api/agent/login", json={"username": "sato",
                                                                                 "password": f"x{i}"}).status_code,
