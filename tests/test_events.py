@@ -244,6 +244,29 @@ def test_hub_delivers_its_own_events_at_once_and_resync_closes_every_subscriber(
     run(scenario())
 
 
+def test_listeners_see_the_frames_published_here_and_never_relayed_ones(caplog: pytest.LogCaptureFixture) -> None:
+    """EventHub.add_listener (the LINE channel sends these frames on): local frames only, once each."""
+    async def scenario() -> None:
+        hub = EventHub()
+        seen: list[tuple[str, dict[str, Any]]] = []
+
+        def broken(conversation_id: str, frame: dict[str, Any]) -> None:
+            raise RuntimeError("the channel is down")
+
+        hub.add_listener(broken)
+        hub.add_listener(lambda conversation_id, frame: seen.append((conversation_id, frame)))
+        tab = hub.subscribe_conversation("c-1")
+        hub.publish_conversation("c-1", FRAME)
+        hub.publish_ticket("created", {"id": 1})  # ticket events are the consoles' only
+        relayed = {"type": "typing", "on": True}
+        hub.deliver({"kind": "conversation", "conversation_id": "c-1", "item": relayed})  # from another server
+        assert seen == [("c-1", FRAME)]
+        assert [tab.get_nowait(), tab.get_nowait()] == [FRAME, relayed]  # a failing listener stops nothing
+
+    run(scenario())
+    assert any("listener failed" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+
 def test_the_backend_is_chosen_by_url() -> None:
     """One interface for one server (memory://, the default) and several (redis://), as broadcaster does."""
     from bot.server.events import MemoryBackend, backend_for_url
@@ -361,6 +384,31 @@ def test_two_relays_carry_events_both_ways_each_delivered_once(channel: str) -> 
             for tab in tabs:
                 assert sorted(map(json.dumps, await items(tab, 1.0))) == \
                     sorted(map(json.dumps, [{"type": "typing", "on": True}, FRAME]))
+        finally:
+            for relay in relays:
+                await relay.stop()
+
+    run(scenario())
+
+
+@needs_redis
+def test_each_server_listener_sees_its_own_frames_only(channel: str) -> None:
+    """Two servers on Redis: a frame reaches the listeners of the server that published it, not the other's."""
+    async def scenario() -> None:
+        hubs = [EventHub(), EventHub()]
+        relays = [RedisRelay(REDIS_URL, hub) for hub in hubs]
+        seen: list[list[dict[str, Any]]] = [[], []]
+        for hub, relay, frames in zip(hubs, relays, seen):
+            await relay.start()
+            hub.use_relay(relay)
+            hub.add_listener(lambda conversation_id, frame, frames=frames: frames.append(frame))
+        tabs = [hub.subscribe_conversation("c-1") for hub in hubs]
+        try:
+            hubs[0].publish_conversation("c-1", {"type": "typing", "on": True})
+            hubs[1].publish_conversation("c-1", FRAME)
+            for tab in tabs:  # both frames reached both servers' tabs
+                assert len(await items(tab, 1.0)) == 2
+            assert seen == [[{"type": "typing", "on": True}], [FRAME]]
         finally:
             for relay in relays:
                 await relay.stop()

@@ -10,7 +10,9 @@ does when events may have been missed (Redis was unreachable): its client reconn
 and reloads.
 
 Every event is delivered to this server's subscribers at once, whatever the backend,
-so a Redis outage never silences a server's own customers and consoles.
+so a Redis outage never silences a server's own customers and consoles. Listeners
+(:meth:`EventHub.add_listener`, e.g. the LINE channel) see the conversation frames
+published on this server only, never the ones relayed from others.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Protocol
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ CLOSED: dict[str, Any] = {"type": "closed"}  # the last item a dropped subscribe
 
 AGENTS = "tickets"  # the channel of every ticket event (consoles)
 CONVERSATION_PREFIX = "conversation:"
+
+FrameListener = Callable[[str, dict[str, Any]], None]
 
 
 def conversation_channel(conversation_id: str) -> str:
@@ -111,6 +115,7 @@ class EventHub:
         self._agents: set[asyncio.Queue[dict[str, Any]]] = set()
         self._conversations: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._relay: EventBackend = MemoryBackend()
+        self._listeners: list[FrameListener] = []
 
     async def connect(self, url: str = "", key: str | None = None) -> None:
         """Start the backend ``url`` names (:func:`backend_for_url`) and publish through it.
@@ -188,9 +193,23 @@ class EventHub:
         """Tell every console about a ticket change (created, claimed, message, ...)."""
         self._publish({"kind": "ticket", "item": {"change": change, "ticket": ticket}})
 
+    def add_listener(self, listener: FrameListener) -> None:
+        """Call ``listener(conversation_id, frame)`` for every conversation frame published on this server.
+
+        For channels that send frames on (LINE): frames relayed from other servers (:meth:`deliver`)
+        are not passed, so a frame reaches a channel once, through the server that published it.
+        A listener that raises is logged; the frame still reaches every tab and the other listeners.
+        """
+        self._listeners.append(listener)
+
     def publish_conversation(self, conversation_id: str, frame: dict[str, Any]) -> None:
-        """Send a frame to every open tab of a conversation."""
+        """Send a frame to every open tab of a conversation, and to the listeners (:meth:`add_listener`)."""
         self._publish({"kind": "conversation", "conversation_id": conversation_id, "item": frame})
+        for listener in list(self._listeners):
+            try:
+                listener(conversation_id, frame)
+            except Exception:  # noqa: BLE001 - a channel's problem must not break the widget's chat
+                logger.exception("a frame listener failed on a frame of %s", conversation_id)
 
     def _publish(self, event: dict[str, Any]) -> None:
         # This server's subscribers never wait for Redis (nor miss events while it is down).
