@@ -342,7 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     database = os.environ.get("DATABASE_URL", "")
     database = database if database.startswith("postgresql") else DEFAULT_DATABASE
     events = os.environ.get("BOT_EVENTS_URL") or DEFAULT_EVENTS
-    os.environ.update({"DATABASE_URL": database, "BOT_EVENTS_URL": events})
+    folder = PROJECT_ROOT / "var" / "scaled"
+    # The first agent's password file goes next to the key the bot servers use (var/scaled/), so
+    # their first login deletes it, and `make run`'s var/first-agent.txt is left alone.
+    os.environ.update({"DATABASE_URL": database, "BOT_EVENTS_URL": events,
+                       "BOT_SECRET_KEY_FILE": str(folder / "secret.key")})
     from bot.launcher import _interrupt
     from bot.server.first_agent import ensure_first_agent
     from bot.settings import get_settings
@@ -350,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     stack = ScaledStack(model=args.model, replicas=example_replicas(args.replicas, args.base_port),
-                        nginx_port=args.port, folder=PROJECT_ROOT / "var" / "scaled",
+                        nginx_port=args.port, folder=folder,
                         env={"DATABASE_URL": database, "BOT_EVENTS_URL": events})
     print("起動しています（1 分ほどかかります）…", flush=True)
     try:
