@@ -2,7 +2,8 @@
 
 Usage::
 
-    .venv/bin/python -m benchmarks.line_load [--users 200] [--redeliver] [--rasa real|instant] [--model models/current.tar.gz]
+    .venv/bin/python -m benchmarks.line_load [--users 200] [--redeliver] [--rasa real|instant]
+                                             [--model models/current.tar.gz]
 
 What one run does:
 

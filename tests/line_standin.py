@@ -118,7 +118,8 @@ class LineStandIn:
         if kind not in ("unfollow",):
             event["replyToken"] = self.issue_token()
         if kind == "text":
-            event.update(type="message", message={"type": "text", "id": uuid.uuid4().hex[:12], "text": fields.pop("text"),
+            event.update(type="message", message={"type": "text", "id": uuid.uuid4().hex[:12],
+                                                  "text": fields.pop("text"),
                                                   "markAsReadToken": "read-" + uuid.uuid4().hex[:8]})
         elif kind in ("image", "sticker", "audio", "location", "file", "video"):
             event.update(type="message", message={"type": kind, "id": uuid.uuid4().hex[:12]})
@@ -184,7 +185,8 @@ class LineStandIn:
         for message in messages:
             if not isinstance(message, dict) or message.get("type") != "text":
                 return "Only text messages are expected"
-            if not isinstance(message.get("text"), str) or not 0 < len(message["text"].encode("utf-16-le")) // 2 <= 5000:
+            text = message.get("text")
+            if not isinstance(text, str) or not 0 < len(text.encode("utf-16-le")) // 2 <= 5000:
                 return "Length must be between 1 and 5000"
             items = (message.get("quickReply") or {}).get("items", [])
             if len(items) > 13:
@@ -214,7 +216,8 @@ class LineStandIn:
             return refusal
         problem = self._bad_messages((body or {}).get("messages"))
         if problem or not str((body or {}).get("to", ""))[:1] in ("U", "C", "R"):
-            return self._record(request, body, 400, {"message": problem or "The property, 'to', in the request body is invalid"})
+            problem = problem or "The property, 'to', in the request body is invalid"
+            return self._record(request, body, 400, {"message": problem})
         key = request.headers.get("x-line-retry-key")
         with self._lock:
             repeated = key in self._retry_keys if key else False

@@ -32,7 +32,8 @@ def line_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
     standin = LineStandIn()
     standin.profiles[USER] = "LINE 花子"
     with serve(standin) as api_url, temporary_database("sqlite", folder) as url:
-        env = {"LINE_CHANNEL_SECRET": CHANNEL_SECRET, "LINE_CHANNEL_ACCESS_TOKEN": ACCESS_TOKEN, "LINE_API_URL": api_url}
+        env = {"LINE_CHANNEL_SECRET": CHANNEL_SECRET, "LINE_CHANNEL_ACCESS_TOKEN": ACCESS_TOKEN,
+               "LINE_API_URL": api_url}
         with full_stack(trained_model, folder, url, env=env) as stack:
             yield stack, standin
 

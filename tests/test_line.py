@@ -120,7 +120,8 @@ def line_server(folder: Path, **settings: Any) -> Iterator[Line]:
     standin = LineStandIn()
     standin.profiles[USER] = "山田 花子"
     rasa = ScriptedRasa()
-    services = Services(stores_for(f"sqlite:///{folder / 'bot.db'}"), rasa, ConversationTokens(SECRET))  # type: ignore[arg-type]
+    services = Services(stores_for(f"sqlite:///{folder / 'bot.db'}"), rasa,  # type: ignore[arg-type]
+                        ConversationTokens(SECRET))
     rasa.services = services
     services.stores.agents.add("sato", "佐藤", PASSWORD)
     with serve(standin) as url:
@@ -147,7 +148,8 @@ def hand_off(line: Line) -> Any:
 
 def test_signature_is_base64_hmac_sha256_of_the_raw_body() -> None:
     body = '{"events":[]}'.encode()
-    assert sign("secret", body) == "pkK1lVPJPiJ+wPLziRD79xIxohl8AImYM8AEeM7IbzQ="  # openssl dgst -sha256 -hmac secret -binary | base64
+    # printf '{"events":[]}' | openssl dgst -sha256 -hmac secret -binary | base64
+    assert sign("secret", body) == "pkK1lVPJPiJ+wPLziRD79xIxohl8AImYM8AEeM7IbzQ="
     assert valid_signature("secret", body, sign("secret", body))
     assert not valid_signature("secret", body + b" ", sign("secret", body))
     assert not valid_signature("secret", body, None)
@@ -192,7 +194,8 @@ def test_webhook_answers_before_the_bot_has_answered(line: Line) -> None:
 
 
 def test_channel_is_off_without_its_secrets(tmp_path: Path) -> None:
-    services = Services(stores_for(f"sqlite:///{tmp_path / 'bot.db'}"), ScriptedRasa(), ConversationTokens(SECRET))  # type: ignore[arg-type]
+    services = Services(stores_for(f"sqlite:///{tmp_path / 'bot.db'}"), ScriptedRasa(),  # type: ignore[arg-type]
+                        ConversationTokens(SECRET))
     with TestClient(create_app(services, SECRET, line=LineSettings())) as client:
         assert client.post("/line/webhook", content=b"{}").status_code == 404
 
@@ -408,7 +411,8 @@ def test_unknown_and_odd_events_are_ignored_safely(line: Line, event: Any) -> No
     assert line.rasa.calls == [("line-" + USER, "住所を変えたい")]
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"events": "no"}', b"\xff\xfe", b'{"events": [{"type": "\\ud800"}]}'],
+@pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"events": "no"}', b"\xff\xfe",
+                                  b'{"events": [{"type": "\\ud800"}]}'],
                          ids=["not-json", "list", "events-not-list", "not-utf8", "lone-surrogate"])
 def test_malformed_json_with_a_valid_signature_is_400_and_stores_nothing(line: Line, body: bytes) -> None:
     response = line.client.post("/line/webhook", content=body,

@@ -91,7 +91,9 @@ def parse_event(raw: Any, groups: bool = False) -> LineEvent | None:
 
 
 def parse_body(body: Any, groups: bool = False) -> list[LineEvent]:
-    """Every usable event of a webhook body (``{"destination": ..., "events": [...]}``; ``groups``: see :func:`parse_event`).
+    """Every usable event of a webhook body (``{"destination": ..., "events": [...]}``).
+
+    ``groups``: see :func:`parse_event`.
 
     Raises:
         ValueError: The body is not an object with an ``events`` list.
