@@ -306,3 +306,27 @@ def test_contact_details_for_a_resolved_ticket_are_refused_clearly_and_change_no
     # Customers may read it: no internal number, and what to do next.
     assert str(refused.value) == wording.STORE_CUSTOMER_TEXT["resolved"] and str(ticket.id) not in str(refused.value)
     assert "phone" not in queue.get(ticket.id, False).customer
+
+
+def test_two_agents_claiming_at_the_same_moment_one_wins(queue: Queue) -> None:
+    """Issue #17: concurrent claims on both databases — exactly one agent owns the ticket,
+    every other claim gets a clear QueueError (409 in the API), none is lost silently."""
+    import threading
+
+    ticket, _ = queue.enqueue(packet("conv-race:1"))
+    agents = [f"agent{i}" for i in range(8)]
+    start = threading.Barrier(len(agents))
+
+    def claim(agent: str) -> str:
+        start.wait()  # every thread calls claim() at the same moment
+        try:
+            return queue.claim(ticket.id, agent).claimed_by or ""
+        except QueueError:
+            return ""
+
+    with ThreadPoolExecutor(max_workers=len(agents)) as pool:
+        owners = list(pool.map(claim, agents))
+    winners = [owner for owner in owners if owner]
+    assert len(winners) == 1, owners
+    assert queue.get(ticket.id).claimed_by == winners[0]
+    assert queue.get(ticket.id).status == "claimed"
