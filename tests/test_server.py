@@ -528,3 +528,38 @@ def test_a_bot_left_paused_by_a_lost_resume_is_resumed_instead_of_staying_silent
         ws.send_json({"type": "message", "text": "住所を変えたい", "client_id": "1"})
         assert frames_until(ws, is_bot_message)[-1]["message"]["faq_id"] == "change-address"
     assert rasa.resumed == [conversation_id]
+
+
+def test_while_an_agent_owns_the_chat_others_cannot_reply_and_no_never_reaches_the_bot(server) -> None:  # type: ignore[no-untyped-def]
+    """Issue #17's gateway cases: a reply by an agent who did not claim the ticket, a reply over
+    10,000 characters, and 「いいえ」 on an earlier answer while an agent owns the chat."""
+    client, rasa, services = server
+    services.stores.agents.add("suzuki", "鈴木", PASSWORD)
+    with open_chat(client) as (token, ws):
+        ws.send_json({"type": "message", "text": "住所", "client_id": "1"})
+        answer = frames_until(ws, is_bot_message)[-1]["message"]
+        ws.send_json({"type": "message", "text": "ふざけるな", "client_id": "2"})
+        ticket_id = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]["ticket_id"]
+        sato = {"X-CSRF-Token": login(client)}
+        assert client.post(f"/api/tickets/{ticket_id}/claim", headers=sato).status_code == 200
+        frames_until(ws, lambda f: f["type"] == "state" and f["state"]["mode"] == "agent")
+
+        too_long = client.post(f"/api/tickets/{ticket_id}/reply", headers=sato, json={"text": "あ" * 10_001})
+        assert too_long.status_code == 422 and too_long.json()["error"] == TEXT["too_long"]
+
+        other = TestClient(client.app)
+        response = other.post("/api/agent/login", json={"username": "suzuki", "password": PASSWORD})
+        suzuki = {"X-CSRF-Token": response.json()["csrf_token"]}
+        refused = other.post(f"/api/tickets/{ticket_id}/reply", headers=suzuki, json={"text": "鈴木です"})
+        assert refused.status_code == 409 and refused.json()["error"]
+
+        calls_before = len(rasa.calls)
+        ws.send_json({"type": "feedback", "message_id": answer["id"], "helpful": False})
+        assert frames_until(ws, lambda f: f["type"] == "feedback_saved")[-1]["helpful"] is False
+        assert client.post(f"/api/tickets/{ticket_id}/reply", headers=sato, json={"text": "佐藤です"}).status_code == 200
+        agent = frames_until(ws, lambda f: f["type"] == "message" and f["message"]["sender"] == "agent")[-1]
+        assert agent["message"]["text"] == "佐藤です"
+        assert len(rasa.calls) == calls_before  # 「いいえ」 did not wake the bot while the agent owns the chat
+    entries = client.get(f"/api/tickets/{ticket_id}").json()["ticket"]["entries"]
+    texts = [e["text"] for e in entries]
+    assert "鈴木です" not in texts and "あ" * 10_001 not in texts and texts[-1] == "佐藤です"
