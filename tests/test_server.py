@@ -563,3 +563,24 @@ def test_while_an_agent_owns_the_chat_others_cannot_reply_and_no_never_reaches_t
     entries = client.get(f"/api/tickets/{ticket_id}").json()["ticket"]["entries"]
     texts = [e["text"] for e in entries]
     assert "鈴木です" not in texts and "あ" * 10_001 not in texts and texts[-1] == "佐藤です"
+
+
+def test_an_offline_ticket_is_claimed_and_resolved_without_touching_the_chat(server) -> None:  # type: ignore[no-untyped-def]
+    """Issue #17: claim/resolve of offline tickets. The agent calls back later; the customer's
+    chat stays with the bot (no 「担当者が対応します」, no pause, no closing line)."""
+    client, rasa, _ = server
+    with open_chat(client) as (token, ws):
+        ws.send_json({"type": "message", "text": "時間外だけど人と話したい", "client_id": "1"})
+        frames_until(ws, lambda f: f["type"] == "state")
+        headers = {"X-CSRF-Token": login(client)}
+        (ticket,) = client.get("/api/tickets").json()["tickets"]
+        assert ticket["offline"] is True
+        assert client.post(f"/api/tickets/{ticket['id']}/claim", headers=headers).status_code == 200
+        assert client.post(f"/api/tickets/{ticket['id']}/resolve", headers=headers).status_code == 200
+        ws.send_json({"type": "message", "text": "住所", "client_id": "2"})
+        frames = frames_until(ws, is_bot_message)
+        assert [f["message"]["sender"] for f in frames if f["type"] == "message"] == ["customer", "bot"]
+        assert all(f["state"]["mode"] == "bot" for f in frames if f["type"] == "state")
+    assert rasa.resumed == []  # an offline handoff never paused the bot
+    resolved = client.get(f"/api/tickets/{ticket['id']}").json()["ticket"]
+    assert resolved["status"] == "resolved" and resolved["claimed_by"] == "sato"
