@@ -172,7 +172,7 @@ class LineSettings:
         push_warning: ``LINE_PUSH_WARNING`` (default 1000): push messages per month above
             which the analytics page warns (push messages are billed); 0 turns it off.
         mark_as_read: ``LINE_MARK_AS_READ=1``: the customer's messages show 既読 when an
-            agent takes the conversation (off by default).
+            agent opens or takes the conversation's ticket (off by default).
         groups: ``LINE_GROUPS=1``: also answer in group chats and rooms the account was
             invited to, one conversation per group or room (off by default: 1:1 chats only).
     """

@@ -486,6 +486,30 @@ def test_mark_as_read_when_an_agent_claims(tmp_path: Path) -> None:
         assert read.body["markAsReadToken"] == event["message"]["markAsReadToken"]
 
 
+def test_mark_as_read_when_an_agent_opens_the_ticket(tmp_path: Path) -> None:
+    """既読 as soon as an agent opens the ticket in the console (GET /api/tickets/{id}), before any claim."""
+    with line_server(tmp_path, mark_as_read=True) as line:
+        event = line.say("ふざけるな")
+        line.settle()
+        ticket = until(lambda: line.services.stores.queue.open_ticket_for("line-" + USER))
+        assert line.standin.of_kind("markAsRead") == []
+        login = line.client.post("/api/agent/login", json={"username": "sato", "password": PASSWORD})
+        assert login.status_code == 200
+        assert line.client.get(f"/api/tickets/{ticket.id}").status_code == 200
+        (read,) = until(lambda: line.standin.of_kind("markAsRead"))
+        assert read.body["markAsReadToken"] == event["message"]["markAsReadToken"]
+        assert line.services.stores.queue.get(ticket.id).status == "waiting"  # opened, not claimed
+
+
+def test_loading_indicator_when_an_agent_takes_the_chat(line: Line) -> None:
+    """A person is preparing an answer: the customer sees LINE's loading animation."""
+    ticket = hand_off(line)
+    before = len(line.sent("loading"))
+    line.client.portal.call(line.services.gateway.claim, ticket.id, "sato")
+    until(lambda: len(line.sent("loading")) > before)
+    assert line.sent("loading")[-1].body["chatId"] == USER
+
+
 # ---- the pieces ---------------------------------------------------------------------------------
 
 

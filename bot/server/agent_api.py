@@ -169,7 +169,11 @@ async def get_ticket(request: Request) -> JSONResponse:
     """
     current_agent(request)
     entries = int_param(request, "entries", ENTRIES_PAGE, 1, MAX_ENTRIES_PAGE)
-    return await _ticket_page(request, ticket_id_of(request), entries)
+    response = await _ticket_page(request, ticket_id_of(request), entries)
+    line = getattr(request.app.state, "line", None)
+    if line is not None:  # the agent opened the ticket: a LINE customer may see 既読
+        line.agent_opened(json.loads(bytes(response.body))["ticket"]["conversation_id"])
+    return response
 
 
 async def ticket_entries(request: Request) -> JSONResponse:

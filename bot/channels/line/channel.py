@@ -155,9 +155,15 @@ class LineChannel:
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start watching ticket changes (既読 when an agent claims), if enabled."""
-        if self._mark_as_read and self._watcher is None:
+        """Start watching ticket changes: when an agent takes a LINE conversation, the customer
+        sees the loading animation (a person is preparing an answer) and, if enabled, 既読."""
+        if self._watcher is None:
             self._watcher = asyncio.create_task(self._watch_tickets())
+
+    def agent_opened(self, conversation_id: str) -> None:
+        """An agent opened the conversation's ticket in the console: 既読, if enabled."""
+        if self._mark_as_read:
+            self._spawn(self._mark_read(conversation_id))
 
     async def close(self) -> None:
         """Finish what is being sent (a few seconds at most), then close the API client."""
@@ -405,20 +411,28 @@ class LineChannel:
     # ---- agents ----------------------------------------------------------------------------
 
     async def _watch_tickets(self) -> None:
-        """既読 for the customer's messages when an agent claims a LINE conversation's ticket."""
+        """Loading animation (and 既読, if enabled) when an agent claims a LINE conversation's ticket."""
         while True:
             async with self._hub.subscribe(AGENTS) as queue:
                 while True:
                     item = await queue.get()
                     if item.get("type") == "closed":  # dropped by a resync: subscribe again
                         break
-                    await self._mark_read_for(item)
+                    await self._on_ticket_change(item)
 
-    async def _mark_read_for(self, item: dict[str, Any]) -> None:
+    async def _on_ticket_change(self, item: dict[str, Any]) -> None:
         ticket = item.get("ticket")
         if item.get("change") not in ("claimed", "taken_over") or not isinstance(ticket, dict):
             return
-        token = self._read_tokens.pop(str(ticket.get("conversation_id")), None)
+        conversation_id = str(ticket.get("conversation_id"))
+        user_id = user_of(conversation_id)
+        if user_id is not None and user_id.startswith("U") and not ticket.get("offline"):
+            self._spawn(self._loading(user_id))  # a person is preparing an answer (1:1 chats only)
+        if self._mark_as_read:
+            await self._mark_read(conversation_id)
+
+    async def _mark_read(self, conversation_id: str) -> None:
+        token = self._read_tokens.pop(conversation_id, None)
         if token:
             try:
                 await self.api.mark_as_read(token)
