@@ -90,6 +90,11 @@ class Anger:
     threshold: float = 0.6
     bare: bool = False
 
+    @property
+    def strong(self) -> bool:
+        """The editors' phrases alone reach the threshold (「ふざけるな」, not the model's share)."""
+        return self.rule_score >= self.threshold
+
 
 @dataclass(frozen=True)
 class RoutedIntent:
@@ -101,7 +106,8 @@ class RoutedIntent:
         faq_id: The entry to answer, for ``faq``.
         reason: Why (for editors and tests): ``answer``, ``clarify``, ``no_entry``,
             ``classifier``, ``anger``, ``problem_report``, ``names_topic``, ``everyday``.
-        handoff_reason: ``anger`` when angry words sent a non-complaint to a person.
+        handoff_reason: ``anger`` when the anger score sent a message to a person, or the
+            editors' angry words are in a complaint.
     """
 
     name: str
@@ -155,27 +161,26 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
     first, _ = _top_scores(hits)
     p_complaint = probability.get(COMPLAINT_INTENT, 0.0)
     about_us = (probability.get(OUT_OF_SCOPE_INTENT, 0.0) < thresholds.everyday_gate
-                or (anger.bare and anger.rule_score >= anger.threshold))
+                or (anger.bare and anger.strong))
     if intent in HANDOFF_INTENTS and (intent != COMPLAINT_INTENT or confidence >= thresholds.low_confidence):
-        if intent == COMPLAINT_INTENT and anger.rule_score < anger.threshold:
+        if intent == COMPLAINT_INTENT and not anger.strong:
             if confidence < thresholds.complaint_sure and first >= thresholds.problem_report:
                 # A calm problem report that names its topic: the FAQ answers it.
                 routed = decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
                 return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "problem_report")
-        if intent == HUMAN_INTENT and confidence < thresholds.human_sure and anger.rule_score < anger.threshold:
+        if intent == HUMAN_INTENT and confidence < thresholds.human_sure and not anger.strong:
             routed = decide_from_search(hits, thresholds)
             if routed.name == FAQ_INTENT:
                 return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "names_topic")
-        if intent == COMPLAINT_INTENT and anger.rule_score >= anger.threshold:
+        if intent == COMPLAINT_INTENT and anger.strong:
             # The editors' angry words decide the reason (and its apology), whichever step
             # noticed the complaint first.
             return RoutedIntent(intent, confidence, handoff_reason="anger")
         return RoutedIntent(intent, confidence)
     if anger.score >= anger.threshold and about_us:
-        strong = anger.rule_score >= anger.threshold
         calm_question = (intent == FAQ_INTENT and first >= thresholds.problem_report
                          and p_complaint < thresholds.complaint_sure)
-        if strong or not calm_question:
+        if anger.strong or not calm_question:
             return RoutedIntent(COMPLAINT_INTENT, anger.score, None, "anger", handoff_reason="anger")
     if intent == FAQ_INTENT or (intent == OUT_OF_SCOPE_INTENT and first >= thresholds.everyday_override):
         return decide_from_search(hits, thresholds)
