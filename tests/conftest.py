@@ -96,6 +96,27 @@ def make_tracker():  # type: ignore[no-untyped-def]
     return _make
 
 
+# Debian's Chromium for the browser tests (Playwright's own browser download cannot work on a
+# closed network), with the flags every browser test uses.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@contextlib.contextmanager
+def chromium(*extra_args: str) -> Iterator[Any]:
+    """Headless Debian Chromium through Playwright, closed on exit; ``extra_args`` add flags."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=[*CHROMIUM_ARGS, *extra_args])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
 def missing_service(reason: str, module_level: bool = False) -> None:
     """Skip a test whose machine service (Chromium, GiNZA …) is missing, loudly; fail on CI.
 

@@ -16,11 +16,10 @@ from typing import Any, Iterator
 import pytest
 
 from bot.settings import PROJECT_ROOT
-from conftest import AGENT_PASSWORD, full_stack, missing_service, temporary_database
+from conftest import AGENT_PASSWORD, CHROMIUM, chromium, full_stack, missing_service, temporary_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
 AXE = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = PROJECT_ROOT / "results" / "screenshots"
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -32,7 +31,7 @@ if not AXE.exists():
     missing_service("!!! ACCESSIBILITY TESTS SKIPPED: node_modules/axe-core is missing. Run `make setup` "
                     "(needs npm). !!!", module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 
 def axe_violations(page: Page) -> list[dict[str, Any]]:
@@ -61,12 +60,8 @@ def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def new_page(browser: Browser, width: int = 1280, height: int = 900) -> Page:

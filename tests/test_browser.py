@@ -17,13 +17,11 @@ import yaml
 
 from bot.handoff.reasons import REASON_LABELS
 from bot.settings import PROJECT_ROOT
-from conftest import AGENT_PASSWORD, full_stack, missing_service, staffed_knowledge, temporary_database
+from conftest import (AGENT_PASSWORD, CHROMIUM, chromium, full_stack, missing_service, staffed_knowledge,
+                      temporary_database)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 SHOTS = PROJECT_ROOT / "results" / "screenshots"
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
@@ -59,7 +57,7 @@ if not CHROMIUM.exists():
     missing_service("!!! BROWSER TESTS SKIPPED: /usr/bin/chromium is missing. Run `make browser` "
                     "(as root with apt-get) to install Debian's Chromium. !!!", module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +89,8 @@ def long_answer_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def open_widget(browser: Browser, stack: Any, width: int = 1280) -> Page:

@@ -12,17 +12,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 from bot.settings import PROJECT_ROOT
-from conftest import missing_service
+from conftest import CHROMIUM, chromium, missing_service
 
 pytestmark = [pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
 AXE = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SECRET = "canned-browser-secret-" + "x" * 32
 PASSWORD = "correct-horse-battery"
@@ -32,7 +30,7 @@ if not CHROMIUM.exists():
     missing_service("!!! BROWSER TESTS SKIPPED: /usr/bin/chromium is missing. Run `make browser` "
                     "(as root with apt-get) to install Debian's Chromium. !!!", module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 
 class SilentRasa:
@@ -79,12 +77,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def claimed_ticket(browser: Browser, server: tuple[str, Any], customer: dict[str, str]) -> Page:

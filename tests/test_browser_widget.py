@@ -20,9 +20,10 @@ from bot.server.app import stores_for
 from bot.settings import PROJECT_ROOT
 from bot.wording import widget_text
 from conftest import AGENT_PASSWORD, OFFLINE_NOW, full_stack, temporary_database
-from test_browser import CHROMIUM, CHROMIUM_ARGS, bot_messages, open_widget, send
+from conftest import chromium
+from test_browser import bot_messages, open_widget, send
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402  (test_browser skips without Chromium)
+from playwright.sync_api import Browser, Page, expect  # noqa: E402  (test_browser skips without Chromium)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
 
@@ -53,11 +54,8 @@ def browser() -> Iterator[Browser]:
     """Chromium as in test_browser.py, plus: the test shop (a page the test serves under a made-up
     public name) may load the widget from the bot server on 127.0.0.1. Chromium's local-network
     checks would block that here; a real shop and a real bot server are both public."""
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            *CHROMIUM_ARGS, "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests"])
+    with chromium("--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests") as launched:
         yield launched
-        launched.close()
 
 
 def stores(stack: Any) -> Any:
