@@ -11,7 +11,9 @@ whatever the umask) and hold masked packets only: :meth:`Outbox.put` masks again
 :func:`bot.handoff.packet.build_packet` already masked. A line that cannot be read, and a
 packet the queue refuses for a reason a retry cannot cure, is moved out of the outbox into
 ``<outbox>.bad`` (masked, once, with the reason; newest :data:`BAD_MAX_LINES` lines and at
-most :data:`BAD_MAX_BYTES` bytes kept; see docs/masking.md).
+most :data:`BAD_MAX_BYTES` bytes kept; see docs/masking.md). Each drain that reaches the
+database also records there what ``.bad`` holds (:mod:`bot.handoff.undelivered`), so agents
+see these packets, with the reason, in the console (「配信できなかった引き継ぎ」).
 
 Every read and write holds an exclusive ``flock`` on ``<outbox>.lock`` (and a thread
 lock), so action servers sharing the file on one machine never interleave a write with
@@ -21,6 +23,7 @@ a drain's rewrite.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import json
 import logging
@@ -33,6 +36,7 @@ from typing import IO, Callable, Iterator, Optional
 
 
 from bot.handoff.packet import HandoffPacket, Turn, mask_packet
+from bot.handoff.undelivered import line_key, record_set_aside
 from bot.store.queue import Queue
 from bot.text.masking import mask_sensitive
 
@@ -94,6 +98,7 @@ class Outbox:
         self._path = path
         self._lock = threading.Lock()
         self._retrier: threading.Thread | None = None
+        self._recorded: set[str] = set()  # keys of the .bad lines this process recorded in the database
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -170,7 +175,7 @@ class Outbox:
         bytes are kept, the oldest are dropped first.
         """
         bad = self._path.with_suffix(".bad")
-        kept = bad.read_text(encoding="utf-8", errors="replace").splitlines() if bad.exists() else []
+        kept = self._bad_lines()
         known = set(kept)
         new = [line for line in dict.fromkeys(mask_sensitive(line)[: BAD_MAX_BYTES // 8] for line in lines)
                if line not in known]
@@ -182,11 +187,33 @@ class Outbox:
             kept.pop(0)
         _write_private(bad, "".join(line + "\n" for line in kept))
 
+    def _bad_lines(self) -> list[str]:
+        """The lines of ``<outbox>.bad``, oldest first (caller holds the lock)."""
+        bad = self._path.with_suffix(".bad")
+        return bad.read_text(encoding="utf-8", errors="replace").splitlines() if bad.exists() else []
+
+    def _record_set_aside(self, queue: Queue) -> None:
+        """Record in the queue's database the ``.bad`` lines this process has not recorded yet (caller holds the lock).
+
+        A failure leaves them in ``.bad`` (listed from there) and is tried again at the next drain.
+        """
+        lines = [line for line in self._bad_lines() if line_key(line) not in self._recorded]
+        if not lines:
+            return
+        try:
+            record_set_aside(queue, lines)
+        except Exception:  # noqa: BLE001 - recording must never stop a delivery
+            logger.warning("outbox: %d set-aside packet(s) not recorded in the database yet, kept in %s",
+                           len(lines), self._path.with_suffix(".bad"), exc_info=True)
+            return
+        self._recorded.update(line_key(line) for line in lines)
+
     def drain(self, queue: Queue) -> int:
         """Deliver waiting packets in order; stop when the database is unreachable (the rest stay).
 
         A packet the database refuses for a reason of its own (:func:`is_transient` false)
         is set aside in ``<outbox>.bad`` with the reason, so it never blocks later handoffs.
+        When the database was reached, what ``.bad`` holds is recorded there too.
 
         Returns:
             How many left the outbox (delivered or set aside).
@@ -207,6 +234,7 @@ class Outbox:
                     logger.error("outbox: packet for %s refused, set aside: %s",
                                  packet.conversation_id, type(exc).__name__)
                     poisoned.append(json.dumps({"set_aside": f"{type(exc).__name__}: {str(exc)[:300]}",
+                                                "at": dt.datetime.now(dt.timezone.utc).isoformat(),
                                                 "packet": json.loads(packet_to_json(packet))},
                                                ensure_ascii=False))
                 delivered += 1
@@ -214,6 +242,8 @@ class Outbox:
                 self._set_aside(poisoned)
             if delivered:
                 self._rewrite(waiting[delivered:])
+            if delivered == len(waiting):  # the database answered every packet: it is reachable
+                self._record_set_aside(queue)
             return delivered
 
     def deliver_in_background(self, connect: Callable[[], Optional[Queue]],

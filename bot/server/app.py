@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot import wording
 from bot.analytics import page as analytics_page
 from bot.channels.line import webhook as line_webhook
-from bot.server import agent_api, canned_api, chat_api
+from bot.server import agent_api, canned_api, chat_api, undelivered_api
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
 from bot.server.chat_api import SocketCounter
 from bot.server.events import EventHub
@@ -170,7 +170,8 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         Route("/console", lambda request: RedirectResponse("/console/"), include_in_schema=False),
         Route("/healthz", healthz, include_in_schema=False),
         Route("/openapi.json", openapi, include_in_schema=False),
-        *chat_api.routes, *agent_api.routes, *canned_api.routes, *analytics_page.routes, *line_webhook.routes,
+        *chat_api.routes, *agent_api.routes, *canned_api.routes, *undelivered_api.routes, *analytics_page.routes,
+        *line_webhook.routes,
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True), name="console"),
         Mount("/widget", StaticFiles(directory=STATIC / "widget"), name="widget"),
     ]

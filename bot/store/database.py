@@ -7,7 +7,7 @@ statement parameters) and the newest schema.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from bot.store.agents import AgentDirectory
 from bot.store.chat_log import ChatLog
 from bot.store.pending import PendingHandoffs
 from bot.store.queue import Queue
+from bot.store.undelivered import UndeliveredHandoffs
 
 
 def make_engine(url: str) -> Engine:
@@ -57,6 +58,11 @@ class Stores:
     agents: AgentDirectory
     pending: PendingHandoffs
     engine: Engine
+    # Handoffs the action servers' outboxes set aside (the console's 「配信できなかった引き継ぎ」).
+    undelivered: UndeliveredHandoffs = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.undelivered = UndeliveredHandoffs(self.engine)
 
 
 def stores_for(database_url: str) -> Stores:

@@ -106,6 +106,34 @@ class PendingHandoff(Base):
     cancelled_at = Column(DateTime(timezone=True))
 
 
+class UndeliveredHandoff(Base):
+    """A handoff packet the action server's outbox set aside: it could not become a ticket.
+
+    Either the database refused the packet for a reason a retry cannot cure (``refused``:
+    ``packet`` holds it, masked, so an agent may send it again once the cause is fixed), or
+    a line of the outbox file could not be read (``unreadable``: ``excerpt`` holds its
+    beginning, masked). ``key`` identifies the set-aside line, so recording it again (from
+    another drain, or from the ``.bad`` file) changes nothing.
+    """
+
+    __tablename__ = "undelivered_handoffs"
+
+    id = Column(Integer, primary_key=True)
+    key = Column(String(64), nullable=False, unique=True)  # sha256 of the set-aside line
+    kind = Column(String(20), nullable=False)  # refused / unreadable
+    reason = Column(Text, nullable=False)  # the error, as the outbox logged it (no statement parameters)
+    idempotency_key = Column(String(200))
+    conversation_id = Column(String(200))
+    summary = Column(Text, nullable=False, default="")
+    packet = Column(JSON)  # masked
+    excerpt = Column(Text)  # masked
+    set_aside_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    status = Column(String(20), nullable=False, default="open", index=True)  # open / retried / dismissed
+    handled_by = Column(String(100))  # the agent who retried or dismissed it
+    handled_at = Column(DateTime(timezone=True))
+    ticket_id = Column(Integer)  # the ticket a successful retry filed
+
+
 class ChatMessage(Base):
     """One message of a widget conversation, as the customer saw it (history, analytics).
 

@@ -118,6 +118,7 @@ class Queue:
             limits: Open tickets per customer, entries per ticket; ``None`` reads the
                 settings (``BOT_LIMIT_*``). Public as ``limits``.
         """
+        self.engine = engine  # other stores of the same database (e.g. the outbox's undelivered handoffs)
         self._sessions = sessionmaker(engine, expire_on_commit=False, future=True)
         if limits is None:
             from bot.settings import get_settings
