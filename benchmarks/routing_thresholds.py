@@ -164,6 +164,8 @@ GRID: dict[str, list[float]] = {
     "complaint_sure": [0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.01],
     "problem_report": [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 1.01],
     "human_sure": [0.0, 0.4, 0.5, 0.6, 0.7, 0.8],
+    "answer_evidence": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6],
+    "override_evidence": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6],
 }
 
 

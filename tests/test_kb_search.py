@@ -94,6 +94,16 @@ def test_an_exact_question_is_reported_as_matched(search: FaqSearch) -> None:
     assert hits[0].matched == "番地が抜けてたので直したい"
 
 
+def test_evidence_is_the_share_of_the_querys_own_words(search: FaqSearch) -> None:
+    """An entry's own question is full evidence; a diary line that only shares a reading or
+    a mood with an entry (時間 in 営業時間) has little, whatever its total score."""
+    exact = search.search("住所を変更したい", top=1)[0]
+    assert exact.faq_id == "change-address" and exact.evidence >= 0.9
+    diary = search.search("会議が多すぎて仕事する時間がない", top=1)[0]
+    assert diary.evidence < 0.5 < exact.evidence
+    assert all(0.0 <= h.evidence <= 1.0 for h in search.search("料金プランを変えたい", top=5))
+
+
 def test_unrelated_question_scores_lower_than_a_clear_one(search: FaqSearch) -> None:
     clear = search.search("住所を変更したい", top=1)[0].score
     unrelated = search.search("明日の天気はどうですか", top=1)

@@ -67,6 +67,33 @@ def test_hesitant_person_request_naming_a_topic(ranking, scores, want) -> None: 
     assert (routed.name, routed.faq_id, routed.reason) == want
 
 
+@dataclass
+class EvidenceHit:
+    faq_id: str
+    score: float
+    evidence: float
+
+
+@pytest.mark.parametrize(
+    ("ranking", "evidence", "want"),
+    [
+        # Enough of the message's own words in the entry: answer.
+        ([("faq", 0.9)], 0.6, ("faq", "e0", "answer")),
+        # A high score from readings and vectors alone: ask back, never answer.
+        ([("faq", 0.9)], 0.2, ("nlu_fallback", None, "clarify")),
+        # Everyday text counts as a question only with shared words.
+        ([("out_of_scope", 0.8)], 0.6, ("faq", "e0", "answer")),
+        ([("out_of_scope", 0.8)], 0.2, ("out_of_scope", None, "everyday")),
+    ],
+)
+def test_answers_need_word_evidence(ranking, evidence, want) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    th = replace(TH, answer_evidence=0.4, override_evidence=0.4)
+    routed = route(ranking, [EvidenceHit("e0", 0.9, evidence), EvidenceHit("e1", 0.1, 0.0)], th)
+    assert (routed.name, routed.faq_id, routed.reason) == want
+
+
 def test_angry_words_keep_a_hesitant_person_request() -> None:
     """「いい加減にしてほしい」: the search's feedback entry must not answer strong anger."""
     from dataclasses import replace

@@ -77,6 +77,8 @@ EVAL_KS = (1, 5, 10)
 
 # Morphemes that carry no topic: particles, auxiliaries, symbols, whitespace.
 _FUNCTION_POS = frozenset({"助詞", "助動詞", "補助記号", "空白"})
+# The view whose score is a hit's evidence (:attr:`SearchHit.evidence`): shared words.
+EVIDENCE_VIEW = "word"
 # Morphemes whose GiNZA vector says something about the topic.
 _CONTENT_POS = frozenset({"名詞", "動詞", "形容詞", "形状詞", "副詞", "代名詞", "接尾辞", "接頭辞"})
 
@@ -91,6 +93,11 @@ class SearchHit:
         category: The entry's category.
         score: Relevance in [0, 1] (see the module docstring for its definition).
         matched: The entry's question (or title) that matches the query best, for editors.
+        evidence: How much of the query's own words the entry contains, in [0, 1]: the
+            word view's score alone (best of its question documents and its entry
+            document). Readings and vectors also match text that only sounds or feels
+            alike (「会議が多すぎて仕事する時間がない」 and 営業時間); the router answers only
+            with enough of this (see :mod:`bot.triage.routing`).
     """
 
     faq_id: str
@@ -98,6 +105,7 @@ class SearchHit:
     category: str
     score: float
     matched: str
+    evidence: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -338,26 +346,32 @@ class _BaseSearch:
         return _Index(np.asarray(doc_entry, dtype=np.int64), np.asarray(starts[:-1], dtype=np.int64), doc_text,
                       question_views, entry_views)
 
-    def scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """Scores of every entry and, per entry, its best question document.
+    def scores(self, query: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores of every entry, per entry its best question document, and its evidence.
 
         Args:
             query: Raw customer text.
 
         Returns:
-            (entry scores in [0, 1], index of each entry's best question document).
+            (entry scores in [0, 1], index of each entry's best question document, word
+            evidence of each entry in [0, 1] (:attr:`SearchHit.evidence`)).
         """
         index = self._ensure_index()
         n_entries = len(self._entries)
         if not n_entries:
-            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         features = self._features(query if isinstance(query, str) else "")
         weights = self._weights()
         q_total = np.zeros(len(index.doc_text), dtype=np.float32)
         e_total = np.zeros(n_entries, dtype=np.float32)
+        evidence = np.zeros(n_entries, dtype=np.float32)
         for name, weight in weights.items():
-            q_total += weight * self._score_view(name, index.question_views[name], features[name])
-            e_total += weight * self._score_view(name, index.entry_views[name], features[name])
+            q_view = self._score_view(name, index.question_views[name], features[name])
+            e_view = self._score_view(name, index.entry_views[name], features[name])
+            q_total += weight * q_view
+            e_total += weight * e_view
+            if name == EVIDENCE_VIEW:
+                evidence = np.maximum(np.maximum.reduceat(q_view, index.entry_starts), e_view)
         best = np.maximum.reduceat(q_total, index.entry_starts) if len(q_total) else np.zeros(n_entries)
         # First document reaching the maximum inside each entry's contiguous block.
         positions = np.arange(len(q_total), dtype=np.int64)
@@ -365,7 +379,7 @@ class _BaseSearch:
         first_best = np.minimum.reduceat(positions, index.entry_starts)
         share = self._entry_weight()
         total = self._rerank((1 - share) * best + share * e_total, features)
-        return np.clip(total, 0.0, 1.0), first_best
+        return np.clip(total, 0.0, 1.0), first_best, evidence
 
     # Learned re-ranking (FaqSearch only; the baselines keep plain scores).
     def _fit_reranker(self, question_features: list[dict[str, list[str]]], doc_entry: list[int]) -> None:
@@ -386,7 +400,7 @@ class _BaseSearch:
         """
         if top <= 0 or not self._entries or not isinstance(query, str):
             return []
-        total, best_doc = self.scores(query)
+        total, best_doc, evidence = self.scores(query)
         order = np.argsort(-total, kind="stable")[:top]
         index = self._ensure_index()
         hits = []
@@ -396,7 +410,8 @@ class _BaseSearch:
                 break
             entry = self._entries[i]
             hits.append(SearchHit(faq_id=entry.id, title=entry.title, category=entry.category,
-                                  score=round(score, 4), matched=index.doc_text[best_doc[i]]))
+                                  score=round(score, 4), matched=index.doc_text[best_doc[i]],
+                                  evidence=round(float(evidence[i]), 4)))
         return hits
 
 

@@ -60,6 +60,13 @@ class RoutingThresholds:
         human_sure: From this ``request_human`` probability, the request for a person
             stands on its own. Below it, a message the search answers outright is a question
             that mentions people (「窓口で手話通訳をお願いできますか」) and gets the answer.
+        answer_evidence: Least word evidence of the top entry (:attr:`SearchHit.evidence`,
+            the share of the message's own words the entry contains) to answer; with less,
+            the bot asks back. Readings and word vectors make text that only sounds or feels
+            alike score high (「会議が多すぎて仕事する時間がない」 and 営業時間); an answer
+            needs shared words.
+        override_evidence: The same, for a message the classifier files as everyday text to
+            count as an FAQ question (``everyday_override``).
     """
 
     answer: float = 0.4
@@ -71,6 +78,8 @@ class RoutingThresholds:
     complaint_sure: float = 0.8
     problem_report: float = 0.35
     human_sure: float = 0.0
+    answer_evidence: float = 0.0
+    override_evidence: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,11 @@ class RoutedIntent:
     handoff_reason: str | None = None
 
 
+def _evidence(hits: Sequence[Any]) -> float:
+    """Word evidence of the top hit (0 without hits)."""
+    return float(getattr(hits[0], "evidence", 0.0)) if hits else 0.0
+
+
 def _top_scores(hits: Sequence[Any]) -> tuple[float, float]:
     first = float(hits[0].score) if hits else 0.0
     second = float(hits[1].score) if len(hits) > 1 else 0.0
@@ -133,7 +147,8 @@ def decide_from_search(hits: Sequence[Any], thresholds: RoutingThresholds,
         below: Intent when even clarifying is not warranted.
     """
     first, second = _top_scores(hits)
-    if first >= thresholds.answer and first - second >= thresholds.answer_margin:
+    if (first >= thresholds.answer and first - second >= thresholds.answer_margin
+            and _evidence(hits) >= thresholds.answer_evidence):
         return RoutedIntent(FAQ_INTENT, first, hits[0].faq_id, "answer")
     if first >= thresholds.clarify:
         return RoutedIntent(FALLBACK_INTENT, first, None, "clarify")
@@ -182,7 +197,8 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
                          and p_complaint < thresholds.complaint_sure)
         if anger.strong or not calm_question:
             return RoutedIntent(COMPLAINT_INTENT, anger.score, None, "anger", handoff_reason="anger")
-    if intent == FAQ_INTENT or (intent == OUT_OF_SCOPE_INTENT and first >= thresholds.everyday_override):
+    if intent == FAQ_INTENT or (intent == OUT_OF_SCOPE_INTENT and first >= thresholds.everyday_override
+                                and _evidence(hits) >= thresholds.override_evidence):
         return decide_from_search(hits, thresholds)
     if intent == OUT_OF_SCOPE_INTENT:
         return RoutedIntent(intent, confidence, None, "everyday")
