@@ -204,6 +204,62 @@ class LineSettings:
         )
 
 
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The mail server that sends transcripts to customers; off unless ``BOT_SMTP_HOST`` is set.
+
+    Attributes:
+        host: ``BOT_SMTP_HOST``: the SMTP server (empty by default: no mail is sent and the
+            widget hides 「会話の記録をメールで受け取る」).
+        port: ``BOT_SMTP_PORT`` (default 587).
+        sender: ``BOT_SMTP_FROM``: the From address (required with a host), e.g.
+            ``support@example.jp`` or ``みらいメンバーズ サポート <support@example.jp>``.
+        username: ``BOT_SMTP_USER``: log in with it (empty: no login).
+        password: ``BOT_SMTP_PASSWORD`` (or ``BOT_SMTP_PASSWORD_FILE``).
+        security: ``BOT_SMTP_SECURITY``: ``starttls`` (default), ``ssl`` (TLS from the
+            start, usually port 465) or ``none`` (plain; only for a relay on this host).
+        timeout: ``BOT_SMTP_TIMEOUT`` seconds per attempt (default 20).
+        attempts: ``BOT_SMTP_ATTEMPTS`` (default 5): tries of one mail before it is given up
+            and reported; the waits between tries grow (10 s, 1 min, 5 min, 15 min, ...).
+    """
+
+    host: str = ""
+    port: int = 587
+    sender: str = ""
+    username: str = ""
+    password: str = ""
+    security: str = "starttls"
+    timeout: float = 20.0
+    attempts: int = 5
+
+    @property
+    def enabled(self) -> bool:
+        """Whether transcripts can be mailed (a host and a From address are set)."""
+        return bool(self.host and self.sender)
+
+    @classmethod
+    def from_env(cls) -> "SmtpSettings":
+        """The SMTP settings of the environment.
+
+        Raises:
+            ValueError: A host without a From address, an unknown security mode, a bad number.
+        """
+        host = os.environ.get("BOT_SMTP_HOST", "").strip()
+        sender = os.environ.get("BOT_SMTP_FROM", "").strip()
+        if host and not sender:
+            raise ValueError("BOT_SMTP_HOST is set but BOT_SMTP_FROM is not; fix: set BOT_SMTP_FROM to the "
+                             "address transcripts are sent from, e.g. support@example.jp")
+        security = os.environ.get("BOT_SMTP_SECURITY", "starttls").strip().lower() or "starttls"
+        if security not in ("starttls", "ssl", "none"):
+            raise ValueError(f"environment variable BOT_SMTP_SECURITY={security!r} is unknown; "
+                             "fix: set it to starttls (default), ssl or none")
+        attempts = _count("BOT_SMTP_ATTEMPTS", cls.attempts)
+        return cls(host=host, port=_port("BOT_SMTP_PORT", cls.port), sender=sender,
+                   username=os.environ.get("BOT_SMTP_USER", "").strip(), password=_secret("BOT_SMTP_PASSWORD"),
+                   security=security, timeout=_seconds("BOT_SMTP_TIMEOUT", cls.timeout) or cls.timeout,
+                   attempts=max(1, attempts))
+
+
 def _version(name: str) -> int:
     value = os.environ.get(name, "1")
     if not value.isdigit() or not 0 < int(value) < 1_000_000:
@@ -259,6 +315,8 @@ class Settings:
             (:func:`bot.triage.hours.japan_now`). For tests and out-of-hours demos; unset
             by default (the real clock).
         line: The LINE channel (:class:`LineSettings`, ``LINE_*``); off without its secrets.
+        smtp: The mail server for transcripts (:class:`SmtpSettings`, ``BOT_SMTP_*``); off
+            without ``BOT_SMTP_HOST``.
     """
 
     knowledge_dir: Path
@@ -281,6 +339,7 @@ class Settings:
     limits: Limits = Limits()
     fixed_now: dt.datetime | None = None
     line: LineSettings = LineSettings()
+    smtp: SmtpSettings = SmtpSettings()
 
     def knowledge_file(self, name: str) -> Path:
         """A settings file of the knowledge folder (``synonyms.yml``, ``triage.yml``, ``hours.yml``).
@@ -337,4 +396,5 @@ def get_settings() -> Settings:
         limits=Limits.from_env(),
         fixed_now=_moment("BOT_NOW"),
         line=LineSettings.from_env(),
+        smtp=SmtpSettings.from_env(),
     )

@@ -243,6 +243,39 @@ STORE_CUSTOMER_TEXT = {
     "entry_limit": "申し訳ございません。このお問い合わせでお送りいただけるメッセージの上限（{limit:,} 件）に達しました。"
                    "担当者からのご連絡をお待ちください。{contact}",
 }
+# The satisfaction survey after a chat (bot/store/csat.py, gateway); the survey's own texts
+# (question, rating labels, buttons) are the editors' knowledge/csat.yml (bot/knowledge/csat.py).
+CSAT_TEXT = {
+    "bad_rating": "申し訳ございません。評価は 1〜5 の数字からお選びください。",
+    "bad_comment": "申し訳ございません。ご意見は文章でお書きください。",
+    "comment_too_long": "申し訳ございません。ご意見が長すぎるため受け取れませんでした（{limit:,} 文字まで、"
+                        "いまは {length:,} 文字）。短くしてから、もう一度お送りください。",
+    "no_ticket": "申し訳ございません。評価していただくお問い合わせが見つかりませんでした。画面を再読み込みしてください。",
+    "not_resolved": "申し訳ございません。このお問い合わせは担当者の対応がまだ終わっていないため、評価をお受けできません。",
+    "already_rated": "このお問い合わせには、すでにご回答いただいています。ありがとうございました。",
+}
+# The transcript by e-mail (bot/mail/, gateway): the mail itself and the customer's messages.
+TRANSCRIPT_TEXT = {
+    "subject": "【{service}】チャットでのお問い合わせの記録",
+    "intro": "{customer}\n\n{service}のチャットでのお問い合わせの記録をお送りします。\n"
+             "このメールは送信専用です。ご返信いただいてもお答えできませんので、ご了承ください。",
+    "header": "お問い合わせの記録（{start}〜{end}）",
+    "sender_customer": "あなた",
+    "sender_bot": "AIチャット",
+    "sender_agent": "担当者（{name}）",
+    "sender_agent_unnamed": "担当者",
+    "masked_note": "※ カード番号などの大切な番号は、一部を「*」に置き換えています。",
+    "footer": "ご不明な点は、チャットでお気軽にお問い合わせください。{contact}",
+    "queued": "会話の記録を {address} にお送りします。届くまで数分かかることがあります。",
+    "sent": "会話の記録を {address} にお送りしました。",
+    "failed": "申し訳ございません。会話の記録をメールでお送りできませんでした（{address}）。"
+              "メールアドレスをお確かめのうえ、もう一度お試しください。{contact}",
+    "bad_address": "メールアドレスの形式が正しくありません（例: taro@example.jp）。",
+    "no_ticket": "申し訳ございません。お送りできる会話の記録が見つかりませんでした。画面を再読み込みしてください。",
+    "off": "申し訳ございません。ただいま会話の記録をメールでお送りできません。",
+    "too_many": "申し訳ございません。このお問い合わせの記録は、すでに {limit} 回お送りしています。"
+                "届いていない場合は、迷惑メールのフォルダもご確認ください。",
+}
 # Agent-facing errors of the queue (console): お問い合わせ, status in Japanese, never English names.
 # Keys are Ticket.status values (bot/store/models.py).
 TICKET_STATUS_JA = {"waiting": "対応待ち", "claimed": "対応中", "resolved": "解決済み"}
@@ -328,6 +361,14 @@ WIDGET_TEXT = {
     "endYes": "終了する",
     "endNo": "キャンセル",
     "ended": "会話を終了しました。ご利用ありがとうございました。新しいご質問はいつでもどうぞ。",
+    "surveyTitle": "アンケート",
+    "surveyRating": "{n}（{label}）",
+    "surveyPick": "評価を 1〜5 から選んでください。",
+    "surveyCommentMax": "ご意見は{max}文字以内でお書きください（いまは {n} 文字）。",
+    "mailTitle": "会話の記録をメールで受け取る",
+    "mailLabel": "送り先のメールアドレス",
+    "mailSend": "メールで送る",
+    "mailSent": "会話の記録をメールでお送りします。届くまで数分かかることがあります。",
 }
 # Facts filled in when the block is written (the widget cannot read the fact sheet).
 WIDGET_BUILD_FIELDS = ("contact", "hours")

@@ -16,7 +16,11 @@ it was filed in it, a conversation when the customer wrote in it.
   handed off twice counts once; the report's ``handoff_rate`` counts tickets);
 - **abandonment** (放棄): live tickets the customer cancelled before any agent claimed them
   (「待つのをやめる」 or 「会話を終了」), with the time they waited;
-- per calendar day in ``tz`` and per agent.
+- per calendar day in ``tz`` and per agent;
+- **CSAT** (満足度): the customers' ratings (1–5) of tickets an agent resolved in the period
+  (live tickets only: an offline ticket's customer is not in the chat to be asked): average,
+  distribution and **response rate** (ratings ÷ tickets asked), overall and per agent (who
+  resolved the ticket), and the latest comments.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
-from bot.store.models import Agent, ChatMessage, Ticket, TranscriptEntry, as_utc
+from bot.store.models import Agent, ChatMessage, CsatRating, Ticket, TranscriptEntry, as_utc
 
 IN_CHUNK = 500  # ids per IN (...) list
+CSAT_COMMENTS = 20  # latest comments listed
 RESOLVED = "resolved"
 CANCELLED = "cancelled"
 
@@ -44,6 +49,8 @@ KPI_LABELS = {
     "agent_resolution": ("担当者が解決", "担当者が「解決」にした問い合わせ ÷ 引き継ぎ数。"),
     "handoff": ("引き継ぎ率（会話）", "担当者に引き継いだ会話 ÷ 会話数（1 つの会話で 2 回引き継いでも 1 件）。"),
     "abandonment": ("放棄", "受付時間内の引き継ぎのうち、担当者が対応する前にお客さまが待つのをやめた・会話を終了したもの。"),
+    "csat": ("満足度（CSAT）", "担当者が解決したあとのアンケートの評価（1〜5）の平均。担当者別は解決した担当者で数えます。"),
+    "csat_response": ("アンケート回答率", "評価をいただいた問い合わせ ÷ アンケートを表示した問い合わせ（受付時間内に担当者が解決したもの）。"),
 }
 
 
@@ -87,6 +94,82 @@ class KpiAgent:
 
 
 @dataclass(frozen=True)
+class CsatFigures:
+    """Ratings of one agent (or all): tickets asked, ratings, average, count of each rating 1..5."""
+
+    agent: str
+    asked: int
+    responses: int
+    response_rate: float | None
+    average: float | None
+    distribution: list[int]
+
+
+@dataclass(frozen=True)
+class CsatComment:
+    """A customer's comment with its rating (shown as text only)."""
+
+    at: dt.datetime
+    agent: str
+    rating: int
+    comment: str
+
+
+@dataclass(frozen=True)
+class CsatSummary:
+    """CSAT of the period: overall figures, per agent, latest comments (newest first)."""
+
+    asked: int = 0
+    responses: int = 0
+    response_rate: float | None = None
+    average: float | None = None
+    distribution: list[int] = field(default_factory=lambda: [0] * 5)
+    agents: list[CsatFigures] = field(default_factory=list)
+    comments: list[CsatComment] = field(default_factory=list)
+
+
+def _csat_figures(agent: str, asked: int, ratings: list[int]) -> CsatFigures:
+    return CsatFigures(agent, asked, len(ratings), _ratio(len(ratings), asked),
+                       round(statistics.fmean(ratings), 2) if ratings else None,
+                       [ratings.count(n) for n in range(1, 6)])
+
+
+def build_csat(engine: Engine, since: dt.datetime | None, until: dt.datetime) -> CsatSummary:
+    """CSAT of the live tickets filed in ``[since, until)`` and resolved by an agent before ``until``."""
+    with engine.connect() as conn:
+        tickets = conn.execute(
+            select(Ticket.id, Ticket.resolved_by, Ticket.resolved_at)
+            .where(_period(Ticket.created_at, since, until), Ticket.resolution == RESOLVED,
+                   Ticket.offline.is_(False))).all()
+        asked = {t.id: t.resolved_by or "" for t in tickets if t.resolved_at is not None and as_utc(t.resolved_at) < until}
+        ratings = []
+        for chunk in _chunks(sorted(asked)):
+            ratings += conn.execute(select(CsatRating.id, CsatRating.ticket_id, CsatRating.rating, CsatRating.comment,
+                                           CsatRating.created_at)
+                                    .where(CsatRating.ticket_id.in_(list(chunk)),
+                                           CsatRating.created_at < until)).all()
+        names = dict(conn.execute(select(Agent.username, Agent.display_name)).all())
+
+    def name(username: str) -> str:
+        return names.get(username, username) or "—"
+
+    per_agent_asked: dict[str, int] = defaultdict(int)
+    for username in asked.values():
+        per_agent_asked[name(username)] += 1
+    per_agent: dict[str, list[int]] = defaultdict(list)
+    for row in ratings:
+        per_agent[name(asked[row.ticket_id])].append(row.rating)
+    overall = _csat_figures("", len(asked), [row.rating for row in ratings])
+    latest = sorted((row for row in ratings if row.comment), key=lambda r: (as_utc(r.created_at), r.id), reverse=True)
+    return CsatSummary(
+        asked=overall.asked, responses=overall.responses, response_rate=overall.response_rate,
+        average=overall.average, distribution=overall.distribution,
+        agents=[_csat_figures(agent, count, per_agent.get(agent, [])) for agent, count in sorted(per_agent_asked.items())],
+        comments=[CsatComment(as_utc(r.created_at), name(asked[r.ticket_id]), r.rating, r.comment)
+                  for r in latest[:CSAT_COMMENTS]])
+
+
+@dataclass(frozen=True)
 class Kpis:
     """Standard KPIs of a period (see the module docstring for the definitions)."""
 
@@ -106,6 +189,7 @@ class Kpis:
     days: list[KpiDay] = field(default_factory=list)
     agents: list[KpiAgent] = field(default_factory=list)
     labels: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(KPI_LABELS))
+    csat: CsatSummary = field(default_factory=CsatSummary)
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -223,7 +307,7 @@ def build_kpis(engine: Engine, since: dt.datetime | None, until: dt.datetime, tz
         agent_resolution_rate=_ratio(resolved, len(tickets)),
         handoff_rate=_ratio(len(handed_off), len(conversations)),
         abandonment_rate=_ratio(len(abandoned_waits), live),
-        days=day_rows, agents=agents)
+        days=day_rows, agents=agents, csat=build_csat(engine, since, until))
 
 
 def format_duration(seconds: float | None) -> str:
@@ -265,6 +349,13 @@ def format_kpis(kpis: Kpis, limit: int = 10) -> list[str]:
     lines += [f"  {d.day.isoformat()}  {d.conversations:>5}  {d.handed_off_conversations:>4}  {d.handoffs:>4}"
               f"  {d.resolved_by_agents:>4}  {d.abandoned:>4}  {format_duration(d.first_response_average_seconds):>8}"
               f"  {format_duration(d.handling_average_seconds):>8}" for d in active] or ["  （記録がありません）"]
+    csat = kpis.csat
+    average = "—" if csat.average is None else f"{csat.average:.2f}"
+    lines.insert(lines.index("") if "" in lines else len(lines),
+                 f"  {label['csat']}: 平均 {average}（{csat.responses} 件、"
+                 f"1〜5 の件数 {' / '.join(str(n) for n in csat.distribution)}）"
+                 f" / {label['csat_response']} {_percent(csat.response_rate)}（{csat.responses} / {csat.asked} 件）"
+                 f" — {meaning['csat']}")
     lines += ["", "■ 担当者別（初回応答: 件数・平均 / 解決: 件数・平均対応時間）"]
     lines += [f"  {a.agent}: 初回応答 {a.first_responses.count} 件・{format_duration(a.first_responses.average_seconds)}"
               f" / 解決 {a.handled.count} 件・{format_duration(a.handled.average_seconds)}"

@@ -19,7 +19,9 @@ the line, the entry and the fix, in Japanese:
 - errors from the style list (``style.yml``, :mod:`bot.knowledge.style`; only in a folder with its
   own ``style.yml``): a variant the list forbids in an answer or a title;
 - errors of the canned replies (``canned.yml``, :mod:`bot.knowledge.canned`): a malformed or empty
-  entry, an unknown ``{faq:id}`` or placeholder, a duplicate shortcut, a style-list variant.
+  entry, an unknown ``{faq:id}`` or placeholder, a duplicate shortcut, a style-list variant;
+- errors of the satisfaction survey's texts (``csat.yml``, :mod:`bot.knowledge.csat`): a missing or
+  too long text, a rating without its meaning, an unknown field, a style-list variant.
 
 Only warnings: exit code 0 (the knowledge can be published).
 """
@@ -36,6 +38,7 @@ import yaml
 
 from bot.errors import KnowledgeError
 from bot.knowledge.canned import check_canned, read_canned
+from bot.knowledge.csat import read_csat
 from bot.knowledge.facts import FACTS_FILE, Facts, contradictions, load_facts
 from bot.knowledge.loader import (
     RECOMMENDED_QUESTIONS,
@@ -301,6 +304,8 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
                                 f"質問例「{items[b][1]}」が {items[a][0]} の「{items[a][1]}」とほぼ同じです（文字の重なり {similarity:.0%}）。",
                                 "意味が違うなら言い回しを変え、同じならどちらかに寄せてください。"))
     problems.extend(_canned_problems(directory, loaded, facts, terms if own_style else (), own_facts))
+    _, csat_findings = read_csat(directory, terms if own_style else ())
+    problems.extend(Problem("error", f.path, f.line, f.entry, f.problem, f.fix) for f in csat_findings)
     if check_published:
         published = _published_ids(faq_dir)
         for gone in sorted((published or set()) - set(where)):

@@ -38,7 +38,7 @@ from bot.server.rasa_client import RasaClient
 from bot.server.redis_relay import event_relay_key
 from bot.server.ticket_watcher import TicketWatcher
 from bot.server.tokens import SESSION_KEY_PURPOSE, ConversationTokens, derive_key
-from bot.settings import LineSettings, Limits, get_settings, normalize_origin
+from bot.settings import LineSettings, Limits, SmtpSettings, get_settings, normalize_origin
 from bot.store.database import Stores, stores_for
 from bot.store.queue import QueueError
 
@@ -83,11 +83,14 @@ class Services:
         default_factory=lambda: dt.timedelta(days=get_settings().conversation_idle_days))
     keep_page_url_query: bool = field(default_factory=lambda: get_settings().keep_page_url_query)
     sockets: SocketCounter = field(default_factory=SocketCounter)
+    # The mail server for transcripts (BOT_SMTP_*); not configured: no mail, no button.
+    smtp: SmtpSettings = field(default_factory=lambda: get_settings().smtp)
     gateway: Gateway = field(init=False)
 
     def __post_init__(self) -> None:
         self.stores.queue.limits = self.limits
         self.gateway = Gateway(self.stores, self.rasa, self.hub, self.limits)
+        self.gateway.configure_mail(self.smtp)
 
 
 # ``stores_for`` (bot/store/database.py) stays importable from here: the server's entry
@@ -154,12 +157,16 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         await services.hub.connect(events_url, key=event_relay_key(secret_key))  # memory:// or redis://
         watcher = TicketWatcher(services.stores.queue, services.gateway.ticket_arrived, watch_interval)
         task = asyncio.create_task(watcher.run())
+        mailer = services.gateway.mailer
+        mail_task = asyncio.create_task(mailer.run()) if mailer is not None else None
         if line_channel is not None:
             line_channel.start()
         try:
             yield
         finally:
             task.cancel()
+            if mail_task is not None:
+                mail_task.cancel()
             if line_channel is not None:
                 await line_channel.close()
             await services.hub.disconnect()

@@ -304,6 +304,10 @@ async def _handle_frame(gateway: Gateway, conversation_id: str, raw: str) -> dic
             await gateway.cancel_handoff(conversation_id)
         elif kind == "contact":
             await gateway.contact(conversation_id, frame)
+        elif kind == "csat":
+            await gateway.rate(conversation_id, frame.get("ticket_id"), frame.get("rating"), frame.get("comment"))
+        elif kind == "transcript":
+            await gateway.request_transcript(conversation_id, frame.get("ticket_id"), frame.get("email"))
         elif kind == "end":
             await gateway.end_conversation(conversation_id)
         elif kind == "auth":

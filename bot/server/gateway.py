@@ -16,12 +16,14 @@ mark is in the database too (bot/store/pending.py), so a restart never lets a se
 handoff happen meanwhile.
 
 The customer side is bot/server/gateway_customer.py, the agent side
-bot/server/gateway_agent.py, what both share bot/server/gateway_base.py; the ticket
+bot/server/gateway_agent.py, what both share bot/server/gateway_base.py; the survey and
+the transcript mail after a resolved chat bot/server/gateway_after_chat.py; the ticket
 watcher that announces new tickets is bot/server/ticket_watcher.py.
 """
 
 from __future__ import annotations
 
+from bot.server.gateway_after_chat import AfterChatSide
 from bot.server.gateway_agent import AgentSide
 from bot.server.gateway_base import MAX_MESSAGE_CHARS, TEXT, CustomerError, RateLimited
 from bot.server.gateway_customer import CustomerSide
@@ -30,5 +32,5 @@ from bot.server.gateway_customer import CustomerSide
 __all__ = ["Gateway", "CustomerError", "RateLimited", "MAX_MESSAGE_CHARS", "TEXT"]
 
 
-class Gateway(CustomerSide, AgentSide):
+class Gateway(CustomerSide, AgentSide, AfterChatSide):
     """Routes customer messages to the bot or a person and agent actions to the customer."""

@@ -109,4 +109,5 @@ class AgentSide(GatewayBase):
             if not ticket.offline:
                 await self._drop_pending(ticket.conversation_id)
                 await self._back_to_bot(ticket.conversation_id, TEXT["resolved"])
+        await self._after_resolved(ticket)
         return ticket

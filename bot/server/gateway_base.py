@@ -119,7 +119,8 @@ class GatewayBase:
         queue = self._stores.queue
         ticket = await self._db(queue.open_ticket_for, conversation_id)
         state: dict[str, Any] = {"mode": "bot", "ticket_id": None, "position": None, "estimate_minutes": None,
-                                 "agent_name": None, "offline": False, "next_opening": None}
+                                 "agent_name": None, "offline": False, "next_opening": None, "survey": None,
+                                 "transcript": None}
         if ticket is not None and ticket.status == "claimed":
             state.update(mode="agent", ticket_id=ticket.id, agent_name=self.display_name(ticket.claimed_by))
         elif ticket is not None:
@@ -134,7 +135,16 @@ class GatewayBase:
             if latest is not None and latest.offline and latest.status != "resolved" \
                     and not {"email", "phone"} & set(latest.customer or {}):
                 state.update(offline=True, ticket_id=latest.id)
+            else:
+                state.update(await self.after_chat_state(latest))
         return state
+
+    async def after_chat_state(self, latest: Ticket | None) -> dict[str, Any]:
+        """``survey`` / ``transcript`` of the state after a resolved chat (bot/server/gateway_after_chat.py)."""
+        return {}
+
+    async def _after_resolved(self, ticket: Ticket) -> None:
+        """Hook after an agent's resolve (the transcript mail: bot/server/gateway_after_chat.py)."""
 
     async def _publish_state(self, conversation_id: str) -> None:
         self._hub.publish_conversation(conversation_id, {"type": "state", "state": await self.state(conversation_id)})

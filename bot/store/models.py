@@ -193,3 +193,48 @@ class Conversation(Base):
     address_key = Column(String(64))
     last_active_at = Column(DateTime(timezone=True))
     ended_at = Column(DateTime(timezone=True))  # the customer pressed 「会話を終了」
+
+
+class CsatRating(Base):
+    """The customer's satisfaction rating of one resolved ticket (at most one per ticket).
+
+    ``agent`` is the user name of the agent who resolved the ticket, copied so the figure
+    per agent stays as it was when the agent's ticket is later changed.
+    """
+
+    __tablename__ = "csat_ratings"
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, unique=True)
+    conversation_id = Column(String(200), nullable=False, index=True)
+    agent = Column(String(100))
+    rating = Column(Integer, nullable=False)  # 1 (lowest) .. 5
+    comment = Column(Text)  # as the customer wrote it (masked); rendered as text only
+    channel = Column(String(20), nullable=False, default="web")  # web / line
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+
+
+class TranscriptMail(Base):
+    """A ticket's transcript to be mailed to the customer, with its delivery state.
+
+    ``status``: ``pending`` (waiting for its next try at ``next_attempt_at``), ``sending``
+    (claimed by a bot server at ``claimed_at``; a server that died leaves it to be claimed
+    again after a lease), ``sent`` or ``failed`` (given up after the configured attempts;
+    the customer was told).
+    """
+
+    __tablename__ = "transcript_mails"
+    __table_args__ = (Index("ix_transcript_mails_due", "status", "next_attempt_at"),)
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True)
+    conversation_id = Column(String(200), nullable=False)
+    address = Column(String(254), nullable=False)
+    trigger = Column(String(20), nullable=False)  # request (widget button) / auto (resolved, address known)
+    status = Column(String(20), nullable=False, default="pending")
+    attempts = Column(Integer, nullable=False, default=0, server_default="0")
+    next_attempt_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    claimed_at = Column(DateTime(timezone=True))
+    last_error = Column(String(500))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    sent_at = Column(DateTime(timezone=True))

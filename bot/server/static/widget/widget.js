@@ -29,6 +29,8 @@
   const KEY_OPEN = 'supportchat.open'; // localStorage: "1" / "0"
   const KEY_OUTBOX = 'supportchat.outbox'; // sessionStorage: messages not yet confirmed
   const KEY_CONTACT = 'supportchat.contact_saved'; // localStorage: conversation id
+  const KEY_AFTER_CLOSED = 'supportchat.after_closed'; // localStorage: ticket id whose survey was closed
+  const MAX_COMMENT_LENGTH = 1000; // bot/store/csat.py MAX_COMMENT_CHARS
   const SERVER_MAX_LENGTH = 10000;
   const MAX_BACKOFF_MS = 15000;
   const UNAVAILABLE_AFTER_ATTEMPTS = 3;
@@ -101,7 +103,15 @@
     "endConfirm": "会話を終了しますか？ この画面の会話の記録も消えます。",
     "endYes": "終了する",
     "endNo": "キャンセル",
-    "ended": "会話を終了しました。ご利用ありがとうございました。新しいご質問はいつでもどうぞ。"
+    "ended": "会話を終了しました。ご利用ありがとうございました。新しいご質問はいつでもどうぞ。",
+    "surveyTitle": "アンケート",
+    "surveyRating": "{n}（{label}）",
+    "surveyPick": "評価を 1〜5 から選んでください。",
+    "surveyCommentMax": "ご意見は{max}文字以内でお書きください（いまは {n} 文字）。",
+    "mailTitle": "会話の記録をメールで受け取る",
+    "mailLabel": "送り先のメールアドレス",
+    "mailSend": "メールで送る",
+    "mailSent": "会話の記録をメールでお送りします。届くまで数分かかることがあります。"
   };
   // END GENERATED TEXT
   const fill = (template, values) =>
@@ -118,6 +128,8 @@
     agent: (name) => (name ? fill(S.agentNamed, { name }) : S.agentUnnamed),
     tooLong: (max) => fill(S.tooLong, { max }),
     nextOpening: (s) => fill(S.nextOpening, { s }),
+    surveyRating: (n, label) => fill(S.surveyRating, { n, label }),
+    surveyCommentMax: (max, n) => fill(S.surveyCommentMax, { max, n }),
   });
 
   const rawConfig = window.SupportChatConfig && typeof window.SupportChatConfig === 'object'
@@ -463,6 +475,23 @@
       agent_name: typeof st.agent_name === 'string' ? st.agent_name : '',
       offline: st.offline === true,
       next_opening: typeof st.next_opening === 'string' ? st.next_opening : null,
+      survey: normalizeSurvey(st.survey),
+      transcript: st.transcript && typeof st.transcript === 'object' && Number.isInteger(st.transcript.ticket_id)
+        ? { ticket_id: st.transcript.ticket_id } : null,
+    };
+  }
+
+  /** The survey of the state: {ticket_id, texts} with every text a string (editors' knowledge/csat.yml). */
+  function normalizeSurvey(v) {
+    if (!v || typeof v !== 'object' || !Number.isInteger(v.ticket_id)) return null;
+    const t = v.texts && typeof v.texts === 'object' ? v.texts : {};
+    const str = (x) => (typeof x === 'string' ? x : '');
+    const labels = t.labels && typeof t.labels === 'object' ? t.labels : {};
+    return {
+      ticket_id: v.ticket_id,
+      question: str(t.question), comment_label: str(t.comment_label), submit: str(t.submit),
+      skip: str(t.skip), thanks: str(t.thanks),
+      labels: [1, 2, 3, 4, 5].map((n) => str(labels[String(n)])),
     };
   }
 
@@ -484,6 +513,10 @@
   let typingTimer = null;
   let cancelTimer = null;
   let contactTimer = null;
+  let surveyTimer = null;
+  let mailTimer = null;
+  let surveyRating = null; // the rating the customer picked (not sent yet)
+  let surveyShownFor = null; // ticket id the survey section was built for
 
   const conn = {
     started: false,
@@ -596,6 +629,9 @@
     // Offline contact form
     buildContact();
 
+    // After a resolved chat: satisfaction survey and the transcript by e-mail
+    buildAfter();
+
     // Status line
     ui.status = el('div', { id: 'supportchat-status', class: 'sc-status', role: 'status', 'aria-live': 'polite' });
 
@@ -615,7 +651,7 @@
     ui.panel = el('div', {
       id: 'supportchat-panel', class: 'sc-panel', role: 'dialog', 'aria-modal': 'false',
       'aria-labelledby': 'supportchat-title', hidden: true,
-    }, [header, ui.endConfirm, ui.banner, ui.messages, ui.typing, ui.contact, ui.status, ui.composer]);
+    }, [header, ui.endConfirm, ui.banner, ui.messages, ui.typing, ui.contact, ui.after, ui.status, ui.composer]);
 
     root.appendChild(ui.panel);
     root.appendChild(ui.launcher);
@@ -666,6 +702,54 @@
       ]),
       ui.cBody,
       ui.cDone,
+    ]);
+  }
+
+  /**
+   * The after-chat section: one rating question (1-5 buttons, aria-pressed), an optional comment,
+   * 送信 / 回答しない; below it 「会話の記録をメールで受け取る」 when the server can send mail. The
+   * survey's texts come with the state (editors' knowledge/csat.yml) and are set in updateAfter.
+   */
+  function buildAfter() {
+    ui.sQuestion = el('p', { id: 'supportchat-survey-q', class: 'sc-survey-q' });
+    ui.sScale = el('div', { class: 'sc-survey-scale', role: 'group', 'aria-labelledby': 'supportchat-survey-q' });
+    ui.sButtons = [1, 2, 3, 4, 5].map((n) => {
+      const b = el('button', { class: 'sc-survey-rating', type: 'button', 'data-rating': String(n), 'aria-pressed': 'false' }, [
+        el('span', { class: 'sc-survey-num', text: String(n), 'aria-hidden': 'true' }),
+        el('span', { class: 'sc-survey-label', 'aria-hidden': 'true' }),
+      ]);
+      b.addEventListener('click', () => pickRating(n));
+      ui.sScale.appendChild(b);
+      return b;
+    });
+    ui.sCommentLabel = el('label', { for: 'supportchat-survey-comment', class: 'sc-survey-comment-label' });
+    ui.sComment = el('textarea', { id: 'supportchat-survey-comment', class: 'sc-survey-comment', rows: '2' });
+    ui.sError = el('div', { id: 'supportchat-survey-error', class: 'sc-survey-error', role: 'alert' });
+    ui.sSubmit = el('button', { id: 'supportchat-survey-submit', class: 'sc-survey-submit', type: 'button' });
+    ui.sSkip = el('button', { id: 'supportchat-survey-skip', class: 'sc-survey-skip', type: 'button' });
+    ui.sSubmit.addEventListener('click', submitSurvey);
+    ui.sSkip.addEventListener('click', closeAfter);
+    ui.survey = el('div', { id: 'supportchat-survey', class: 'sc-survey' }, [
+      el('h3', { class: 'sc-visually-hidden', text: T.surveyTitle }),
+      ui.sQuestion, ui.sScale, ui.sCommentLabel, ui.sComment, ui.sError,
+      el('div', { class: 'sc-survey-actions' }, [ui.sSubmit, ui.sSkip]),
+    ]);
+    ui.sDone = el('p', { id: 'supportchat-survey-done', class: 'sc-survey-done', role: 'status', hidden: true });
+
+    ui.mEmail = el('input', { id: 'supportchat-mail-email', type: 'email', autocomplete: 'email', inputmode: 'email', maxlength: '254' });
+    const c = config.customer || {};
+    if (typeof c.email === 'string') ui.mEmail.value = c.email;
+    ui.mSend = el('button', { id: 'supportchat-mail-send', class: 'sc-mail-send', type: 'submit', text: T.mailSend });
+    ui.mError = el('div', { id: 'supportchat-mail-error', class: 'sc-mail-error', role: 'alert' });
+    ui.mDone = el('p', { id: 'supportchat-mail-done', class: 'sc-mail-done', role: 'status', hidden: true });
+    ui.mailForm = el('form', { id: 'supportchat-mail', class: 'sc-mail', novalidate: true, 'aria-labelledby': 'supportchat-mail-title', hidden: true }, [
+      el('h3', { id: 'supportchat-mail-title', class: 'sc-mail-title', text: T.mailTitle }),
+      el('div', { class: 'sc-field' }, [el('label', { for: 'supportchat-mail-email', text: T.mailLabel }), ui.mEmail]),
+      ui.mError, ui.mSend, ui.mDone,
+    ]);
+    ui.mailForm.addEventListener('submit', submitMail);
+    ui.after = el('section', { id: 'supportchat-after', class: 'sc-after', 'aria-label': T.surveyTitle, hidden: true }, [
+      ui.survey, ui.sDone, ui.mailForm,
     ]);
   }
 
@@ -1064,6 +1148,12 @@
       case 'contact_saved':
         onContactSaved();
         break;
+      case 'survey_saved':
+        onSurveySaved(frame);
+        break;
+      case 'transcript_queued':
+        onTranscriptQueued(frame);
+        break;
       case 'error':
         onServerError(frame);
         break;
@@ -1172,9 +1262,155 @@
       ui.banner.className = 'sc-banner';
     }
     updateContact();
+    updateAfter();
     refreshQuickReplies();
     // The banner / contact form take room from the log: keep the latest message in view.
     scrollToBottom(stick);
+  }
+
+  // ---------------------------------------------------------------------------
+  // After a resolved chat: survey (CSAT) and transcript by e-mail
+  // ---------------------------------------------------------------------------
+
+  function afterTicketId() {
+    if (chatState.mode !== 'bot') return null;
+    if (chatState.survey) return chatState.survey.ticket_id;
+    return chatState.transcript ? chatState.transcript.ticket_id : null;
+  }
+
+  function updateAfter() {
+    const ticketId = afterTicketId();
+    const closed = ticketId !== null && storageGet('localStorage', KEY_AFTER_CLOSED) === String(ticketId);
+    const thanksShown = !ui.sDone.hidden && surveyShownFor === ticketId;
+    if (ticketId === null || closed) {
+      ui.after.hidden = true;
+      return;
+    }
+    if (surveyShownFor !== ticketId) {
+      // A new resolved ticket: start from a clean survey and mail form.
+      surveyShownFor = ticketId;
+      surveyRating = null;
+      ui.sComment.value = '';
+      ui.sError.textContent = '';
+      ui.sDone.hidden = true;
+      ui.mError.textContent = '';
+      ui.mDone.hidden = true;
+      enableSurveySubmit();
+      enableMailSend();
+    }
+    const sv = chatState.survey;
+    ui.survey.hidden = !sv;
+    if (sv) {
+      ui.sQuestion.textContent = sv.question;
+      ui.sButtons.forEach((b, i) => {
+        b.lastChild.textContent = sv.labels[i];
+        b.setAttribute('aria-label', T.surveyRating(i + 1, sv.labels[i]));
+        b.setAttribute('aria-pressed', surveyRating === i + 1 ? 'true' : 'false');
+      });
+      ui.sCommentLabel.textContent = sv.comment_label;
+      ui.sSubmit.textContent = sv.submit;
+      ui.sSkip.textContent = sv.skip;
+    } else if (!thanksShown) {
+      ui.sDone.hidden = true;
+    }
+    ui.mailForm.hidden = !chatState.transcript;
+    ui.after.hidden = !sv && ui.sDone.hidden && ui.mailForm.hidden;
+  }
+
+  function pickRating(n) {
+    surveyRating = n;
+    ui.sButtons.forEach((b, i) => b.setAttribute('aria-pressed', i + 1 === n ? 'true' : 'false'));
+    ui.sError.textContent = '';
+  }
+
+  function submitSurvey() {
+    const sv = chatState.survey;
+    if (!sv || ui.sSubmit.disabled) return;
+    const comment = ui.sComment.value.trim();
+    if (surveyRating === null) {
+      ui.sError.textContent = T.surveyPick;
+      ui.sButtons[0].focus();
+      return;
+    }
+    if (comment.length > MAX_COMMENT_LENGTH) {
+      // Nothing is cut: the customer shortens the text they wrote.
+      ui.sError.textContent = T.surveyCommentMax(MAX_COMMENT_LENGTH, comment.length);
+      ui.sComment.setAttribute('aria-invalid', 'true');
+      ui.sComment.focus();
+      return;
+    }
+    ui.sComment.removeAttribute('aria-invalid');
+    ui.sError.textContent = '';
+    if (!sendFrame({ type: 'csat', ticket_id: sv.ticket_id, rating: surveyRating, comment: comment || null })) {
+      ui.sError.textContent = T.notConnected;
+      return;
+    }
+    ui.sSubmit.disabled = true;
+    ui.survey.setAttribute('aria-busy', 'true');
+    if (surveyTimer) clearTimeout(surveyTimer);
+    surveyTimer = setTimeout(enableSurveySubmit, ACTION_TIMEOUT_MS);
+  }
+
+  function enableSurveySubmit() {
+    if (surveyTimer) clearTimeout(surveyTimer);
+    surveyTimer = null;
+    ui.sSubmit.disabled = false;
+    ui.survey.removeAttribute('aria-busy');
+  }
+
+  function onSurveySaved(frame) {
+    enableSurveySubmit();
+    const hadFocus = ui.survey.contains(document.activeElement);
+    ui.sDone.textContent = typeof frame.thanks === 'string' && frame.thanks ? frame.thanks : T.helpfulThanks;
+    ui.sDone.hidden = false;
+    ui.survey.hidden = true;
+    if (hadFocus) ui.input.focus();
+    // The next state has no survey any more; the thanks stay until the customer closes the panel.
+  }
+
+  function closeAfter() {
+    const ticketId = afterTicketId();
+    if (ticketId !== null) storageSet('localStorage', KEY_AFTER_CLOSED, String(ticketId));
+    ui.after.hidden = true;
+    ui.input.focus();
+  }
+
+  function submitMail(ev) {
+    ev.preventDefault();
+    const tr = chatState.transcript;
+    if (!tr || ui.mSend.disabled) return;
+    const email = ui.mEmail.value.trim().replace(/＠/g, '@');
+    if (!EMAIL_RE.test(email)) {
+      ui.mError.textContent = T.errEmail;
+      ui.mEmail.setAttribute('aria-invalid', 'true');
+      ui.mEmail.setAttribute('aria-describedby', 'supportchat-mail-error');
+      ui.mEmail.focus();
+      return;
+    }
+    ui.mEmail.removeAttribute('aria-invalid');
+    ui.mEmail.removeAttribute('aria-describedby');
+    ui.mError.textContent = '';
+    if (!sendFrame({ type: 'transcript', ticket_id: tr.ticket_id, email })) {
+      ui.mError.textContent = T.notConnected;
+      return;
+    }
+    ui.mSend.disabled = true;
+    ui.mailForm.setAttribute('aria-busy', 'true');
+    if (mailTimer) clearTimeout(mailTimer);
+    mailTimer = setTimeout(enableMailSend, ACTION_TIMEOUT_MS);
+  }
+
+  function enableMailSend() {
+    if (mailTimer) clearTimeout(mailTimer);
+    mailTimer = null;
+    ui.mSend.disabled = false;
+    ui.mailForm.removeAttribute('aria-busy');
+  }
+
+  function onTranscriptQueued(frame) {
+    enableMailSend();
+    ui.mDone.textContent = typeof frame.message === 'string' && frame.message ? frame.message : T.mailSent;
+    ui.mDone.hidden = false;
   }
 
   // ---------------------------------------------------------------------------
@@ -1304,6 +1540,14 @@
     if (ui.cSubmit.disabled) {
       enableContactSubmit();
       ui.cError.textContent = text;
+    }
+    if (ui.sSubmit.disabled) {
+      enableSurveySubmit();
+      ui.sError.textContent = text;
+    }
+    if (ui.mSend.disabled) {
+      enableMailSend();
+      ui.mError.textContent = text;
     }
     ui.cancel.disabled = false;
     ui.cancel.removeAttribute('aria-busy');
