@@ -34,6 +34,13 @@ function renderKpis(report) {
     ["abandonment", `${count(k.abandoned)} 件`,
       `${percent(k.abandonment_rate)}・待ち時間 平均 ${kpiDuration(k.abandoned_wait.average_seconds)}`],
   ];
+  const csat = k.csat || { agents: [], comments: [], distribution: [] };
+  if (k.csat) {
+    cards.push(
+      ["csat", csatAverage(csat.average), `${count(csat.responses)} 件・${csatDistribution(csat.distribution)}`],
+      ["csat_response", percent(csat.response_rate), `${count(csat.responses)} / ${count(csat.asked)} 件`],
+    );
+  }
   const list = $("kpi-cards");
   list.replaceChildren();
   for (const [key, value, sub] of cards) {
@@ -63,4 +70,35 @@ function renderKpis(report) {
     { label: "解決（件数）", value: (a) => count(a.handled.count), num: true },
     { label: `${name("handling")}`, value: (a) => kpiDuration(a.handled.average_seconds), num: true },
   ], k.agents || [], "この期間に担当者の対応はありません。");
+
+  const csatTable = $("kpi-csat-table");
+  if (csatTable) {
+    fillTable(csatTable, "満足度（CSAT）の担当者別", [
+      { label: "担当者", value: (a) => a.agent },
+      { label: "アンケート表示", value: (a) => count(a.asked), num: true },
+      { label: "回答", value: (a) => count(a.responses), num: true },
+      { label: name("csat_response"), value: (a) => percent(a.response_rate), num: true },
+      { label: "平均", value: (a) => csatAverage(a.average), num: true },
+      { label: "評価 1〜5 の件数", value: (a) => csatDistribution(a.distribution), num: true },
+    ], csat.agents || [], "この期間のアンケートはありません。");
+  }
+  const comments = $("kpi-csat-comments");
+  if (comments) {
+    // Customers' comments: text only (fillTable sets textContent), never parsed as HTML.
+    fillTable(comments, "アンケートのご意見", [
+      { label: "日時", value: (c) => new Date(c.at).toLocaleString("ja-JP", { timeZone: "Asia/Tokyo" }) },
+      { label: "担当者", value: (c) => c.agent },
+      { label: "評価", value: (c) => count(c.rating), num: true },
+      { label: "ご意見", value: (c) => c.comment },
+    ], csat.comments || [], "この期間のご意見はありません。");
+  }
+}
+
+function csatAverage(value) {
+  return typeof value === "number" ? value.toFixed(2) : "—";
+}
+
+/** 「1:0 / 2:1 / 3:0 / 4:2 / 5:5」 */
+function csatDistribution(counts) {
+  return Array.isArray(counts) && counts.length === 5 ? counts.map((n, i) => `${i + 1}:${n}`).join(" / ") : "—";
 }
