@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from bot import wording
+from bot.knowledge.csat import csat_texts
 from bot.server.gateway import TEXT as GATEWAY_TEXT
 from conftest import AGENT_PASSWORD, full_stack, temporary_database
 from line_standin import ACCESS_TOKEN, CHANNEL_SECRET, LineStandIn, serve, until
@@ -88,10 +89,10 @@ def test_handoff_on_line_ticket_agent_push_and_back_to_the_bot_by_reply(line_sta
     assert standin.texts(after_reply[0]) == ["お待たせしました。確認します。"]
     assert after_reply[0].body["to"] == USER
 
-    # Resolve: the back-to-the-bot notice is pushed; the next FAQ is answered by reply.
+    # Resolve: the back-to-the-bot notice and the survey are pushed; the next FAQ is answered by reply.
     assert agent.post(f"/api/tickets/{ticket['id']}/resolve", headers=headers).status_code == 200
     until(lambda: len(pushes()) == before + 2, 30)
-    assert standin.texts(pushes()[-1]) == [GATEWAY_TEXT["resolved"]]
+    assert standin.texts(pushes()[-1]) == [GATEWAY_TEXT["resolved"], csat_texts().question]
     replies_before, pushes_before = len(replies()), len(pushes())
     say("営業時間を教えて")
     answer = until(lambda: replies()[replies_before:], 60)[0]

@@ -23,11 +23,14 @@ from bot.channels.line.reply_tokens import ReplyTokens
 from bot.channels.line.signature import sign, valid_signature
 from bot.channels.line.texts import TEXT
 from bot.handoff.packet import HandoffPacket, Turn
+from bot.knowledge.csat import csat_texts
 from bot.server.app import Services, create_app, stores_for
 from bot.server.gateway import TEXT as GATEWAY_TEXT
 from bot.server.rasa_client import BotMessage
 from bot.server.tokens import ConversationTokens
 from bot.settings import LineSettings
+from bot.store.csat import Surveys
+from bot.wording import CSAT_TEXT
 from line_standin import ACCESS_TOKEN, CHANNEL_SECRET, LineStandIn, serve, until
 
 SECRET = "test-secret-key-" + "y" * 32
@@ -448,12 +451,38 @@ def test_handoff_agent_reply_is_one_push_and_the_bot_answers_by_reply_after_reso
     assert agent_push[0]["sender"]["name"] == "担当: 佐藤"
     portal.call(gateway.resolve, ticket.id, "sato")
     line.settle()
-    assert line.standin.texts(line.sent("push")[-1]) == [GATEWAY_TEXT["resolved"]]
+    # One push: back to the bot, then the survey's question with the ratings as quick replies.
+    assert line.standin.texts(line.sent("push")[-1]) == [GATEWAY_TEXT["resolved"], csat_texts().question]
     replies_before = len(line.sent("reply"))
     line.say("住所を変えたい")
     line.settle()
     assert len(line.sent("reply")) == replies_before + 1
     assert line.standin.texts(line.sent("reply")[-1])[0].startswith("住所はマイページから変更できます。")
+
+
+def test_the_survey_after_a_resolved_chat_is_rated_with_a_quick_reply_once(line: Line) -> None:
+    ticket = hand_off(line)
+    gateway, portal = line.services.gateway, line.client.portal
+    portal.call(gateway.claim, ticket.id, "sato")
+    portal.call(gateway.resolve, ticket.id, "sato")
+    line.settle()
+    question = line.sent("push")[-1].body["messages"][-1]
+    labels = csat_texts().labels
+    items = [item["action"] for item in question["quickReply"]["items"]]
+    assert [a["label"] for a in items] == [f"{n} {labels[n - 1]}" for n in (5, 4, 3, 2, 1)]
+    assert all(len(a["label"]) <= 20 for a in items)
+    four = items[1]
+    line.post([line.standin.event("postback", USER, data=four["data"])])
+    line.settle()
+    assert line.standin.texts(line.sent("reply")[-1]) == [csat_texts().thanks]
+    stored = Surveys(line.services.stores.engine).for_ticket(ticket.id)
+    assert (stored.rating, stored.comment, stored.channel, stored.agent) == (4, None, "line", "sato")
+    line.post([line.standin.event("postback", USER, data=items[0]["data"])])  # a second tap
+    line.post([line.standin.event("postback", USER, data=f"cs:{ticket.id}:9")])  # forged data
+    line.settle()
+    texts = [t for call in line.sent("reply")[-2:] for t in line.standin.texts(call)]
+    assert texts == [CSAT_TEXT["already_rated"], CSAT_TEXT["bad_rating"]]
+    assert Surveys(line.services.stores.engine).for_ticket(ticket.id).rating == 4
 
 
 def test_agent_reply_within_the_token_time_is_a_free_reply(line: Line) -> None:

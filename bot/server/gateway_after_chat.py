@@ -134,7 +134,12 @@ class AfterChatSide(GatewayBase):
                                                          "message": MAIL_TEXT["queued"].format(address=email)})
 
     async def _after_resolved(self, ticket: Ticket) -> None:
-        """On resolve by an agent: mail the transcript when the customer left an address."""
+        """On resolve by an agent: ask for a rating (``survey`` frame, for LINE; the widget reads
+        the state) and mail the transcript when the customer left an address."""
+        if _rated_by_agent(ticket):
+            texts = await self._db(csat_texts)
+            self._hub.publish_conversation(ticket.conversation_id, {
+                "type": "survey", "survey": {"ticket_id": ticket.id, "texts": texts.as_dict()}})
         if self.mailer is None or ticket.resolution != RESOLVED_BY_AGENT:
             return
         given = (ticket.customer or {}).get("email")

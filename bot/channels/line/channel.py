@@ -36,9 +36,10 @@ from starlette.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError
 
 from bot import wording
+from bot.knowledge.csat import csat_texts
 from bot.channels.line.client import LineApi, LineApiError, ReplyTokenRejected
 from bot.channels.line.events import LineEvent
-from bot.channels.line.messages import BUTTON_PREFIX, FEEDBACK_PREFIX, Outgoing, line_messages
+from bot.channels.line.messages import BUTTON_PREFIX, CSAT_PREFIX, FEEDBACK_PREFIX, Outgoing, line_messages
 from bot.channels.line.push_count import PushCounter
 from bot.channels.line.reply_tokens import ReplyTokens
 from bot.channels.line.texts import MEDIA_NAMES, TEXT
@@ -259,12 +260,25 @@ class LineChannel:
                 await self._gateway.feedback(conversation_id, int(message_id), flag == "1")
                 if flag == "1":
                     turn.messages.append(Outgoing(wording.WIDGET_TEXT["helpfulThanks"], "system"))
+        elif event.kind == "postback" and event.text.startswith(CSAT_PREFIX):
+            await self._rate(conversation_id, event.text[len(CSAT_PREFIX):], turn)
         elif event.kind == "postback" and event.text.startswith(BUTTON_PREFIX):
             await self._gateway.button(conversation_id, event.text[len(BUTTON_PREFIX):], "", client_id)
         elif event.kind == "follow":
             await self._greet(conversation_id, group=not event.user_id.startswith("U"))
         elif event.kind == "media":
             await self._media(conversation_id, event.text, turn)
+
+    async def _rate(self, conversation_id: str, data: str, turn: _Turn) -> None:
+        """A rating tapped under the survey (``<ticket id>:<rating>``); thanks, or why it was refused."""
+        ticket, _, rating = data.partition(":")
+        try:
+            await self._gateway.rate(conversation_id, int(ticket) if ticket.isdigit() else None, rating,
+                                     channel="line")
+        except QueueError as exc:  # rated already (another tap), or not this user's ticket
+            turn.messages.append(Outgoing(str(exc), "system"))
+            return
+        turn.messages.append(Outgoing(csat_texts().thanks, "system"))
 
     async def _greet(self, conversation_id: str, group: bool = False) -> None:
         """Greeting with the main topics as quick replies (stored like a bot message: its buttons work)."""
@@ -330,10 +344,16 @@ class LineChannel:
         if kind == "typing" and frame.get("on") and user_id.startswith("U"):  # 1:1 chats only
             self._spawn(self._loading(user_id))
             return
+        survey = frame.get("survey") if kind == "survey" else None
         message = frame.get("message") if kind == "message" else None
-        if not isinstance(message, dict) or message.get("sender") not in OUT_SENDERS:
+        if isinstance(survey, dict):  # after a resolved chat: the ratings as quick replies
+            texts = survey.get("texts") or {}
+            outgoing = Outgoing(str(texts.get("question") or ""), "system",
+                                survey={"ticket_id": survey.get("ticket_id"), "labels": texts.get("labels") or {}})
+        elif not isinstance(message, dict) or message.get("sender") not in OUT_SENDERS:
             return
-        outgoing = Outgoing.from_frame(message)
+        else:
+            outgoing = Outgoing.from_frame(message)
         turn = _current_turn.get()
         if turn is not None and turn.conversation_id == conversation_id:
             turn.messages.append(outgoing)

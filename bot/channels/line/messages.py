@@ -23,6 +23,7 @@ MAX_DATA = 300
 MAX_SENDER_NAME = 20
 FEEDBACK_PREFIX = "fb:"
 BUTTON_PREFIX = "b:"
+CSAT_PREFIX = "cs:"  # cs:<ticket id>:<rating 1-5>
 # Split after a sentence end or a line break; the text keeps every character.
 _SENTENCE_END = re.compile(r"(?<=[。！？!?\n])")
 
@@ -37,6 +38,8 @@ class Outgoing:
         buttons: Quick replies offered (``title``, ``payload``).
         feedback_for: The id of an FAQ answer (asks 役に立ちましたか？ with はい / いいえ).
         agent_name: The agent's display name (shown as the bubble's sender).
+        survey: The satisfaction survey after a resolved chat (``ticket_id``, ``labels`` of
+            ratings 1–5): the ratings become quick replies.
     """
 
     text: str
@@ -44,6 +47,7 @@ class Outgoing:
     buttons: list[dict[str, str]] = field(default_factory=list)
     feedback_for: int | None = None
     agent_name: str | None = None
+    survey: dict[str, Any] | None = None
 
     @classmethod
     def from_frame(cls, message: dict[str, Any]) -> "Outgoing":
@@ -100,7 +104,7 @@ def _label(title: str) -> str:
 
 
 def quick_reply(message: Outgoing) -> dict[str, Any] | None:
-    """The LINE quick reply for ``message``'s buttons, or はい / いいえ under an FAQ answer."""
+    """The LINE quick reply for ``message``'s buttons, the survey's ratings, or はい / いいえ under an FAQ answer."""
     items: list[dict[str, Any]] = []
     for button in message.buttons[:MAX_QUICK_REPLIES]:
         title, payload = str(button.get("title") or ""), str(button.get("payload") or "")
@@ -109,6 +113,13 @@ def quick_reply(message: Outgoing) -> dict[str, Any] | None:
             continue
         items.append({"type": "action", "action": {"type": "postback", "label": _label(title), "data": data,
                                                    "displayText": title[:300]}})
+    if not items and message.survey is not None:
+        labels = message.survey.get("labels") or {}
+        for rating in range(5, 0, -1):  # best first: the list starts at the left edge of the screen
+            title = f"{rating} {labels.get(str(rating), '')}".strip()
+            items.append({"type": "action", "action": {
+                "type": "postback", "label": _label(title), "displayText": title,
+                "data": f"{CSAT_PREFIX}{message.survey['ticket_id']}:{rating}"}})
     if not items and message.feedback_for is not None:
         for answer, flag in ((wording.WIDGET_TEXT["yes"], "1"), (wording.WIDGET_TEXT["no"], "0")):
             items.append({"type": "action", "action": {
