@@ -26,7 +26,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 from bot.server.rasa_client import create_rasa_token, read_rasa_token
 from bot.store.rasa_endpoints import write_endpoints
@@ -260,38 +260,75 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_forever(stack: BotStack, notes: Sequence[str] = ()) -> int:
-    """``bot run``: start, print the URLs (and ``notes``), wait for Ctrl-C, stop cleanly."""
-    print("起動しています（30 秒ほどかかります）…", flush=True)
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGINT raise :class:`KeyboardInterrupt`, so both stop as cleanly as Ctrl-C."""
     # SIGTERM (e.g. from a process manager) stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
     # Also SIGINT explicitly: a shell that starts us in the background ignores it, and
     # Python then keeps it ignored (Ctrl-C / kill -INT would do nothing).
     signal.signal(signal.SIGINT, _interrupt)
+
+
+def run_until_stopped(start: Callable[[], Sequence[str]], processes: Callable[[], Iterable[subprocess.Popen]],
+                      stop: Callable[[], None], starting: str, died: str,
+                      start_errors: tuple[type[Exception], ...] = (StartupError,), poll_seconds: float = 1.0) -> int:
+    """Start processes, print what ``start`` says, wait for Ctrl-C / SIGTERM or a process that ends, stop.
+
+    The loop of ``bot run`` (:func:`run_forever`) and ``make run-scaled`` (deploy/run_scaled.py).
+
+    Args:
+        start: Starts everything; returns the lines to print (URLs, notes).
+        processes: The processes started, asked again at each check.
+        stop: Stops everything (always called, also after a failed start).
+        starting: Printed first (Japanese: how long it takes).
+        died: Printed (stderr) when a process ended by itself.
+        start_errors: What ``start`` raises when it cannot start: one line on stderr, exit code 1.
+        poll_seconds: Pause between checks of the processes.
+
+    Returns:
+        0 after Ctrl-C / SIGTERM, 1 when the start failed or a process ended.
+    """
+    print(starting, flush=True)
+    stop_on_signals()
     try:
         try:
-            stack.start()
-        except StartupError as exc:
+            lines = start()
+        except start_errors as exc:
             print(f"起動できませんでした: {exc}", file=sys.stderr)
             return 1
-        if stack.server_port is not None:
-            print(f"デモページ（ウィジェット）: {stack.server_url}/")
-            print(f"担当者コンソール:           {stack.server_url}/console/")
-        print(f"Rasa サーバー:               {stack.rasa_url}  (REST: {stack.rasa_url}/webhooks/rest/webhook)")
-        print(f"アクションサーバー:          http://127.0.0.1:{stack.action_port}")
-        print(f"Rasa HTTP API のトークン:    {stack.token_file()}（?token=... で指定）")
-        for note in notes:
-            print(note)
-        print(f"ログ: {stack.log_dir}   停止: Ctrl-C", flush=True)
-        while all(p.poll() is None for p in stack._procs):  # noqa: SLF001
-            time.sleep(1)
-        print("サーバーが停止しました。ログを確認してください。", file=sys.stderr)
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+        while all(p.poll() is None for p in processes()):
+            time.sleep(poll_seconds)
+        print(died, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\n停止しています…")
         return 0
     finally:
-        stack.stop()
+        stop()
+
+
+def run_forever(stack: BotStack, notes: Sequence[str] = ()) -> int:
+    """``bot run``: start, print the URLs (and ``notes``), wait for Ctrl-C, stop cleanly."""
+
+    def start() -> list[str]:
+        stack.start()
+        lines = []
+        if stack.server_port is not None:
+            lines += [f"デモページ（ウィジェット）: {stack.server_url}/",
+                      f"担当者コンソール:           {stack.server_url}/console/"]
+        return [*lines,
+                f"Rasa サーバー:               {stack.rasa_url}  (REST: {stack.rasa_url}/webhooks/rest/webhook)",
+                f"アクションサーバー:          http://127.0.0.1:{stack.action_port}",
+                f"Rasa HTTP API のトークン:    {stack.token_file()}（?token=... で指定）",
+                *notes,
+                f"ログ: {stack.log_dir}   停止: Ctrl-C"]
+
+    return run_until_stopped(start, lambda: stack._procs, stack.stop,  # noqa: SLF001
+                             starting="起動しています（30 秒ほどかかります）…",
+                             died="サーバーが停止しました。ログを確認してください。")
 
 
 if __name__ == "__main__":

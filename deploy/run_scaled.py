@@ -29,7 +29,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +169,11 @@ class ScaledStack:
     def logs(self) -> Path:
         """Where every process's log goes."""
         return self.folder / "logs"
+
+    @property
+    def processes(self) -> list[subprocess.Popen]:
+        """The processes running now (nginx and every server)."""
+        return list(self._procs.values())
 
     def common_env(self) -> dict[str, str]:
         """``common.env`` of this run: the example, with this run's stores, files and Rasa servers."""
@@ -347,42 +351,29 @@ def main(argv: list[str] | None = None) -> int:
     # their first login deletes it, and `make run`'s var/first-agent.txt is left alone.
     os.environ.update({"DATABASE_URL": database, "BOT_EVENTS_URL": events,
                        "BOT_SECRET_KEY_FILE": str(folder / "secret.key")})
-    from bot.launcher import _interrupt
+    from bot.launcher import run_until_stopped
     from bot.server.first_agent import ensure_first_agent
     from bot.settings import get_settings
 
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
     stack = ScaledStack(model=args.model, replicas=example_replicas(args.replicas, args.base_port),
                         nginx_port=args.port, folder=folder,
                         env={"DATABASE_URL": database, "BOT_EVENTS_URL": events})
-    print("起動しています（1 分ほどかかります）…", flush=True)
-    try:
-        try:
-            ensure_database(database)
-            notes = ensure_first_agent(get_settings())
-            stack.start()
-        except Exception as exc:  # noqa: BLE001 (the database, Redis or a process: one clear line)
-            print(f"起動できませんでした: {exc}", file=sys.stderr)
-            return 1
-        print(f"デモページ（ウィジェット）: {stack.url}/")
-        print(f"担当者コンソール:           {stack.url}/console/")
-        for replica in stack.replicas:
-            print(f"レプリカ {replica.index}: ボットサーバー :{replica.server_port}  Rasa :{replica.rasa_port}  "
-                  f"アクション :{replica.action_port}")
-        print(f"データベース: {database.split('@')[-1]}   Redis: {events}")
-        for note in notes:
-            print(note)
-        print(f"ログ: {stack.logs}   停止: Ctrl-C", flush=True)
-        while all(p.poll() is None for p in stack._procs.values()):  # noqa: SLF001
-            time.sleep(1)
-        print("プロセスが停止しました。ログを確認してください。", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\n停止しています…")
-        return 0
-    finally:
-        stack.stop()
+
+    def start() -> list[str]:
+        ensure_database(database)
+        notes = ensure_first_agent(get_settings())
+        stack.start()
+        return [f"デモページ（ウィジェット）: {stack.url}/",
+                f"担当者コンソール:           {stack.url}/console/",
+                *(f"レプリカ {r.index}: ボットサーバー :{r.server_port}  Rasa :{r.rasa_port}  アクション :{r.action_port}"
+                  for r in stack.replicas),
+                f"データベース: {database.split('@')[-1]}   Redis: {events}",
+                *notes,
+                f"ログ: {stack.logs}   停止: Ctrl-C"]
+
+    # Any failure of the start (the database, Redis or a process) is one clear line.
+    return run_until_stopped(start, lambda: stack.processes, stack.stop, starting="起動しています（1 分ほどかかります）…",
+                             died="プロセスが停止しました。ログを確認してください。", start_errors=(Exception,))
 
 
 if __name__ == "__main__":

@@ -149,3 +149,84 @@ def test_a_token_starting_with_a_dash_reaches_rasa() -> None:
     token = "-" + "x" * 63
     args = create_argument_parser().parse_args(["run", "--enable-api", f"--auth-token={token}"])
     assert args.auth_token == token
+
+
+# --- the loop `bot run` and `make run-scaled` share (bot.launcher.run_until_stopped) ----------
+
+
+class FakeProcess:
+    """A child process that ends (``poll`` returns 0) after ``polls`` checks, or raises ``on_poll`` then."""
+
+    def __init__(self, polls: int, on_poll: BaseException | None = None) -> None:
+        self.polls = polls
+        self.on_poll = on_poll
+
+    def poll(self) -> int | None:
+        self.polls -= 1
+        if self.polls > 0:
+            return None
+        if self.on_poll is not None:
+            raise self.on_poll
+        return 0
+
+
+@pytest.fixture()
+def signals_restored() -> object:
+    import signal
+
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    yield saved
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+
+
+def _run(start, processes, capsys, **options):  # type: ignore[no-untyped-def]
+    from bot.launcher import run_until_stopped
+
+    stopped = []
+    code = run_until_stopped(start, processes, lambda: stopped.append(True), starting="起動中", died="止まった",
+                             poll_seconds=0.001, **options)
+    out, err = capsys.readouterr()
+    return code, stopped, out, err
+
+
+def test_a_process_that_ends_stops_the_rest(capsys, signals_restored) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    from bot.launcher import _interrupt
+
+    proc = FakeProcess(polls=3)
+    code, stopped, out, err = _run(lambda: ["URL 1", "URL 2"], lambda: [proc], capsys)
+    assert (code, stopped) == (1, [True])
+    assert out.splitlines() == ["起動中", "URL 1", "URL 2"] and "止まった" in err
+    # SIGTERM and SIGINT stop like Ctrl-C, also for a shell that started us in the background.
+    assert signal.getsignal(signal.SIGTERM) is _interrupt and signal.getsignal(signal.SIGINT) is _interrupt
+
+
+def test_ctrl_c_stops_cleanly_with_code_0(capsys, signals_restored) -> None:  # type: ignore[no-untyped-def]
+    proc = FakeProcess(polls=2, on_poll=KeyboardInterrupt())
+    code, stopped, out, _ = _run(lambda: [], lambda: [proc], capsys)
+    assert (code, stopped) == (0, [True]) and "停止しています" in out
+
+
+def test_a_failed_start_is_one_line_and_still_stops(capsys, signals_restored) -> None:  # type: ignore[no-untyped-def]
+    def start() -> list[str]:
+        raise StartupError("ポート 5005 は使用中です。")
+
+    code, stopped, _, err = _run(start, lambda: [], capsys)
+    assert (code, stopped) == (1, [True]) and err.strip() == "起動できませんでした: ポート 5005 は使用中です。"
+
+    def broken() -> list[str]:
+        raise OSError("redis down")
+
+    with pytest.raises(OSError):  # not a start error of `bot run`: a bug, with its traceback
+        _run(broken, lambda: [], capsys)
+    code, stopped, _, err = _run(broken, lambda: [], capsys, start_errors=(Exception,))  # run-scaled: any failure
+    assert (code, stopped) == (1, [True]) and "redis down" in err
+
+
+def test_run_scaled_uses_the_launchers_loop_and_no_private_name() -> None:
+    from bot.settings import PROJECT_ROOT
+
+    source = (PROJECT_ROOT / "deploy" / "run_scaled.py").read_text(encoding="utf-8")
+    assert "run_until_stopped" in source and "_interrupt" not in source and "time.sleep" not in source
