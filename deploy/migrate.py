@@ -1,10 +1,11 @@
 """Bring the database to the newest schema before any bot process starts (systemd
 ``mirai-support-migrate.service``, ``deploy/run_scaled.py``).
 
-Every bot and action server migrates the database when it opens it. Started together on a
-fresh PostgreSQL database they would all create the tables at once and all but one would
-fail (``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``), so
-this one-shot step runs first and the others find the schema up to date.
+Every bot and action server migrates the database when it opens it, under a lock
+(:mod:`bot.store.migrate`), so servers started together wait for one another instead of
+failing (``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``
+before the lock). This one-shot step still runs first: a schema error is reported once,
+here, instead of by every server, and the servers start without waiting for the upgrade.
 """
 
 from __future__ import annotations
