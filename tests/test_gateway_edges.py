@@ -1,0 +1,194 @@
+"""Issue #17's gateway edges: a customer message while the ticket is being resolved, and a
+cancel while the handoff is pending.
+
+Rasa is the scripted stand-in of tests/test_server.py, extended to pause a conversation on a
+handoff (what ``action_handoff``'s ConversationPaused does) and to hold a resume until the test
+lets it go.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import anyio
+import pytest
+from starlette.testclient import TestClient
+
+from bot.handoff.packet import HandoffPacket, Turn
+from bot.server.app import Services, create_app, stores_for
+from bot.server.gateway import TEXT
+from bot.server.rasa_client import BotMessage
+from bot.server.tokens import ConversationTokens
+from test_gateway_durability import wait_for
+from test_server import PASSWORD, SECRET, ScriptedRasa, frames_until, is_bot_message, login, new_conversation
+
+HELD = "保留になるほど怒ってる、ふざけるな"  # the stand-in's handoff whose packet waits in the outbox
+QUESTION = "住所の変更方法も教えて"  # the stand-in answers it with the FAQ change-address
+
+
+class GatedRasa(ScriptedRasa):
+    """The scripted Rasa, paused by a staffed handoff, with a log of sends and resumes in order.
+
+    ``hold_resume`` (cleared) keeps a resume waiting; ``resuming`` is set when one starts;
+    ``on_send`` is called with each text before it is answered.
+    """
+
+    def __init__(self, services_ref: dict[str, Any]) -> None:
+        super().__init__(services_ref)
+        self.log: list[tuple[str, str]] = []
+        self.hold_resume = threading.Event()
+        self.hold_resume.set()
+        self.resuming = threading.Event()
+        self.on_send: Callable[[str], None] | None = None
+
+    async def send(self, conversation_id: str, text: str, metadata: dict[str, Any]) -> list[BotMessage]:
+        self.log.append(("send", text))
+        if self.on_send is not None:
+            self.on_send(text)
+        replies = await super().send(conversation_id, text, metadata)
+        if any(r.custom.get("route") == "handoff" and r.custom.get("staffed") is not False for r in replies):
+            self.paused.add(conversation_id)
+        return replies
+
+    async def resume(self, conversation_id: str) -> None:
+        self.resuming.set()
+        await anyio.to_thread.run_sync(self.hold_resume.wait)
+        self.log.append(("resume", conversation_id))
+        await super().resume(conversation_id)
+
+
+def build_services(url: str) -> tuple[Services, GatedRasa]:
+    ref: dict[str, Any] = {}
+    rasa = GatedRasa(ref)
+    services = Services(stores_for(url), rasa, ConversationTokens(SECRET))  # type: ignore[arg-type]
+    ref["services"] = services
+    services.stores.agents.add("sato", "佐藤", PASSWORD)
+    return services, rasa
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[tuple[TestClient, GatedRasa, Services]]:
+    services, rasa = build_services(f"sqlite:///{tmp_path / 'bot.db'}")
+    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
+        yield client, rasa, services
+    services.stores.engine.dispose()
+
+
+def chat_texts(frames: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(f["message"]["sender"], f["message"]["text"]) for f in frames if f["type"] == "message"]
+
+
+def claimed_ticket(client: TestClient, ws: Any, headers: dict[str, str]) -> int:
+    """Hand the open chat to a person and let the agent claim it; the ticket id."""
+    ws.send_json({"type": "message", "text": "ふざけるな", "client_id": "angry"})
+    ticket_id = int(frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]["ticket_id"])
+    assert client.post(f"/api/tickets/{ticket_id}/claim", headers=headers).status_code == 200
+    frames_until(ws, lambda f: f["type"] == "state" and f["state"]["mode"] == "agent")
+    return ticket_id
+
+
+# --- a customer message while the ticket is being resolved ------------------------------------
+
+def test_a_message_sent_while_the_agent_resolves_waits_and_is_answered_by_the_resumed_bot(server) -> None:  # type: ignore[no-untyped-def]
+    """The agent's resolve holds the conversation: the customer's message goes neither into the
+    closed ticket nor to a still-paused Rasa; it is answered by the bot after the closing line."""
+    client, rasa, services = server
+    headers = {"X-CSRF-Token": login(client)}
+    token = new_conversation(client)
+    conversation_id = services.tokens.conversation_of(token)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ticket_id = claimed_ticket(client, ws, headers)
+
+        rasa.hold_resume.clear()
+        with ThreadPoolExecutor(1) as pool:
+            resolving = pool.submit(client.post, f"/api/tickets/{ticket_id}/resolve", headers=headers)
+            assert rasa.resuming.wait(10)  # the ticket is resolved in the database, Rasa not yet resumed
+            ws.send_json({"type": "message", "text": QUESTION, "client_id": "late"})
+            # The message waits for the conversation (an asyncio.Lock's waiters: the one way to see
+            # that it has arrived and is held, not merely not handled yet).
+            try:
+                wait_for(lambda: getattr(services.gateway._locks.get(conversation_id), "_waiters", None))
+            finally:
+                rasa.hold_resume.set()
+            assert resolving.result(timeout=10).status_code == 200
+        frames = frames_until(ws, lambda f: is_bot_message(f) and f["message"]["sender"] == "bot")
+    assert chat_texts(frames) == [("system", TEXT["resolved"]), ("customer", QUESTION),
+                                  ("bot", "住所はマイページから変更できます。")]
+    assert rasa.log[-2:] == [("resume", conversation_id), ("send", QUESTION)]  # never sent to a paused bot
+    entries = services.stores.queue.get(ticket_id).entries
+    assert QUESTION not in [e.text for e in entries]
+
+
+def test_a_message_that_meets_a_ticket_resolved_by_another_server_goes_to_the_bot(server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Another bot server resolves the ticket between this server reading it and adding the
+    message (no shared lock): the message is answered by the bot, not refused or lost."""
+    client, rasa, services = server
+    headers = {"X-CSRF-Token": login(client)}
+    token = new_conversation(client)
+    conversation_id = services.tokens.conversation_of(token)
+    queue = services.stores.queue
+    add_entry = queue.add_entry
+
+    def resolved_by_the_other_server_first(ticket_id: int, sender: str, text_: str, *args: Any) -> Any:
+        if sender == "customer" and text_ == QUESTION:
+            queue.resolve(ticket_id, "resolved", "sato")  # server A commits; it resumes Rasa later
+        return add_entry(ticket_id, sender, text_, *args)
+
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ticket_id = claimed_ticket(client, ws, headers)
+        monkeypatch.setattr(queue, "add_entry", resolved_by_the_other_server_first)
+        ws.send_json({"type": "message", "text": QUESTION, "client_id": "late"})
+        frames = frames_until(ws, lambda f: f["type"] == "error" or (is_bot_message(f)
+                                                                    and f["message"]["sender"] == "bot"))
+    assert chat_texts(frames) == [("customer", QUESTION), ("bot", "住所はマイページから変更できます。")]
+    # Rasa was still paused (server A had not resumed it): this server resumed it and asked again.
+    assert rasa.log[-3:] == [("send", QUESTION), ("resume", conversation_id), ("send", QUESTION)]
+    assert QUESTION not in [e.text for e in queue.get(ticket_id).entries]
+    (message,) = [m for m in services.stores.chat_log.history(conversation_id) if m.text == QUESTION]
+    assert message.routed_at is not None
+
+
+# --- a cancel while the handoff is pending ------------------------------------------------------
+
+def test_a_cancel_while_the_handoff_is_pending_returns_to_the_bot_and_cancels_the_ticket_on_arrival(server) -> None:  # type: ignore[no-untyped-def]
+    """The packet waits in the action server's outbox; the customer stops waiting. The next
+    message is answered by the bot (not kept for the ticket), and the ticket, when it arrives,
+    is cancelled at once: the customer's chat stays with the bot."""
+    client, rasa, services = server
+    token = new_conversation(client)
+    conversation_id = services.tokens.conversation_of(token)
+    agents = services.hub.subscribe_agents()
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": HELD, "client_id": "1"})
+        state = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]
+        assert state["mode"] == "waiting" and state["ticket_id"] is None  # pending: no ticket yet
+        ws.send_json({"type": "cancel_handoff"})
+        frames = frames_until(ws, lambda f: f["type"] == "state")
+        assert ("system", TEXT["cancelled"]) in chat_texts(frames) and frames[-1]["state"]["mode"] == "bot"
+        assert rasa.log[-1] == ("resume", conversation_id)
+
+        ws.send_json({"type": "message", "text": QUESTION, "client_id": "2"})
+        frames = frames_until(ws, lambda f: is_bot_message(f) and f["message"]["sender"] in ("bot", "system"))
+        assert chat_texts(frames)[-1] == ("bot", "住所はマイページから変更できます。")  # not 「準備しています」
+
+        # The outbox delivers the packet; the watcher announces it, cancelled.
+        services.stores.queue.enqueue(HandoffPacket(f"{conversation_id}:1", conversation_id, ["anger"],
+                                                    [Turn("customer", HELD)]))
+        wait_for(lambda: services.stores.queue.unannounced() == [])
+        ticket = services.stores.queue.latest_for(conversation_id)
+        assert ticket.status == "resolved" and ticket.resolution == "cancelled"
+        history = client.get("/api/chat/history", headers={"Authorization": f"Bearer {token}"}).json()
+        assert history["state"]["mode"] == "bot"
+        ws.send_json({"type": "message", "text": "ありがとう、住所", "client_id": "3"})
+        frames = frames_until(ws, lambda f: is_bot_message(f) and f["message"]["sender"] == "bot")
+        assert all(f["state"]["mode"] == "bot" for f in frames if f["type"] == "state")
+    assert [e.text for e in services.stores.queue.get(ticket.id).entries] == [HELD]  # nothing said after the cancel
+    created = wait_for(lambda: agents.get_nowait() if not agents.empty() else None)
+    assert created["change"] == "created" and created["ticket"]["status"] == "resolved"
+    assert services.stores.pending.get(conversation_id) is None
