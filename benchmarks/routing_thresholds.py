@@ -11,7 +11,12 @@ Protocol (issue: answer only when right):
   ``tune_complaint``), and on the tune half of the city FAQ benchmark (``city_tune``:
   residents' questions against ``benchmarks/data_kb/city_faq.csv`` imported as it is, so
   the thresholds also fit a large FAQ with one question per entry), by a coordinate search
-  over a grid (:data:`GRID`) of :func:`objective`.
+  over a grid (:data:`GRID`) of :func:`objective`, starting from the thresholds in
+  ``config.yml``.
+* A second generation of tuning sets (``tune2_faq``, ``tune2_everyday``, ``tune2_complaint``,
+  ``tune2_giveup``; ``benchmarks/data/README_tune2.md``) was written by another writer who saw
+  no training data. No training example is written from them, so they keep measuring wording
+  the classifier has not met; the first generation's misses were turned into training data.
 * ``tune_b`` is never used to choose; its figures are printed as a check.
 * The held-out sets (``tests/data``) are never read here.
 
@@ -32,10 +37,11 @@ from bot.evaluation.report import score
 from bot.knowledge.search import SearchHit
 from bot.settings import PROJECT_ROOT
 from bot.nlu.router import anger_of, classifier_ranking
-from bot.triage.routing import Anger, RoutingThresholds, route
+from bot.triage.routing import Anger, RoutingThresholds, load_thresholds, route
 
 TUNING_DIR = PROJECT_ROOT / "benchmarks" / "data"
-CHOOSE_ON = ("tune_a", "tune_everyday", "tune_vague", "tune_giveup", "tune_foreign", "tune_complaint", "city_tune")
+CHOOSE_ON = ("tune_a", "tune_everyday", "tune_vague", "tune_giveup", "tune_foreign", "tune_complaint", "city_tune",
+             "tune2_faq", "tune2_everyday", "tune2_complaint", "tune2_giveup")
 CHECK_ON = ("tune_b",)  # never used to choose
 
 
@@ -166,25 +172,34 @@ GRID: dict[str, list[float]] = {
     "human_sure": [0.0, 0.4, 0.5, 0.6, 0.7, 0.8],
     "answer_evidence": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6],
     "override_evidence": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6],
+    "everyday_answer": [0.0, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 1.01],
 }
 
 
 def objective(parsed: dict[str, list[Parsed]], th: RoutingThresholds) -> tuple[float, dict[str, dict]]:
     """Mean route accuracy over the sets chosen on, plus FAQ questions answered right or
-    offered, with penalties when a target is missed: precision ≥ 0.98 on tune_a; ≤ 3 % of
-    everyday text answered, ≤ 2 % handed off; complaints and requests for a person handed
-    off ≥ 0.98; FAQ questions handed off ≤ 0.02; coverage ≥ 0.85 on tune_a; on the city FAQ,
-    ≤ 2 % handed off and ≤ 5 % answered wrongly. The city FAQ adds its share answered right
-    or offered among the buttons."""
+    offered, with penalties when a target is missed: precision ≥ 0.98 on the FAQ questions
+    (tune_a + tune2_faq); ≤ 3 % of everyday text answered, ≤ 2 % handed off (each everyday
+    set on its own); complaints and requests for a person handed off ≥ 0.98; FAQ questions
+    handed off ≤ 0.02; coverage ≥ 0.85; on the city FAQ, ≤ 2 % handed off and ≤ 5 % answered
+    wrongly. A missed target weighs 10 (coverage and FAQ hand-offs 3): a customer who wants
+    a person counts as much as chatter sent to one. The city FAQ adds its share answered
+    right or offered among the buttons."""
     figs = {name: figures(parsed[name], th) for name in CHOOSE_ON}
-    faq, everyday, city = figs["tune_a"], figs["tune_everyday"], figs["city_tune"]
-    person = figures(parsed["tune_a"] + parsed["tune_complaint"], th)
+    city = figs["city_tune"]
+    # Each generation's sets pooled: the second generation (tune2_*, another writer) keeps
+    # the choice from fitting the first one's wording, which the training data has met.
+    faq = figures(parsed["tune_a"] + parsed["tune2_faq"], th)
+    # The everyday targets hold for each set on its own (a pooled share hides a writer's misses).
+    everyday = {"answered": max(figs[n]["answered"] for n in ("tune_everyday", "tune2_everyday")),
+                "handed_off": max(figs[n]["handed_off"] for n in ("tune_everyday", "tune2_everyday"))}
+    person = figures(parsed["tune_a"] + parsed["tune_complaint"] + parsed["tune2_faq"] + parsed["tune2_complaint"], th)
     value = sum(f["route_accuracy"] for n, f in figs.items() if n != "city_tune") / (len(figs) - 1)
     value += faq["right_or_offered"] + city["right_or_offered"]
-    value -= 3 * max(0.0, city["handed_off"] - 0.02) + 10 * max(0.0, (1 - city["precision"]) * city["answered"] - 0.05)
+    value -= 10 * max(0.0, city["handed_off"] - 0.02) + 10 * max(0.0, (1 - city["precision"]) * city["answered"] - 0.05)
     value -= 10 * max(0.0, 0.98 - faq["precision"]) + 3 * max(0.0, 0.85 - faq["coverage"])
     value -= 10 * max(0.0, everyday["answered"] - 0.03) + 10 * max(0.0, everyday["handed_off"] - 0.02)
-    value -= 3 * max(0.0, 0.98 - person["handoff_recall"]) + 3 * max(0.0, faq["faq_handed"] - 0.02)
+    value -= 10 * max(0.0, 0.98 - person["handoff_recall"]) + 3 * max(0.0, faq["faq_handed"] - 0.02)
     return value, figs
 
 
@@ -223,7 +238,8 @@ def main() -> None:
     parser.add_argument("--model", help="model archive (default: newest in models/)")
     args = parser.parse_args()
     parsed = parse_sets(Path(args.model) if args.model else None, CHOOSE_ON + CHECK_ON)
-    best = choose(parsed)
+    # A local search from the thresholds in use (the grid has many near-equal optima).
+    best = choose(parsed, start=load_thresholds(PROJECT_ROOT / "config.yml"))
     print("risk–coverage on tune_a (answer threshold; the other thresholds as chosen):")
     print("  answer  precision  coverage  right_or_offered")
     for a, fig in risk_coverage(parsed["tune_a"], best):

@@ -67,6 +67,10 @@ class RoutingThresholds:
             needs shared words.
         override_evidence: The same, for a message the classifier files as everyday text to
             count as an FAQ question (``everyday_override``).
+        everyday_answer: Least top score to *answer* a message the classifier files as
+            everyday text; below it, such a message is at most asked back. 「ゲームのパスワード
+            また忘れた」 matches the password entry well, but a chat about a game is not a
+            question to us, and asking back costs a customer with a real question one click.
     """
 
     answer: float = 0.4
@@ -80,6 +84,7 @@ class RoutingThresholds:
     human_sure: float = 0.0
     answer_evidence: float = 0.0
     override_evidence: float = 0.0
+    everyday_answer: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -197,9 +202,14 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
                          and p_complaint < thresholds.complaint_sure)
         if anger.strong or not calm_question:
             return RoutedIntent(COMPLAINT_INTENT, anger.score, None, "anger", handoff_reason="anger")
-    if intent == FAQ_INTENT or (intent == OUT_OF_SCOPE_INTENT and first >= thresholds.everyday_override
-                                and _evidence(hits) >= thresholds.override_evidence):
+    if intent == FAQ_INTENT:
         return decide_from_search(hits, thresholds)
+    if (intent == OUT_OF_SCOPE_INTENT and first >= thresholds.everyday_override
+            and _evidence(hits) >= thresholds.override_evidence):
+        routed = decide_from_search(hits, thresholds)
+        if routed.name == FAQ_INTENT and first < thresholds.everyday_answer:
+            return RoutedIntent(FALLBACK_INTENT, first, None, "clarify")
+        return routed
     if intent == OUT_OF_SCOPE_INTENT:
         return RoutedIntent(intent, confidence, None, "everyday")
     if confidence < thresholds.low_confidence:
