@@ -94,6 +94,25 @@ def test_answers_need_word_evidence(ranking, evidence, want) -> None:  # type: i
     assert (routed.name, routed.faq_id, routed.reason) == want
 
 
+@pytest.mark.parametrize(
+    ("ranking", "scores", "want"),
+    [
+        # Everyday text that matches an entry well is asked back, not answered
+        # (「ゲームのパスワードまた忘れた」 and the password entry) ...
+        ([("out_of_scope", 0.9)], (0.8, 0.1), ("nlu_fallback", None, "clarify")),
+        # ... unless the search is sure: a city FAQ's 「粗大ごみの出し方」 the classifier never saw.
+        ([("out_of_scope", 0.9)], (0.9, 0.1), ("faq", "e0", "answer")),
+        # A question the classifier recognises is answered as before.
+        ([("faq", 0.9)], (0.8, 0.1), ("faq", "e0", "answer")),
+    ],
+)
+def test_everyday_text_is_answered_only_when_the_search_is_sure(ranking, scores, want) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    routed = route(ranking, hits(*scores), replace(TH, everyday_override=0.5, everyday_answer=0.85))
+    assert (routed.name, routed.faq_id, routed.reason) == want
+
+
 def test_angry_words_keep_a_hesitant_person_request() -> None:
     """「いい加減にしてほしい」: the search's feedback entry must not answer strong anger."""
     from dataclasses import replace
