@@ -85,15 +85,20 @@ def test_other_languages_give_up_and_vague_messages(results) -> None:  # type: i
 V2 = DATA / "heldout_v2"
 
 
+def _score_generation(assistant, folder: Path) -> dict:  # type: ignore[no-untyped-def]
+    """Each held-out set of ``folder`` scored on its unseen messages, by file stem."""
+    out = {}
+    for path in heldout_sets(folder):
+        rows, _ = unseen_only(load_labelled(path), NLU_DIR, TUNING_DIR)
+        out[path.stem] = score(rows, [assistant.decide(r["text"]).as_dict() for r in rows])
+    return out
+
+
 @pytest.fixture(scope="module")
 def results_v2(assistant):  # type: ignore[no-untyped-def]
     """The second generation of held-out sets (written 2026-11-30 by a writer who saw neither
     the training nor the tuning data; read once, at the end of that day's work)."""
-    out = {}
-    for path in heldout_sets(V2):
-        rows, _ = unseen_only(load_labelled(path), NLU_DIR, TUNING_DIR)
-        out[path.stem] = score(rows, [assistant.decide(r["text"]).as_dict() for r in rows])
-    return out
+    return _score_generation(assistant, V2)
 
 
 def test_second_heldout_generation_does_not_regress(results_v2) -> None:  # type: ignore[no-untyped-def]
@@ -111,6 +116,25 @@ def test_second_heldout_generation_does_not_regress(results_v2) -> None:  # type
     assert results_v2["heldout_foreign"].route_accuracy >= 0.82, results_v2["heldout_foreign"].summary()
     assert results_v2["heldout_giveup"].route_accuracy >= 0.52, results_v2["heldout_giveup"].summary()
     assert results_v2["heldout_vague"].route_accuracy >= 0.66, results_v2["heldout_vague"].summary()
+
+
+def test_third_heldout_generation_does_not_regress(assistant) -> None:  # type: ignore[no-untyped-def]
+    """Generation 3 (written 2026-11-30 by a third writer, frozen before that session's
+    changes, read once at its end): floors at the measured figures (README) minus a small
+    margin. Targets of issue #9 that are NOT met are named."""
+    results = _score_generation(assistant, DATA / "heldout_v3")
+    demo = results["heldout"]
+    # Route accuracy target >= 0.96, NOT met: 0.859. Precision 0.987 at coverage 0.855 (met).
+    assert demo.route_accuracy >= 0.84 and demo.answer_precision >= 0.97 and demo.coverage >= 0.84, demo.summary()
+    assert demo.ordinary_handed_off <= 0.02, demo.summary()  # target <= 0.02: 0.011
+    everyday = results["heldout_everyday"]
+    # Targets: handed off <= 0.02 (NOT met: 0.029), answered <= 0.03 (NOT met: 0.036).
+    assert everyday.handed_off <= 0.04 and everyday.answered <= 0.05, everyday.summary()
+    # Target >= 0.98, NOT met: 0.907.
+    assert results["heldout_complaint"].handoff_recall >= 0.89, results["heldout_complaint"].summary()
+    assert results["heldout_foreign"].route_accuracy >= 0.95, results["heldout_foreign"].summary()
+    assert results["heldout_giveup"].route_accuracy >= 0.80, results["heldout_giveup"].summary()
+    assert results["heldout_vague"].route_accuracy >= 0.77, results["heldout_vague"].summary()
 
 
 def test_report_files(results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
