@@ -169,7 +169,13 @@ CHAT_ERRORS = {
     "not_text": "申し訳ございません。文字以外のデータは受け取れません。ご質問は文章でお送りください。",
     "too_long": "申し訳ございません。メッセージが長すぎるため受け取れませんでした（{limit:,} 文字まで）。"
                 "何回かに分けてお送りください。",
+    # The bot server cannot reach its database (bot/server/outage.py): the widget keeps the message
+    # and sends it again once it can reconnect.
+    "unavailable": "申し訳ございません。ただいまシステムの不具合で、メッセージをお受けできません。"
+                   "復旧しだい自動でつなぎ直し、お書きになったメッセージをお送りします。このままお待ちください。{contact}",
 }
+# The console's answer while the bot server cannot reach its database (bot/server/outage.py).
+AGENT_UNAVAILABLE = "データベースに接続できないため、この操作はできませんでした。しばらくしてからもう一度お試しください。"
 # The widget on a page whose origin is not allowed (bot/server/app.py).
 ORIGIN_REFUSED = ("申し訳ございません。このページからはチャットをご利用いただけません（チャットを置くことが許可されていない"
                   "ページです）。お手数ですが、公式サイトのお問い合わせページからご連絡ください。")

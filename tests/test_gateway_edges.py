@@ -1,9 +1,11 @@
-"""Issue #17's gateway edges: a customer message while the ticket is being resolved, and a
-cancel while the handoff is pending.
+"""Issue #17's gateway edges: a customer message while the ticket is being resolved, a cancel
+while the handoff is pending, and the bot server's own database going down.
 
 Rasa is the scripted stand-in of tests/test_server.py, extended to pause a conversation on a
 handoff (what ``action_handoff``'s ConversationPaused does) and to hold a resume until the test
-lets it go.
+lets it go. The database outage is a real one: the bot server's PostgreSQL database refuses new
+connections (``ALTER DATABASE … ALLOW_CONNECTIONS false``) and every open connection to it is
+terminated (``pg_terminate_backend``); it is let back with ``ALLOW_CONNECTIONS true``.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from typing import Any, Callable, Iterator
 
 import anyio
 import pytest
+from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
+from bot import wording
 from bot.handoff.packet import HandoffPacket, Turn
 from bot.server.app import Services, create_app, stores_for
 from bot.server.gateway import TEXT
 from bot.server.rasa_client import BotMessage
 from bot.server.tokens import ConversationTokens
+from conftest import PG_ADMIN_URL, temporary_database
 from test_gateway_durability import wait_for
 from test_server import PASSWORD, SECRET, ScriptedRasa, frames_until, is_bot_message, login, new_conversation
 
@@ -192,3 +198,126 @@ def test_a_cancel_while_the_handoff_is_pending_returns_to_the_bot_and_cancels_th
     created = wait_for(lambda: agents.get_nowait() if not agents.empty() else None)
     assert created["change"] == "created" and created["ticket"]["status"] == "resolved"
     assert services.stores.pending.get(conversation_id) is None
+
+
+# --- the bot server's own database going down ---------------------------------------------------
+
+class DatabaseCut:
+    """Cuts the bot server off its PostgreSQL database (``with``), then lets it back.
+
+    New connections are refused (``ALLOW_CONNECTIONS false`` applies to every role, the
+    superuser too) and every open connection to the database is terminated, so the
+    server's pooled connections die as in a network loss or a database restart.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.name = url.rsplit("/", 1)[1]
+        self._admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+    def cut(self) -> None:
+        with self._admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                         {"name": self.name})
+
+    def restore(self) -> None:
+        with self._admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true'))
+
+    def __enter__(self) -> "DatabaseCut":
+        self.cut()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+    def close(self) -> None:
+        self.restore()
+        self._admin.dispose()
+
+
+@pytest.fixture()
+def pg_server(tmp_path: Path) -> Iterator[tuple[TestClient, GatedRasa, Services, DatabaseCut]]:
+    with temporary_database("postgresql", tmp_path) as url:
+        services, rasa = build_services(url)
+        database = DatabaseCut(url)
+        try:
+            with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
+                yield client, rasa, services, database
+        finally:
+            database.close()
+            services.stores.engine.dispose()
+
+
+def unavailable_frame() -> dict[str, Any]:
+    return {"type": "error", "code": "unavailable",
+            "message": wording.CHAT_ERRORS["unavailable"].format(contact=wording.fallback_contact())}
+
+
+def closed_with(ws: Any) -> int:
+    with pytest.raises(WebSocketDisconnect) as closed:
+        for _ in range(10):
+            ws.receive_json()
+    return int(closed.value.code)
+
+
+def test_the_servers_database_going_down_is_said_in_japanese_loses_nothing_and_recovers(pg_server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, services, database = pg_server
+    agent = {"X-CSRF-Token": login(client)}
+    token = new_conversation(client)
+    bearer = {"Authorization": f"Bearer {token}"}
+    conversation_id = services.tokens.conversation_of(token)
+    customer_503 = wording.CHAT_ERRORS["unavailable"].format(contact=wording.fallback_contact())
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        with database:
+            # A message on an open socket: a Japanese error without the message's id (the widget
+            # keeps it unconfirmed), then the socket closes with 1013 so the widget reconnects
+            # with back-off and sends it again once it gets a history.
+            ws.send_json({"type": "message", "text": QUESTION, "client_id": "during"})
+            assert frames_until(ws, lambda f: f["type"] == "error")[-1] == unavailable_frame()
+            assert closed_with(ws) == 1013
+    with database:
+        with client.websocket_connect(f"/ws/chat?token={token}") as ws:  # reconnecting meanwhile
+            assert ws.receive_json() == unavailable_frame()
+            assert closed_with(ws) == 1013
+        for response in (client.post("/api/chat/sessions", json={}), client.get("/api/chat/history", headers=bearer)):
+            assert response.status_code == 503 and response.json() == {"error": customer_503, "code": "unavailable"}
+            assert int(response.headers["Retry-After"]) > 0
+        for response in (client.get("/api/tickets"), client.post("/api/tickets/1/claim", headers=agent)):
+            assert response.status_code == 503
+            assert response.json() == {"error": wording.AGENT_UNAVAILABLE, "code": "unavailable"}
+
+    # Back: the same socket frame (the widget's resend) is answered once.
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        history = ws.receive_json()
+        assert [m["text"] for m in history["messages"]] == []  # nothing half-stored
+        ws.send_json({"type": "message", "text": QUESTION, "client_id": "during"})
+        assert frames_until(ws, is_bot_message)[-1]["message"]["faq_id"] == "change-address"
+
+        # Cut while the bot prepares its answer: the message is stored (and shown), the answer
+        # cannot be. On the next connection the server routes the unanswered message itself
+        # (the widget saw it in the history and will not send it again).
+        rasa.on_send = lambda said: database.cut() if said == "住所を変えたい" else None
+        ws.send_json({"type": "message", "text": "住所を変えたい", "client_id": "midway"})
+        assert frames_until(ws, lambda f: f["type"] == "error")[-1] == unavailable_frame()
+        assert closed_with(ws) == 1013
+    rasa.on_send = None
+    database.restore()
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        history = ws.receive_json()
+        assert [(m["sender"], m["text"]) for m in history["messages"]][-1] == ("customer", "住所を変えたい")
+        wait_for(lambda: services.stores.chat_log.history(conversation_id, 1)[0].sender == "bot")
+        answer = frames_until(ws, lambda f: is_bot_message(f))[-1]["message"]
+        assert answer["sender"] == "bot" and answer["faq_id"] == "change-address"
+    texts = [(m.sender, m.text) for m in services.stores.chat_log.history(conversation_id)]
+    assert texts == [("customer", QUESTION), ("bot", "住所はマイページから変更できます。"),
+                     ("customer", "住所を変えたい"), ("bot", "住所はマイページから変更できます。")]
+
+    # The console and the ticket watcher are back too: a new handoff is announced.
+    assert client.get("/api/tickets", headers=agent).status_code == 200
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "message", "text": "ふざけるな", "client_id": "angry"})
+        frames_until(ws, lambda f: f["type"] == "state")
+    wait_for(lambda: services.stores.queue.unannounced() == [] and services.stores.queue.open_tickets())

@@ -34,6 +34,7 @@ from bot.server.chat_api import SocketCounter
 from bot.server.events import EventHub
 from bot.server.gateway import Gateway
 from bot.server.http import origin_allowed
+from bot.server.outage import DatabaseOutage
 from bot.server.rasa_client import RasaClient
 from bot.server.redis_relay import event_relay_key
 from bot.server.ticket_watcher import TicketWatcher
@@ -186,6 +187,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         routes=routes, lifespan=lifespan,
         middleware=[Middleware(SecurityHeaders, https=https, origins=origins),
                     Middleware(CustomerOrigins, origins=origins),
+                    Middleware(DatabaseOutage),  # 503 in Japanese while the database is down
                     Middleware(AgentSessionMiddleware, sessions=services.stores.agents.sessions, key=session_key,
                                https=https)],
         exception_handlers={HTTPException: _http_error, QueueError: _queue_error},

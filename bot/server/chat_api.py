@@ -34,6 +34,7 @@ from bot.server.auth import client_address
 from bot.server.events import CLOSED, conversation_channel
 from bot.server.gateway import MAX_MESSAGE_CHARS, CustomerError, Gateway, RateLimited
 from bot.server.http import parse_json, read_json
+from bot.server.outage import CLOSE_TRY_AGAIN_LATER, DATABASE_DOWN, log_outage, unavailable_frame
 from bot.store.queue import QueueError
 
 logger = logging.getLogger(__name__)
@@ -224,7 +225,11 @@ async def chat_socket(websocket: WebSocket) -> None:
         token, connected = await _first_frame_token(websocket)
         if not connected:
             return
-    conversation_id = await _conversation_for(services, token)
+    try:
+        conversation_id = await _conversation_for(services, token)
+    except DATABASE_DOWN as exc:
+        await _unavailable(websocket, exc)
+        return
     if conversation_id is None:
         await websocket.close(code=CLOSE_BAD_TOKEN, reason="bad token")
         return
@@ -243,14 +248,31 @@ async def chat_socket(websocket: WebSocket) -> None:
                 await _serve(websocket, services, conversation_id)
             finally:
                 sender.cancel()
+    except DATABASE_DOWN as exc:
+        await _unavailable(websocket, exc)
     finally:
         sockets.release(conversation_id)
 
 
+async def _unavailable(websocket: WebSocket, exc: BaseException) -> None:
+    """The database is down: say so in Japanese and close with 1013; the widget reconnects later."""
+    log_outage(exc, "chat socket")
+    try:
+        await websocket.send_json(unavailable_frame())
+        await websocket.close(code=CLOSE_TRY_AGAIN_LATER)
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the customer left meanwhile
+
+
 async def _serve(websocket: WebSocket, services: Any, conversation_id: str) -> None:
-    """Send the history, then handle the customer's frames until the socket closes."""
+    """Send the history, then handle the customer's frames until the socket closes.
+
+    A message the history shows but nobody answered (stored just before the database or this
+    server went away) is routed now: the widget saw it delivered and will not send it again.
+    """
     try:
         await websocket.send_json(await services.gateway.history(conversation_id))
+        await services.gateway.route_unanswered(conversation_id)
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":

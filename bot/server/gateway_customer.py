@@ -20,10 +20,12 @@ from bot.server.gateway_base import (MAX_MESSAGE_CHARS, MINUTE, NOT_HELPFUL_PAYL
                                      RateLimited)
 from bot.server.rasa_client import RasaUnavailable, safe_for_rasa
 from bot.store.chat_log import NewMessage, message_json
-from bot.store.models import RESOLUTION_LIMITED, as_utc
+from bot.store.models import RESOLUTION_LIMITED, ChatMessage, Ticket, as_utc
 from bot.store.queue import QueueError, TicketFull, TicketResolved
 
 logger = logging.getLogger(__name__)
+# How old an unanswered message may be and still be routed when the customer reconnects.
+UNANSWERED_WINDOW = dt.timedelta(hours=1)
 
 
 class CustomerSide(GatewayBase):
@@ -60,27 +62,60 @@ class CustomerSide(GatewayBase):
                 return  # a resend of a message already handled
             # (A resend of a message stored but never routed — the server died in between —
             # goes on: nothing reached the bot or the agent yet.)
-            if ticket is not None and await self._db(self._stores.pending.waiting, conversation_id) is not None:
-                ticket = await self._absorb_pending(ticket)  # arrived before the watcher saw it
-            if ticket is not None:  # into the ticket before the echo: the transcript keeps chat order
-                try:
-                    ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", message.text)
-                except TicketFull as exc:  # filled up this instant (another server): kept, not routed
-                    raise CustomerError(str(exc)) from None
-                except QueueError:  # resolved this instant by the agent: the bot answers instead
-                    ticket = None
-            if new:
-                self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
-            if ticket is not None:
-                self._publish_ticket("message", ticket)
-                routed = True
-            elif await self._still_pending(conversation_id):
-                await self._system(conversation_id, TEXT["pending"])
-                routed = True
-            else:
-                routed = await self._ask_bot(conversation_id, rasa_text or safe_for_rasa(message.text))
-            if routed:
-                await self._db(self._stores.chat_log.mark_routed, message.id)
+            await self._route(conversation_id, message, new, ticket, rasa_text)
+
+    async def route_unanswered(self, conversation_id: str) -> None:
+        """Route the conversation's latest message if it is a customer message never routed.
+
+        It was stored just before the database (or this server) went away, so neither the
+        bot nor an agent saw it, and the widget, which saw it in the history, will not send
+        it again. Called when a tab (re)connects. Anything after it (an answer, the line
+        saying the AI chat cannot answer now) or an age over :data:`UNANSWERED_WINDOW`
+        leaves it alone.
+        """
+        async with self._lock(conversation_id):
+            latest = await self._db(self._stores.chat_log.history, conversation_id, 1)
+            if not latest or latest[0].sender != "customer" or latest[0].routed_at is not None:
+                return
+            message = latest[0]
+            if self._stores.chat_log.clock() - as_utc(message.created_at) > UNANSWERED_WINDOW:
+                return
+            ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
+            logger.info("routing message %s of %s, stored but never routed", message.id, conversation_id)
+            try:
+                await self._route(conversation_id, message, False, ticket, None)
+            except CustomerError as exc:  # e.g. the ticket filled up meanwhile: kept, not routed
+                logger.info("unanswered message %s not routed: %s", message.id, type(exc).__name__)
+
+    async def _route(self, conversation_id: str, message: ChatMessage, new: bool, ticket: Ticket | None,
+                     rasa_text: str | None) -> None:
+        """Route a stored customer message (caller holds the lock): into the conversation's open
+        ``ticket``, kept for a pending handoff, or to Rasa; marked routed once it got there.
+
+        Raises:
+            CustomerError: The ticket filled up this instant (the message is kept, not routed).
+        """
+        if ticket is not None and await self._db(self._stores.pending.waiting, conversation_id) is not None:
+            ticket = await self._absorb_pending(ticket)  # arrived before the watcher saw it
+        if ticket is not None:  # into the ticket before the echo: the transcript keeps chat order
+            try:
+                ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", message.text)
+            except TicketFull as exc:  # filled up this instant (another server): kept, not routed
+                raise CustomerError(str(exc)) from None
+            except QueueError:  # resolved this instant by the agent: the bot answers instead
+                ticket = None
+        if new:
+            self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
+        if ticket is not None:
+            self._publish_ticket("message", ticket)
+            routed = True
+        elif await self._still_pending(conversation_id):
+            await self._system(conversation_id, TEXT["pending"])
+            routed = True
+        else:
+            routed = await self._ask_bot(conversation_id, rasa_text or safe_for_rasa(message.text))
+        if routed:
+            await self._db(self._stores.chat_log.mark_routed, message.id)
 
     async def _check_rate(self, conversation_id: str, client_id: str | None) -> None:
         """Refuse a new message beyond Limits.messages_per_minute (a resend of a stored one passes).

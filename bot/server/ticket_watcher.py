@@ -23,6 +23,7 @@ from typing import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 
+from bot.server.outage import DATABASE_DOWN, log_outage
 from bot.store.models import Ticket
 from bot.store.queue import Queue
 
@@ -59,6 +60,8 @@ class TicketWatcher:
                 await self.poll()
             except asyncio.CancelledError:
                 raise
+            except DATABASE_DOWN as exc:  # one line now and then, not a traceback every poll
+                log_outage(exc, "ticket watcher")
             except Exception:  # noqa: BLE001 - keep watching whatever one poll hit
                 logger.exception("ticket watcher poll failed")
             await asyncio.sleep(self._interval)
