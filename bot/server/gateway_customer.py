@@ -71,7 +71,9 @@ class CustomerSide(GatewayBase):
         bot nor an agent saw it, and the widget, which saw it in the history, will not send
         it again. Called when a tab (re)connects. Anything after it (an answer, the line
         saying the AI chat cannot answer now) or an age over :data:`UNANSWERED_WINDOW`
-        leaves it alone.
+        leaves it alone. A message still being routed is not routed twice: the conversation's
+        lock is held meanwhile, and a conversation's sockets all reach one bot server
+        (deploy/nginx: ``bot_sockets``).
         """
         async with self._lock(conversation_id):
             latest = await self._db(self._stores.chat_log.history, conversation_id, 1)
