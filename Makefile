@@ -127,9 +127,7 @@ bench-line: train ## 200 LINE users at once (real Rasa, then the channel alone):
 	$(BIN)/python -m benchmarks.line_load --users 200 --redeliver --rasa instant
 
 bench-handoff: train ## 200 concurrent handoffs: tickets exactly once, message-to-console latency, faults
-	$(BIN)/python -m benchmarks.handoff_load --database sqlite
-	$(BIN)/python -m benchmarks.handoff_load --database postgresql
-	$(BIN)/python -m benchmarks.handoff_load --database postgresql --fault
+	$(BIN)/python -m benchmarks.handoff_load --all
 
 clean: ## Remove models, results and caches (keeps .venv)
 	rm -rf models results .rasa .pytest_cache

@@ -30,15 +30,22 @@ fresh stack and database each; ``--fault-mode`` picks one):
   unless the handoff reply already reached them, resend the same ``client_id``. The
   agent's SSE stream reconnects and, like the console, reloads the ticket list (a ticket
   seen only there counts as on the console but is reported: it got no ``created``).
-- ``database`` (always on PostgreSQL): the action server reaches the database through a
-  TCP proxy inside this process; the proxy is shut (listener and every connection)
-  once half of the customers have sent and reopened on the same port ``--outage``
-  seconds later. Handoffs meanwhile wait in the action server's outbox, whose retry
-  thread files them when the database is back. The bot server keeps a direct
-  connection (the outage is the action server's).
+- ``database`` (always on PostgreSQL): the action server and the bot server reach the
+  database through a TCP proxy inside this process; the proxy is shut (listener and every
+  connection) once half of the customers have sent and reopened on the same port
+  ``--outage`` seconds later. Handoffs meanwhile wait in the action server's outbox, whose
+  retry thread files them when the database is back; the bot server answers 503 and closes
+  customers' sockets with an ``unavailable`` error (1013), and the customers reconnect and
+  resend like the widget. Rasa's tracker store (same database) keeps its direct connection.
+  ``--cut actions`` cuts only the action server's connection (the bot server's stays).
 
-Results: a table on stdout and ``results/bench/handoff_load.json`` (one entry per
-scenario, merged with earlier runs). Exit code 1 when a ticket is missing or
+``--all`` runs the four scenarios of the README's table in one go, one fresh stack and
+database each: SQLite, PostgreSQL, the bot server kill on SQLite and the database cut on
+PostgreSQL (``make bench-handoff``).
+
+Results: a table on stdout, headed by the commit, the model file's SHA-256 and the model
+inputs hash (:func:`benchmarks.nlu_pipelines.inputs_hash`), and
+``results/bench/handoff_load.json`` (one entry per scenario, merged with earlier runs). Exit code 1 when a ticket is missing or
 duplicated, a conversation never reached the console or a customer never saw
 ``waiting``; 2 when the stack could not start.
 """
@@ -99,6 +106,8 @@ SETUP_CONCURRENCY = 20
 DEFAULT_RAMP = 10.0  # ~20 messages/s for 200 customers
 SERVER_FAULT_RAMP = 2.0  # faster than the stack answers: a queue of messages in flight at the kill
 GRACE_SECONDS = 2.0  # keep listening after the last event, to catch late duplicates
+# --cut: whose database connections go through the proxy that the outage shuts (launcher names)
+CUTS = {"actions+server": ("actions", "server"), "actions": ("actions",)}
 
 
 def _now() -> float:
@@ -177,15 +186,20 @@ class Database:
 
 @dataclass
 class BenchStack(BotStack):
-    """BotStack whose action server may get its own environment (the proxied DATABASE_URL)."""
+    """BotStack whose processes may get their own environment (the proxied DATABASE_URL).
 
-    actions_env: dict[str, str] = field(default_factory=dict)
+    ``process_env`` is keyed by the launcher's process name (``actions``, ``server``); Rasa's
+    endpoints (its tracker store) are written from the shared ``env`` and stay direct.
+    """
+
+    process_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def _spawn(self, args: list[str], name: str, module: str = "rasa") -> tuple[Any, Path]:
-        if name != "actions" or not self.actions_env:
+        extra = self.process_env.get(name)
+        if not extra:
             return super()._spawn(args, name, module)
         shared = self.env
-        self.env = {**shared, **self.actions_env}
+        self.env = {**shared, **extra}
         try:
             return super()._spawn(args, name, module)
         finally:
@@ -451,6 +465,11 @@ class Load:
                     ws = await websockets.connect(url, open_timeout=10, ping_interval=None, max_size=2**22)
                 try:
                     history = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                    if history.get("type") == "error":  # the server's database is down: try again later
+                        customer.absorb(history, _now())
+                        await ws.close()
+                        await asyncio.sleep(0.5 + random.random() * 0.5)
+                        continue
                     customer.absorb_history(history)
                     if first:
                         first = False
@@ -517,8 +536,8 @@ class Load:
         finally:
             self.fault_done.set()
 
-    async def database_outage(self, proxy: TcpProxy, outage: float, outbox: Path) -> None:
-        """Shut the action server's database proxy after half the customers sent; reopen it."""
+    async def database_outage(self, proxy: TcpProxy, outage: float, outbox: Path, cut: tuple[str, ...]) -> None:
+        """Shut the database proxy (the connections of ``cut``) after half the customers sent; reopen it."""
         try:
             await self.half_sent.wait()
             sent_before = self.sent
@@ -534,7 +553,7 @@ class Load:
             while _now() - restored < 5:
                 most = max(most, _outbox_lines(outbox))
                 await asyncio.sleep(0.25)
-            self.fault_info.update(kind="database outage for the action server (proxy shut)",
+            self.fault_info.update(kind=f"database outage for {' + '.join(cut)} (proxy shut)", cut=list(cut),
                                    sent_before_outage=sent_before, outage_s=round(restored - began, 2),
                                    outbox_max_lines=most, outbox_lines_after=_outbox_lines(outbox))
         finally:
@@ -621,6 +640,7 @@ class Load:
                 "resends": sum(c.resends for c in self.customers),
                 "system_messages": sorted({t for c in self.customers for t in c.system_texts}),
                 "errors": sorted({t for c in self.customers for t in c.errors}),
+                "with_error": sum(bool(c.errors) for c in self.customers),
                 "never_waiting_detail": [
                     {"conversation_id": c.conversation_id, "sent": c.sent_at is not None, "echo": c.echo,
                      "handoff_reply": c.reply_at is not None or c.reply_via_history, "resends": c.resends,
@@ -729,13 +749,13 @@ async def run_scenario(name: str, database: str, fault: str | None, args: argpar
                "BOT_SECRET_KEY_FILE": str(work / "secret.key"), "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
                # 200 customers from one loopback address: the per-address limits would refuse them.
                "BOT_LIMIT_SESSIONS_PER_HOUR": "0", "BOT_LIMIT_OPEN_TICKETS": "0"}
-        actions_env: dict[str, str] = {}
+        process_env: dict[str, dict[str, str]] = {}
         if fault == "database":
             proxy = TcpProxy(PG_PORT)
             proxy.start()
-            actions_env = {"DATABASE_URL": db.url_on_port(proxy.port)}
+            process_env = {name: {"DATABASE_URL": db.url_on_port(proxy.port)} for name in CUTS[args.cut]}
         stack = BenchStack(model=MODEL, rasa_port=free_port(), action_port=free_port(), server_port=free_port(),
-                           log_dir=work / "logs", env=env, actions_env=actions_env)
+                           log_dir=work / "logs", env=env, process_env=process_env)
         started = _now()
         await asyncio.to_thread(stack.start)
         startup_s = round(_now() - started, 1)
@@ -747,7 +767,7 @@ async def run_scenario(name: str, database: str, fault: str | None, args: argpar
             job = load.kill_server(args.down)
         elif fault == "database":
             assert proxy is not None
-            job = load.database_outage(proxy, args.outage, outbox)
+            job = load.database_outage(proxy, args.outage, outbox, CUTS[args.cut])
         result = await load.run(job)
         await asyncio.to_thread(stack.stop)
         result["tickets"] = await asyncio.to_thread(verify_database, url, load.customers)
@@ -784,6 +804,7 @@ ROWS = [
     ("顧客 waiting 受信 (state / 履歴のみ)",
      lambda r: f"{r['customers']['waiting_state_frame']} / {r['customers']['waiting_only_in_history']}"),
     ("再接続 / 再送", lambda r: f"{r['customers']['reconnects']} / {r['customers']['resends']}"),
+    ("エラーを受けた顧客", lambda r: r["customers"].get("with_error", 0)),
     ("送信 → コンソール p50 (ms)", lambda r: r["latency_ms"]["p50"]),
     ("送信 → コンソール p95 (ms)", lambda r: r["latency_ms"]["p95"]),
     ("送信 → コンソール max (ms)", lambda r: r["latency_ms"]["max"]),
@@ -806,7 +827,8 @@ def _fault_text(fault: dict[str, Any] | None) -> str:
         return f"再起動失敗: {fault['error']}"
     if "sent_before_kill" in fault:
         return f"kill 後 {fault['down_s']} s 停止 ({fault['sent_before_kill']} 件送信後)"
-    return f"DB 遮断 {fault['outage_s']} s ({fault['sent_before_outage']} 件送信後, outbox 最大 {fault['outbox_max_lines']})"
+    return (f"DB 遮断 {fault['outage_s']} s ({' + '.join(fault.get('cut', ['actions']))}; "
+            f"{fault['sent_before_outage']} 件送信後, outbox 最大 {fault['outbox_max_lines']})")
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -816,6 +838,25 @@ def table(results: list[dict[str, Any]]) -> str:
     for label, value in ROWS:
         lines.append(f"| {label} | " + " | ".join(str(value(r)) for r in results) + " |")
     return "\n".join(lines)
+
+
+def run_provenance() -> dict[str, str]:
+    """What produced the figures: the commit (``+dirty`` with uncommitted changes), the model
+    file's SHA-256 and the inputs hash of the current training data and config."""
+    import hashlib
+    import subprocess
+
+    from benchmarks.nlu_pipelines import inputs_hash
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no", "--", "bot", "actions", "benchmarks", "config.yml"):
+        commit += "+dirty"
+    model = hashlib.sha256(MODEL.read_bytes()).hexdigest()[:12] if MODEL.exists() else "missing"
+    return {"commit": commit, "model_sha256": model, "inputs_hash": inputs_hash(PROJECT_ROOT / "config.yml"),
+            "date": time.strftime("%Y-%m-%d")}
 
 
 def save(results: list[dict[str, Any]]) -> None:
@@ -857,12 +898,17 @@ def _problems(result: dict[str, Any]) -> list[str]:
 
 async def amain(args: argparse.Namespace) -> int:
     """Run the scenarios; exit code."""
-    if args.fault:
+    if args.all:  # the README's table: every column from one command
+        plans = [("sqlite", "sqlite", None), ("postgresql", "postgresql", None),
+                 ("fault-server-sqlite", "sqlite", "server"), ("fault-database-postgresql", "postgresql", "database")]
+    elif args.fault:
         modes = ["server", "database"] if args.fault_mode == "both" else [args.fault_mode]
         plans = [(f"fault-server-{args.database}", args.database, "server") if m == "server"
                  else ("fault-database-postgresql", "postgresql", "database") for m in modes]
     else:
         plans = [(args.database, args.database, None)]
+    provenance = run_provenance()
+    print(" ".join(f"{key} {value}" for key, value in provenance.items()), flush=True)
     results = []
     for name, database, fault in plans:
         try:
@@ -877,7 +923,8 @@ async def amain(args: argparse.Namespace) -> int:
             print(f"   ログ: {result['logs']}", flush=True)
     print()
     print(table(results))
-    save(results)
+    print("\n" + " ".join(f"{key} {value}" for key, value in provenance.items()))
+    save([{**r, "provenance": provenance} for r in results])
     print(f"\n{RESULT_FILE.relative_to(PROJECT_ROOT)} に保存しました。")
     return 0 if all(r["ok"] for r in results) else 1
 
@@ -890,6 +937,11 @@ def main() -> None:
     parser.add_argument("--fault", action="store_true",
                         help="break the queue path mid-run (bot server kill; database outage on PostgreSQL)")
     parser.add_argument("--fault-mode", choices=("both", "server", "database"), default="both")
+    parser.add_argument("--all", action="store_true",
+                        help="the README's four columns: sqlite, postgresql, bot server kill on sqlite, "
+                             "database cut on postgresql")
+    parser.add_argument("--cut", choices=tuple(CUTS), default="actions+server",
+                        help="--fault database: whose connections the outage cuts (Rasa's tracker store stays)")
     parser.add_argument("--ramp", type=float, default=None,
                         help=f"seconds over which the customers' messages are spread (0: all at once; default "
                              f"{DEFAULT_RAMP:g}, {SERVER_FAULT_RAMP:g} for the bot server kill so that many "
