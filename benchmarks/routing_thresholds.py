@@ -173,6 +173,7 @@ GRID: dict[str, list[float]] = {
     "answer_evidence": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6],
     "override_evidence": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6],
     "everyday_answer": [0.0, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 1.01],
+    "report_clarify": [0.4, 0.5, 0.6, 0.7, 1.01],
 }
 
 

@@ -113,6 +113,24 @@ def test_everyday_text_is_answered_only_when_the_search_is_sure(ranking, scores,
     assert (routed.name, routed.faq_id, routed.reason) == want
 
 
+@pytest.mark.parametrize(
+    ("confidence", "scores", "want"),
+    [
+        # A complaint the classifier is fairly sure of, and the search only unsure: a person.
+        (0.75, (0.5, 0.45), ("complaint", None, "classifier")),
+        # ... but answered when the search is sure (a calm problem report naming its topic).
+        (0.75, (0.8, 0.2), ("faq", "e0", "problem_report")),
+        # A hesitant complaint with an unsure search is asked back, as before.
+        (0.5, (0.5, 0.45), ("nlu_fallback", None, "problem_report")),
+    ],
+)
+def test_a_likely_complaint_is_not_asked_back(confidence, scores, want) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    routed = route([("complaint", confidence)], hits(*scores), replace(TH, report_clarify=0.7))
+    assert (routed.name, routed.faq_id, routed.reason) == want
+
+
 def test_angry_words_keep_a_hesitant_person_request() -> None:
     """「いい加減にしてほしい」: the search's feedback entry must not answer strong anger."""
     from dataclasses import replace

@@ -54,6 +54,10 @@ class RoutingThresholds:
             stands on its own. Below it, a complaint without angry words whose text
             matches an FAQ entry well (``problem_report``) is a calm problem report
             (「カード変更が反映されません」) and gets the FAQ route instead.
+        report_clarify: A complaint read as a calm problem report is asked back (the search
+            not sure which entry) only below this ``complaint`` probability; from it, a
+            complaint the search cannot answer outright goes to a person
+            (「お金返して、ほんとに何もしてもらえてない」).
         problem_report: Least top search score for that. The same holds for an FAQ
             question whose anger score reaches the threshold only with weak words and the
             classifier's complaint share (「返信が来てないみたいで…迷惑メールにも無い」).
@@ -85,6 +89,7 @@ class RoutingThresholds:
     answer_evidence: float = 0.0
     override_evidence: float = 0.0
     everyday_answer: float = 0.0
+    report_clarify: float = 1.01
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,8 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
             if confidence < thresholds.complaint_sure and first >= thresholds.problem_report:
                 # A calm problem report that names its topic: the FAQ answers it.
                 routed = decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
-                return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "problem_report")
+                if routed.name == FAQ_INTENT or confidence < thresholds.report_clarify:
+                    return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "problem_report")
         if intent == HUMAN_INTENT and confidence < thresholds.human_sure and not anger.strong:
             routed = decide_from_search(hits, thresholds)
             if routed.name == FAQ_INTENT:
