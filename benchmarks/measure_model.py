@@ -34,7 +34,9 @@ def main() -> None:
     from bot.evaluation.report import load_labelled, score, unseen_only
     from bot.settings import PROJECT_ROOT
 
-    rows, _ = unseen_only(load_labelled(Path(args.heldout)), PROJECT_ROOT / "data" / "nlu")
+    # The caller (nlu_pipelines.train) only measures a model trained from the current data,
+    # so "unseen" here means unseen by this model.
+    rows, dropped = unseen_only(load_labelled(Path(args.heldout)), PROJECT_ROOT / "data" / "nlu")
     started = time.perf_counter()
     from bot.assistant import Assistant
 
@@ -66,6 +68,8 @@ def main() -> None:
     parse_q = statistics.quantiles(parse_latencies, n=100)
     print(json.dumps({
         "model": args.model,
+        "accuracy_messages": len(rows),
+        "accuracy_dropped_as_training_text": dropped,
         "load_s": round(load_s, 2),
         "decide_p50_ms": round(quantiles[49], 2),
         "decide_p95_ms": round(quantiles[94], 2),
