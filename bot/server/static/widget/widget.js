@@ -8,7 +8,8 @@
  * A page on another origin than serverUrl must be listed in the server's BOT_WIDGET_ORIGINS.
  *
  * The conversation token never goes into a URL: HTTP calls send it in the Authorization
- * header, the WebSocket in its first frame ({type: "auth"}). 「会話を終了」 forgets it in this
+ * header, the WebSocket in its first frame ({type: "auth"}); the socket's URL carries only the
+ * conversation id, for the proxy's routing (socketUrl). 「会話を終了」 forgets it in this
  * browser and tells the server, which stops accepting it (shared PCs).
  *
  * Contract: docs/server-api.md, section "Customer side (widget)".
@@ -1637,11 +1638,22 @@
     return s;
   }
 
+  /**
+   * The chat socket's URL. It names the conversation (not a secret: without the token it opens
+   * nothing) so that a proxy in front of several bot servers sends every tab and every reconnect
+   * of one conversation to the same server (deploy/nginx: bot_sockets hashes it). The token goes
+   * in the first frame, never in the URL.
+   */
+  function socketUrl() {
+    const url = wsUrl('/ws/chat');
+    return session.conversation_id ? `${url}?conversation=${encodeURIComponent(session.conversation_id)}` : url;
+  }
+
   function openSocket() {
     const token = session.token;
     let ws;
     try {
-      ws = new WebSocket(wsUrl('/ws/chat')); // the token goes in the first frame, never in the URL
+      ws = new WebSocket(socketUrl());
     } catch (err) {
       scheduleReconnect();
       return;
