@@ -317,6 +317,12 @@ class Settings:
         line: The LINE channel (:class:`LineSettings`, ``LINE_*``); off without its secrets.
         smtp: The mail server for transcripts (:class:`SmtpSettings`, ``BOT_SMTP_*``); off
             without ``BOT_SMTP_HOST``.
+        offer_seconds: ``BOT_DESK_OFFER_SECONDS`` (default 30): a waiting ticket offered to an
+            agent who does not accept it within this many seconds is offered to the next one
+            (bot/store/desk.py); 0 turns automatic offers off (agents claim by hand).
+        reply_overdue_minutes: ``BOT_DESK_REPLY_MINUTES`` (default 5): a claimed ticket whose
+            customer has waited this long for the agent's reply is flagged in the console,
+            for another agent to take over; 0 turns the flag off.
     """
 
     knowledge_dir: Path
@@ -340,6 +346,8 @@ class Settings:
     fixed_now: dt.datetime | None = None
     line: LineSettings = LineSettings()
     smtp: SmtpSettings = SmtpSettings()
+    offer_seconds: int = 30
+    reply_overdue_minutes: int = 5
 
     def knowledge_file(self, name: str) -> Path:
         """A settings file of the knowledge folder (``synonyms.yml``, ``triage.yml``, ``hours.yml``).
@@ -397,4 +405,6 @@ def get_settings() -> Settings:
         fixed_now=_moment("BOT_NOW"),
         line=LineSettings.from_env(),
         smtp=SmtpSettings.from_env(),
+        offer_seconds=_count("BOT_DESK_OFFER_SECONDS", 30),
+        reply_overdue_minutes=_count("BOT_DESK_REPLY_MINUTES", 5),
     )

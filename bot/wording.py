@@ -299,6 +299,23 @@ STORE_AGENT_TEXT = {
     "already_resolved": "お問い合わせ {ticket_id} はすでに解決済みです。",
 }
 
+# The agent desk (bot/store/desk.py, bot/server/desk_api.py, `bot agent`): roles, caps, status,
+# skills, offers. Agent-facing.
+DESK_TEXT = {
+    "full": "同時対応数の上限（{cap} 件）に達しているため、お問い合わせ {ticket_id} を担当できません。"
+            "対応中のお問い合わせを解決してから、もう一度お試しください。",
+    "bad_max_chats": "同時対応数は {low} から {high} までの整数で指定してください（指定された値: {value}）。",
+    "bad_role": "役割は agent（担当者）か admin（管理者）で指定してください（指定された値: {value}）。",
+    "bad_status": "状態は available（対応可能）、away（離席）、offline（オフライン）のいずれかで指定してください"
+                  "（指定された値: {value}）。",
+    "bad_skills": "スキルはカテゴリ名の一覧で指定してください。",
+    "unknown_skills": "スキル「{skills}」は knowledge/ のカテゴリにありません。使えるカテゴリ: {known}",
+    "last_admin": "管理者が1人もいなくなるため、{username} を担当者に変更できません。先にほかの担当者を管理者にしてください。",
+    "admin_only": "この操作は管理者だけが行えます。管理者に依頼してください。",
+    "not_offered": "お問い合わせ {ticket_id} は、いまあなたに割り当てられていません。画面を更新してください。",
+    "nothing_to_change": "変更する項目（役割、同時対応数、状態、スキル）を指定してください。",
+}
+
 # ---------------------------------------------------------------------------
 # The chat widget (bot/server/static/widget/widget.js, block written by `bot kb build`)
 # ---------------------------------------------------------------------------

@@ -83,3 +83,8 @@ class KnowledgeBase:
     def ids(self) -> list[str]:
         """All ids in file order."""
         return [e.id for e in self.entries]
+
+    @property
+    def categories(self) -> list[str]:
+        """Every category once, in file order (agents' skills are chosen from these)."""
+        return list(dict.fromkeys(e.category for e in self.entries))

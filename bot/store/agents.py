@@ -186,7 +186,7 @@ class AgentDirectory:
         return dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
 
     def add(self, username: str, display_name: str, password: str) -> AgentProfile:
-        """Create an agent.
+        """Create an agent (the first one of the database is an admin; see bot/store/desk.py).
 
         Raises:
             AgentError: Empty name, short password or the user name is taken.
@@ -196,7 +196,10 @@ class AgentDirectory:
             raise AgentError("ユーザー名と表示名を指定してください。")
         hashed = _hash_password(password)
         with self._db() as session:
-            session.add(Agent(username=username, display_name=display_name.strip(), password_hash=hashed))
+            # The first agent of a database is its admin: someone must manage the others.
+            first = session.execute(select(Agent.id).limit(1)).first() is None
+            session.add(Agent(username=username, display_name=display_name.strip(), password_hash=hashed,
+                              role="admin" if first else "agent"))
             try:
                 session.commit()
             except IntegrityError:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from bot.store.agents import AgentDirectory
 from bot.store.chat_log import ChatLog
+from bot.store.desk import Desk
 from bot.store.pending import PendingHandoffs
 from bot.store.queue import Queue
 from bot.store.undelivered import UndeliveredHandoffs
@@ -60,9 +61,12 @@ class Stores:
     engine: Engine
     # Handoffs the action servers' outboxes set aside (the console's 「配信できなかった引き継ぎ」).
     undelivered: UndeliveredHandoffs = field(init=False)
+    # Agents' caps, status and skills; offers of waiting tickets (bot/store/desk.py).
+    desk: Desk = field(init=False)
 
     def __post_init__(self) -> None:
         self.undelivered = UndeliveredHandoffs(self.engine)
+        self.desk = Desk(self.engine)
 
 
 def stores_for(database_url: str) -> Stores:

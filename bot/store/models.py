@@ -62,6 +62,14 @@ class Ticket(Base):
     # Entries so far, i.e. the next entry's position: appending needs neither a count nor
     # the entries themselves (the row is locked while it grows).
     entry_count = Column(Integer, nullable=False, default=0, server_default="0")
+    # Assignment (bot/store/desk.py): the agent a waiting ticket is offered to and since when;
+    # the agents who let it go (declined or timed out), skipped by the next offers.
+    offered_to = Column(String(100), index=True)
+    offered_at = Column(DateTime(timezone=True))
+    offer_skipped = Column(JSON)
+    # Claimed tickets: since when the customer waits for the agent's reply (set at the claim
+    # and by a customer message, cleared by the agent's reply); the console flags it late.
+    awaiting_reply_since = Column(DateTime(timezone=True))
 
     # (position, id): two entries written at the same moment on SQLite may share a position.
     entries = relationship("TranscriptEntry", back_populates="ticket",
@@ -173,6 +181,14 @@ class Agent(Base):
     display_name = Column(String(100), nullable=False)
     password_hash = Column(String(200), nullable=False)
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # The desk (bot/store/desk.py, migration 0009): agent / admin, the cap on concurrent chats
+    # (同時対応数), available / away / offline, the knowledge categories they take (empty: all),
+    # and their latest claim or offer (the longest idle gets the next offer).
+    role = Column(String(20), nullable=False, default="agent", server_default="agent")
+    max_chats = Column(Integer, nullable=False, default=3, server_default="3")
+    status = Column(String(20), nullable=False, default="offline", server_default="offline")
+    skills = Column(JSON, nullable=False, default=list, server_default="[]")
+    last_assigned_at = Column(DateTime(timezone=True))
 
 
 class Conversation(Base):

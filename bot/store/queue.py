@@ -14,7 +14,7 @@ entries of one ticket.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
@@ -54,6 +54,11 @@ class TicketFull(QueueError):
         super().__init__(wording.STORE_CUSTOMER_TEXT["entry_limit"].format(limit=limit,
                                                                           contact=wording.fallback_contact()),
                          status=429)
+
+
+# Runs first in a claim's (or take-over's) transaction with the ticket's id; raises QueueError
+# to refuse (bot.store.desk.Desk.slot_guard: the agent's concurrent-chat cap).
+SlotGuard = Callable[[Session, int], None]
 
 
 class NewTurn(Protocol):
@@ -359,19 +364,29 @@ class Queue:
         waits = sorted(as_utc(claimed) - as_utc(created) for created, claimed in rows)
         return waits[len(waits) // 2] if waits else default
 
-    def claim(self, ticket_id: int, agent: str) -> Ticket:
-        """Agent takes a waiting ticket.
+    def claim(self, ticket_id: int, agent: str, guard: SlotGuard | None = None) -> Ticket:
+        """Agent takes a waiting ticket (an offer to anyone ends with it).
+
+        Args:
+            ticket_id: The ticket.
+            agent: The agent's user name.
+            guard: Checks the agent's cap inside the claim's transaction, before the ticket
+                is locked (:meth:`bot.store.desk.Desk.slot_guard`); ``None``: no cap.
 
         Raises:
-            QueueError: 404 unknown ticket; 409 already claimed or resolved.
+            QueueError: 404 unknown ticket; 409 already claimed or resolved, or the agent's
+                cap is reached.
         """
         with self._sessions() as session, session.begin():
+            if guard is not None:
+                guard(session, ticket_id)
             ticket = self._locked(session, ticket_id)
             if ticket.status != "waiting":
                 raise QueueError(wording.STORE_AGENT_TEXT["not_waiting"].format(ticket_id=ticket_id,
                                                                                 status_ja=_status_ja(ticket)))
+            now = utcnow()
             self._transition(session, ticket_id, ("waiting",), status="claimed", claimed_by=agent,
-                             claimed_at=utcnow())
+                             claimed_at=now, offered_to=None, offered_at=None, awaiting_reply_since=now)
         return self.get(ticket_id, with_entries=False)
 
     @staticmethod
@@ -414,8 +429,12 @@ class Queue:
         or the database's (SQLite) before the position is read, so two writers at once
         never get the same position.
         """
+        # The customer now waits for the agent's reply (since their first unanswered message).
+        waiting_since: dict[str, Any] = {
+            "customer": {"awaiting_reply_since": func.coalesce(Ticket.awaiting_reply_since, utcnow())},
+            "agent": {"awaiting_reply_since": None}}.get(sender, {})
         bumped = session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.status != "resolved")
-                                 .values(entry_count=Ticket.entry_count + 1)
+                                 .values(entry_count=Ticket.entry_count + 1, **waiting_since)
                                  .execution_options(synchronize_session=False)).rowcount
         ticket = session.execute(select(Ticket).where(Ticket.id == ticket_id)
                                  .execution_options(populate_existing=True)).scalar_one_or_none()
@@ -462,7 +481,8 @@ class Queue:
                              resolution=resolution, resolved_by=agent)
         return self.get(ticket_id, with_entries=False)
 
-    def take_over(self, ticket_id: int, agent: str, record: str, author: str | None = None) -> tuple[Ticket, str]:
+    def take_over(self, ticket_id: int, agent: str, record: str, author: str | None = None,
+                  guard: SlotGuard | None = None) -> tuple[Ticket, str]:
         """An agent takes a ticket another agent claimed; ``record`` goes into its transcript.
 
         Args:
@@ -470,6 +490,7 @@ class Queue:
             agent: The agent taking over.
             record: The transcript line recording the take-over (a ``system`` entry).
             author: Display name of ``agent`` for the entry.
+            guard: Checks the new agent's cap first (see :meth:`claim`); ``None``: no cap.
 
         Returns:
             The ticket (without its transcript) and the user name of the previous agent.
@@ -478,6 +499,8 @@ class Queue:
             QueueError: 404 unknown ticket; 409 not claimed, or claimed by ``agent`` already.
         """
         with self._sessions() as session, session.begin():
+            if guard is not None:
+                guard(session, ticket_id)
             ticket = self._locked(session, ticket_id)
             if ticket.status != "claimed":
                 raise QueueError(wording.STORE_AGENT_TEXT["not_claimed"].format(ticket_id=ticket_id,
@@ -485,7 +508,8 @@ class Queue:
             previous = str(ticket.claimed_by)
             if previous == agent:
                 raise QueueError(wording.STORE_AGENT_TEXT["already_yours"].format(ticket_id=ticket_id))
-            self._transition(session, ticket_id, ("claimed",), Ticket.claimed_by == previous, claimed_by=agent)
+            self._transition(session, ticket_id, ("claimed",), Ticket.claimed_by == previous, claimed_by=agent,
+                             awaiting_reply_since=utcnow())  # the new agent's own time to reply
             ticket = self._append(session, ticket_id, "system", record, author)
         return ticket, previous
 
