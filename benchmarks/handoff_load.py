@@ -74,6 +74,7 @@ os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 import httpx  # noqa: E402
 import websockets  # noqa: E402
 
+from benchmarks.provenance import run_provenance  # noqa: E402
 from bot.launcher import BotStack, StartupError, free_port  # noqa: E402
 from bot.settings import PROJECT_ROOT  # noqa: E402
 
@@ -840,25 +841,6 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_provenance() -> dict[str, str]:
-    """What produced the figures: the commit (``+dirty`` with uncommitted changes), the model
-    file's SHA-256 and the inputs hash of the current training data and config."""
-    import hashlib
-    import subprocess
-
-    from benchmarks.nlu_pipelines import inputs_hash
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    if git("status", "--porcelain", "--untracked-files=no", "--", "bot", "actions", "benchmarks", "config.yml"):
-        commit += "+dirty"
-    model = hashlib.sha256(MODEL.read_bytes()).hexdigest()[:12] if MODEL.exists() else "missing"
-    return {"commit": commit, "model_sha256": model, "inputs_hash": inputs_hash(PROJECT_ROOT / "config.yml"),
-            "date": time.strftime("%Y-%m-%d")}
-
-
 def save(results: list[dict[str, Any]]) -> None:
     """Merge into results/bench/handoff_load.json (one entry per scenario)."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -907,7 +889,7 @@ async def amain(args: argparse.Namespace) -> int:
                  else ("fault-database-postgresql", "postgresql", "database") for m in modes]
     else:
         plans = [(args.database, args.database, None)]
-    provenance = run_provenance()
+    provenance = run_provenance(MODEL)
     print(" ".join(f"{key} {value}" for key, value in provenance.items()), flush=True)
     results = []
     for name, database, fault in plans:
