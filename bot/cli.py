@@ -1,4 +1,4 @@
-"""Command line: `bot ask`, `bot eval`, `bot run`, `bot serve`, `bot agent add`, `bot kb build`.
+"""Command line: `bot ask`, `bot eval`, `bot run`, `bot serve`, `bot agent add | set | list`, `bot kb build`.
 
 Run as ``bot ...`` (installed by ``make setup``) or ``python -m bot ...``.
 """
@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from bot.errors import KnowledgeError
 from bot.settings import PROJECT_ROOT, get_settings
@@ -205,10 +206,14 @@ def _new_password(args: argparse.Namespace, prompt: str = "パスワード: ") -
     return password
 
 
-def _agents():  # type: ignore[no-untyped-def]
+def _stores():  # type: ignore[no-untyped-def]
     from bot.server.app import stores_for
 
-    return stores_for(get_settings().database_url).agents
+    return stores_for(get_settings().database_url)
+
+
+def _agents():  # type: ignore[no-untyped-def]
+    return _stores().agents
 
 
 def _cmd_agent_add(args: argparse.Namespace) -> int:
@@ -222,8 +227,41 @@ def _cmd_agent_add(args: argparse.Namespace) -> int:
     except AgentError as exc:
         print(f"エラー: {exc}", file=sys.stderr)
         return 1
-    print(f"担当者 {profile.username}（{profile.display_name}）を登録しました。")
+    admin = " 最初の担当者なので管理者です（コンソールで担当者を管理できます）。" if _stores().desk.is_admin(profile.username) else ""
+    print(f"担当者 {profile.username}（{profile.display_name}）を登録しました。{admin}")
     return 0
+
+
+def _cmd_agent_set(args: argparse.Namespace) -> int:
+    from bot import wording
+    from bot.server.desk_api import knowledge_categories
+    from bot.store.desk import DeskError, check_role, check_skills, check_status, parse_max_chats
+
+    changes: dict[str, Any] = {}
+    try:
+        if args.role is not None:
+            changes["role"] = check_role(args.role)
+        if args.max_chats is not None:
+            changes["max_chats"] = parse_max_chats(args.max_chats)
+        if args.status is not None:
+            changes["status"] = check_status(args.status)
+        if args.skills is not None:
+            changes["skills"] = check_skills(re.split(r"[,、]", args.skills), knowledge_categories())
+        if not changes:
+            raise DeskError(wording.DESK_TEXT["nothing_to_change"])
+        agent = _stores().desk.update(args.username, **changes)
+    except DeskError as exc:
+        print(f"エラー: {exc}", file=sys.stderr)
+        return 1
+    print(f"担当者 {agent.username}（{agent.display_name}）: {_desk_line(agent)}")
+    return 0
+
+
+def _desk_line(agent: Any) -> str:
+    """「管理者・同時対応数 3・対応可能・スキル: すべて」 for `bot agent set`."""
+    data = agent.json()
+    skills = "、".join(agent.skills) or "すべて"
+    return f"{data['role_label']}・同時対応数 {agent.max_chats}・{data['status_label']}・スキル: {skills}"
 
 
 def _cmd_agent_passwd(args: argparse.Namespace) -> int:
@@ -266,13 +304,17 @@ def _cmd_agent_list(args: argparse.Namespace) -> int:
     import datetime as dt
 
     jst = dt.timezone(dt.timedelta(hours=9))
-    listing = _agents().listing()
+    stores = _stores()
+    listing = stores.agents.listing()
     if not listing:
         print("担当者は登録されていません。`bot agent add ユーザー名 --name 表示名` で登録してください。")
         return 0
-    rows = [("ユーザー名", "表示名", "登録日時", "ログイン中")]
-    rows += [(a.username, a.display_name, f"{a.created_at.astimezone(jst):%Y-%m-%d %H:%M}",
-              f"{a.active_sessions} セッション" if a.active_sessions else "-") for a in listing]
+    desk = {a.username: a.json() for a in stores.desk.agents()}
+    rows = [("ユーザー名", "表示名", "役割", "同時対応数", "状態", "スキル", "登録日時", "ログイン中")]
+    rows += [(a.username, a.display_name, desk[a.username]["role_label"],
+              f"{desk[a.username]['load']} / {desk[a.username]['max_chats']}", desk[a.username]["status_label"],
+              "、".join(desk[a.username]["skills"]) or "すべて", f"{a.created_at.astimezone(jst):%Y-%m-%d %H:%M}",
+              f"{a.active_sessions} セッション" if a.active_sessions else "-") for a in listing if a.username in desk]
     widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell + " " * (width - _width(cell)) for cell, width in zip(row, widths)).rstrip())
@@ -328,8 +370,16 @@ def build_parser() -> argparse.ArgumentParser:
     agent_remove = agent_sub.add_parser("remove", help="担当者を削除（ログイン中のセッションもすぐに終了）")
     agent_remove.add_argument("username", help="ユーザー名")
     agent_remove.set_defaults(func=_cmd_agent_remove)
-    agent_list = agent_sub.add_parser("list", help="登録されている担当者とログイン中のセッション数を表示")
+    agent_list = agent_sub.add_parser("list", help="登録されている担当者（役割、対応中 / 同時対応数、状態、スキル）と"
+                                                   "ログイン中のセッション数を表示")
     agent_list.set_defaults(func=_cmd_agent_list)
+    agent_set = agent_sub.add_parser("set", help="担当者の役割・同時対応数・状態・スキルを変更")
+    agent_set.add_argument("username", help="ユーザー名")
+    agent_set.add_argument("--role", help="agent（担当者）または admin（管理者）")
+    agent_set.add_argument("--max-chats", help="同時対応数（1〜20、既定 3）")
+    agent_set.add_argument("--status", help="available（対応可能）、away（離席）、offline（オフライン）")
+    agent_set.add_argument("--skills", help="担当するカテゴリ（knowledge/ のカテゴリ名をカンマ区切り。空文字ですべて）")
+    agent_set.set_defaults(func=_cmd_agent_set)
 
     report = sub.add_parser("report", help="編集者向け分析: 答えられなかった質問、「いいえ」の多い回答、引き継ぎ率など")
     report.add_argument("--days", type=int, default=30, help="対象の日数（既定 30）")

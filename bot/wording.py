@@ -202,7 +202,7 @@ GATEWAY_TEXT = {
     "too_many_tickets": "申し訳ございません。担当者へのお問い合わせの受付が上限に達しているため、"
                         "新しいお問い合わせをお受けできませんでした。担当者からのご連絡をお待ちいただくか、"
                         "しばらくしてからもう一度お試しください。引き続きAIチャットがご質問にお答えします。{contact}",
-    "agent_changed": "担当が{name}に代わりました。",
+    "agent_changed": "担当者が交代します。ここからは{name}が担当いたします。",
     # Agent-facing (console transcript).
     "ended_with_agent": "お客さまが会話を終了しました。",
     "not_your_ticket": "このお問い合わせは{name}さんが対応中です。解決するには、先に「対応を引き継ぐ」を押してください。",

@@ -395,7 +395,8 @@ def test_only_the_claimer_resolves_others_take_over_first_and_it_is_recorded(cha
         assert other.post(url + "/takeover", headers=suzuki).status_code == 200
         frames = frames_until(ws, lambda f: f["type"] == "state")
         assert frames[-1]["state"]["agent_name"] == "鈴木"
-        assert any(f["message"]["text"] == "担当が鈴木に代わりました。" for f in frames if f["type"] == "message")
+        assert any(f["message"]["text"] == "担当者が交代します。ここからは鈴木が担当いたします。"
+                   for f in frames if f["type"] == "message")
         assert client.post(url + "/resolve", headers=sato).status_code == 403  # no longer sato's
         assert client.post(url + "/reply", headers=sato, json={"text": "x"}).status_code == 409
         assert other.post(url + "/takeover", headers=suzuki).status_code == 409  # already theirs

@@ -28,7 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot import wording
 from bot.analytics import page as analytics_page
 from bot.channels.line import webhook as line_webhook
-from bot.server import agent_api, canned_api, chat_api, undelivered_api
+from bot.server import agent_api, canned_api, chat_api, desk_api, undelivered_api
+from bot.server.assigner import Assigner
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
 from bot.server.chat_api import SocketCounter
 from bot.server.events import EventHub
@@ -125,7 +126,8 @@ async def _queue_error(request: Request, exc: Exception) -> Response:
 
 def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
                events_url: str = "", https: bool | None = None, session_key_version: int | None = None,
-               widget_origins: Sequence[str] | None = None, line: LineSettings | None = None) -> Starlette:
+               widget_origins: Sequence[str] | None = None, line: LineSettings | None = None,
+               assign_interval: float = 1.0) -> Starlette:
     """The ASGI application.
 
     Args:
@@ -142,6 +144,8 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
             ``Origin``, CORS of the chat API, CSP ``connect-src``); ``None`` reads
             ``BOT_WIDGET_ORIGINS``. The bot server's own origin always may.
         line: The LINE channel's settings; ``None`` reads ``LINE_*`` (off without them).
+        assign_interval: Seconds between rounds of offering waiting tickets to agents
+            (bot/server/assigner.py).
     """
     if https is None or session_key_version is None:
         settings = get_settings()
@@ -158,6 +162,8 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         await services.hub.connect(events_url, key=event_relay_key(secret_key))  # memory:// or redis://
         watcher = TicketWatcher(services.stores.queue, services.gateway.ticket_arrived, watch_interval)
         task = asyncio.create_task(watcher.run())
+        assigner = Assigner(services.stores.desk, services.gateway.offers_changed, assign_interval)
+        assign_task = asyncio.create_task(assigner.run())
         mailer = services.gateway.mailer
         mail_task = asyncio.create_task(mailer.run()) if mailer is not None else None
         if line_channel is not None:
@@ -166,6 +172,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
             yield
         finally:
             task.cancel()
+            assign_task.cancel()
             if mail_task is not None:
                 mail_task.cancel()
             if line_channel is not None:
@@ -178,7 +185,8 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         Route("/console", lambda request: RedirectResponse("/console/"), include_in_schema=False),
         Route("/healthz", healthz, include_in_schema=False),
         Route("/openapi.json", openapi, include_in_schema=False),
-        *chat_api.routes, *agent_api.routes, *canned_api.routes, *undelivered_api.routes, *analytics_page.routes,
+        *chat_api.routes, *agent_api.routes, *desk_api.routes, *canned_api.routes, *undelivered_api.routes,
+        *analytics_page.routes,
         *line_webhook.routes,
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True), name="console"),
         Mount("/widget", StaticFiles(directory=STATIC / "widget"), name="widget"),

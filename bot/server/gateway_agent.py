@@ -6,6 +6,8 @@ the customer's chat here, and resolving hands the conversation back to the bot.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from bot import wording
 from bot.server.gateway_base import MAX_MESSAGE_CHARS, TEXT, GatewayBase
 from bot.store.chat_log import NewMessage
@@ -33,12 +35,12 @@ class AgentSide(GatewayBase):
             await self._publish_state(conversation_id)
 
     async def claim(self, ticket_id: int, username: str) -> Ticket:
-        """An agent takes a waiting ticket; the customer sees who joined.
+        """An agent takes a waiting ticket (or accepts its offer); the customer sees who joined.
 
         Raises:
-            QueueError: 404 unknown; 409 not waiting.
+            QueueError: 404 unknown; 409 not waiting, or the agent's cap is reached.
         """
-        ticket = await self._db(self._stores.queue.claim, ticket_id, username)
+        ticket = await self._db(self._stores.queue.claim, ticket_id, username, self._stores.desk.slot_guard(username))
         self._publish_ticket("claimed", ticket)
         if not ticket.offline:
             await self._system(ticket.conversation_id, TEXT["agent_joined"].format(name=self.display_name(username)))
@@ -49,18 +51,36 @@ class AgentSide(GatewayBase):
         """An agent takes over a ticket another agent claimed (recorded in its transcript).
 
         Raises:
-            QueueError: 404 unknown; 409 not claimed, or already this agent's.
+            QueueError: 404 unknown; 409 not claimed, already this agent's, or their cap is reached.
         """
         current = await self._db(self._stores.queue.get, ticket_id, False)
         name = self.display_name(username)
         old = self.display_name(current.claimed_by) if current.claimed_by else ""
         record = TEXT["took_over"].format(new=name, old=old)
-        ticket, _ = await self._db(self._stores.queue.take_over, ticket_id, username, record, name)
+        ticket, _ = await self._db(self._stores.queue.take_over, ticket_id, username, record, name,
+                                   self._stores.desk.slot_guard(username))
         self._publish_ticket("taken_over", ticket)
         if not ticket.offline:
             await self._system(ticket.conversation_id, TEXT["agent_changed"].format(name=name))
             await self._publish_state(ticket.conversation_id)
         return ticket
+
+    async def offers_changed(self, ticket_ids: Iterable[int]) -> None:
+        """Offers were made, declined or ran out: tell the consoles and the customers' tabs."""
+        for ticket_id in ticket_ids:
+            ticket = await self._db(self._stores.queue.get, ticket_id, False)
+            self._publish_ticket("offered" if ticket.offered_to else "offer_ended", ticket)
+            if ticket.status == "waiting" and not ticket.offline:
+                await self._publish_state(ticket.conversation_id)  # the queue position follows the offer
+
+    async def decline(self, ticket_id: int, username: str) -> None:
+        """The agent lets an offer go; the next round offers it to another agent.
+
+        Raises:
+            QueueError: 409 not offered to this agent (any more).
+        """
+        await self._db(self._stores.desk.decline, ticket_id, username)
+        await self.offers_changed([ticket_id])
 
     async def agent_reply(self, ticket_id: int, username: str, text: str) -> Ticket:
         """An agent's reply: into the ticket and into the customer's chat.

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from bot import wording
 from bot.server.events import EventHub
 from bot.server.rasa_client import RasaClient, RasaUnavailable
-from bot.server.serialize import ticket_json
+from bot.server.serialize import desk_json, ticket_json
 from bot.settings import Limits
 from bot.store.chat_log import NewMessage, message_json
 from bot.store.database import Stores
@@ -98,7 +98,8 @@ class GatewayBase:
     def ticket_json(self, ticket: Ticket, entries: list[TranscriptEntry] | None = None,
                     has_earlier_entries: bool = False) -> dict[str, Any]:
         """The API shape of ``ticket``, with a page of its transcript when ``entries`` is given."""
-        return ticket_json(ticket, self.display_name, entries=entries, has_earlier_entries=has_earlier_entries)
+        return {**ticket_json(ticket, self.display_name, entries=entries, has_earlier_entries=has_earlier_entries),
+                **desk_json(ticket, self._stores.desk, self.display_name)}
 
     async def _say(self, conversation_id: str, new: NewMessage) -> dict[str, Any]:
         message, _ = await self._db(self._stores.chat_log.add, new)
@@ -124,7 +125,9 @@ class GatewayBase:
         if ticket is not None and ticket.status == "claimed":
             state.update(mode="agent", ticket_id=ticket.id, agent_name=self.display_name(ticket.claimed_by))
         elif ticket is not None:
-            position = await self._db(queue.position, ticket.id)
+            # Offered to an agent now: next in line whatever the order of the queue.
+            offered = self._stores.desk.offer_expires_at(ticket) is not None
+            position = 1 if offered else await self._db(queue.position, ticket.id)
             typical = await self._db(queue.typical_wait)
             state.update(mode="waiting", ticket_id=ticket.id, position=position,
                          estimate_minutes=max(1, math.ceil(position * typical.total_seconds() / 60)))

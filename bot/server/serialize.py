@@ -62,3 +62,18 @@ def ticket_json(ticket: Ticket, display_name: Callable[[str], str], with_entries
         data["entries"] = [entry_json(e) for e in ticket.entries]
         data["has_earlier_entries"] = False
     return data
+
+
+def desk_json(ticket: Ticket, desk: Any, display_name: Callable[[str], str]) -> dict[str, Any]:
+    """The desk's part of a ticket (bot/store/desk.py): its offer and whether a reply is late.
+
+    Args:
+        ticket: The ticket.
+        desk: The :class:`bot.store.desk.Desk` (offer time-out, reply flag).
+        display_name: Agent user name → display name.
+    """
+    expires = desk.offer_expires_at(ticket)
+    offered_to = ticket.offered_to if expires else None
+    return {"offered_to": offered_to, "offered_to_name": display_name(offered_to) if offered_to else None,
+            "offer_expires_at": _iso(expires), "awaiting_reply_since": _iso(ticket.awaiting_reply_since),
+            "reply_overdue": desk.is_overdue(ticket)}

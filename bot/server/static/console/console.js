@@ -258,6 +258,8 @@ function ticketItem(t) {
   top.append(el("span", "ticket-id", `#${t.id}`));
   top.append(el("span", `status status-${t.status}`, statusText(t)));
   if (t.offline) top.append(el("span", "badge badge-offline", "時間外"));
+  if (t.reply_overdue) top.append(el("span", "badge badge-high", "返信遅れ"));
+  if (t.offered_to_name) top.append(el("span", "badge badge-offer", `割り当て: ${t.offered_to_name}`));
   top.append(el("span", "badge badge-channel", channelName(t.customer)));
 
   const mid = el("span", "ticket-row");
