@@ -276,3 +276,30 @@ def test_two_servers_offering_and_claiming_at_once_never_exceed_a_cap(database: 
     finally:
         for e in engines:
             e.dispose()
+
+
+def test_migration_0009_makes_the_earliest_agent_admin_and_goes_back(database: str) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine, inspect, text
+
+    from bot.store.migrate import alembic_config, upgrade
+
+    engine = create_engine(database, future=True)
+    try:
+        upgrade(engine, "0008")
+        with engine.begin() as connection:
+            for username in ("old", "newer"):
+                connection.execute(text("INSERT INTO agents (username, display_name, password_hash, created_at) "
+                                        f"VALUES ('{username}', '{username}', '-', '2026-01-01 00:00:00')"))
+        upgrade(engine)
+        desk = Desk(engine, offer_seconds=30, reply_overdue_minutes=5)
+        assert [(a.username, a.role, a.max_chats, a.status, a.skills) for a in desk.agents()] == \
+            [("newer", "agent", 3, "offline", ()), ("old", "admin", 3, "offline", ())]
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0008")
+            assert "role" not in {c["name"] for c in inspect(connection).get_columns("agents")}
+            assert "offered_to" not in {c["name"] for c in inspect(connection).get_columns("tickets")}
+    finally:
+        engine.dispose()
