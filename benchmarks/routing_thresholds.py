@@ -182,16 +182,18 @@ def objective(parsed: dict[str, list[Parsed]], th: RoutingThresholds) -> tuple[f
     offered, with penalties when a target is missed: precision ≥ 0.98 on the FAQ questions
     (tune_a + tune2_faq); ≤ 3 % of everyday text answered, ≤ 2 % handed off (each everyday
     set on its own); complaints and requests for a person handed off ≥ 0.98; FAQ questions
-    handed off ≤ 0.02; coverage ≥ 0.85; on the city FAQ, ≤ 2 % handed off and ≤ 5 % answered
-    wrongly. A missed target weighs 10 (coverage and FAQ hand-offs 3): a customer who wants
-    a person counts as much as chatter sent to one. The city FAQ adds its share answered
+    handed off ≤ 0.02 (each FAQ set on its own); coverage ≥ 0.85; on the city FAQ, ≤ 2 %
+    handed off and ≤ 5 % answered wrongly. A missed target weighs 10 (coverage 3): a customer
+    who wants a person counts as much as chatter or a question sent to one. The city FAQ adds its share answered
     right or offered among the buttons."""
     figs = {name: figures(parsed[name], th) for name in CHOOSE_ON}
     city = figs["city_tune"]
     # Each generation's sets pooled: the second generation (tune2_*, another writer) keeps
     # the choice from fitting the first one's wording, which the training data has met.
     faq = figures(parsed["tune_a"] + parsed["tune2_faq"], th)
-    # The everyday targets hold for each set on its own (a pooled share hides a writer's misses).
+    # The everyday and FAQ hand-off targets hold for each set on its own (a pooled share hides
+    # a writer's misses: tune_a's 0 % hid tune2_faq's 4.5 % of questions sent to a person).
+    faq_handed = max(figs[n]["faq_handed"] for n in ("tune_a", "tune2_faq"))
     everyday = {"answered": max(figs[n]["answered"] for n in ("tune_everyday", "tune2_everyday")),
                 "handed_off": max(figs[n]["handed_off"] for n in ("tune_everyday", "tune2_everyday"))}
     person = figures(parsed["tune_a"] + parsed["tune_complaint"] + parsed["tune2_faq"] + parsed["tune2_complaint"], th)
@@ -200,7 +202,7 @@ def objective(parsed: dict[str, list[Parsed]], th: RoutingThresholds) -> tuple[f
     value -= 10 * max(0.0, city["handed_off"] - 0.02) + 10 * max(0.0, (1 - city["precision"]) * city["answered"] - 0.05)
     value -= 10 * max(0.0, 0.98 - faq["precision"]) + 3 * max(0.0, 0.85 - faq["coverage"])
     value -= 10 * max(0.0, everyday["answered"] - 0.03) + 10 * max(0.0, everyday["handed_off"] - 0.02)
-    value -= 10 * max(0.0, 0.98 - person["handoff_recall"]) + 3 * max(0.0, faq["faq_handed"] - 0.02)
+    value -= 10 * max(0.0, 0.98 - person["handoff_recall"]) + 10 * max(0.0, faq_handed - 0.02)
     return value, figs
 
 
