@@ -104,9 +104,11 @@ def test_offer_decline_accept_and_the_cap(desk_server: tuple[TestClient, TestCli
     refused = admin.post(f"/api/tickets/{second}/claim")
     assert refused.status_code == 409
     assert refused.json()["error"] == wording.DESK_TEXT["full"].format(cap=1, ticket_id=second)
-    # Away: the offer goes back at once.
+    # Away: the offer goes back at once; logging out means offline.
     agent.post("/api/desk/status", json={"status": "away"})
     assert offers(agent) == [] and services.stores.queue.get(second, False).offered_to is None
+    admin.post("/api/agent/logout")
+    assert services.stores.desk.agent("sato").status == "offline"  # type: ignore[union-attr]
 
 
 def test_a_late_reply_is_flagged_and_taken_over_politely(desk_server: tuple[TestClient, TestClient, Services]) -> None:

@@ -8,6 +8,7 @@ Lists and transcripts come a page at a time (``limit`` / ``offset``, ``entries``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any, AsyncIterator
 
@@ -25,6 +26,7 @@ from bot.server.first_agent import forget_first_password
 from bot.server.http import MAX_ID, int_param, read_json, text_field, ticket_id_of
 from bot.server.serialize import entry_json
 from bot.store.agents import AgentError, SessionInfo
+from bot.store.desk import DeskError
 
 SSE_PING_SECONDS = 15
 # An open event stream re-checks its session this often, and ends once it was logged out,
@@ -77,11 +79,14 @@ async def login(request: Request) -> JSONResponse:
 async def logout(request: Request) -> JSONResponse:
     """Log out.
     ---
-    summary: End the agent session
+    summary: End the agent session (the agent's desk status becomes offline: no more offers)
     responses: {200: {description: Logged out}, 403: {description: CSRF}}
     """
-    check_csrf(request)
+    username = check_csrf(request)
     await log_out(request)
+    desk = _services(request).stores.desk
+    with contextlib.suppress(DeskError):  # removed meanwhile: nothing to set
+        await run_in_threadpool(lambda: desk.update(username, status="offline"))
     return JSONResponse({})
 
 

@@ -405,9 +405,11 @@ class Desk:
                 if self._release_offers_of(session, ticket_id, username, skipped):
                     done.expired.append(ticket_id)
         with self._db() as session:
+            available = session.execute(select(Agent).where(Agent.status == "available")).scalars().all()
+            if not available:  # nobody to offer to: no more queries this round
+                return done
             loads = self._loads(session, now)
-            agents = [self._agent(row, loads.get(row.username, (0, 0))) for row in session.execute(
-                select(Agent).where(Agent.status == "available")).scalars()]
+            agents = [self._agent(row, loads.get(row.username, (0, 0))) for row in available]
             tickets = session.execute(select(Ticket.id, Ticket.category, Ticket.offer_skipped).where(
                 Ticket.status == "waiting", Ticket.offline.is_(False),
                 or_(Ticket.offered_to.is_(None), Ticket.offered_at <= cutoff))
