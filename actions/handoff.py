@@ -89,7 +89,10 @@ def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, qu
     packet = build_packet(tracker.sender_id, tracker.events, [reason], kb,
                           customer if isinstance(customer, dict) else {}, offline=offline)
     ticket_info = deliver(packet, queue, outbox, reconnect or connect_queue)
-    send(dispatcher, Reply(reply.text, reply.buttons, {**reply.custom, **ticket_info}), tracker.latest_message)
+    # The key tells the bot server which handoff a pending mark waits for (bot/store/pending.py):
+    # a cancelled handoff's packet arriving late must not take a newer handoff's mark.
+    custom = {**reply.custom, **ticket_info, "handoff_key": packet.idempotency_key}
+    send(dispatcher, Reply(reply.text, reply.buttons, custom), tracker.latest_message)
     return [] if offline else [ConversationPaused()]
 
 

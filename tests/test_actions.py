@@ -132,6 +132,21 @@ def test_handoff_files_one_ticket_with_the_transcript(make_tracker, tmp_path: Pa
     assert first["custom"]["queue_position"] == 1
 
 
+def test_an_outboxed_handoffs_reply_names_its_packet(make_tracker, tmp_path: Path) -> None:
+    """The database is away: the reply has no ticket yet, but the packet's key, which the bot
+    server's pending mark keeps to know which arriving ticket is this handoff's."""
+    from actions.handoff import hand_off
+
+    outbox = Outbox(tmp_path / "outbox.jsonl")
+    dispatcher = CollectingDispatcher()
+    hand_off(dispatcher, make_tracker("人と話したい", "request_human"), "human_request", None, outbox,
+             reconnect=lambda: None)
+    (packet,) = outbox.pending()
+    (message,) = dispatcher.messages
+    assert message["custom"]["ticket_id"] is None
+    assert message["custom"]["handoff_key"] == packet.idempotency_key
+
+
 def test_faq_intent_missing_from_knowledge_falls_back_to_clarify(make_tracker) -> None:
     (message,), _ = run(ActionAnswerFaq(KNOWLEDGE), make_tracker("?", "faq", faq_id="removed-entry"))
     assert message["custom"]["route"] == "clarify"

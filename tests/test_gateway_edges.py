@@ -200,6 +200,85 @@ def test_a_cancel_while_the_handoff_is_pending_returns_to_the_bot_and_cancels_th
     assert services.stores.pending.get(conversation_id) is None
 
 
+class OutboxRasa(GatedRasa):
+    """Every held handoff's reply carries its packet's key, as ``action_handoff`` sends it."""
+
+    def __init__(self, services_ref: dict[str, Any]) -> None:
+        super().__init__(services_ref)
+        self.held_keys: list[str] = []
+
+    async def send(self, conversation_id: str, text: str, metadata: dict[str, Any]) -> list[BotMessage]:
+        replies = await super().send(conversation_id, text, metadata)
+        for reply in replies:
+            if reply.custom.get("route") == "handoff" and reply.custom.get("ticket_id") is None:
+                self.held_keys.append(f"{conversation_id}:m:{len(self.held_keys) + 1}")
+                reply.custom["handoff_key"] = self.held_keys[-1]
+        return replies
+
+
+def test_a_cancelled_handoffs_packet_arriving_after_a_new_request_is_cancelled_and_only_the_new_one_opens(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both packets wait in the action server's outbox: the customer cancelled the first handoff
+    and asked for a person again. The first packet to arrive (the cancelled one) is cancelled,
+    whether a customer message or the ticket watcher meets it first; the second opens the one
+    ticket, with what the customer wrote while waiting for it."""
+    ref: dict[str, Any] = {}
+    rasa = OutboxRasa(ref)
+    services = Services(stores_for(f"sqlite:///{tmp_path / 'bot.db'}"), rasa, ConversationTokens(SECRET))  # type: ignore[arg-type]
+    ref["services"] = services
+    queue = services.stores.queue
+
+    def deliver(key: str) -> Any:  # the outbox, once the action server reaches the database again
+        ticket, created = queue.enqueue(HandoffPacket(key, conversation_id, ["anger"], [Turn("customer", HELD)]))
+        assert created
+        return ticket
+
+    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
+        token = new_conversation(client)
+        conversation_id = services.tokens.conversation_of(token)
+        with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+            ws.receive_json()
+            ws.send_json({"type": "message", "text": HELD, "client_id": "1"})
+            assert frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]["mode"] == "waiting"
+            ws.send_json({"type": "cancel_handoff"})
+            assert frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]["mode"] == "bot"
+            ws.send_json({"type": "message", "text": HELD, "client_id": "2"})  # a person again, please
+            assert frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]["mode"] == "waiting"
+            first_key, second_key = rasa.held_keys
+
+            # The cancelled handoff's packet arrives first; a customer message meets its ticket
+            # before the watcher does (the watcher sees nothing for now).
+            unannounced = queue.unannounced
+            monkeypatch.setattr(queue, "unannounced", lambda: [])
+            first = deliver(first_key)
+            ws.send_json({"type": "message", "text": "まだですか", "client_id": "3"})
+            chat_log = services.stores.chat_log
+            wait_for(lambda: [m for m in chat_log.history(conversation_id) if m.client_id == "3" and m.routed_at])
+            assert queue.get(first.id).resolution == "cancelled"
+            assert chat_log.history(conversation_id)[-1].text == TEXT["pending"]  # kept for the new handoff
+            monkeypatch.setattr(queue, "unannounced", unannounced)
+            wait_for(lambda: queue.unannounced() == [])
+            assert services.stores.pending.waiting(conversation_id) is not None  # still waiting for ours
+
+            # The same with the watcher first: a second cancelled packet (another outbox) is cancelled too.
+            stray = deliver(f"{conversation_id}:m:stray")
+            wait_for(lambda: queue.unannounced() == [])
+            assert queue.get(stray.id).resolution == "cancelled"
+            assert services.stores.pending.waiting(conversation_id) is not None
+
+            # The new handoff's packet opens the ticket the customer waits for.
+            second = deliver(second_key)
+            state = frames_until(ws, lambda f: f["type"] == "state" and f["state"]["ticket_id"] is not None, 60)
+            assert state[-1]["state"]["mode"] == "waiting" and state[-1]["state"]["ticket_id"] == second.id
+    assert queue.open_ticket_for(conversation_id).id == second.id  # type: ignore[union-attr]
+    assert [t.id for t in (queue.get(first.id), queue.get(stray.id)) if t.status != "resolved"] == []
+    assert [e.text for e in queue.get(first.id).entries] == [HELD]  # nothing said after the cancel
+    texts = [e.text for e in queue.get(second.id).entries]
+    assert texts[0] == HELD and "まだですか" in texts  # what the customer wrote while waiting
+    assert services.stores.pending.get(conversation_id) is None
+    services.stores.engine.dispose()
+
+
 # --- the bot server's own database going down ---------------------------------------------------
 
 class DatabaseCut:

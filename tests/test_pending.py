@@ -6,18 +6,25 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from sqlalchemy.engine import Engine
 
+from bot.store.chat_log import ChatLog, NewMessage, message_json
 from bot.store.database import make_engine
 from bot.store.pending import PendingHandoffs
 from conftest import temporary_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def pending(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PendingHandoffs]:
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with temporary_database(request.param, tmp_path) as url:
         engine = make_engine(url)
-        yield PendingHandoffs(engine)
+        yield engine
         engine.dispose()
+
+
+@pytest.fixture()
+def pending(engine: Engine) -> PendingHandoffs:
+    return PendingHandoffs(engine)
 
 
 def test_a_mark_is_shared_cancelled_and_taken_once(pending: PendingHandoffs) -> None:
@@ -29,6 +36,20 @@ def test_a_mark_is_shared_cancelled_and_taken_once(pending: PendingHandoffs) -> 
     taken = pending.take("c")
     assert taken is not None and taken.cancelled and taken.message_id == 7
     assert pending.take("c") is None  # of two servers, one takes it
+
+
+def test_a_mark_knows_its_handoff_and_leaves_another_handoffs_ticket_alone(pending: PendingHandoffs,
+                                                                          engine: Engine) -> None:
+    chat_log = ChatLog(engine)
+    reply, _ = chat_log.add(NewMessage("c", "bot", "担当者におつなぎします。", route="handoff"))
+    mark = pending.mark("c", reply.id, "c:m:new")
+    assert mark.handoff_key == "c:m:new" and pending.get("c").handoff_key == "c:m:new"  # type: ignore[union-attr]
+    assert mark.is_for("c:m:new") and not mark.is_for("c:m:old")
+    assert pending.take("c", "c:m:old") is None and pending.waiting("c") == mark  # a late, cancelled handoff's
+    assert pending.take("c", "c:m:new") == mark
+    assert message_json(chat_log.history("c")[-1])["client_id"] is None  # the key stays on the server
+    unknown = pending.mark("c", 999)  # no key (an older action server): any ticket is its own
+    assert unknown.handoff_key is None and unknown.is_for("c:m:old")
 
 
 def test_a_new_handoff_replaces_an_older_mark(pending: PendingHandoffs) -> None:

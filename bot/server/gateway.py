@@ -13,7 +13,9 @@ Between the handoff message and the ticket's arrival (the action server kept the
 packet in its outbox while the database was unreachable) the conversation is
 *pending*: messages are kept and copied into the ticket when it arrives. The pending
 mark is in the database too (bot/store/pending.py), so a restart never lets a second
-handoff happen meanwhile.
+handoff happen meanwhile. The mark names its handoff (the packet's key): a handoff the
+customer cancelled whose packet arrives only after they asked for a person again is
+cancelled on arrival, and only the new one opens a ticket.
 
 The customer side is bot/server/gateway_customer.py, the agent side
 bot/server/gateway_agent.py, what both share bot/server/gateway_base.py; the survey and

@@ -22,14 +22,8 @@ class AgentSide(GatewayBase):
         """A new ticket (from the action server): copy messages kept while pending, notify."""
         conversation_id = ticket.conversation_id
         async with self._lock(conversation_id):
-            # Taken once: of several bot servers (or a retried announcement) one copies the messages.
-            pending = await self._db(self._stores.pending.take, conversation_id)
-            was_pending = pending is not None and not pending.cancelled
-            if was_pending:
-                ticket = await self._absorb_pending(ticket, pending)
-            elif pending is not None and ticket.status == "waiting" and not ticket.offline:
-                # The customer stopped waiting before the outboxed packet arrived.
-                ticket = await self._db(self._stores.queue.resolve, ticket.id, "cancelled")
+            # Cancelled if the customer stopped waiting for it before the outboxed packet arrived.
+            ticket, was_pending = await self._settle_arrival(ticket)
         self._publish_ticket("created", ticket)
         if was_pending:  # otherwise the handoff reply already told the customer
             await self._publish_state(conversation_id)

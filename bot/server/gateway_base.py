@@ -28,7 +28,7 @@ from bot.store.chat_log import NewMessage, message_json
 from bot.store.database import Stores
 from bot.store.models import Ticket, TranscriptEntry
 from bot.store.pending import Pending
-from bot.store.queue import TicketFull
+from bot.store.queue import QueueError, TicketFull
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -169,19 +169,46 @@ class GatewayBase:
         """
         await self._db(self._stores.pending.take, conversation_id)
 
-    async def _absorb_pending(self, ticket: Ticket, pending: Pending | None = None) -> Ticket:
+    async def _settle_arrival(self, ticket: Ticket) -> tuple[Ticket, bool]:
+        """Meet a ticket that just arrived with the conversation's pending mark (caller holds the lock).
+
+        The mark's own ticket takes it: the messages kept meanwhile are copied into it, or, if
+        the customer stopped waiting, it is cancelled. A staffed ticket that meets a mark still
+        waiting for *another* handoff is cancelled and the mark stays: while a mark waits, the
+        customer's messages never reach Rasa, so no later handoff exists; this ticket is an
+        earlier one's, which the customer cancelled while its packet was still in the outbox
+        and which arrives only now. (A cancelled mark of another handoff tells nothing: it may
+        be older than the ticket.)
+
+        Returns:
+            The ticket (cancelled or not) and whether the customer was waiting for it.
+        """
+        key = ticket.idempotency_key
+        pending = await self._db(self._stores.pending.get, ticket.conversation_id)
+        if pending is None or (pending.cancelled and not pending.is_for(key)):
+            return ticket, False
+        if pending.is_for(key):
+            # Taken once: of several bot servers (or a retried announcement) one copies the messages.
+            pending = await self._db(self._stores.pending.take, ticket.conversation_id, key)
+            if pending is None:
+                return ticket, False
+            if not pending.cancelled:
+                return await self._absorb_pending(ticket, pending), True
+        if ticket.status == "waiting" and not ticket.offline:
+            try:
+                ticket = await self._db(self._stores.queue.resolve, ticket.id, "cancelled")
+            except QueueError:  # claimed or resolved this instant (another server)
+                pass
+        return ticket, False
+
+    async def _absorb_pending(self, ticket: Ticket, pending: Pending) -> Ticket:
         """Copy the handoff reply and what the customer wrote while pending into the ticket (once).
 
         Args:
             ticket: The ticket that arrived for the pending handoff.
-            pending: The mark, already taken from the store; ``None``: take it now (if
-                another server took it first, it copies the messages, not this one).
+            pending: The mark, already taken from the store (so one server copies the messages).
         """
         conversation_id = ticket.conversation_id
-        if pending is None:
-            pending = await self._db(self._stores.pending.take, conversation_id)
-        if pending is None:
-            return ticket
         kept = [m for m in await self._db(self._stores.chat_log.history, conversation_id)
                 if m.id >= pending.message_id and m.sender in ("customer", "bot")]
         for message in kept:

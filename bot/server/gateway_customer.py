@@ -97,8 +97,11 @@ class CustomerSide(GatewayBase):
         Raises:
             CustomerError: The ticket filled up this instant (the message is kept, not routed).
         """
-        if ticket is not None and await self._db(self._stores.pending.waiting, conversation_id) is not None:
-            ticket = await self._absorb_pending(ticket)  # arrived before the watcher saw it
+        absorbed = False
+        if ticket is not None:  # perhaps it arrived before the watcher saw it
+            ticket, absorbed = await self._settle_arrival(ticket)
+            if ticket.status == "resolved":
+                ticket = None  # an earlier handoff's, cancelled: the customer waits for another
         if ticket is not None:  # into the ticket before the echo: the transcript keeps chat order
             try:
                 ticket = await self._db(self._stores.queue.add_entry, ticket.id, "customer", message.text)
@@ -110,6 +113,8 @@ class CustomerSide(GatewayBase):
             self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
         if ticket is not None:
             self._publish_ticket("message", ticket)
+            if absorbed:
+                await self._publish_state(conversation_id)
             routed = True
         elif await self._still_pending(conversation_id):
             await self._system(conversation_id, TEXT["pending"])
@@ -145,15 +150,16 @@ class CustomerSide(GatewayBase):
 
         Normally the ticket watcher clears the mark when the ticket arrives; if the ticket
         exists already (announced by another server, perhaps even resolved), the mark is
-        dropped here and the message goes on as usual.
+        dropped here and the message goes on as usual. A newer ticket of another handoff (a
+        cancelled one, arriving late) leaves the mark waiting.
         """
         pending = await self._db(self._stores.pending.waiting, conversation_id)
         if pending is None:
             return False
         latest = await self._db(self._stores.queue.latest_for, conversation_id)
-        if latest is None or as_utc(latest.created_at) < pending.since:
+        if latest is None or as_utc(latest.created_at) < pending.since or not pending.is_for(latest.idempotency_key):
             return True
-        await self._db(self._stores.pending.take, conversation_id)
+        await self._db(self._stores.pending.take, conversation_id, latest.idempotency_key)
         return False
 
     async def button(self, conversation_id: str, payload: str, title: str, client_id: str | None) -> None:
@@ -179,7 +185,10 @@ class CustomerSide(GatewayBase):
                                                          "helpful": row.feedback})
         if recorded and row.feedback is False:
             async with self._lock(conversation_id):
-                if await self._db(self._stores.queue.open_ticket_for, conversation_id) is None:
+                # Not while a person owns the conversation or a handoff is pending (Rasa is
+                # paused then; asking it would resume it and could start a second handoff).
+                if await self._db(self._stores.queue.open_ticket_for, conversation_id) is None \
+                        and not await self._still_pending(conversation_id):
                     await self._ask_bot(conversation_id, NOT_HELPFUL_PAYLOAD)
 
     async def _ask_bot(self, conversation_id: str, text: str) -> bool:
@@ -235,7 +244,8 @@ class CustomerSide(GatewayBase):
         elif handoff.get("staffed") is not False:
             # The packet waits in the action server's outbox: until its ticket arrives the
             # customer's messages are kept for it (in the database: a restart keeps this).
-            await self._db(self._stores.pending.mark, conversation_id, handoff["message_id"])
+            await self._db(self._stores.pending.mark, conversation_id, handoff["message_id"],
+                           handoff.get("handoff_key"))
         await self._publish_state(conversation_id)
         return True
 
@@ -288,6 +298,9 @@ class CustomerSide(GatewayBase):
         """
         async with self._lock(conversation_id):
             ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
+            if ticket is not None:  # perhaps an earlier, cancelled handoff's, arriving only now
+                ticket, _ = await self._settle_arrival(ticket)
+                ticket = ticket if ticket.status != "resolved" else None
             if ticket is None:
                 # Only a handoff still in the outbox can be cancelled: on arrival (bot/server/gateway_agent.py).
                 if not await self._db(self._stores.pending.cancel, conversation_id):

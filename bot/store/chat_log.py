@@ -44,11 +44,15 @@ class NewMessage:
 
 
 def message_json(message: ChatMessage) -> dict[str, Any]:
-    """The ``<Message>`` shape of docs/server-api.md."""
+    """The ``<Message>`` shape of docs/server-api.md.
+
+    ``client_id`` only for customer messages: a handoff reply keeps its handoff's key there
+    (bot/store/pending.py), which is the bot server's business, not the widget's.
+    """
     return {
         "id": message.id, "sender": message.sender, "text": message.text, "at": as_utc(message.created_at).isoformat(),
         "buttons": message.buttons or [], "agent_name": message.agent_name, "faq_id": message.faq_id,
-        "feedback": message.feedback, "client_id": message.client_id,
+        "feedback": message.feedback, "client_id": message.client_id if message.sender == "customer" else None,
     }
 
 
