@@ -260,6 +260,39 @@ class SmtpSettings:
                    attempts=max(1, attempts))
 
 
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Outbound webhooks to CRMs and ticketing tools (docs/webhooks.md); off without a file.
+
+    Attributes:
+        file: ``BOT_WEBHOOKS_FILE``: the YAML file naming each receiver's URL, events and
+            secret (:mod:`bot.webhooks.config`). Unset by default: no event is queued.
+        attempts: ``BOT_WEBHOOK_ATTEMPTS`` (default 10): tries of one delivery before it is
+            dead-lettered (listed for admins, who can send it again).
+        retry_seconds: ``BOT_WEBHOOK_RETRY_SECONDS`` (default 10): the wait after the first
+            failed try; it doubles after each further one, up to an hour.
+        timeout: ``BOT_WEBHOOK_TIMEOUT`` seconds for one POST, connection and answer (default 10).
+    """
+
+    file: Path | None = None
+    attempts: int = 10
+    retry_seconds: float = 10.0
+    timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> "WebhookSettings":
+        """The webhook settings of the environment.
+
+        Raises:
+            ValueError: A bad number.
+        """
+        value = os.environ.get("BOT_WEBHOOKS_FILE", "").strip()
+        return cls(file=Path(value).expanduser().resolve() if value else None,
+                   attempts=max(1, _count("BOT_WEBHOOK_ATTEMPTS", cls.attempts)),
+                   retry_seconds=_seconds("BOT_WEBHOOK_RETRY_SECONDS", cls.retry_seconds),
+                   timeout=_seconds("BOT_WEBHOOK_TIMEOUT", cls.timeout) or cls.timeout)
+
+
 def _version(name: str) -> int:
     value = os.environ.get(name, "1")
     if not value.isdigit() or not 0 < int(value) < 1_000_000:
@@ -323,6 +356,8 @@ class Settings:
         reply_overdue_minutes: ``BOT_DESK_REPLY_MINUTES`` (default 5): a claimed ticket whose
             customer has waited this long for the agent's reply is flagged in the console,
             for another agent to take over; 0 turns the flag off.
+        webhooks: Outbound webhooks (:class:`WebhookSettings`, ``BOT_WEBHOOKS_FILE`` and
+            ``BOT_WEBHOOK_*``); off without the file.
     """
 
     knowledge_dir: Path
@@ -348,6 +383,7 @@ class Settings:
     smtp: SmtpSettings = SmtpSettings()
     offer_seconds: int = 30
     reply_overdue_minutes: int = 5
+    webhooks: WebhookSettings = WebhookSettings()
 
     def knowledge_file(self, name: str) -> Path:
         """A settings file of the knowledge folder (``synonyms.yml``, ``triage.yml``, ``hours.yml``).
@@ -407,4 +443,5 @@ def get_settings() -> Settings:
         smtp=SmtpSettings.from_env(),
         offer_seconds=_count("BOT_DESK_OFFER_SECONDS", 30),
         reply_overdue_minutes=_count("BOT_DESK_REPLY_MINUTES", 5),
+        webhooks=WebhookSettings.from_env(),
     )

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot import wording
 from bot.analytics import page as analytics_page
 from bot.channels.line import webhook as line_webhook
-from bot.server import agent_api, canned_api, chat_api, desk_api, undelivered_api
+from bot.server import agent_api, canned_api, chat_api, desk_api, undelivered_api, webhooks_api
 from bot.server.assigner import Assigner
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
 from bot.server.chat_api import SocketCounter
@@ -40,9 +40,12 @@ from bot.server.rasa_client import RasaClient
 from bot.server.redis_relay import event_relay_key
 from bot.server.ticket_watcher import TicketWatcher
 from bot.server.tokens import SESSION_KEY_PURPOSE, ConversationTokens, derive_key
-from bot.settings import LineSettings, Limits, SmtpSettings, get_settings, normalize_origin
+from bot.settings import LineSettings, Limits, SmtpSettings, WebhookSettings, get_settings, normalize_origin
 from bot.store.database import Stores, stores_for
 from bot.store.queue import QueueError
+from bot.store.webhooks import WebhookDeliveries, WebhookOutbox
+from bot.webhooks.config import WebhookConfig, configured_webhooks
+from bot.webhooks.sender import WebhookSender
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +90,24 @@ class Services:
     sockets: SocketCounter = field(default_factory=SocketCounter)
     # The mail server for transcripts (BOT_SMTP_*); not configured: no mail, no button.
     smtp: SmtpSettings = field(default_factory=lambda: get_settings().smtp)
+    # Outbound webhooks (BOT_WEBHOOKS_FILE, docs/webhooks.md); None: off.
+    webhooks: WebhookConfig | None = field(default_factory=configured_webhooks)
+    webhook_settings: WebhookSettings = field(default_factory=lambda: get_settings().webhooks)
+    webhook_poll_seconds: float = 1.0
     gateway: Gateway = field(init=False)
+    webhook_sender: WebhookSender | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.stores.queue.limits = self.limits
         self.gateway = Gateway(self.stores, self.rasa, self.hub, self.limits)
         self.gateway.configure_mail(self.smtp)
+        # Events are recorded with the ticket changes (same transaction) for these receivers.
+        outbox = WebhookOutbox(self.webhooks.routes() if self.webhooks is not None else None)
+        self.stores.queue.webhooks = outbox
+        self.gateway.surveys.webhooks = outbox
+        if self.webhooks is not None:
+            self.webhook_sender = WebhookSender(self.webhooks, WebhookDeliveries(self.stores.engine),
+                                                self.stores.queue, self.webhook_settings, self.webhook_poll_seconds)
 
 
 # ``stores_for`` (bot/store/database.py) stays importable from here: the server's entry
@@ -166,6 +181,8 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         assign_task = asyncio.create_task(assigner.run())
         mailer = services.gateway.mailer
         mail_task = asyncio.create_task(mailer.run()) if mailer is not None else None
+        sender = services.webhook_sender
+        webhook_task = asyncio.create_task(sender.run()) if sender is not None else None
         if line_channel is not None:
             line_channel.start()
         try:
@@ -175,6 +192,8 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
             assign_task.cancel()
             if mail_task is not None:
                 mail_task.cancel()
+            if webhook_task is not None:
+                webhook_task.cancel()
             if line_channel is not None:
                 await line_channel.close()
             await services.hub.disconnect()
@@ -186,6 +205,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         Route("/healthz", healthz, include_in_schema=False),
         Route("/openapi.json", openapi, include_in_schema=False),
         *chat_api.routes, *agent_api.routes, *desk_api.routes, *canned_api.routes, *undelivered_api.routes,
+        *webhooks_api.routes,
         *analytics_page.routes,
         *line_webhook.routes,
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True), name="console"),

@@ -18,6 +18,7 @@ from sqlalchemy.orm import sessionmaker
 from bot import wording
 from bot.store.models import CsatRating, Ticket
 from bot.store.queue import QueueError
+from bot.store.webhooks import WebhookOutbox, ticket_snapshot
 from bot.text.masking_settings import current_masking_settings
 
 MAX_COMMENT_CHARS = 1000
@@ -59,9 +60,14 @@ def clean_comment(value: Any) -> str | None:
 class Surveys:
     """CSAT ratings on one database."""
 
-    def __init__(self, engine: Engine) -> None:
-        """Use ``engine`` (migrated, see :func:`bot.store.database.make_engine`)."""
+    def __init__(self, engine: Engine, webhooks: WebhookOutbox | None = None) -> None:
+        """Use ``engine`` (migrated, see :func:`bot.store.database.make_engine`).
+
+        ``webhooks`` records ``csat.received`` with the rating (same transaction); ``None``
+        reads ``BOT_WEBHOOKS_FILE``. Public as ``webhooks``.
+        """
         self._sessions = sessionmaker(engine, expire_on_commit=False, future=True)
+        self.webhooks = webhooks if webhooks is not None else WebhookOutbox.from_settings()
 
     def record(self, conversation_id: str, ticket_id: int, rating: Any, comment: Any = None,
                channel: str = "web") -> CsatRating:
@@ -90,6 +96,9 @@ class Surveys:
                              rating=value, comment=current_masking_settings().mask(text) if text else None,
                              channel=channel)
             session.add(row)
+            self.webhooks.record(session, ticket_id, "csat.received",
+                                 {**ticket_snapshot(ticket), "csat": {"rating": value, "comment": row.comment,
+                                                                      "channel": channel}})
             try:
                 session.commit()
             except IntegrityError:

@@ -254,3 +254,40 @@ class TranscriptMail(Base):
     last_error = Column(String(500))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     sent_at = Column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    """One event of a ticket to be POSTed to one configured webhook receiver (docs/webhooks.md).
+
+    Written in the transaction that changes the ticket (created, claimed, resolved, CSAT
+    received), one row per receiver subscribed to the event; ``event_id`` is the same
+    on each and on every retry (the receiver's deduplication key). ``data`` is the
+    ticket's state at the event (status, agents, times, ``entry_count``: the transcript
+    sent is the entries before it), so a retry sends the same body.
+
+    ``status``: ``pending`` (next try at ``next_attempt_at``), ``sending`` (claimed by a
+    bot server at ``claimed_at``; a server that died leaves it to be claimed again after
+    a lease), ``delivered``, or ``dead`` (given up after the configured tries; an admin
+    can queue it again). A row waits while an earlier one of the same ticket and receiver
+    is pending or sending: events of a ticket arrive in order.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("event_id", "endpoint", name="uq_webhook_event_endpoint"),
+                      Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+                      Index("ix_webhook_deliveries_order", "endpoint", "ticket_id", "id"))
+
+    id = Column(Integer, primary_key=True)
+    event_id = Column(String(36), nullable=False)
+    event_type = Column(String(40), nullable=False)
+    ticket_id = Column(Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False)
+    endpoint = Column(String(50), nullable=False)  # the receiver's name in the webhooks file
+    data = Column(JSON, nullable=False, default=dict)
+    occurred_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    status = Column(String(20), nullable=False, default="pending")
+    attempts = Column(Integer, nullable=False, default=0, server_default="0")
+    next_attempt_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    claimed_at = Column(DateTime(timezone=True))
+    last_error = Column(String(500))
+    delivered_at = Column(DateTime(timezone=True))
+    retried_by = Column(String(100))  # the admin who queued a dead letter again

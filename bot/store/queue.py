@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from bot import wording
 from bot.settings import Limits
 from bot.store.models import RESOLUTION_LIMITED, Conversation, Ticket, TranscriptEntry, as_utc, utcnow
+from bot.store.webhooks import WebhookOutbox, ticket_snapshot
 from bot.text.masking import mask_sensitive
 
 # Senders whose entries stop at Limits.ticket_entries; agents' replies, notes and system
@@ -115,13 +116,15 @@ def _not_found(ticket_id: int) -> QueueError:
 class Queue:
     """The handoff queue on one database."""
 
-    def __init__(self, engine: Engine, limits: Limits | None = None) -> None:
+    def __init__(self, engine: Engine, limits: Limits | None = None, webhooks: WebhookOutbox | None = None) -> None:
         """Use ``engine`` (see :func:`bot.store.database.make_engine`).
 
         Args:
             engine: The database.
             limits: Open tickets per customer, entries per ticket; ``None`` reads the
                 settings (``BOT_LIMIT_*``). Public as ``limits``.
+            webhooks: Records ticket events for webhook receivers in the same transaction
+                as the change; ``None`` reads ``BOT_WEBHOOKS_FILE``. Public as ``webhooks``.
         """
         self.engine = engine  # other stores of the same database (e.g. the outbox's undelivered handoffs)
         self._sessions = sessionmaker(engine, expire_on_commit=False, future=True)
@@ -130,6 +133,7 @@ class Queue:
 
             limits = get_settings().limits
         self.limits = limits
+        self.webhooks = webhooks if webhooks is not None else WebhookOutbox.from_settings()
 
     def enqueue(self, packet: NewTicket) -> tuple[Ticket, bool]:
         """Create the ticket for ``packet`` once.
@@ -172,6 +176,9 @@ class Queue:
         with self._sessions() as session:
             session.add(ticket)
             try:
+                if not limited and self.webhooks.routes.get("ticket.created"):
+                    session.flush()  # the ticket's id, for its event (same transaction)
+                    self.webhooks.record(session, ticket.id, "ticket.created", ticket_snapshot(ticket))
                 session.commit()
                 return self._load(session, ticket.id), True
             except IntegrityError as exc:
@@ -387,6 +394,8 @@ class Queue:
             now = utcnow()
             self._transition(session, ticket_id, ("waiting",), status="claimed", claimed_by=agent,
                              claimed_at=now, offered_to=None, offered_at=None, awaiting_reply_since=now)
+            self.webhooks.record(session, ticket_id, "ticket.claimed",
+                                 ticket_snapshot(ticket, status="claimed", claimed_by=agent, claimed_at=now))
         return self.get(ticket_id, with_entries=False)
 
     @staticmethod
@@ -477,8 +486,11 @@ class Queue:
                         ticket_id=ticket_id, name=ticket.claimed_by), status=403)
                 conditions.append(or_(Ticket.status == "waiting", Ticket.claimed_by == agent))
             expected = ("waiting",) if resolution == "cancelled" else ("waiting", "claimed")
-            self._transition(session, ticket_id, expected, *conditions, status="resolved", resolved_at=utcnow(),
+            now = utcnow()
+            self._transition(session, ticket_id, expected, *conditions, status="resolved", resolved_at=now,
                              resolution=resolution, resolved_by=agent)
+            self.webhooks.record(session, ticket_id, "ticket.resolved", ticket_snapshot(
+                ticket, status="resolved", resolved_at=now, resolution=resolution, resolved_by=agent))
         return self.get(ticket_id, with_entries=False)
 
     def take_over(self, ticket_id: int, agent: str, record: str, author: str | None = None,

@@ -1,0 +1,1 @@
+"""Outbound webhooks to CRMs and ticketing tools: configuration, signing, payload, sender."""
