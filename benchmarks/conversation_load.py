@@ -11,8 +11,10 @@ fresh PostgreSQL database, then for each N:
 3. **Rasa alone:** the same turns posted straight to Rasa 1's REST channel with the same
    concurrency: what the bot costs without our gateway.
 
-A turn's latency is from sending the message to the first bot message on the socket (the
-REST channel: to its answer). Reported per run: turns/s, p50 and p95; the gateway overhead is
+Customers connect as widget.js does (the socket URL names the conversation, which nginx
+hashes; the token in the first frame); how many conversations each bot server got behind
+nginx is reported. A turn's latency is from sending the message to the first bot message on
+the socket (the REST channel: to its answer). Reported per run: turns/s, p50 and p95; the gateway overhead is
 the 1-replica p95 over Rasa's own p95. Loopback only; every run is bounded (``--turn-timeout``).
 
 Usage: ``.venv/bin/python -m benchmarks.conversation_load --customers 50 [--customers 200]``
@@ -29,6 +31,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -57,17 +60,27 @@ def percentile(values: list[float], share: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000, 1)
 
 
-async def widget_customer(base: str, customer: int, timeout: float) -> list[float]:
-    """One customer on the widget's protocol; the latency of each turn."""
+async def widget_customer(base: str, customer: int, timeout: float,
+                          servers: list[str] | None = None) -> list[float]:
+    """One customer on the widget's protocol; the latency of each turn.
+
+    Connects as widget.js does: the URL names the conversation (nginx hashes it), the token
+    goes in the first frame. ``servers`` collects which bot server nginx chose (its
+    ``X-Bot-Upstream`` header on this machine's config).
+    """
     import httpx
     import websockets
 
     async with httpx.AsyncClient(base_url=base, timeout=timeout) as http:
-        token = (await http.post("/api/chat/sessions", json={})).json()["token"]
-    ws_url = base.replace("http://", "ws://") + f"/ws/chat?token={urllib.parse.quote(token)}"
+        session = (await http.post("/api/chat/sessions", json={})).json()
+    ws_url = (base.replace("http://", "ws://") + "/ws/chat?conversation="
+              + urllib.parse.quote(session["conversation_id"], safe=""))
     latencies = []
     ws = await websockets.connect(ws_url, open_timeout=timeout, max_size=2**20)
     try:
+        await ws.send(json.dumps({"type": "auth", "token": session["token"]}))
+        if servers is not None:
+            servers.append(str(ws.response_headers.get("X-Bot-Upstream")))
         while json.loads(await asyncio.wait_for(ws.recv(), timeout))["type"] != "history":
             pass
         for text in script(customer):
@@ -130,7 +143,10 @@ def measure(stack: ScaledStack, sizes: list[int], timeout: float) -> dict[str, A
         asyncio.run(rest_crowd(replica.rasa_url, 4, timeout))
     asyncio.run(crowd(8, lambda i: widget_customer(stack.url, i, timeout)))
     for size in sizes:
-        runs["two_replicas_nginx"].append(asyncio.run(crowd(size, lambda i: widget_customer(stack.url, i, timeout))))
+        servers: list[str] = []
+        run = asyncio.run(crowd(size, lambda i: widget_customer(stack.url, i, timeout, servers)))
+        run["conversations_per_bot_server"] = dict(sorted(Counter(servers).items()))
+        runs["two_replicas_nginx"].append(run)
     for kind in ("bot", "rasa", "actions"):
         stack.kill(f"{kind}-2")
     time.sleep(11)  # bot server 1 has marked Rasa 2 down (rasa_client.DOWN_SECONDS) after its first refusal
@@ -155,6 +171,9 @@ def table(result: dict[str, Any]) -> str:
         for run in result[key]:
             lines.append(f"| {name} | {run['customers']} | {run['turns']} | {run['turns_per_s']} | {run['p50_ms']} | "
                          f"{run['p95_ms']} | {run['failed_customers']} |")
+    for run in result["two_replicas_nginx"]:
+        lines.append(f"\nConversations per bot server behind nginx at N={run['customers']}: "
+                     f"{run.get('conversations_per_bot_server')}")
     for ratio in result["gateway_overhead"]:
         lines.append(f"\nGateway overhead at N={ratio['customers']}: "
                      f"p95 ×{ratio['p95_ratio']}, p50 ×{ratio['p50_ratio']}")
