@@ -79,7 +79,7 @@ async def login(request: Request) -> JSONResponse:
 async def logout(request: Request) -> JSONResponse:
     """Log out.
     ---
-    summary: End the agent session (the agent's desk status becomes offline: no more offers)
+    summary: End the agent session (the agent's desk status becomes offline, so no more offers)
     responses: {200: {description: Logged out}, 403: {description: CSRF}}
     """
     username = check_csrf(request)
