@@ -7,6 +7,7 @@ every 0.05 s. The store's rules on both databases are in tests/test_desk.py.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,22 +22,31 @@ from test_gateway_durability import wait_for
 from test_server import PASSWORD, SECRET, ScriptedRasa
 
 
-@pytest.fixture()
-def desk_server(tmp_path: Path) -> Iterator[tuple[TestClient, TestClient, Services]]:
-    """The admin's client (sato, the first agent) and an agent's (suzuki), both logged in."""
+@contextmanager
+def admin_and_agent(db_path: Path, assign_interval: float = 0.05,
+                    **services_options: Any) -> Iterator[tuple[TestClient, TestClient, Services]]:
+    """A bot server on a fresh SQLite file with the admin's client (sato, the first agent) and
+    an agent's (suzuki), both logged in; ``services_options`` go to :class:`Services`."""
     ref: dict[str, Any] = {}
-    services = Services(stores_for(f"sqlite:///{tmp_path / 'bot.db'}"), ScriptedRasa(ref),  # type: ignore[arg-type]
-                        ConversationTokens(SECRET))
+    services = Services(stores_for(f"sqlite:///{db_path}"), ScriptedRasa(ref),  # type: ignore[arg-type]
+                        ConversationTokens(SECRET), **services_options)
     ref["services"] = services
     services.stores.agents.add("sato", "佐藤", PASSWORD)
     services.stores.agents.add("suzuki", "鈴木", PASSWORD)
-    app = create_app(services, SECRET, watch_interval=0.05, assign_interval=0.05)
+    app = create_app(services, SECRET, watch_interval=0.05, assign_interval=assign_interval)
     with TestClient(app) as admin, TestClient(app) as agent:
         for client, name in ((admin, "sato"), (agent, "suzuki")):
             response = client.post("/api/agent/login", json={"username": name, "password": PASSWORD})
             assert response.status_code == 200, response.text
             client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
         yield admin, agent, services
+
+
+@pytest.fixture()
+def desk_server(tmp_path: Path) -> Iterator[tuple[TestClient, TestClient, Services]]:
+    """The admin's client (sato, the first agent) and an agent's (suzuki), both logged in."""
+    with admin_and_agent(tmp_path / "bot.db") as clients:
+        yield clients
 
 
 def file_ticket(services: Services, key: str, category: str = "登録情報の変更") -> int:

@@ -23,8 +23,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.handoff.packet import HandoffPacket, Turn
-from bot.server.app import Services, create_app, stores_for
-from bot.server.tokens import ConversationTokens
+from bot.server.app import Services
 from bot.settings import WebhookSettings
 from bot.store.csat import Surveys
 from bot.store.database import make_engine
@@ -33,7 +32,7 @@ from bot.store.webhooks import WebhookDeliveries, WebhookOutbox
 from bot.webhooks.config import EVENTS, WebhookConfig, WebhookConfigError, load_webhook_config
 from bot.webhooks.sender import WebhookSender
 from conftest import PROJECT_ROOT, temporary_database
-from test_server import PASSWORD, SECRET, ScriptedRasa
+from test_desk_api import admin_and_agent
 
 KEY = "k" * 32
 ALL = ["ticket.created", "ticket.claimed", "ticket.resolved", "csat.received"]
@@ -217,20 +216,9 @@ def dt_zero() -> Any:
 @pytest.fixture()
 def webhook_server(tmp_path: Path, receiver: Receiver) -> Iterator[tuple[TestClient, TestClient, Services]]:
     """A bot server posting every event to ``receiver``; the admin's (sato) and an agent's clients."""
-    ref: dict[str, Any] = {}
-    services = Services(stores_for(f"sqlite:///{tmp_path / 'bot.db'}"), ScriptedRasa(ref),  # type: ignore[arg-type]
-                        ConversationTokens(SECRET), webhooks=config_for(receiver.url), webhook_settings=FAST,
-                        webhook_poll_seconds=0.05)
-    ref["services"] = services
-    services.stores.agents.add("sato", "佐藤", PASSWORD)
-    services.stores.agents.add("suzuki", "鈴木", PASSWORD)
-    app = create_app(services, SECRET, watch_interval=0.05, assign_interval=3600)
-    with TestClient(app) as admin, TestClient(app) as agent:
-        for client, name in ((admin, "sato"), (agent, "suzuki")):
-            response = client.post("/api/agent/login", json={"username": name, "password": PASSWORD})
-            assert response.status_code == 200, response.text
-            client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
-        yield admin, agent, services
+    with admin_and_agent(tmp_path / "bot.db", assign_interval=3600, webhooks=config_for(receiver.url),
+                         webhook_settings=FAST, webhook_poll_seconds=0.05) as clients:
+        yield clients
 
 
 def wait_until(check: Callable[[], bool], seconds: float = 10.0) -> None:
