@@ -137,6 +137,25 @@ def test_third_heldout_generation_does_not_regress(assistant) -> None:  # type: 
     assert results["heldout_vague"].route_accuracy >= 0.77, results["heldout_vague"].summary()
 
 
+def test_fourth_heldout_generation_does_not_regress(assistant) -> None:  # type: ignore[no-untyped-def]
+    """Generation 4 (written 2026-11-30 by a fifth writer, frozen before the long-message
+    training batch was adopted, read once after it): floors at the measured figures (README)
+    minus a small margin. Targets of issue #9 that are NOT met are named."""
+    results = _score_generation(assistant, DATA / "heldout_v4")
+    demo = results["heldout"]
+    # Route accuracy target >= 0.96, NOT met: 0.907. Precision 0.991 at coverage 0.914 (met).
+    assert demo.route_accuracy >= 0.89 and demo.answer_precision >= 0.97 and demo.coverage >= 0.89, demo.summary()
+    assert demo.ordinary_handed_off <= 0.04, demo.summary()  # target <= 0.02, NOT met: 0.030
+    everyday = results["heldout_everyday"]
+    # Targets: handed off <= 0.02 (met: 0.019), answered <= 0.03 (met: 0.019).
+    assert everyday.handed_off <= 0.03 and everyday.answered <= 0.03, everyday.summary()
+    # Target >= 0.98, NOT met: 0.896.
+    assert results["heldout_complaint"].handoff_recall >= 0.87, results["heldout_complaint"].summary()
+    assert results["heldout_foreign"].route_accuracy >= 0.96, results["heldout_foreign"].summary()
+    assert results["heldout_giveup"].route_accuracy >= 0.87, results["heldout_giveup"].summary()
+    assert results["heldout_vague"].route_accuracy >= 0.69, results["heldout_vague"].summary()
+
+
 def test_report_files(results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     plot_confusion(results["heldout"], tmp_path / "confusion.png")
     assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
