@@ -183,3 +183,42 @@ def test_a_pending_mark_left_by_a_race_does_not_hold_the_conversation_after_the_
             ws.send_json({"type": "message", "text": "住所を変えたい", "client_id": "2"})
             reply = frames_until(ws, is_bot_message)[-1]["message"]
         assert reply.get("faq_id") == "change-address", reply  # the bot answers; nothing waits for a ticket
+
+
+def test_a_burst_of_tickets_is_announced_with_two_commits_and_each_once_by_two_servers(tmp_path: Path) -> None:
+    """One commit claims a poll's tickets and one marks them (a commit or two per ticket made a burst
+    of handoffs reach the consoles a second late); two servers polling at once tell each ticket once."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    from bot.server.ticket_watcher import TicketWatcher
+
+    services, _ = server(f"sqlite:///{tmp_path / 'bot.db'}")
+    queue = services.stores.queue
+    for i in range(20):
+        queue.enqueue(HandoffPacket(f"c{i}:1", f"c{i}", ["anger"], [Turn("customer", "ふざけるな")]))
+    told: list[tuple[str, int]] = []
+
+    def watcher(name: str) -> TicketWatcher:
+        async def tell(ticket: Any) -> None:
+            told.append((name, ticket.id))
+            await asyncio.sleep(0)  # the other server polls meanwhile
+        return TicketWatcher(queue, tell)
+
+    commits: list[int] = []
+    event.listen(services.stores.engine, "commit", lambda connection: commits.append(1))
+    assert asyncio.run(watcher("alone").poll()) == 20
+    assert len(commits) == 2
+    assert queue.unannounced() == []
+
+    for i in range(20, 60):
+        queue.enqueue(HandoffPacket(f"c{i}:1", f"c{i}", ["anger"], [Turn("customer", "ふざけるな")]))
+
+    async def both() -> list[int]:
+        return list(await asyncio.gather(watcher("a").poll(), watcher("b").poll()))
+
+    assert sum(asyncio.run(both())) == 40
+    ids = [ticket_id for name, ticket_id in told if name != "alone"]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 40
+    assert queue.unannounced() == []

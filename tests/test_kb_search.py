@@ -444,3 +444,33 @@ def test_load_thresholds_reads_the_router_from_config(tmp_path) -> None:  # type
                       encoding="utf-8")
     assert load_thresholds(config) == RoutingThresholds(answer=0.7, clarify=0.25)
     assert load_thresholds(PROJECT_ROOT / "config.yml").answer == 0.4
+
+
+def test_a_loaded_model_builds_the_search_index_before_its_first_message(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built by the first message, the index (seconds) stalled every conversation of a freshly started Rasa."""
+    from rasa.shared.nlu.training_data.message import Message
+
+    from bot.knowledge.live import LiveKnowledge
+    from bot.nlu import faq_retriever
+
+    builds: list[FaqSearch] = []
+    build = FaqSearch._build
+    monkeypatch.setattr(FaqSearch, "_build", lambda self: builds.append(self) or build(self))
+    live = LiveKnowledge(_write_tiny_kb(tmp_path / "kb"))
+    monkeypatch.setattr(faq_retriever, "shared_knowledge", lambda directory: live)
+
+    component = faq_retriever.FaqRetriever.load({}, None, None, None)  # type: ignore[arg-type]
+    assert len(builds) == 1
+    (message,) = component.process([Message(data={"text": "メールアドレスを変更したいです"})])
+    assert message.get(faq_retriever.FAQ_RANKING)[0]["faq_id"] == "email-change"
+    assert len(builds) == 1  # the message used the index built at load
+
+
+def test_a_model_being_trained_builds_no_search_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.knowledge.live import LiveKnowledge
+    from bot.nlu import faq_retriever
+
+    monkeypatch.setattr(FaqSearch, "_build", lambda self: pytest.fail("index built while training"))
+    monkeypatch.setattr(faq_retriever, "shared_knowledge", lambda directory: LiveKnowledge(tmp_path / "kb"))
+    faq_retriever.FaqRetriever.create({}, None, None, None)  # type: ignore[arg-type]

@@ -87,14 +87,30 @@ class LiveKnowledge:
         The index is rebuilt after the knowledge base reloads, so an edited or imported
         entry is searchable within a second, with no retraining.
         """
+        return self._current_search().search(text, top=top)
+
+    def prepare(self) -> None:
+        """Load the knowledge base and build its search index now rather than on the first search.
+
+        Building the index takes seconds (the re-ranker is fitted on the entries' questions).
+        Inside Rasa the search runs on the server's event loop, so an index built by the
+        first message holds up every conversation meanwhile (the handoff benchmark's first
+        customers after a start waited seconds: benchmarks/handoff_load.py).
+
+        Raises:
+            KnowledgeError: The knowledge folder cannot be loaded.
+        """
+        self._current_search().build()
+
+    def _current_search(self) -> Any:
+        """The search over the current knowledge base (a new one after a reload, index not built)."""
         from bot.knowledge.search import FaqSearch
 
         kb = self.get()
         with self._lock:
             if self._search is None or self._search[0] is not kb:
                 self._search = (kb, FaqSearch(kb, self._synonyms))
-            search = self._search[1]
-        return search.search(text, top=top)
+            return self._search[1]
 
     def find(self, text: str, top: int = 3, min_score: float = SUGGESTION_MIN_SCORE) -> list[str]:
         """Ids of the FAQ entries the search ranks best for ``text`` (clarify suggestions).

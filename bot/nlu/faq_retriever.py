@@ -11,6 +11,7 @@ The result is stored in the parse data as ``faq_ranking``: ``[{"faq_id", "title"
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from typing import Any, Dict, List, Text
 
@@ -21,10 +22,12 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from bot.errors import KnowledgeError
 from bot.knowledge.live import LiveKnowledge, shared_knowledge
 from bot.nlu.tokenizer import TRUNCATED_AT
 from bot.settings import get_settings
 
+logger = logging.getLogger(__name__)
 FAQ_RANKING = "faq_ranking"
 
 
@@ -46,6 +49,25 @@ class FaqRetriever(GraphComponent):
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
                execution_context: ExecutionContext) -> GraphComponent:
         """Search the configured knowledge folder (``BOT_KNOWLEDGE_DIR``, default ``knowledge/``)."""
+        return cls._configured(config)
+
+    @classmethod
+    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> GraphComponent:
+        """The component of a loaded model, its search index built before Rasa takes messages.
+
+        Built by the first message instead, the index (seconds) would stall Rasa's event loop
+        and with it every conversation. Training uses :meth:`create` and builds nothing.
+        """
+        component = cls._configured(config)
+        try:
+            component._knowledge.prepare()
+        except KnowledgeError:  # the first search raises it again, naming the file and entry
+            logger.exception("FAQ search index not built at start")
+        return component
+
+    @classmethod
+    def _configured(cls, config: Dict[Text, Any]) -> FaqRetriever:
         merged = {**cls.get_default_config(), **config}
         return cls(shared_knowledge(get_settings().knowledge_dir), int(merged["ranking_length"]))
 

@@ -331,13 +331,28 @@ class Queue:
         A claim older than ``lease`` without :meth:`mark_announced` means its server died
         (or failed) before the consoles were told: the ticket is claimed again.
         """
+        return bool(self.claim_announcements([ticket_id], lease))
+
+    def claim_announcements(self, ticket_ids: Sequence[int], lease: dt.timedelta) -> list[int]:
+        """:meth:`claim_announcement` for several tickets in one transaction (one commit).
+
+        Each ticket is claimed by its own conditional UPDATE, so of two servers claiming
+        the same tickets at once each ticket goes to one of them.
+
+        Returns:
+            The ids this call claimed, in the given order.
+        """
         now = utcnow()
+        claimed = []
         with self._sessions() as session, session.begin():
-            result = session.execute(update(Ticket).where(
-                Ticket.id == ticket_id, Ticket.announced_at.is_(None),
-                or_(Ticket.announce_claimed_at.is_(None), Ticket.announce_claimed_at < now - lease))
-                .values(announce_claimed_at=now))
-            return bool(result.rowcount)
+            for ticket_id in ticket_ids:
+                result = session.execute(update(Ticket).where(
+                    Ticket.id == ticket_id, Ticket.announced_at.is_(None),
+                    or_(Ticket.announce_claimed_at.is_(None), Ticket.announce_claimed_at < now - lease))
+                    .values(announce_claimed_at=now))
+                if result.rowcount:
+                    claimed.append(ticket_id)
+        return claimed
 
     def release_announcement(self, ticket_id: int) -> None:
         """Give up a claim (telling the consoles failed): any server may announce it again."""
@@ -345,12 +360,14 @@ class Queue:
             session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.announced_at.is_(None))
                             .values(announce_claimed_at=None))
 
-    def mark_announced(self, ticket_id: int) -> bool:
-        """Record that the consoles were told; False if it was recorded already."""
+    def mark_announced(self, *ticket_ids: int) -> int:
+        """Record that the consoles were told (one commit for all); how many were not recorded yet."""
+        if not ticket_ids:
+            return 0
         with self._sessions() as session, session.begin():
-            result = session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.announced_at.is_(None))
+            result = session.execute(update(Ticket).where(Ticket.id.in_(ticket_ids), Ticket.announced_at.is_(None))
                                      .values(announced_at=utcnow()))
-            return bool(result.rowcount)
+            return int(result.rowcount)
 
     def open_ticket_for(self, conversation_id: str) -> Ticket | None:
         """The conversation's unresolved ticket, if a person owns it now."""
