@@ -222,3 +222,67 @@ def test_a_burst_of_tickets_is_announced_with_two_commits_and_each_once_by_two_s
     ids = [ticket_id for name, ticket_id in told if name != "alone"]
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 40
     assert queue.unannounced() == []
+
+
+ANGRY = "ふざけるな、責任者を出せ"
+HANDOFF_REPLY = "申し訳ございません。担当者におつなぎします。"
+
+
+@pytest.mark.parametrize("then", ["reconnects", "writes again"])
+def test_after_a_database_cut_a_message_waits_for_the_outboxed_handoffs_ticket(tmp_path: Path, then: str) -> None:
+    """The database was cut while the handoff's reply came back: Rasa is paused by the handoff, whose
+    packet waits in the action server's outbox, and the bot server recorded neither the reply nor a
+    pending mark. Routing a message again must not resume Rasa into a second handoff (a second ticket
+    once the outbox delivers); the customer is told they wait and the message waits for the ticket."""
+    from bot.server.rasa_client import PausedHandoff
+    from bot.store.chat_log import NewMessage
+
+    services, rasa = server(f"sqlite:///{tmp_path / 'bot.db'}")
+    queue, chat_log = services.stores.queue, services.stores.chat_log
+    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
+        token = client.post("/api/chat/sessions", json={}).json()["token"]
+        conversation_id = str(services.tokens.conversation_of(token))
+        key = f"{conversation_id}:m:rasa-message-id"
+        message, _ = chat_log.add(NewMessage(conversation_id, "customer", ANGRY, client_id="1"))
+        if then == "writes again":  # the angry message got through; only the reply was lost
+            chat_log.mark_routed(message.id)
+        rasa.paused.add(conversation_id)
+        rasa.handoffs[conversation_id] = PausedHandoff(key, HANDOFF_REPLY, ANGRY)
+        with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+            ws.receive_json()  # history; a message stored but never routed is routed now
+            if then == "writes again":
+                ws.send_json({"type": "message", "text": "まだですか", "client_id": "2"})
+            answer = frames_until(ws, lambda f: f["type"] == "state"
+                                  or is_bot_message(f) and f["message"]["text"] != HANDOFF_REPLY)[-1]
+            assert answer["type"] == "state" and answer["state"]["mode"] == "waiting", answer
+            assert rasa.resumed == [] and queue.tickets("all") == []
+            assert chat_log.history(conversation_id)[-1].text == HANDOFF_REPLY  # told now, as the reply said
+            queue.enqueue(HandoffPacket(key, conversation_id, ["anger"], [Turn("customer", ANGRY)]))  # the outbox
+            state = frames_until(ws, lambda f: f["type"] == "state" and f["state"]["ticket_id"])[-1]["state"]
+            assert state["mode"] == "waiting"
+        (ticket,) = queue.tickets("all")  # one handoff, one ticket
+        texts = [e.text for e in queue.get(ticket.id).entries]
+        kept = [HANDOFF_REPLY] if then == "reconnects" else ["まだですか", HANDOFF_REPLY]
+        assert texts.count(ANGRY) == 1 and texts[-len(kept):] == kept, texts
+        assert all(m.routed_at is not None for m in chat_log.history(conversation_id) if m.sender == "customer")
+
+
+def test_a_paused_rasa_whose_handoff_ticket_exists_is_resumed(tmp_path: Path) -> None:
+    """Paused by a handoff whose ticket was filed and resolved (the resume got lost): the bot answers again."""
+    from bot.server.rasa_client import PausedHandoff
+
+    services, rasa = server(f"sqlite:///{tmp_path / 'bot.db'}")
+    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
+        token = client.post("/api/chat/sessions", json={}).json()["token"]
+        conversation_id = str(services.tokens.conversation_of(token))
+        key = f"{conversation_id}:m:rasa-message-id"
+        ticket, _ = services.stores.queue.enqueue(HandoffPacket(key, conversation_id, ["anger"],
+                                                                [Turn("customer", ANGRY)]))
+        services.stores.queue.resolve(ticket.id)
+        rasa.paused.add(conversation_id)
+        rasa.handoffs[conversation_id] = PausedHandoff(key, HANDOFF_REPLY, ANGRY)
+        with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+            ws.receive_json()
+            ws.send_json({"type": "message", "text": "住所を変えたい", "client_id": "1"})
+            assert frames_until(ws, is_bot_message)[-1]["message"].get("faq_id") == "change-address"
+        assert rasa.resumed == [conversation_id]

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bot.launcher import free_port
 from bot.server import rasa_client
-from bot.server.rasa_client import RasaClient, RasaUnavailable, parse_rasa_urls
+from bot.server.rasa_client import PausedHandoff, RasaClient, RasaUnavailable, paused_handoff, parse_rasa_urls
 
 
 class LoopbackApp:
@@ -230,3 +230,20 @@ def test_all_servers_down_is_rasa_unavailable_naming_each() -> None:
         await client.close()
 
     asyncio.run(run())
+
+
+def test_the_handoff_a_tracker_is_paused_by_is_read_from_the_events_before_the_pause() -> None:
+    """As Rasa's tracker API gives it: the packet's key comes from the message that started the handoff,
+    not from what the customer wrote while Rasa was paused (a paused Rasa still logs messages)."""
+    events = [{"event": "action", "name": "action_session_start"},
+              {"event": "user", "text": "住所を変えたい", "message_id": "m1"},
+              {"event": "bot", "text": "住所はマイページから変更できます。"},
+              {"event": "user", "text": "ふざけるな", "message_id": "m2"},
+              {"event": "action", "name": "action_handoff"},
+              {"event": "bot", "text": "担当者におつなぎします。", "data": {"custom": {"ticket_id": None}}},
+              {"event": "pause"},
+              {"event": "user", "text": "まだですか", "message_id": "m3"}]
+    assert paused_handoff("c1", {"paused": True, "events": events}) == \
+        PausedHandoff("c1:m:m2", "担当者におつなぎします。", "ふざけるな")
+    assert paused_handoff("c1", {"paused": False, "events": events}) is None  # resumed since
+    assert paused_handoff("c1", {"paused": True, "events": events[:4]}) is None  # paused, but not by a handoff

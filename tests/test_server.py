@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from bot.server.app import Services, create_app, stores_for
 from bot.server.gateway import TEXT
-from bot.server.rasa_client import BotMessage, RasaUnavailable
+from bot.server.rasa_client import BotMessage, PausedHandoff, RasaUnavailable
 from bot.server.tokens import ConversationTokens
 from bot.handoff.packet import HandoffPacket, Turn
 from test_agent_sessions import Clock
@@ -33,6 +33,7 @@ class ScriptedRasa:
         self.resumed: list[str] = []
         self.down = False
         self.paused: set[str] = set()  # conversations Rasa keeps silent for (ConversationPaused)
+        self.handoffs: dict[str, PausedHandoff] = {}  # the handoff a paused conversation's tracker ends with
         self._services = services_ref
 
     async def send(self, conversation_id: str, text: str, metadata: dict[str, Any]) -> list[BotMessage]:
@@ -68,6 +69,9 @@ class ScriptedRasa:
     async def resume(self, conversation_id: str) -> None:
         self.resumed.append(conversation_id)
         self.paused.discard(conversation_id)
+
+    async def paused_handoff(self, conversation_id: str) -> PausedHandoff | None:
+        return self.handoffs.get(conversation_id) if conversation_id in self.paused else None
 
     async def close(self) -> None:
         pass

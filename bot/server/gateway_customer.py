@@ -83,6 +83,9 @@ class CustomerSide(GatewayBase):
             if self._stores.chat_log.clock() - as_utc(message.created_at) > UNANSWERED_WINDOW:
                 return
             ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
+            if ticket is None and await self._hold_for_handoff(conversation_id, check_first=True):
+                await self._db(self._stores.chat_log.mark_routed, message.id)  # kept for the handoff's ticket
+                return
             logger.info("routing message %s of %s, stored but never routed", message.id, conversation_id)
             try:
                 await self._route(conversation_id, message, False, ticket, None)
@@ -206,8 +209,11 @@ class CustomerSide(GatewayBase):
             replies = await self._rasa.send(conversation_id, text, metadata)
             if not replies:
                 # Rasa stays silent only while paused. Nobody owns the conversation (the
-                # caller checked), so a resume was lost (e.g. this server restarted after a
-                # handoff): resume and ask again rather than leave the customer unanswered.
+                # caller checked): either a handoff's ticket is still on its way, or a resume
+                # was lost (e.g. this server restarted after a handoff): then resume and ask
+                # again rather than leave the customer unanswered.
+                if await self._hold_for_handoff(conversation_id):
+                    return True
                 logger.warning("Rasa was still paused for %s; resuming", conversation_id)
                 await self._rasa.resume(conversation_id)
                 replies = await self._rasa.send(conversation_id, text, metadata)
@@ -258,6 +264,50 @@ class CustomerSide(GatewayBase):
         except QueueError:
             return False
         return ticket.resolution == RESOLUTION_LIMITED
+
+    async def _hold_for_handoff(self, conversation_id: str, check_first: bool = False) -> bool:
+        """Keep the conversation waiting if Rasa is paused by a handoff whose ticket has not arrived.
+
+        The handoff's packet is in the action server's outbox, but its reply never reached
+        this server's database (cut at that moment), so no pending mark was made. Resuming
+        Rasa would let the customer's message start a second handoff: a second ticket once
+        the outbox delivers the first. Instead the reply is shown now and the conversation
+        marked pending, as if the reply had come through; the customer's latest message goes
+        into the ticket with it, unless it is the one that started the handoff (the packet has it).
+
+        Args:
+            conversation_id: The conversation, nobody owning it (caller holds the lock).
+            check_first: Before sending anything to Rasa (a message stored but never routed,
+                perhaps seen by Rasa already): Rasa unreachable counts as "not held".
+
+        Returns:
+            Whether the conversation now waits for the handoff's ticket. False when Rasa is not
+            paused by a handoff, its ticket exists (resolved while a resume was lost, or
+            refused), or the customer already stopped waiting for it (a cancelled mark).
+        """
+        try:
+            held = await self._rasa.paused_handoff(conversation_id)
+        except RasaUnavailable:
+            if check_first:
+                return False
+            raise
+        if held is None or await self._db(self._stores.pending.get, conversation_id) is not None:
+            return False
+        latest = await self._db(self._stores.queue.latest_for, conversation_id)
+        if latest is not None and latest.idempotency_key == held.key:
+            return False
+        recent = [m for m in await self._db(self._stores.chat_log.history, conversation_id, 5)
+                  if m.sender == "customer"]
+        logger.warning("Rasa is paused for %s by handoff %s whose ticket has not arrived; waiting for it",
+                       conversation_id, held.key)
+        frame = await self._say(conversation_id, NewMessage(conversation_id, "bot", held.text or TEXT["pending"],
+                                                            route=Route.HANDOFF.value))
+        kept_from = frame["id"]
+        if recent and safe_for_rasa(recent[-1].text) != held.customer_text:
+            kept_from = recent[-1].id  # written after the handoff started: the agent needs it too
+        await self._db(self._stores.pending.mark, conversation_id, kept_from, held.key)
+        await self._publish_state(conversation_id)
+        return True
 
     async def _resume(self, conversation_id: str) -> None:
         """Resume Rasa after a handoff that did not happen (retried with the next message if it fails)."""

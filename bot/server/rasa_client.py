@@ -30,6 +30,8 @@ from typing import Any, Sequence
 
 import aiohttp
 
+from bot.handoff.packet import handoff_key
+
 RASA_TIMEOUT_SECONDS = 30
 # How long a Rasa server that refused a connection is tried only after the others.
 DOWN_SECONDS = 10.0
@@ -74,6 +76,40 @@ class BotMessage:
     text: str
     buttons: list[dict[str, str]] = field(default_factory=list)
     custom: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PausedHandoff:
+    """The handoff that paused a conversation in Rasa (read from its tracker).
+
+    Attributes:
+        key: The idempotency key of the handoff's packet, i.e. of its ticket once filed
+            (:func:`bot.handoff.packet.handoff_key` over the events before the pause).
+        text: The handoff reply Rasa sent ("" if the tracker holds none).
+        customer_text: The customer message that started the handoff, as Rasa received it.
+    """
+
+    key: str
+    text: str
+    customer_text: str
+
+
+def paused_handoff(conversation_id: str, tracker: dict[str, Any]) -> PausedHandoff | None:
+    """The handoff that paused the conversation, from Rasa's tracker JSON; ``None`` when not paused.
+
+    Only ``action_handoff`` pauses Rasa (ConversationPaused), so the latest ``pause`` event
+    closes a handoff's turn, and the latest customer message before it is what the
+    action's packet key was computed from.
+    """
+    events = [e for e in tracker.get("events") or [] if isinstance(e, dict)]
+    pauses = [i for i, e in enumerate(events) if e.get("event") == "pause"]
+    if not tracker.get("paused") or not pauses:
+        return None
+    before = events[:pauses[-1]]
+    replies = [e for e in before if e.get("event") == "bot"]
+    users = [e for e in before if e.get("event") == "user"]
+    return PausedHandoff(handoff_key(conversation_id, before), str(replies[-1].get("text") or "") if replies else "",
+                         str(users[-1].get("text") or "") if users else "")
 
 
 def merge_bot_messages(raw: list[dict[str, Any]]) -> list[BotMessage]:
@@ -227,7 +263,7 @@ class RasaClient:
             RasaUnavailable: Rasa could not be reached or answered an error.
         """
         body = {"sender": conversation_id, "message": text, "metadata": metadata}
-        raw = await self._post(conversation_id, "/webhooks/rest/webhook", body)
+        raw = await self._request(conversation_id, "POST", "/webhooks/rest/webhook", body)
         return merge_bot_messages(raw if isinstance(raw, list) else [])
 
     async def resume(self, conversation_id: str) -> None:
@@ -238,17 +274,27 @@ class RasaClient:
         """
         # action_listen closes the turn the handoff paused: without it Rasa's rules read the
         # next message as part of the old turn (and may hand off again).
-        await self._post(conversation_id, f"/conversations/{conversation_id}/tracker/events",
-                         [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
-                         params=self._token_params())
+        await self._request(conversation_id, "POST", f"/conversations/{conversation_id}/tracker/events",
+                            [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
+                            params=self._token_params())
 
-    async def _post(self, conversation_id: str, path: str, body: Any,
-                    params: dict[str, str] | None = None) -> Any:
-        """POST to the conversation's Rasa server, or to the next when it did not take the request."""
+    async def paused_handoff(self, conversation_id: str) -> PausedHandoff | None:
+        """The handoff Rasa is paused by, if it is paused (:func:`paused_handoff`).
+
+        Raises:
+            RasaUnavailable: Rasa could not be reached.
+        """
+        tracker = await self._request(conversation_id, "GET", f"/conversations/{conversation_id}/tracker", None,
+                                      params=self._token_params())
+        return paused_handoff(conversation_id, tracker if isinstance(tracker, dict) else {})
+
+    async def _request(self, conversation_id: str, method: str, path: str, body: Any,
+                       params: dict[str, str] | None = None) -> Any:
+        """Ask the conversation's Rasa server, or the next when it did not take the request."""
         errors: list[str] = []
         for base_url in self.servers_for(conversation_id):
             try:
-                answer = await self._post_to(base_url, path, body, params)
+                answer = await self._request_to(base_url, method, path, body, params)
             except _NotTaken as exc:
                 self._down_until[base_url] = time.monotonic() + DOWN_SECONDS
                 errors.append(str(exc))
@@ -257,9 +303,10 @@ class RasaClient:
             return answer
         raise RasaUnavailable("; ".join(errors))
 
-    async def _post_to(self, base_url: str, path: str, body: Any, params: dict[str, str] | None) -> Any:
+    async def _request_to(self, base_url: str, method: str, path: str, body: Any,
+                          params: dict[str, str] | None) -> Any:
         try:
-            async with self._client().post(base_url + path, json=body, params=params) as response:
+            async with self._client().request(method, base_url + path, json=body, params=params) as response:
                 if response.status == 401:
                     raise RasaUnavailable(f"Rasa refused the token for {path} (401): BOT_RASA_TOKEN_FILE must "
                                           "name the token file the Rasa server was started with")
