@@ -91,6 +91,9 @@ class CustomerSide(GatewayBase):
                 await self._route(conversation_id, message, False, ticket, None)
             except CustomerError as exc:  # e.g. the ticket filled up meanwhile: kept, not routed
                 logger.info("unanswered message %s not routed: %s", message.id, type(exc).__name__)
+            # The history frame just sent may be older than a ticket that arrived meanwhile
+            # (the handoff's packet delivered from the outbox): say who answers now.
+            await self._publish_state(conversation_id)
 
     async def _route(self, conversation_id: str, message: ChatMessage, new: bool, ticket: Ticket | None,
                      rasa_text: str | None) -> None:
@@ -281,9 +284,10 @@ class CustomerSide(GatewayBase):
                 perhaps seen by Rasa already): Rasa unreachable counts as "not held".
 
         Returns:
-            Whether the conversation now waits for the handoff's ticket. False when Rasa is not
-            paused by a handoff, its ticket exists (resolved while a resume was lost, or
-            refused), or the customer already stopped waiting for it (a cancelled mark).
+            Whether the conversation now waits for the handoff's ticket (or is in it: arrived
+            this instant, before the watcher saw it). False when Rasa is not paused by a
+            handoff, its ticket was resolved (a resume was lost) or refused, or the customer
+            already stopped waiting for it (a cancelled mark).
         """
         try:
             held = await self._rasa.paused_handoff(conversation_id)
@@ -294,7 +298,8 @@ class CustomerSide(GatewayBase):
         if held is None or await self._db(self._stores.pending.get, conversation_id) is not None:
             return False
         latest = await self._db(self._stores.queue.latest_for, conversation_id)
-        if latest is not None and latest.idempotency_key == held.key:
+        arrived = latest if latest is not None and latest.idempotency_key == held.key else None
+        if arrived is not None and arrived.status == "resolved":
             return False
         recent = [m for m in await self._db(self._stores.chat_log.history, conversation_id, 5)
                   if m.sender == "customer"]
@@ -306,6 +311,9 @@ class CustomerSide(GatewayBase):
         if recent and safe_for_rasa(recent[-1].text) != held.customer_text:
             kept_from = recent[-1].id  # written after the handoff started: the agent needs it too
         await self._db(self._stores.pending.mark, conversation_id, kept_from, held.key)
+        if arrived is not None:  # the outbox delivered it meanwhile: what was kept goes in now
+            ticket, _ = await self._settle_arrival(arrived)
+            self._publish_ticket("message", ticket)
         await self._publish_state(conversation_id)
         return True
 

@@ -52,6 +52,11 @@ class TicketWatcher:
         self._interval = interval
         self._lease = lease
         self._failures: dict[int, tuple[int, float]] = {}  # ticket id -> (failures, retry at monotonic)
+        # A pass cut short (the database went away) leaves claims this server holds for tickets
+        # not told yet, and tickets told but not marked: the next poll tells / marks them while
+        # the claim is well inside its lease, rather than waiting out the lease or telling twice.
+        self._held: dict[int, float] = {}  # ticket id -> monotonic time of this server's claim
+        self._told: set[int] = set()
 
     async def run(self) -> None:
         """Poll until cancelled; a database outage is logged and retried."""
@@ -72,33 +77,49 @@ class TicketWatcher:
         Returns:
             How many tickets were announced by this pass.
         """
+        if self._told:
+            await run_in_threadpool(self._queue.mark_announced, *self._told)
+            self._told.clear()
         tickets = await run_in_threadpool(self._queue.unannounced)
+        unannounced = {t.id for t in tickets}
         # Forget failures of tickets announced meanwhile (here or by another server).
-        self._failures = {k: v for k, v in self._failures.items() if k in {t.id for t in tickets}}
+        self._failures = {k: v for k, v in self._failures.items() if k in unannounced}
         now = time.monotonic()
+        fresh_for = self._lease.total_seconds() / 2  # an own claim is used while well inside its lease
+        self._held = {k: at for k, at in self._held.items() if k in unannounced and now - at < fresh_for}
         due = [t for t in tickets if now >= self._failures.get(t.id, (0, 0.0))[1]]
         # One commit claims the pass's tickets and one marks them: two commits per ticket, one
         # after the other behind the customers' writes, made a burst of handoffs reach the
         # consoles up to a second late. Tickets not claimed are being told by another server.
-        claimed = set(await run_in_threadpool(self._queue.claim_announcements, [t.id for t in due], self._lease)
-                      if due else [])
-        told = []
+        unclaimed = [t.id for t in due if t.id not in self._held]
+        if unclaimed:
+            for ticket_id in await run_in_threadpool(self._queue.claim_announcements, unclaimed, self._lease):
+                self._held[ticket_id] = now
+        announced = 0
         try:
-            for ticket in (t for t in due if t.id in claimed):
+            for ticket in [t for t in due if t.id in self._held]:
                 try:
                     await self._on_ticket(ticket)
                 except Exception:  # noqa: BLE001 - the next poll tries again; others go on
                     logger.exception("announcing ticket %s failed; tried again", ticket.id)
                     failures = self._failures.get(ticket.id, (0, 0.0))[0] + 1
                     self._failures[ticket.id] = (failures, time.monotonic() + self._backoff(failures))
-                    await run_in_threadpool(self._queue.release_announcement, ticket.id)
+                    claimed_at = self._held.pop(ticket.id)
+                    try:
+                        await run_in_threadpool(self._queue.release_announcement, ticket.id)
+                    except Exception:
+                        self._held[ticket.id] = claimed_at  # still this server's: tried by the next poll
+                        raise
                     continue
                 self._failures.pop(ticket.id, None)
-                told.append(ticket.id)
-        finally:  # also when cancelled mid-pass: what the consoles were told is not told again
-            if told:
-                await run_in_threadpool(self._queue.mark_announced, *told)
-        return len(told)
+                del self._held[ticket.id]
+                self._told.add(ticket.id)
+        finally:  # also when the pass stops early: what the consoles were told is not told again
+            if self._told:
+                await run_in_threadpool(self._queue.mark_announced, *self._told)
+                announced = len(self._told)
+                self._told.clear()
+        return announced
 
     def _backoff(self, failures: int) -> float:
         """Seconds before trying a ticket again after ``failures`` failures in a row."""
