@@ -8,9 +8,10 @@ containing 保留 answers like an action server that kept the packet in its outb
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 from starlette.testclient import TestClient
@@ -275,6 +276,27 @@ ANGRY = "ふざけるな、責任者を出せ"
 HANDOFF_REPLY = "申し訳ございません。担当者におつなぎします。"
 
 
+@contextlib.contextmanager
+def new_conversation(tmp_path: Path) -> Iterator[tuple[TestClient, Services, Any, str, str]]:
+    """A running bot server on a fresh database and a new conversation: client, services, the
+    scripted Rasa, the conversation's token and its id."""
+    services, rasa = server(f"sqlite:///{tmp_path / 'bot.db'}")
+    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
+        token = client.post("/api/chat/sessions", json={}).json()["token"]
+        yield client, services, rasa, token, str(services.tokens.conversation_of(token))
+
+
+def stale_first_reads(queue: Any, stale: int) -> None:
+    """``queue.open_ticket_for`` answers None on its ``stale``-th call: read just before a ticket arrived."""
+    open_ticket_for, reads = queue.open_ticket_for, []
+
+    def read(conversation_id: str) -> Any:
+        reads.append(conversation_id)
+        return None if len(reads) == stale else open_ticket_for(conversation_id)
+
+    queue.open_ticket_for = read
+
+
 @pytest.mark.parametrize("then", ["reconnects", "writes again"])
 def test_after_a_database_cut_a_message_waits_for_the_outboxed_handoffs_ticket(tmp_path: Path, then: str) -> None:
     """The database was cut while the handoff's reply came back: Rasa is paused by the handoff, whose
@@ -284,11 +306,8 @@ def test_after_a_database_cut_a_message_waits_for_the_outboxed_handoffs_ticket(t
     from bot.server.rasa_client import PausedHandoff
     from bot.store.chat_log import NewMessage
 
-    services, rasa = server(f"sqlite:///{tmp_path / 'bot.db'}")
-    queue, chat_log = services.stores.queue, services.stores.chat_log
-    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
-        token = client.post("/api/chat/sessions", json={}).json()["token"]
-        conversation_id = str(services.tokens.conversation_of(token))
+    with new_conversation(tmp_path) as (client, services, rasa, token, conversation_id):
+        queue, chat_log = services.stores.queue, services.stores.chat_log
         key = f"{conversation_id}:m:rasa-message-id"
         message, _ = chat_log.add(NewMessage(conversation_id, "customer", ANGRY, client_id="1"))
         if then == "writes again":  # the angry message got through; only the reply was lost
@@ -320,23 +339,14 @@ def test_a_message_routed_again_as_the_outboxed_ticket_arrives_goes_into_it(tmp_
     from bot.server.rasa_client import PausedHandoff
     from bot.store.chat_log import NewMessage
 
-    services, rasa = server(f"sqlite:///{tmp_path / 'bot.db'}")
-    queue, chat_log = services.stores.queue, services.stores.chat_log
-    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
-        token = client.post("/api/chat/sessions", json={}).json()["token"]
-        conversation_id = str(services.tokens.conversation_of(token))
+    with new_conversation(tmp_path) as (client, services, rasa, token, conversation_id):
+        queue, chat_log = services.stores.queue, services.stores.chat_log
         key = f"{conversation_id}:m:rasa-message-id"
         chat_log.add(NewMessage(conversation_id, "customer", ANGRY, client_id="1"))
         rasa.paused.add(conversation_id)
         rasa.handoffs[conversation_id] = PausedHandoff(key, HANDOFF_REPLY, ANGRY)
         queue.enqueue(HandoffPacket(key, conversation_id, ["anger"], [Turn("customer", ANGRY)]))
-        open_ticket_for, reads = queue.open_ticket_for, []
-
-        def read_before_it_arrived(conversation: str) -> Any:
-            reads.append(conversation)
-            return None if len(reads) == 2 else open_ticket_for(conversation)  # 1: the history's state
-
-        queue.open_ticket_for = read_before_it_arrived  # type: ignore[method-assign]
+        stale_first_reads(queue, 2)  # 1: the history's state, 2: route_unanswered's look
         with client.websocket_connect(f"/ws/chat?token={token}") as ws:
             ws.receive_json()
             state = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]
@@ -354,20 +364,11 @@ def test_a_customer_whose_history_predates_the_outboxed_ticket_is_told_they_wait
     into it: the customer is told they wait (benchmark: customers never told, though their ticket existed)."""
     from bot.store.chat_log import NewMessage
 
-    services, rasa = server(f"sqlite:///{tmp_path / 'bot.db'}")
-    queue = services.stores.queue
-    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
-        token = client.post("/api/chat/sessions", json={}).json()["token"]
-        conversation_id = str(services.tokens.conversation_of(token))
+    with new_conversation(tmp_path) as (client, services, rasa, token, conversation_id):
+        queue = services.stores.queue
         services.stores.chat_log.add(NewMessage(conversation_id, "customer", ANGRY, client_id="1"))
         queue.enqueue(HandoffPacket(f"{conversation_id}:1", conversation_id, ["anger"], [Turn("customer", ANGRY)]))
-        open_ticket_for, reads = queue.open_ticket_for, []
-
-        def history_before_it_arrived(conversation: str) -> Any:
-            reads.append(conversation)
-            return None if len(reads) == 1 else open_ticket_for(conversation)
-
-        queue.open_ticket_for = history_before_it_arrived  # type: ignore[method-assign]
+        stale_first_reads(queue, 1)  # the history's state
         with client.websocket_connect(f"/ws/chat?token={token}") as ws:
             assert ws.receive_json()["state"]["mode"] == "bot"
             ws.send_json({"type": "message", "text": "まだですか", "client_id": "2"})
@@ -381,10 +382,7 @@ def test_a_paused_rasa_whose_handoff_ticket_exists_is_resumed(tmp_path: Path) ->
     """Paused by a handoff whose ticket was filed and resolved (the resume got lost): the bot answers again."""
     from bot.server.rasa_client import PausedHandoff
 
-    services, rasa = server(f"sqlite:///{tmp_path / 'bot.db'}")
-    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
-        token = client.post("/api/chat/sessions", json={}).json()["token"]
-        conversation_id = str(services.tokens.conversation_of(token))
+    with new_conversation(tmp_path) as (client, services, rasa, token, conversation_id):
         key = f"{conversation_id}:m:rasa-message-id"
         ticket, _ = services.stores.queue.enqueue(HandoffPacket(key, conversation_id, ["anger"],
                                                                 [Turn("customer", ANGRY)]))
