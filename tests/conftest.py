@@ -158,8 +158,10 @@ def temporary_database(kind: str, folder: Path) -> Iterator[str]:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-            conn.execute(text(f'DROP DATABASE "{name}"'))
+            # FORCE (PostgreSQL 13+) ends the sessions and drops in one step: terminating first
+            # left a window in which a pool that was still closing reconnected ("being accessed
+            # by other users", seen once on CI).
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
 
 

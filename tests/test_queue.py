@@ -32,7 +32,7 @@ def queue(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-un
     yield Queue(engine)
     engine.dispose()
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}"'))
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
