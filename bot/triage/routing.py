@@ -54,13 +54,13 @@ class RoutingThresholds:
             stands on its own. Below it, a complaint without angry words whose text
             matches an FAQ entry well (``problem_report``) is a calm problem report
             (「カード変更が反映されません」) and gets the FAQ route instead.
+        problem_report: Least top search score for that. The same holds for an FAQ
+            question whose anger score reaches the threshold only with weak words and the
+            classifier's complaint share (「返信が来てないみたいで…迷惑メールにも無い」).
         report_clarify: A complaint read as a calm problem report is asked back (the search
             not sure which entry) only below this ``complaint`` probability; from it, a
             complaint the search cannot answer outright goes to a person
             (「お金返して、ほんとに何もしてもらえてない」).
-        problem_report: Least top search score for that. The same holds for an FAQ
-            question whose anger score reaches the threshold only with weak words and the
-            classifier's complaint share (「返信が来てないみたいで…迷惑メールにも無い」).
         human_sure: From this ``request_human`` probability, the request for a person
             stands on its own. Below it, a message the search answers outright is a question
             that mentions people (「窓口で手話通訳をお願いできますか」) and gets the answer.
