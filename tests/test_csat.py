@@ -137,6 +137,35 @@ def test_kpis_average_distribution_per_agent_and_response_rate(stores: Stores) -
     assert [c.comment for c in csat.comments] == ["1点", "4点", "5点"]  # newest first
 
 
+def test_csat_in_the_csv_export(stores: Stores, tmp_path: Path) -> None:
+    import csv
+
+    from bot.analytics.export import write_csv
+    from bot.analytics.report import build_report
+
+    surveys = Surveys(stores.engine)
+    surveys.record("a", resolved_ticket(stores, "a", "sato"), 5, "=HYPERLINK(\"x\") とても助かりました")
+    surveys.record("b", resolved_ticket(stores, "b", "suzuki"), 2, "返事が遅い")
+    resolved_ticket(stores, "c", "suzuki")  # asked, not answered
+    until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)
+    write_csv(build_report(stores.engine, None, until), tmp_path)
+
+    def rows(name: str) -> list[list[str]]:
+        return list(csv.reader((tmp_path / name).read_text(encoding="utf-8-sig").splitlines()))
+
+    assert rows("csat.csv") == [
+        ["担当者", "アンケートを表示した問い合わせ", "回答数", "回答率", "平均（1〜5）",
+         "評価1の件数", "評価2の件数", "評価3の件数", "評価4の件数", "評価5の件数"],
+        ["全体", "3", "2", "0.6667", "3.5", "0", "1", "0", "0", "1"],
+        ["佐藤", "1", "1", "1.0", "5.0", "0", "0", "0", "0", "1"],
+        ["鈴木", "2", "1", "0.5", "2.0", "0", "1", "0", "0", "0"]]
+    comments = rows("csat_comments.csv")
+    assert comments[0] == ["日時", "担当者", "評価", "コメント"]
+    # A comment that Excel would run as a formula is kept as text.
+    assert [(c[1], c[2], c[3]) for c in comments[1:]] == [("鈴木", "2", "返事が遅い"),
+                                                         ("佐藤", "5", "'=HYPERLINK(\"x\") とても助かりました")]
+
+
 def test_survey_over_the_websocket_bad_input_one_rating_and_analytics(server: Any) -> None:  # noqa: F811
     client, _, services = server
     headers = {"X-CSRF-Token": login(client)}

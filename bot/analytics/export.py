@@ -33,6 +33,8 @@ CSV_FILES = {
     "intents": "intents.csv",
     "feedback": "feedback.csv",
     "unanswered": "unanswered.csv",
+    "csat": "csat.csv",
+    "csat_comments": "csat_comments.csv",
     "kpi_daily": "kpi_daily.csv",
     "kpi_agents": "kpi_agents.csv",
 }
@@ -65,7 +67,7 @@ def write_csv(report: AnalyticsReport, folder: Path) -> list[Path]:
 
     Returns:
         The files written: daily, handoff_reasons, handoff_faqs, intents, feedback, unanswered,
-        kpi_daily, kpi_agents.
+        csat, csat_comments, kpi_daily, kpi_agents.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,9 +94,28 @@ def write_csv(report: AnalyticsReport, folder: Path) -> list[Path]:
                ([g.representative, g.count, *[g.reasons.get(k, 0) for k in UNANSWERED_LABELS],
                  g.top_intent_label or g.top_intent,
                  *(g.examples + [""] * (MAX_EXAMPLES - len(g.examples)))] for g in report.unanswered)),
+        *_write_csat(report, folder),
         *_write_kpis(report, folder),
     ]
     return files
+
+
+def _write_csat(report: AnalyticsReport, folder: Path) -> list[Path]:
+    """csat.csv (all agents first, then each agent) and csat_comments.csv (the latest comments,
+    newest first, defused like every text); header only when the report has no KPIs."""
+    csat = report.kpis.csat if report.kpis else None
+    figures = ([("全体", csat.asked, csat.responses, csat.response_rate, csat.average, csat.distribution)]
+               + [(a.agent, a.asked, a.responses, a.response_rate, a.average, a.distribution)
+                  for a in csat.agents]) if csat else []
+    return [
+        _write(folder / CSV_FILES["csat"],
+               ["担当者", "アンケートを表示した問い合わせ", "回答数", "回答率", "平均（1〜5）",
+                *[f"評価{n}の件数" for n in range(1, 6)]],
+               ([agent, asked, responses, rate, average, *distribution]
+                for agent, asked, responses, rate, average, distribution in figures)),
+        _write(folder / CSV_FILES["csat_comments"], ["日時", "担当者", "評価", "コメント"],
+               ([c.at.isoformat(), c.agent, c.rating, c.comment] for c in (csat.comments if csat else []))),
+    ]
 
 
 def _write_kpis(report: AnalyticsReport, folder: Path) -> list[Path]:
