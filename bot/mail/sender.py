@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.mail.smtp import MailError, send_async
 from bot.mail.transcript import transcript_message
+from bot.polling import poll_queue
 from bot.settings import SmtpSettings
 from bot.store.models import TranscriptMail
 from bot.store.queue import Queue
@@ -55,16 +56,7 @@ class TranscriptMailer:
 
     async def run(self) -> None:
         """Send due mails until cancelled."""
-        while True:
-            try:
-                await self.send_due()
-            except Exception:  # noqa: BLE001 - the database was unreachable: try again at the next poll
-                logger.exception("transcript mails: could not read the mail queue")
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._poll)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
+        await poll_queue(self.send_due, self._wake, self._poll, "transcript mails")
 
     async def send_due(self) -> int:
         """Send every mail due now; the number sent."""

@@ -18,6 +18,7 @@ import time
 import httpx
 from starlette.concurrency import run_in_threadpool
 
+from bot.polling import poll_queue
 from bot.settings import WebhookSettings
 from bot.store.models import WebhookDelivery
 from bot.store.queue import Queue, QueueError
@@ -67,18 +68,7 @@ class WebhookSender:
     async def run(self) -> None:
         """Send due deliveries until cancelled."""
         try:
-            while True:
-                try:
-                    await self.send_due()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - the database was unreachable: next poll
-                    logger.exception("webhooks: could not read the delivery queue")
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
-                except asyncio.TimeoutError:
-                    pass
-                self._wake.clear()
+            await poll_queue(self.send_due, self._wake, self._poll, "webhooks")
         finally:
             await self.close()
 
