@@ -189,6 +189,10 @@ def test_route_with_anger(ranking, scores, anger, want) -> None:  # type: ignore
         ("Ｈｅｌｐ ｍｅ ｐｌｅａｓｅ", "en"),  # full-width letters
         ("我想修改我的地址", "zh"),
         ("請問怎麼取消會員？", "zh"),
+        ("忘记密码了，登录不了。", "zh"),  # simplified characters Japanese text cannot hold
+        ("如何变更地址", "zh"),
+        ("髙橋", "ja"),  # kanji only with a name's variant character: in cp932, Japanese
+        ("𠮷野家", "ja"),  # a character beyond the BMP is not a Chinese mark
         ("주소를 변경하고 싶어요", "ko"),
         ("住所を変えたい", "ja"),
         ("住所変更", "ja"),  # kanji only, still Japanese

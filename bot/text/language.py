@@ -6,8 +6,9 @@ first, by script and a small word list, with no model:
 
 * Hangul syllables or letters → Korean.
 * Han characters with no kana, plus a character or word that Japanese does not use
-  (们, 吗, 这, 怎么, 請問, 我的 …) → Chinese. Japanese written in kanji alone (「住所変更」)
-  stays Japanese.
+  (们, 吗, 这, 怎么, 請問, 我的 …) or a simplified character that Japanese text cannot hold
+  (记, 码, 营: outside the Japanese character set, Shift_JIS/cp932) → Chinese. Japanese
+  written in kanji alone (「住所変更」「髙橋」) stays Japanese.
 * Only Latin letters and at least one common English word → English. Romaji Japanese
   (「juusho henkou shitai」, 「toiawase no henji mada desu ka」) and the few English words
   Japanese customers type in Japanese chats (「OK」「yes」「no」「thanks」) stay Japanese:
@@ -34,7 +35,7 @@ _LATIN_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 # (時, 請, 問, 番号 are Japanese too: 「営業時間」「請求書」 must stay Japanese).
 _CHINESE_ONLY_CHARS = set("们們吗嗎么麼这這还为说說谢对對个钱錢账賬让讓给该吧呢啊您时")
 _CHINESE_WORDS = ("我的", "我想", "我要", "怎么", "怎麼", "什么", "什麼", "可以", "是否", "你好", "您好", "一下",
-                  "帐户", "帳戶", "地址", "修改", "付款", "客服")
+                  "帐户", "帳戶", "地址", "修改", "付款", "客服", "如何")
 # Common English words; one is enough when the text is mostly Latin letters.
 _ENGLISH_WORDS = frozenset("""
 a an the i me my you your we our it is are was be been do does did can could would should will how what
@@ -56,6 +57,21 @@ saiaku saikou sugoi dame ii yatte kure tte
 _LOANWORDS_ALONE = frozenset({"ok", "okay", "yes", "no", "thanks", "thx", "sorry", "ng", "faq", "hi", "hello"})
 
 
+def _outside_japanese_charset(ch: str) -> bool:
+    """``ch`` cannot be written in Japanese text (not in cp932: simplified 记, 码, 营)."""
+    try:
+        ch.encode("cp932")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _chinese_marks(folded: str) -> bool:
+    """Kana-less Han text holds a character or word of Chinese only (module docstring)."""
+    return (any(ch in _CHINESE_ONLY_CHARS for ch in folded) or any(w in folded for w in _CHINESE_WORDS)
+            or any(_outside_japanese_charset(ch) for ch in _HAN.findall(folded)))
+
+
 def detect_language(text: str) -> str:
     """The language of ``text``: ``ja`` (also for empty or undecidable text), ``en``, ``zh`` or ``ko``.
 
@@ -72,9 +88,7 @@ def detect_language(text: str) -> str:
     if hangul and hangul >= kana:
         return KOREAN
     if han and not kana:
-        if any(ch in _CHINESE_ONLY_CHARS for ch in folded) or any(w in folded for w in _CHINESE_WORDS):
-            return CHINESE
-        return JAPANESE
+        return CHINESE if _chinese_marks(folded) else JAPANESE
     if kana or han:
         return JAPANESE
     words = _LATIN_WORD.findall(folded)
