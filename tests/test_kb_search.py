@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -474,3 +475,60 @@ def test_a_model_being_trained_builds_no_search_index(tmp_path: Path, monkeypatc
     monkeypatch.setattr(FaqSearch, "_build", lambda self: pytest.fail("index built while training"))
     monkeypatch.setattr(faq_retriever, "shared_knowledge", lambda directory: LiveKnowledge(tmp_path / "kb"))
     faq_retriever.FaqRetriever.create({}, None, None, None)  # type: ignore[arg-type]
+
+
+def test_after_an_edit_the_previous_index_answers_while_the_new_one_is_built(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild at each editor's save (seconds for a large sheet) must not hold up the searches meanwhile."""
+    import threading
+
+    from bot.knowledge.live import LiveKnowledge
+
+    kb_dir = _write_tiny_kb(tmp_path / "kb")
+    live = LiveKnowledge(kb_dir, check_interval=0.0)
+    live.prepare()
+    assert live.search("ポイントの有効期限はいつまで")[0].faq_id != "points-expiry"
+
+    release = threading.Event()
+    build = FaqSearch._build
+
+    def slow_build(self: FaqSearch):  # type: ignore[no-untyped-def]
+        assert release.wait(10), "the test never released the build"
+        return build(self)
+
+    monkeypatch.setattr(FaqSearch, "_build", slow_build)
+    path = kb_dir / "faq" / "imported.yml"
+    path.write_text(path.read_text(encoding="utf-8") + textwrap.indent(textwrap.dedent("""\
+        - id: points-expiry
+          category: ポイント
+          title: ポイントの有効期限
+          questions:
+            - ポイントの有効期限はいつまでですか
+          answer: ポイントの有効期限は獲得から1年です。
+        """), "  "), encoding="utf-8")
+
+    started = time.monotonic()
+    hits = live.search("ポイントの有効期限はいつまで")  # answered by the previous index, not blocked
+    assert time.monotonic() - started < 5
+    assert "points-expiry" not in [h.faq_id for h in hits]
+    release.set()
+    assert live.wait_until_current(timeout=20)
+    assert live.search("ポイントの有効期限はいつまで")[0].faq_id == "points-expiry"
+
+
+def test_a_broken_rebuild_keeps_the_previous_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.knowledge.live import LiveKnowledge
+
+    kb_dir = _write_tiny_kb(tmp_path / "kb")
+    live = LiveKnowledge(kb_dir, check_interval=0.0)
+    live.prepare()
+    monkeypatch.setattr(FaqSearch, "_build", lambda self: (_ for _ in ()).throw(RuntimeError("index failed")))
+    path = kb_dir / "faq" / "imported.yml"
+    path.write_text(path.read_text(encoding="utf-8").replace("荷物はいつ届きますか", "荷物はいつごろ届きますか"),
+                    encoding="utf-8")
+    assert live.search("メールアドレスを変えたい")[0].faq_id == "email-change"  # starts the rebuild
+    deadline = time.monotonic() + 10
+    while live._building is not None:  # the thread gives up on its build
+        assert time.monotonic() < deadline, "the failed rebuild never finished"
+        time.sleep(0.02)
+    assert live.search("メールアドレスを変えたい")[0].faq_id == "email-change"

@@ -42,6 +42,7 @@ class LiveKnowledge:
         self._stamp: tuple[tuple[str, int, int], ...] = ()
         self._checked_at = 0.0
         self._search: tuple[KnowledgeBase, Any] | None = None
+        self._building: KnowledgeBase | None = None  # knowledge base whose index a thread builds
 
     def _current_stamp(self) -> tuple[tuple[str, int, int], ...]:
         stamp = []
@@ -103,14 +104,62 @@ class LiveKnowledge:
         self._current_search().build()
 
     def _current_search(self) -> Any:
-        """The search over the current knowledge base (a new one after a reload, index not built)."""
+        """The search to answer with now.
+
+        After a reload the new index is built by a background thread while the previous
+        index keeps answering: built here, a 2,000-entry index (seconds) would hold up
+        Rasa's event loop, and every conversation with it, at each editor's save. The
+        first index (nothing to answer with meanwhile) is built by :meth:`prepare` or the
+        first search.
+        """
         from bot.knowledge.search import FaqSearch
 
         kb = self.get()
         with self._lock:
-            if self._search is None or self._search[0] is not kb:
+            if self._search is not None and self._search[0] is kb:
+                return self._search[1]
+            if self._search is None or not self._search[1].built:
                 self._search = (kb, FaqSearch(kb, self._synonyms))
+                return self._search[1]
+            if self._building is not kb:
+                self._building = kb
+                threading.Thread(target=self._build_in_background, args=(kb,), name="faq-index",
+                                 daemon=True).start()
             return self._search[1]
+
+    def _build_in_background(self, kb: KnowledgeBase) -> None:
+        """Build ``kb``'s index, then answer with it (unless a newer edit came meanwhile)."""
+        from bot.knowledge.search import FaqSearch
+
+        search = FaqSearch(kb, self._synonyms)
+        try:
+            search.build()
+        except Exception:  # noqa: BLE001 - the previous index keeps answering; the log names the cause
+            logger.exception("FAQ search index not rebuilt after a knowledge edit; the previous one answers")
+            with self._lock:
+                if self._building is kb:
+                    self._building = None
+            return
+        with self._lock:
+            if self._building is kb:
+                self._search, self._building = (kb, search), None
+                logger.info("FAQ search index rebuilt: %d entries", len(kb.entries))
+
+    def wait_until_current(self, timeout: float = 30.0) -> bool:
+        """Wait until the search answers from the current knowledge base (tests, CLI).
+
+        Returns:
+            Whether it does within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            search = self._current_search()
+            if search.kb is self.get():
+                search.build()  # a first index is built here; a rebuilt one already is
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
     def find(self, text: str, top: int = 3, min_score: float = SUGGESTION_MIN_SCORE) -> list[str]:
         """Ids of the FAQ entries the search ranks best for ``text`` (clarify suggestions).

@@ -311,6 +311,11 @@ class _BaseSearch:
         """Build the index now (otherwise done on the first search)."""
         self._ensure_index()
 
+    @property
+    def built(self) -> bool:
+        """Whether the index is built (a search needs no build step)."""
+        return self._index is not None
+
     def _ensure_index(self) -> _Index:
         if self._index is None:
             with self._lock:
