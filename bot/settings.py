@@ -358,6 +358,10 @@ class Settings:
             for another agent to take over; 0 turns the flag off.
         webhooks: Outbound webhooks (:class:`WebhookSettings`, ``BOT_WEBHOOKS_FILE`` and
             ``BOT_WEBHOOK_*``); off without the file.
+        escalate_after_seconds: ``BOT_ESCALATE_AFTER_SECONDS`` (default 600, up to 3600): a
+            complaint or anger ticket whose customer has waited this long unclaimed, or
+            claimed without the agent's reply, is escalated to the supervisors automatically
+            (bot/store/escalation.py); 0 turns automatic escalation off.
     """
 
     knowledge_dir: Path
@@ -384,6 +388,7 @@ class Settings:
     offer_seconds: int = 30
     reply_overdue_minutes: int = 5
     webhooks: WebhookSettings = WebhookSettings()
+    escalate_after_seconds: float = 600.0
 
     def knowledge_file(self, name: str) -> Path:
         """A settings file of the knowledge folder (``synonyms.yml``, ``triage.yml``, ``hours.yml``).
@@ -444,4 +449,5 @@ def get_settings() -> Settings:
         offer_seconds=_count("BOT_DESK_OFFER_SECONDS", 30),
         reply_overdue_minutes=_count("BOT_DESK_REPLY_MINUTES", 5),
         webhooks=WebhookSettings.from_env(),
+        escalate_after_seconds=_seconds("BOT_ESCALATE_AFTER_SECONDS", 600.0),
     )

@@ -203,6 +203,9 @@ GATEWAY_TEXT = {
                         "新しいお問い合わせをお受けできませんでした。担当者からのご連絡をお待ちいただくか、"
                         "しばらくしてからもう一度お試しください。引き続きAIチャットがご質問にお答えします。{contact}",
     "agent_changed": "担当者が交代します。ここからは{name}が担当いたします。",
+    # Escalation and transfers (bot/server/gateway_escalation.py): one line per step.
+    "requeued": "担当者が交代します。次の担当者におつなぎしますので、このままお待ちください。",
+    "supervisor_joined": "責任者が対応します。ここからは{name}が担当いたします。",
     # Agent-facing (console transcript).
     "ended_with_agent": "お客さまが会話を終了しました。",
     "not_your_ticket": "このお問い合わせは{name}さんが対応中です。解決するには、先に「対応を引き継ぐ」を押してください。",
@@ -305,15 +308,61 @@ DESK_TEXT = {
     "full": "同時対応数の上限（{cap} 件）に達しているため、お問い合わせ {ticket_id} を担当できません。"
             "対応中のお問い合わせを解決してから、もう一度お試しください。",
     "bad_max_chats": "同時対応数は {low} から {high} までの整数で指定してください（指定された値: {value}）。",
-    "bad_role": "役割は agent（担当者）か admin（管理者）で指定してください（指定された値: {value}）。",
+    "bad_role": "役割は agent（担当者）、supervisor（責任者）、admin（管理者）のいずれかで指定してください"
+                "（指定された値: {value}）。",
     "bad_status": "状態は available（対応可能）、away（離席）、offline（オフライン）のいずれかで指定してください"
                   "（指定された値: {value}）。",
     "bad_skills": "スキルはカテゴリ名の一覧で指定してください。",
     "unknown_skills": "スキル「{skills}」は knowledge/ のカテゴリにありません。使えるカテゴリ: {known}",
-    "last_admin": "管理者が1人もいなくなるため、{username} を担当者に変更できません。先にほかの担当者を管理者にしてください。",
+    "last_admin": "管理者が1人もいなくなるため、{username} の役割を変更できません。先にほかの担当者を管理者にしてください。",
     "admin_only": "この操作は管理者だけが行えます。管理者に依頼してください。",
     "not_offered": "お問い合わせ {ticket_id} は、いまあなたに割り当てられていません。画面を更新してください。",
     "nothing_to_change": "変更する項目（役割、同時対応数、状態、スキル）を指定してください。",
+}
+
+# Escalation, transfers, whispers and the supervisor view (bot/store/escalation.py,
+# bot/server/escalation_api.py, the console). Agent-facing; the customer's lines are GATEWAY_TEXT's.
+ESCALATION_TEXT = {
+    "supervisor_only": "この操作と画面は責任者（supervisor）と管理者だけが使えます。責任者に依頼してください。",
+    "no_target": "転送先を指定してください（担当者を選ぶか、「お問い合わせ一覧に戻す」を選んでください）。",
+    "two_targets": "転送先は担当者かお問い合わせ一覧のどちらか一つだけを指定してください。",
+    "note_required": "転送の理由（内部メモ）を入力してください。お客さまには表示されません。",
+    "text_required": "{what}の内容を入力してください。",
+    "too_long": "{what}は {limit:,} 文字以内で入力してください（いまは {length:,} 文字）。入力した内容はそのまま残っています。",
+    "not_text": "{what}は文字列で指定してください。",
+    "unknown_agent": "転送先の担当者「{username}」は登録されていません。一覧から選び直してください。",
+    "to_self": "{name}さんはすでにこのお問い合わせを対応中です。ほかの担当者を選んでください。",
+    "unavailable": "{name}さんはいま「{status}」のため、転送できません。「対応可能」の担当者を選ぶか、"
+                   "お問い合わせ一覧に戻してください。",
+    "full": "{name}さんは同時対応数の上限（{cap} 件）に達しているため、転送できません。"
+            "ほかの担当者を選ぶか、お問い合わせ一覧に戻してください。",
+    "unknown_category": "カテゴリ「{category}」は knowledge/ のカテゴリにありません。使えるカテゴリ: {known}",
+    "not_owner": "お問い合わせ {ticket_id} はあなたが対応中ではないため、{action}できません（いまの状態: {status_ja}）。"
+                 "画面を更新してください。",
+    "resolved": "お問い合わせ {ticket_id} はすでに解決済みのため、{action}できません。",
+    "offline": "お問い合わせ {ticket_id} は受付時間外の連絡先の受付のため、{action}できません。",
+    "already_escalated": "お問い合わせ {ticket_id} はすでに責任者にエスカレーションされています。責任者の参加をお待ちください。",
+    "already_joined": "お問い合わせ {ticket_id} には、すでに責任者の{name}さんが参加しています。ほかの責任者は参加できません。",
+    "already_yours": "お問い合わせ {ticket_id} は、すでにあなたが対応中です。",
+    "no_agent": "お問い合わせ {ticket_id} はいま担当者が対応中ではないため、ささやきを送れません"
+                "（ささやきは対応中の担当者だけに届きます）。",
+    "whisper_self": "お問い合わせ {ticket_id} はあなたが対応中です。ささやきではなく内部メモを使ってください。",
+    "actions": {"transfer": "転送", "escalate": "エスカレーション", "join": "参加", "whisper": "ささやきを送信"},
+    "fields": {"note": "内部メモ", "whisper": "ささやき"},
+    # Lines of the console's transcript (system entries; the customer never sees them).
+    "record_transferred": "{old}さんが{new}さんに転送しました。",
+    "record_requeued": "{old}さんがお問い合わせ一覧に戻しました（カテゴリ: {category}）。",
+    "record_escalated": "{name}さんが責任者にエスカレーションしました。",
+    "record_auto_escalated": "返信のないまま {wait} たったため、自動で責任者にエスカレーションしました。",
+    "auto_note": "苦情・怒りの表現のお問い合わせが、対応待ちまたは返信待ちのまま {wait} たちました。",
+    "record_joined": "責任者の{name}さんが参加しました。",
+    "no_category": "指定なし",
+    "system": "システム",
+    # The history of a ticket (console's 「対応の記録」).
+    "kinds": {"claimed": "対応開始", "taken_over": "引き継ぎ", "transferred": "転送", "requeued": "一覧に戻す",
+              "escalated": "エスカレーション", "auto_escalated": "自動エスカレーション", "joined": "責任者が参加",
+              "whisper": "ささやき", "resolved": "解決", "cancelled": "取り消し（お客さま）"},
+    "states": {"requested": "責任者待ち", "joined": "責任者が対応中"},
 }
 
 # ---------------------------------------------------------------------------

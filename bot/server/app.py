@@ -28,7 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot import wording
 from bot.analytics import page as analytics_page
 from bot.channels.line import webhook as line_webhook
-from bot.server import agent_api, canned_api, chat_api, desk_api, undelivered_api, webhooks_api
+from bot.polling import poll_queue
+from bot.server import agent_api, canned_api, chat_api, desk_api, escalation_api, undelivered_api, webhooks_api
 from bot.server.assigner import Assigner
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
 from bot.server.chat_api import SocketCounter
@@ -94,6 +95,8 @@ class Services:
     webhooks: WebhookConfig | None = field(default_factory=configured_webhooks)
     webhook_settings: WebhookSettings = field(default_factory=lambda: get_settings().webhooks)
     webhook_poll_seconds: float = 1.0
+    # Complaint and anger tickets waiting this long are escalated (BOT_ESCALATE_AFTER_SECONDS; 0: off).
+    escalate_after_seconds: float = field(default_factory=lambda: get_settings().escalate_after_seconds)
     gateway: Gateway = field(init=False)
     webhook_sender: WebhookSender | None = field(init=False, default=None)
 
@@ -101,6 +104,7 @@ class Services:
         self.stores.queue.limits = self.limits
         self.gateway = Gateway(self.stores, self.rasa, self.hub, self.limits)
         self.gateway.configure_mail(self.smtp)
+        self.gateway.escalate_after_seconds = self.escalate_after_seconds
         # Events are recorded with the ticket changes (same transaction) for these receivers.
         outbox = WebhookOutbox(self.webhooks.routes() if self.webhooks is not None else None)
         self.stores.queue.webhooks = outbox
@@ -142,7 +146,7 @@ async def _queue_error(request: Request, exc: Exception) -> Response:
 def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
                events_url: str = "", https: bool | None = None, session_key_version: int | None = None,
                widget_origins: Sequence[str] | None = None, line: LineSettings | None = None,
-               assign_interval: float = 1.0) -> Starlette:
+               assign_interval: float = 1.0, escalate_interval: float = 1.0) -> Starlette:
     """The ASGI application.
 
     Args:
@@ -161,6 +165,8 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         line: The LINE channel's settings; ``None`` reads ``LINE_*`` (off without them).
         assign_interval: Seconds between rounds of offering waiting tickets to agents
             (bot/server/assigner.py).
+        escalate_interval: Seconds between looks for complaint and anger tickets to escalate
+            automatically (bot/store/escalation.py; only with ``escalate_after_seconds``).
     """
     if https is None or session_key_version is None:
         settings = get_settings()
@@ -183,6 +189,9 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         mail_task = asyncio.create_task(mailer.run()) if mailer is not None else None
         sender = services.webhook_sender
         webhook_task = asyncio.create_task(sender.run()) if sender is not None else None
+        escalate_task = asyncio.create_task(poll_queue(services.gateway.auto_escalate, asyncio.Event(),
+                                                       escalate_interval, "automatic escalation")) \
+            if services.escalate_after_seconds > 0 else None
         if line_channel is not None:
             line_channel.start()
         try:
@@ -192,8 +201,9 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
             assign_task.cancel()
             if mail_task is not None:
                 mail_task.cancel()
-            if webhook_task is not None:
-                webhook_task.cancel()
+            for optional in (webhook_task, escalate_task):
+                if optional is not None:
+                    optional.cancel()
             if line_channel is not None:
                 await line_channel.close()
             await services.hub.disconnect()
@@ -205,7 +215,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         Route("/healthz", healthz, include_in_schema=False),
         Route("/openapi.json", openapi, include_in_schema=False),
         *chat_api.routes, *agent_api.routes, *desk_api.routes, *canned_api.routes, *undelivered_api.routes,
-        *webhooks_api.routes,
+        *webhooks_api.routes, *escalation_api.routes,
         *analytics_page.routes,
         *line_webhook.routes,
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True), name="console"),

@@ -19,7 +19,8 @@ cancelled on arrival, and only the new one opens a ticket.
 
 The customer side is bot/server/gateway_customer.py, the agent side
 bot/server/gateway_agent.py, what both share bot/server/gateway_base.py; the survey and
-the transcript mail after a resolved chat bot/server/gateway_after_chat.py; the ticket
+the transcript mail after a resolved chat bot/server/gateway_after_chat.py; transfers,
+escalations, supervisors' joins and whispers bot/server/gateway_escalation.py; the ticket
 watcher that announces new tickets is bot/server/ticket_watcher.py.
 """
 
@@ -29,10 +30,11 @@ from bot.server.gateway_after_chat import AfterChatSide
 from bot.server.gateway_agent import AgentSide
 from bot.server.gateway_base import MAX_MESSAGE_CHARS, TEXT, CustomerError, RateLimited
 from bot.server.gateway_customer import CustomerSide
+from bot.server.gateway_escalation import EscalationSide
 
 # Callers (chat_api, tests) import the customer-facing errors and limits from here.
 __all__ = ["Gateway", "CustomerError", "RateLimited", "MAX_MESSAGE_CHARS", "TEXT"]
 
 
-class Gateway(CustomerSide, AgentSide, AfterChatSide):
+class Gateway(CustomerSide, AgentSide, EscalationSide, AfterChatSide):
     """Routes customer messages to the bot or a person and agent actions to the customer."""

@@ -7,9 +7,9 @@ from typing import Any, Callable, Sequence
 
 from bot import wording
 from bot.handoff.reasons import reason_label
-from bot.store.models import PRIORITY_HIGH, Ticket, TranscriptEntry, as_utc, utcnow
+from bot.store.models import PRIORITY_ESCALATED, PRIORITY_HIGH, Ticket, TicketEvent, TranscriptEntry, as_utc, utcnow
 
-PRIORITY_LABELS = {PRIORITY_HIGH: "高"}
+PRIORITY_LABELS = {PRIORITY_ESCALATED: "至急", PRIORITY_HIGH: "高"}
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -54,6 +54,11 @@ def ticket_json(ticket: Ticket, display_name: Callable[[str], str], with_entries
         "created_at": _iso(ticket.created_at), "claimed_at": _iso(ticket.claimed_at),
         "resolved_at": _iso(ticket.resolved_at), "resolved_by": ticket.resolved_by,
         "waiting_seconds": max(0, int((as_utc(end) - as_utc(ticket.created_at)).total_seconds())),
+        "escalation": ticket.escalation,
+        "escalation_label": wording.ESCALATION_TEXT["states"].get(ticket.escalation) if ticket.escalation else None,
+        "escalated_at": _iso(ticket.escalated_at), "escalated_by": ticket.escalated_by,
+        "escalated_by_name": display_name(ticket.escalated_by) if ticket.escalated_by else None,
+        "joined_by": ticket.joined_by, "joined_by_name": display_name(ticket.joined_by) if ticket.joined_by else None,
     }
     if entries is not None:
         data["entries"] = [entry_json(e) for e in entries]
@@ -77,3 +82,17 @@ def desk_json(ticket: Ticket, desk: Any, display_name: Callable[[str], str]) -> 
     return {"offered_to": offered_to, "offered_to_name": display_name(offered_to) if offered_to else None,
             "offer_expires_at": _iso(expires), "awaiting_reply_since": _iso(ticket.awaiting_reply_since),
             "reply_overdue": desk.is_overdue(ticket)}
+
+
+def event_json(event: TicketEvent, display_name: Callable[[str], str]) -> dict[str, Any]:
+    """One step of a ticket's history (``GET /api/tickets/{id}/history``): who, when, what, why.
+
+    ``target_name`` is an agent's display name, or the category of a ticket sent back to the queue.
+    """
+    text = wording.ESCALATION_TEXT
+    agent_target = event.kind != "requeued"
+    return {"id": event.id, "kind": event.kind, "kind_label": text["kinds"].get(event.kind, event.kind),
+            "actor": event.actor, "actor_name": display_name(event.actor) if event.actor else text["system"],
+            "target": event.target,
+            "target_name": (display_name(event.target) if agent_target else event.target) if event.target else None,
+            "note": event.note, "at": _iso(event.at)}

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from bot.store.agents import AgentDirectory
 from bot.store.chat_log import ChatLog
 from bot.store.desk import Desk
+from bot.store.escalation import Escalations
 from bot.store.pending import PendingHandoffs
 from bot.store.queue import Queue
 from bot.store.undelivered import UndeliveredHandoffs
@@ -63,10 +64,13 @@ class Stores:
     undelivered: UndeliveredHandoffs = field(init=False)
     # Agents' caps, status and skills; offers of waiting tickets (bot/store/desk.py).
     desk: Desk = field(init=False)
+    # Transfers, escalations, supervisors' joins and whispers, tickets' history (bot/store/escalation.py).
+    escalations: Escalations = field(init=False)
 
     def __post_init__(self) -> None:
         self.undelivered = UndeliveredHandoffs(self.engine)
         self.desk = Desk(self.engine)
+        self.escalations = Escalations(self.queue, self.desk)
 
 
 def stores_for(database_url: str) -> Stores:

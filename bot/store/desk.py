@@ -1,6 +1,7 @@
 """The agent desk: roles, concurrent-chat caps, status and skills; offers of waiting tickets.
 
-Each agent has a role (``agent`` / ``admin``), a cap on concurrent chats (同時対応数), a
+Each agent has a role (``agent`` / ``supervisor`` / ``admin``; supervisors and admins take
+escalations and see every chat, bot/store/escalation.py), a cap on concurrent chats (同時対応数), a
 status (対応可能 / 離席 / オフライン) and skills (knowledge categories; none = every
 category). :meth:`Desk.assign` offers each waiting ticket, high priority first, to the
 available agent with a free slot and the ticket's category who has waited longest since
@@ -34,7 +35,9 @@ from bot import wording
 from bot.store.models import Agent, Ticket, as_utc
 from bot.store.queue import QueueError, SlotGuard
 
-ROLES = {"agent": "担当者", "admin": "管理者"}
+ROLES = {"agent": "担当者", "supervisor": "責任者", "admin": "管理者"}
+# Roles that take escalations, watch every chat and whisper (an admin can do all a supervisor can).
+SUPERVISING_ROLES = ("supervisor", "admin")
 STATUSES = {"available": "対応可能", "away": "離席", "offline": "オフライン"}
 DEFAULT_MAX_CHATS = 3
 MAX_CHATS_LIMIT = 20  # beyond this no one answers chats well; a typo (30 for 3) is refused
@@ -65,7 +68,7 @@ class DeskAgent:
     Attributes:
         username: User name.
         display_name: Display name.
-        role: ``agent`` or ``admin``.
+        role: ``agent``, ``supervisor`` or ``admin``.
         max_chats: Cap on concurrent chats (同時対応数).
         status: ``available``, ``away`` or ``offline``.
         skills: Categories they take; empty: every category.
@@ -126,7 +129,7 @@ def parse_max_chats(value: Any) -> int:
 
 
 def check_role(value: Any) -> str:
-    """``agent`` or ``admin``.
+    """``agent``, ``supervisor`` or ``admin``.
 
     Raises:
         DeskError: Anything else.
@@ -266,10 +269,18 @@ class Desk:
                                  .where(self._live_offer(now), Ticket.offered_to == username, *other)).scalar_one()
         return int(chats), int(offers)
 
+    def role_of(self, username: str) -> str | None:
+        """The agent's role (``None``: no such agent)."""
+        with self._db() as session:
+            return session.execute(select(Agent.role).where(Agent.username == username)).scalar()
+
     def is_admin(self, username: str) -> bool:
         """Whether ``username`` is an admin."""
-        with self._db() as session:
-            return session.execute(select(Agent.role).where(Agent.username == username)).scalar() == "admin"
+        return self.role_of(username) == "admin"
+
+    def is_supervisor(self, username: str) -> bool:
+        """Whether ``username`` takes escalations and watches every chat (a supervisor or an admin)."""
+        return self.role_of(username) in SUPERVISING_ROLES
 
     def update(self, username: str, role: str | None = None, max_chats: int | None = None,
                status: str | None = None, skills: Iterable[str] | None = None) -> DeskAgent:
@@ -278,7 +289,7 @@ class Desk:
         Going away or offline hands back the offers the agent had (to the next agent).
 
         Raises:
-            DeskError: 404 no such agent; 409 the last admin would become an agent.
+            DeskError: 404 no such agent; 409 the last admin would stop being one.
         """
         now = self.now()
         with self._db() as session, session.begin():
@@ -289,7 +300,7 @@ class Desk:
                                   .with_for_update()).scalar_one_or_none()
             if row is None:
                 raise DeskError(wording.STORE_AGENT_TEXT["unknown_agent"].format(username=username), status=404)
-            if role == "agent" and row.role == "admin" and list(admins) == [username]:
+            if role is not None and role != "admin" and row.role == "admin" and list(admins) == [username]:
                 raise DeskError(TEXT["last_admin"].format(username=username), status=409)
             if role is not None:
                 row.role = role
@@ -329,17 +340,38 @@ class Desk:
         def guard(session: Session, ticket_id: int) -> None:
             if session.execute(select(Ticket.offline).where(Ticket.id == ticket_id)).scalar():
                 return
-            now = self.now()
-            touched = session.execute(update(Agent).where(Agent.username == username)
-                                      .values(last_assigned_at=now)
-                                      .execution_options(synchronize_session=False)).rowcount
-            if not touched:
-                return
-            cap = int(session.execute(select(Agent.max_chats).where(Agent.username == username)).scalar_one())
-            if sum(self._load_of(session, username, now, besides=ticket_id)) >= cap:
+            if self.take_slot(session, username, ticket_id) == "full":
+                cap = int(session.execute(select(Agent.max_chats).where(Agent.username == username)).scalar_one())
                 raise QueueError(TEXT["full"].format(cap=cap, ticket_id=ticket_id), status=409)
 
         return guard
+
+    def take_slot(self, session: Session, username: str, ticket_id: int, available_only: bool = False) -> str | None:
+        """Lock the agent's row (``last_assigned_at``) and see whether ticket ``ticket_id`` fits their cap.
+
+        Runs in the caller's transaction, before the ticket is locked (claims, take-overs and
+        transfers lock in this order, so they wait for each other instead of deadlocking).
+
+        Args:
+            session: The caller's transaction.
+            username: The agent who would get the chat.
+            ticket_id: The ticket (not counted in their load).
+            available_only: Refuse an agent who is not 対応可能 (a transfer to a colleague).
+
+        Returns:
+            ``None`` when the chat fits; ``"unknown"`` (no such agent), ``"unavailable"``
+            (away or offline, with ``available_only``) or ``"full"`` (cap reached).
+        """
+        now = self.now()
+        available = [Agent.status == "available"] if available_only else []
+        touched = session.execute(update(Agent).where(Agent.username == username, *available)
+                                  .values(last_assigned_at=now)
+                                  .execution_options(synchronize_session=False)).rowcount
+        if not touched:
+            known = session.execute(select(Agent.id).where(Agent.username == username)).first() is not None
+            return "unavailable" if known else "unknown"
+        cap = int(session.execute(select(Agent.max_chats).where(Agent.username == username)).scalar_one())
+        return "full" if sum(self._load_of(session, username, now, besides=ticket_id)) >= cap else None
 
     # ---- offers ------------------------------------------------------------------------
 

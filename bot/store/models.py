@@ -9,7 +9,8 @@ from sqlalchemy.orm import declarative_base, relationship
 
 Base = declarative_base()
 
-PRIORITY_HIGH = 1  # anger, complaint
+PRIORITY_ESCALATED = 0  # escalated to supervisors (bot/store/escalation.py): before everything else
+PRIORITY_HIGH = 1  # anger, complaint (bot/handoff/reasons.py HIGH_PRIORITY_REASONS, and only those)
 PRIORITY_NORMAL = 2
 # Resolution of a ticket refused because its customer has too many open ones (Limits).
 RESOLUTION_LIMITED = "limited"
@@ -70,6 +71,13 @@ class Ticket(Base):
     # Claimed tickets: since when the customer waits for the agent's reply (set at the claim
     # and by a customer message, cleared by the agent's reply); the console flags it late.
     awaiting_reply_since = Column(DateTime(timezone=True))
+    # Escalation (bot/store/escalation.py, migration 0011): ``requested`` (supervisors are
+    # asked; the agent stays in the chat) or ``joined`` (a supervisor took the chat), when,
+    # by whom (``None``: automatically) and the supervisor who joined.
+    escalation = Column(String(20), index=True)
+    escalated_at = Column(DateTime(timezone=True))
+    escalated_by = Column(String(100))
+    joined_by = Column(String(100))
 
     # (position, id): two entries written at the same moment on SQLite may share a position.
     entries = relationship("TranscriptEntry", back_populates="ticket",
@@ -94,6 +102,28 @@ class TranscriptEntry(Base):
     author = Column(String(100))  # the agent's display name on agent replies and notes
 
     ticket = relationship("Ticket", back_populates="entries")
+
+
+class TicketEvent(Base):
+    """One step of a ticket's handling, for its history: who, when, what and why.
+
+    ``kind``: claimed, taken_over, transferred (to ``target``, an agent), requeued (back to
+    the queue; ``target``: the category, if one was chosen), escalated, auto_escalated,
+    joined (a supervisor), whisper (a supervisor's ささやき to ``target``, the agent; never
+    shown to the customer), resolved, cancelled. ``actor`` is a user name (``None``: the
+    system); ``note`` the internal reason or the whisper, as written (rendered as text only).
+    """
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket", "ticket_id", "id"),)
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False)
+    kind = Column(String(30), nullable=False)
+    actor = Column(String(100))
+    target = Column(String(100))
+    note = Column(Text)
+    at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class PendingHandoff(Base):

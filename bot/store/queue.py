@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from bot import wording
 from bot.settings import Limits
 from bot.store.models import RESOLUTION_LIMITED, Conversation, Ticket, TranscriptEntry, as_utc, utcnow
+from bot.store.ticket_events import record_event
 from bot.store.webhooks import WebhookOutbox, ticket_snapshot
 from bot.text.masking import mask_sensitive
 
@@ -413,6 +414,7 @@ class Queue:
                              claimed_at=now, offered_to=None, offered_at=None, awaiting_reply_since=now)
             self.webhooks.record(session, ticket_id, "ticket.claimed",
                                  ticket_snapshot(ticket, status="claimed", claimed_by=agent, claimed_at=now))
+            record_event(session, ticket_id, "claimed", agent, at=now)
         return self.get(ticket_id, with_entries=False)
 
     @staticmethod
@@ -508,6 +510,7 @@ class Queue:
                              resolution=resolution, resolved_by=agent)
             self.webhooks.record(session, ticket_id, "ticket.resolved", ticket_snapshot(
                 ticket, status="resolved", resolved_at=now, resolution=resolution, resolved_by=agent))
+            record_event(session, ticket_id, "cancelled" if resolution == "cancelled" else "resolved", agent, at=now)
         return self.get(ticket_id, with_entries=False)
 
     def take_over(self, ticket_id: int, agent: str, record: str, author: str | None = None,
@@ -540,6 +543,7 @@ class Queue:
             self._transition(session, ticket_id, ("claimed",), Ticket.claimed_by == previous, claimed_by=agent,
                              awaiting_reply_since=utcnow())  # the new agent's own time to reply
             ticket = self._append(session, ticket_id, "system", record, author)
+            record_event(session, ticket_id, "taken_over", agent, target=previous)
         return ticket, previous
 
     def set_contact(self, ticket_id: int, contact: dict[str, str]) -> Ticket:

@@ -22,11 +22,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-# Events queued today, and those accepted in the file for when transfers and escalations
-# exist (#15 item 1): a receiver can subscribe to them now and will get them then.
-EMITTED_EVENTS = ("ticket.created", "ticket.claimed", "ticket.resolved", "csat.received")
-FUTURE_EVENTS = ("ticket.transferred", "ticket.escalated")
-EVENTS = EMITTED_EVENTS + FUTURE_EVENTS
+# The events a receiver can subscribe to (transfers and escalations: bot/store/escalation.py).
+EVENTS = ("ticket.created", "ticket.claimed", "ticket.transferred", "ticket.escalated", "ticket.resolved",
+          "csat.received")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
 MIN_SECRET_CHARS = 16
 KEYS = {"name", "url", "events", "secret", "secret_file"}
