@@ -18,30 +18,13 @@ const S = {
 };
 const page = { csrf: null, data: null };
 
-function fill(text, values) {
-  return text.replace(/\{(\w+)\}/g, (m, key) => (key in values ? String(values[key]) : m));
-}
-
 function showAlert(message) {
   $("alert").textContent = message;
   $("alert").hidden = !message;
 }
 
-async function call(method, path, body) {
-  const headers = { Accept: "application/json" };
-  const init = { method, headers, credentials: "same-origin" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  if (method !== "GET" && page.csrf) headers["X-CSRF-Token"] = page.csrf;
-  let res;
-  try { res = await fetch(path, init); } catch (err) { throw Object.assign(new Error(S.network), { status: 0 }); }
-  let data = {};
-  try { data = await res.json(); } catch (err) { data = {}; }
-  if (res.ok) return data;
-  const message = (data && typeof data.error === "string" && data.error) || `エラーが発生しました（${res.status}）。`;
-  throw Object.assign(new Error(message), { status: res.status });
+function call(method, path, body) {
+  return jsonRequest(method, path, body, page.csrf);
 }
 
 function options(select, labels, current) {

@@ -13,9 +13,6 @@
 "use strict";
 
 const BASE_TITLE = "担当者コンソール";
-const SENDER_LABELS = {
-  customer: "お客さま", bot: "ボット", agent: "担当者", note: "内部メモ", system: "システム",
-};
 const LIST_PAGE = 50;
 const MAX_LIST_REQUEST = 200;
 const ENTRIES_PAGE = 100;
@@ -45,7 +42,6 @@ const state = {
   listSeq: 0,
   unseen: 0,
   bannerTicketId: null,
-  audio: null,
 };
 
 /* ---------- small DOM helpers ($ and el come from dom.js) ---------- */
@@ -70,25 +66,7 @@ function announce(message) {
 
 /* ---------- time formatting ---------- */
 
-const pad = (n) => String(n).padStart(2, "0");
-
-function formatTime(iso) {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? "" : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
-
-function formatDateTime(iso) {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return "—";
-  return `${d.getMonth() + 1}/${d.getDate()} ${formatTime(iso)}`;
-}
-
-function formatDuration(seconds) {
-  const s = Math.max(0, Math.floor(seconds));
-  if (s < 60) return `${s}秒`;
-  if (s < 3600) return `${Math.floor(s / 60)}分${pad(s % 60)}秒`;
-  return `${Math.floor(s / 3600)}時間${pad(Math.floor((s % 3600) / 60))}分`;
-}
+// formatTime, formatDateTime, formatDuration: dom.js
 
 // Waiting ends when an agent claims the ticket (same rule as waiting_seconds).
 function waitEnd(t) {
@@ -106,34 +84,14 @@ function updateTimers() {
 
 /* ---------- API ---------- */
 
-class ApiError extends Error {
-  constructor(message, status) {
-    super(message);
-    this.status = status;
-  }
-}
-
+// jsonRequest (dom.js) with the session's CSRF token; a 401 returns to the login form.
 async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  const init = { method, headers, credentials: "same-origin" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
-  let res;
   try {
-    res = await fetch(path, init);
+    return await jsonRequest(method, path, body, state.csrf);
   } catch (err) {
-    throw new ApiError("サーバーに接続できません。ネットワークを確認してください。", 0);
+    if (err.status === 401 && state.agent) sessionExpired();
+    throw err;
   }
-  let data = {};
-  try { data = await res.json(); } catch (err) { data = {}; }
-  if (res.ok) return data || {};
-  const message = (data && typeof data.error === "string" && data.error)
-    || `エラーが発生しました（${res.status}）。`;
-  if (res.status === 401 && state.agent) sessionExpired();
-  throw new ApiError(message, res.status);
 }
 
 /* ---------- session ---------- */
@@ -148,6 +106,9 @@ function startSession(data) {
   for (const id of ["agent-name", "logout", "connection-status"]) $(id).hidden = false;
   openEvents();
   refreshList();
+  // /console/#ticket=12 (the supervisor view's 「参加する」) opens that ticket.
+  const linked = /^#ticket=(\d+)$/.exec(window.location.hash);
+  if (linked) openTicket(Number(linked[1]), true);
 }
 
 function showLogin(message) {
@@ -254,11 +215,12 @@ function ticketItem(t) {
   if (t.id === state.currentId) btn.setAttribute("aria-current", "true");
 
   const top = el("span", "ticket-row");
-  if (t.priority === 1) top.append(el("span", "badge badge-high", "高"));
+  if (t.priority <= 1) top.append(el("span", "badge badge-high", t.priority_label || "高"));
   top.append(el("span", "ticket-id", `#${t.id}`));
   top.append(el("span", `status status-${t.status}`, statusText(t)));
   if (t.offline) top.append(el("span", "badge badge-offline", "時間外"));
   if (t.reply_overdue) top.append(el("span", "badge badge-high", "返信遅れ"));
+  if (t.escalation_label) top.append(el("span", "badge badge-escalation", t.escalation_label));
   if (t.offered_to_name) top.append(el("span", "badge badge-offer", `割り当て: ${t.offered_to_name}`));
   top.append(el("span", "badge badge-channel", channelName(t.customer)));
 
@@ -362,7 +324,8 @@ function renderDetail(t) {
   $("detail-empty").hidden = true;
   $("detail-body").hidden = false;
   $("detail-title").textContent = `お問い合わせ番号 ${t.id}`;
-  $("detail-priority").hidden = t.priority !== 1;
+  $("detail-priority").hidden = t.priority > 1;
+  $("detail-priority").textContent = t.priority_label || "高";
   $("detail-status").textContent = statusText(t);
   $("detail-status").className = `status status-${t.status}`;
   $("detail-offline").hidden = !t.offline;
@@ -379,6 +342,8 @@ function renderDetail(t) {
   renderTranscript(t);
   updateActions(t);
   updateTimers();
+  // escalation.js: transfer / escalate / join buttons and the ticket's history.
+  document.dispatchEvent(new CustomEvent("console:ticket", { detail: t }));
 }
 
 // Where the customer writes from: 「LINE」 (bot/channels/line) or 「Web」 (the widget, which sets no channel).
@@ -403,23 +368,6 @@ function renderCustomer(c) {
   } else {
     page.textContent = url || "—";
   }
-}
-
-function entryItem(entry) {
-  const sender = Object.prototype.hasOwnProperty.call(SENDER_LABELS, entry.sender) ? entry.sender : "system";
-  const li = el("li", `entry entry-${sender}`);
-  let who = SENDER_LABELS[sender];
-  if ((sender === "agent" || sender === "note") && entry.author) who += `（${entry.author}）`;
-  const head = el("div", "entry-head");
-  const time = el("time", "entry-time", formatTime(entry.at));
-  if (entry.at) time.dateTime = entry.at;
-  head.append(el("span", "entry-sender", who), time);
-  li.append(head, el("p", "entry-text", entry.text || ""));
-  // The server words the bot's decision (bot/wording.py): 「ボットの判定: 住所を変更したい（確からしさ 53%）」.
-  if ((sender === "bot" || sender === "customer") && entry.decision) {
-    li.append(el("p", "entry-meta", entry.decision));
-  }
-  return li;
 }
 
 // Transcript order: position, then id.
@@ -597,6 +545,7 @@ function onTicketEvent(event) {
   const ticket = payload && payload.ticket;
   if (!ticket) return;
   if (payload.change === "created") notifyNewTicket(ticket);
+  document.dispatchEvent(new CustomEvent("console:ticket-event", { detail: payload }));  // escalation.js
   scheduleRefresh(ticket.id === state.currentId);
 }
 
@@ -637,29 +586,11 @@ function hideBanner() {
 }
 
 function unlockAudio() {
-  try {
-    const Ctx = window.AudioContext || window.webkitAudioContext;
-    if (!Ctx) return;
-    if (!state.audio) state.audio = new Ctx();
-    if (state.audio.state === "suspended") state.audio.resume().catch(() => {});
-  } catch (err) { /* audio unavailable */ }
+  sound.unlock();
 }
 
 function beep() {
-  try {
-    unlockAudio();
-    const ctx = state.audio;
-    if (!ctx) return;
-    const osc = ctx.createOscillator();
-    const gain = ctx.createGain();
-    osc.type = "sine";
-    osc.frequency.value = 880;
-    gain.gain.setValueAtTime(0.15, ctx.currentTime);
-    gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.25);
-    osc.connect(gain).connect(ctx.destination);
-    osc.start();
-    osc.stop(ctx.currentTime + 0.25);
-  } catch (err) { /* browsers may block audio */ }
+  sound.beep();
 }
 
 /* ---------- wiring ---------- */

@@ -5,7 +5,7 @@
  * tickets whose customer waits too long for a reply (「開く」 shows the ticket with 「対応を引き継ぐ」).
  * Admins get a link to the agents' page (agents.html).
  * Refreshed when the queue list is redrawn (every ticket event), every REFRESH_MS and after each
- * action. Texts go in with textContent only. Uses $, el (dom.js) and state, api, openTicket,
+ * action. Texts go in with textContent only. Uses $, el, fill (dom.js) and state, api, openTicket,
  * announce, formatDuration (console.js).
  */
 "use strict";
@@ -28,10 +28,6 @@
     statusSaved: "状態を「{label}」にしました。",
   };
   const view = { timer: null, tick: null, seq: 0, offers: [], known: new Set(), queued: null };
-
-  function fill(text, values) {
-    return text.replace(/\{(\w+)\}/g, (m, key) => (key in values ? String(values[key]) : m));
-  }
 
   function setNote(message) {
     $("desk-note").textContent = message;
