@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     agent_list.set_defaults(func=_cmd_agent_list)
     agent_set = agent_sub.add_parser("set", help="担当者の役割・同時対応数・状態・スキルを変更")
     agent_set.add_argument("username", help="ユーザー名")
-    agent_set.add_argument("--role", help="agent（担当者）または admin（管理者）")
+    agent_set.add_argument("--role", help="agent（担当者）、supervisor（責任者）または admin（管理者）")
     agent_set.add_argument("--max-chats", help="同時対応数（1〜20、既定 3）")
     agent_set.add_argument("--status", help="available（対応可能）、away（離席）、offline（オフライン）")
     agent_set.add_argument("--skills", help="担当するカテゴリ（knowledge/ のカテゴリ名をカンマ区切り。空文字ですべて）")
