@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,20 +32,64 @@ def _flag(name: str) -> bool:
     return value in ("1", "true", "yes")
 
 
-def _count(name: str, default: int) -> int:
+def _whole(name: str, default: int, low: int, high: int, what: str, fix: str) -> int:
+    """A whole number from ``low`` to ``high``; the error names ``what`` it should be and the ``fix``."""
     value = os.environ.get(name, str(default)).strip()
-    if not value.isdigit() or int(value) > 1_000_000:
-        raise ValueError(f"environment variable {name}={value!r} is not a limit; "
-                         f"fix: set it to a whole number (default {default}; 0 turns the limit off)")
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ValueError(f"environment variable {name}={value!r} is not {what}; fix: {fix}")
     return int(value)
+
+
+def _count(name: str, default: int) -> int:
+    return _whole(name, default, 0, 1_000_000, "a limit",
+                  f"set it to a whole number (default {default}; 0 turns the limit off)")
 
 
 def _days(name: str, default: int) -> int:
-    value = os.environ.get(name, str(default)).strip()
-    if not value.isdigit() or not 0 < int(value) <= 3650:
-        raise ValueError(f"environment variable {name}={value!r} is not a number of days; "
-                         f"fix: set it to a whole number from 1 to 3650 (default {default})")
-    return int(value)
+    return _whole(name, default, 1, 3650, "a number of days",
+                  f"set it to a whole number from 1 to 3650 (default {default})")
+
+
+def _keep_days(name: str, default: int) -> int:
+    return _whole(name, default, 0, 36500, "a retention period",
+                  f"set it to a number of days from 1 to 36500, or 0 to keep forever (default {default})")
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long conversation content and the audit log are kept (bot/store/retention.py).
+
+    Attributes:
+        days: ``BOT_RETENTION_DAYS`` (default 365; 0 keeps forever): resolved tickets'
+            transcripts, notes and customer details, chat messages' texts, conversations'
+            customer details and CSAT comments older than this are removed (the rows and
+            their counts stay for analytics); transcript mails, handled undelivered packets
+            and sent or dead webhook deliveries are deleted. Open tickets are never touched.
+        audit_days: ``BOT_AUDIT_RETENTION_DAYS`` (default 730; 0 keeps forever): audit log
+            lines older than this are deleted. Not shorter than ``days`` (unless one is 0).
+        interval_hours: ``BOT_RETENTION_INTERVAL_HOURS`` (default 24): how often one of the
+            bot servers runs it (0: only ``bot retention run``).
+    """
+
+    days: int = 365
+    audit_days: int = 730
+    interval_hours: int = 24
+
+    @classmethod
+    def from_env(cls) -> "RetentionSettings":
+        """The retention settings of the environment.
+
+        Raises:
+            ValueError: A bad number, or an audit log kept for less time than the content.
+        """
+        days = _keep_days("BOT_RETENTION_DAYS", cls.days)
+        audit_days = _keep_days("BOT_AUDIT_RETENTION_DAYS", cls.audit_days)
+        if days and audit_days and audit_days < days:
+            raise ValueError(f"BOT_AUDIT_RETENTION_DAYS={audit_days} is shorter than BOT_RETENTION_DAYS={days}; "
+                             "fix: keep the audit log at least as long as the conversations (or set it to 0: forever)")
+        hours = _whole("BOT_RETENTION_INTERVAL_HOURS", cls.interval_hours, 0, 24 * 31, "a number of hours",
+                       f"set it to a whole number from 1 to 744, or 0: only `bot retention run` (default {cls.interval_hours})")
+        return cls(days=days, audit_days=audit_days, interval_hours=hours)
 
 
 def normalize_origin(value: str) -> str:
@@ -294,11 +339,8 @@ class WebhookSettings:
 
 
 def _version(name: str) -> int:
-    value = os.environ.get(name, "1")
-    if not value.isdigit() or not 0 < int(value) < 1_000_000:
-        raise ValueError(f"environment variable {name}={value!r} is not a key version; "
-                         f"fix: set it to a whole number from 1 (default 1), one higher to rotate the key")
-    return int(value)
+    return _whole(name, 1, 1, 999_999, "a key version",
+                  "set it to a whole number from 1 (default 1), one higher to rotate the key")
 
 
 @dataclass(frozen=True)
@@ -362,6 +404,8 @@ class Settings:
             complaint or anger ticket whose customer has waited this long unclaimed, or
             claimed without the agent's reply, is escalated to the supervisors automatically
             (bot/store/escalation.py); 0 turns automatic escalation off.
+        retention: How long conversations and the audit log are kept (:class:`RetentionSettings`,
+            ``BOT_RETENTION_DAYS``, ``BOT_AUDIT_RETENTION_DAYS``).
     """
 
     knowledge_dir: Path
@@ -389,6 +433,24 @@ class Settings:
     reply_overdue_minutes: int = 5
     webhooks: WebhookSettings = WebhookSettings()
     escalate_after_seconds: float = 600.0
+    retention: RetentionSettings = RetentionSettings()
+
+    def audited(self) -> dict[str, Any]:
+        """The settings that change how agents' and customers' data is handled, without
+        secrets: a server that starts with other values than the last recorded ones writes
+        the change into the audit log (bot/store/audit.py)."""
+        return {"retention_days": self.retention.days, "audit_retention_days": self.retention.audit_days,
+                "retention_interval_hours": self.retention.interval_hours,
+                "conversation_idle_days": self.conversation_idle_days, "keep_page_url_query": self.keep_page_url_query,
+                "https": self.https, "widget_origins": list(self.widget_origins),
+                "session_key_version": self.session_key_version, "token_key_version": self.token_key_version,
+                "limits": dict(vars(self.limits)), "offer_seconds": self.offer_seconds,
+                "reply_overdue_minutes": self.reply_overdue_minutes,
+                "escalate_after_seconds": self.escalate_after_seconds,
+                "smtp": {"host": self.smtp.host, "port": self.smtp.port, "sender": self.smtp.sender,
+                         "security": self.smtp.security},
+                "webhooks_file": str(self.webhooks.file) if self.webhooks.file else None,
+                "line": self.line.enabled}
 
     def knowledge_file(self, name: str) -> Path:
         """A settings file of the knowledge folder (``synonyms.yml``, ``triage.yml``, ``hours.yml``).
@@ -450,4 +512,5 @@ def get_settings() -> Settings:
         reply_overdue_minutes=_count("BOT_DESK_REPLY_MINUTES", 5),
         webhooks=WebhookSettings.from_env(),
         escalate_after_seconds=_seconds("BOT_ESCALATE_AFTER_SECONDS", 600.0),
+        retention=RetentionSettings.from_env(),
     )

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import wording
+from bot.store.audit import record_audit
 from bot.store.models import Agent, Base, as_utc
 
 MIN_PASSWORD_CHARS = 8
@@ -185,8 +186,10 @@ class AgentDirectory:
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
 
-    def add(self, username: str, display_name: str, password: str) -> AgentProfile:
+    def add(self, username: str, display_name: str, password: str, actor: str | None = None) -> AgentProfile:
         """Create an agent (the first one of the database is an admin; see bot/store/desk.py).
+
+        ``actor`` (who adds it) goes into the audit log, in the same transaction.
 
         Raises:
             AgentError: Empty name, short password or the user name is taken.
@@ -198,8 +201,9 @@ class AgentDirectory:
         with self._db() as session:
             # The first agent of a database is its admin: someone must manage the others.
             first = session.execute(select(Agent.id).limit(1)).first() is None
-            session.add(Agent(username=username, display_name=display_name.strip(), password_hash=hashed,
-                              role="admin" if first else "agent"))
+            role = "admin" if first else "agent"
+            session.add(Agent(username=username, display_name=display_name.strip(), password_hash=hashed, role=role))
+            record_audit(session, "agent.created", actor, username, {"role": role})
             try:
                 session.commit()
             except IntegrityError:
@@ -235,8 +239,8 @@ class AgentDirectory:
         return [AgentListing(a.username, a.display_name, as_utc(a.created_at), int(counts.get(a.id, 0)))
                 for a in agents]
 
-    def remove(self, username: str) -> tuple[AgentProfile, int]:
-        """Delete an agent and end every session of theirs.
+    def remove(self, username: str, actor: str | None = None) -> tuple[AgentProfile, int]:
+        """Delete an agent and end every session of theirs (``actor`` goes into the audit log).
 
         Returns:
             The removed agent and how many live sessions were ended.
@@ -254,10 +258,12 @@ class AgentDirectory:
                                         .where(AgentSession.agent_id == agent.id, live)).scalar() or 0)
             session.execute(_bulk(delete(AgentSession).where(AgentSession.agent_id == agent.id)))
             session.delete(agent)
+            record_audit(session, "agent.removed", actor, username, {"ended_sessions": ended} if ended else None)
             session.commit()
         return AgentProfile(agent.username, agent.display_name), ended
 
-    def set_password(self, username: str, password: str, keep_session: str | None = None) -> int:
+    def set_password(self, username: str, password: str, keep_session: str | None = None,
+                     actor: str | None = None) -> int:
         """Change an agent's password and end their other sessions.
 
         Args:
@@ -265,6 +271,7 @@ class AgentDirectory:
             password: The new password.
             keep_session: The session (cookie id) that asked for the change, kept; ``None``
                 (``bot agent passwd``) ends every session.
+            actor: Who changed it, for the audit log (default: the agent themself).
 
         Returns:
             How many live sessions were ended.
@@ -285,6 +292,8 @@ class AgentDirectory:
                 others.append(AgentSession.id != _digest(keep_session))
             ended = int(session.execute(select(func.count(AgentSession.id)).where(*others, live)).scalar() or 0)
             session.execute(_bulk(delete(AgentSession).where(*others)))
+            record_audit(session, "auth.password_changed", actor or username, username,
+                         {"ended_sessions": ended} if ended else None)
             session.commit()
         return ended
 
@@ -308,8 +317,11 @@ class AgentSessions:
         return (now - as_utc(row.last_seen_at)).total_seconds() >= SESSION_IDLE_SECONDS \
             or (now - as_utc(row.created_at)).total_seconds() >= SESSION_MAX_SECONDS
 
-    def start(self, username: str) -> SessionInfo | None:
-        """A new session for ``username`` (``None`` if there is no such agent)."""
+    def start(self, username: str, address: str | None = None) -> SessionInfo | None:
+        """A new session for ``username`` (``None`` if there is no such agent).
+
+        The login goes into the audit log (with the client ``address``) in the same transaction.
+        """
         now = self._now()
         session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self._db() as session:
@@ -319,6 +331,7 @@ class AgentSessions:
             _sweep(session, AgentSession.id, ~self.live_condition(now))  # expired sessions
             session.add(AgentSession(id=_digest(session_id), agent_id=agent.id, csrf_token=csrf, created_at=now,
                                      last_seen_at=now))
+            record_audit(session, "auth.login", username, username, address=address, at=now)
             try:
                 session.commit()
             except IntegrityError:  # the agent was removed in between
@@ -350,10 +363,12 @@ class AgentSessions:
                 session.commit()
             return SessionInfo(session_id, agent.username, agent.display_name, row.csrf_token)
 
-    def end(self, session_id: str) -> None:
-        """End one session (logout)."""
+    def end(self, session_id: str, audit: tuple[str, str | None] | None = None) -> None:
+        """End one session; ``audit``: (user name, client address) of a logout, for the audit log."""
         with self._db() as session:
-            session.execute(_bulk(delete(AgentSession).where(AgentSession.id == _digest(session_id))))
+            ended = session.execute(_bulk(delete(AgentSession).where(AgentSession.id == _digest(session_id)))).rowcount
+            if audit is not None and ended:
+                record_audit(session, "auth.logout", audit[0], audit[0], address=audit[1])
             session.commit()
 
 

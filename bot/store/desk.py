@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import wording
+from bot.store.audit import record_audit
 from bot.store.models import Agent, Ticket, as_utc
 from bot.store.queue import QueueError, SlotGuard
 
@@ -283,10 +284,13 @@ class Desk:
         return self.role_of(username) in SUPERVISING_ROLES
 
     def update(self, username: str, role: str | None = None, max_chats: int | None = None,
-               status: str | None = None, skills: Iterable[str] | None = None) -> DeskAgent:
+               status: str | None = None, skills: Iterable[str] | None = None,
+               changed_by: str | None = None) -> DeskAgent:
         """Change an agent's desk settings (values already checked: :func:`check_role` …).
 
         Going away or offline hands back the offers the agent had (to the next agent).
+        ``changed_by``: an admin (or ``cli:…``) changing another's settings; what changed goes
+        into the audit log in the same transaction (an agent's own status is not logged).
 
         Raises:
             DeskError: 404 no such agent; 409 the last admin would stop being one.
@@ -302,12 +306,18 @@ class Desk:
                 raise DeskError(wording.STORE_AGENT_TEXT["unknown_agent"].format(username=username), status=404)
             if role is not None and role != "admin" and row.role == "admin" and list(admins) == [username]:
                 raise DeskError(TEXT["last_admin"].format(username=username), status=409)
+            before = {"role": row.role, "max_chats": row.max_chats, "status": row.status, "skills": list(row.skills or [])}
             if role is not None:
                 row.role = role
             if max_chats is not None:
                 row.max_chats = max_chats
             if skills is not None:
                 row.skills = list(skills)
+            after = {"role": row.role, "max_chats": row.max_chats, "status": status or row.status,
+                     "skills": list(row.skills or [])}
+            changes = {name: [before[name], after[name]] for name in before if before[name] != after[name]}
+            if changed_by is not None and changes:
+                record_audit(session, "agent.changed", changed_by, username, {"changes": changes})
             if status is not None:
                 row.status = status
                 if status != "available":

@@ -47,7 +47,7 @@ class Ticket(Base):
     claimed_by = Column(String(100))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     claimed_at = Column(DateTime(timezone=True))
-    resolved_at = Column(DateTime(timezone=True))
+    resolved_at = Column(DateTime(timezone=True), index=True)
     # Filed outside staffed hours: nobody answers live, the customer left contact details.
     offline = Column(Boolean, nullable=False, default=False)
     # resolved (by an agent) / cancelled (by the customer) / limited (refused: too many open tickets)
@@ -78,6 +78,9 @@ class Ticket(Base):
     escalated_at = Column(DateTime(timezone=True))
     escalated_by = Column(String(100))
     joined_by = Column(String(100))
+    # Retention (bot/store/retention.py, migration 0012): when the transcript, summary and
+    # customer details were removed; the row stays for the analytics counts.
+    redacted_at = Column(DateTime(timezone=True))
 
     # (position, id): two entries written at the same moment on SQLite may share a position.
     entries = relationship("TranscriptEntry", back_populates="ticket",
@@ -199,6 +202,7 @@ class ChatMessage(Base):
     # message stored but never routed (the server died in between) is routed again.
     routed_at = Column(DateTime(timezone=True))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    redacted_at = Column(DateTime(timezone=True))  # retention removed the text (intent, route, feedback kept)
 
 
 class Agent(Base):
@@ -239,6 +243,7 @@ class Conversation(Base):
     address_key = Column(String(64))
     last_active_at = Column(DateTime(timezone=True))
     ended_at = Column(DateTime(timezone=True))  # the customer pressed 「会話を終了」
+    redacted_at = Column(DateTime(timezone=True))  # retention removed the customer's details
 
 
 class CsatRating(Base):
@@ -321,3 +326,37 @@ class WebhookDelivery(Base):
     last_error = Column(String(500))
     delivered_at = Column(DateTime(timezone=True))
     retried_by = Column(String(100))  # the admin who queued a dead letter again
+
+
+class AuditEntry(Base):
+    """One line of the audit log: who (``actor``: a user name, ``cli:<os user>`` for the
+    command line, ``None`` for the system) did what (``action``, see
+    :data:`bot.store.audit.ACTIONS`) to what (``target``), when, from which client address.
+
+    Append-only (migration 0012 adds a trigger that refuses UPDATE on both databases); no
+    API writes it, and retention deletes rows only after ``BOT_AUDIT_RETENTION_DAYS``.
+    ``detail`` holds small facts (changed fields, counts), never customer content.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_actor_at", "actor", "at"), Index("ix_audit_log_action_at", "action", "at"))
+
+    id = Column(Integer, primary_key=True)
+    at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    actor = Column(String(100))
+    action = Column(String(40), nullable=False)
+    target = Column(String(200))
+    detail = Column(JSON)
+    address = Column(String(100))
+
+
+class JobRun(Base):
+    """When a job shared by every bot server last started (``retention``, ``settings``).
+
+    Claimed with a conditional UPDATE (bot/store/retention.py): of several servers, one runs it.
+    """
+
+    __tablename__ = "job_runs"
+
+    name = Column(String(50), primary_key=True)
+    started_at = Column(DateTime(timezone=True))

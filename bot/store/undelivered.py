@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from bot.store.audit import record_audit
 from bot.store.models import UndeliveredHandoff, utcnow
 from bot.store.queue import QueueError
 from bot.text.masking import mask_sensitive
@@ -117,6 +118,9 @@ class UndeliveredHandoffs:
                 update(UndeliveredHandoff)
                 .where(UndeliveredHandoff.id == record_id, UndeliveredHandoff.status == "open")
                 .values(status=status, handled_by=agent, handled_at=utcnow(), ticket_id=ticket_id)).rowcount
+            if done:
+                record_audit(session, f"undelivered.{status}", agent, f"undelivered:{record_id}",
+                             {"ticket_id": ticket_id} if ticket_id else None)
         if not done:
             row = self.get(record_id)
             raise QueueError(ALREADY_HANDLED.format(id=record_id, status=STATUS_JA.get(str(row.status), row.status)))
