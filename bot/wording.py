@@ -361,8 +361,49 @@ ESCALATION_TEXT = {
     # The history of a ticket (console's 「対応の記録」).
     "kinds": {"claimed": "対応開始", "taken_over": "引き継ぎ", "transferred": "転送", "requeued": "一覧に戻す",
               "escalated": "エスカレーション", "auto_escalated": "自動エスカレーション", "joined": "責任者が参加",
-              "whisper": "ささやき", "resolved": "解決", "cancelled": "取り消し（お客さま）"},
+              "whisper": "ささやき", "resolved": "解決", "cancelled": "取り消し（お客さま）",
+              "forwarded": "部署に引き継ぎ", "forward_failed": "部署への送信の失敗"},
     "states": {"requested": "責任者待ち", "joined": "責任者が対応中"},
+}
+
+# Department hand-off without chat (#15 item 4; bot/store/forwarding.py, knowledge/departments.yml).
+FORWARD_TEXT = {
+    # The customer's one line (widget, LINE, history): the department's promise, never the note.
+    "customer": "このお問い合わせは{department}に引き継ぎました。{promise}引き続きAIチャットがご質問にお答えします。",
+    # Refusals (409 / 404 / 422), for the agent.
+    "unknown_department": "部署「{department}」は knowledge/departments.yml にありません。一覧から選び直してください。",
+    "no_department": "引き継ぐ部署を選んでください。",
+    "no_delivery": "{department}には送り先（メールアドレスか Webhook の受信先）が設定されていないため、引き継げません。"
+                   "編集者に knowledge/departments.yml への追加を依頼してください。入力した内部メモはそのまま残っています。",
+    "no_mail_server": "{department}の送り先はメールだけですが、このサーバーにはメールサーバー（BOT_SMTP_HOST）が"
+                      "設定されていないため、引き継げません。管理者に依頼してください。入力した内部メモはそのまま残っています。",
+    "no_receiver": "{department}の Webhook の受信先「{webhook}」が BOT_WEBHOOKS_FILE にないため、引き継げません。"
+                   "管理者に依頼してください。入力した内部メモはそのまま残っています。",
+    "note_required": "部署への引き継ぎの内容（内部メモ）を入力してください。部署に届き、お客さまには表示されません。",
+    "action": "部署への引き継ぎ",
+    # The console's transcript line (a system entry; the customer never sees it).
+    "record": "{name}さんが{department}に引き継ぎました（{channels}）。",
+    "channel_mail": "メール",
+    "channel_webhook": "Webhook",
+    "channel_separator": "・",
+    # The history's note when a delivery was given up.
+    "failed_mail": "{department}へのメール（{address}）を送れませんでした（{attempts} 回試しました: {error}）。"
+                   "部署に直接連絡してください。",
+    "failed_webhook": "{department}への Webhook（受信先 {webhook}）を送れませんでした（{error}）。"
+                      "管理者が再送できます（配信できなかった Webhook の一覧）。",
+    # The mail to the department (plain text, Japanese subject).
+    "mail_subject": "【部署への引き継ぎ】お問い合わせ {ticket_id}（{department}）",
+    "mail_intro": "{department} ご担当者さま\n\n{service}のチャットのお問い合わせを、担当者の{agent}が{department}に"
+                  "引き継ぎました。お客さまへのご連絡をお願いします。",
+    "mail_note": "■ 担当者からの引き継ぎ内容（内部メモ。お客さまには表示されていません）",
+    "mail_promise": "■ お客さまにお伝えしたこと",
+    "mail_customer": "■ お客さま",
+    "mail_ticket": "■ お問い合わせ",
+    "mail_transcript": "■ 会話の記録",
+    "mail_footer": "このメールは{service}のサポートシステムから自動で送っています。"
+                   "カード番号・マイナンバーなどは伏せ字にしています。",
+    "customer_fields": {"name": "お名前", "email": "メール", "phone": "電話番号", "line_display_name": "LINE の表示名"},
+    "no_customer_details": "（連絡先の入力はありません）",
 }
 
 # ---------------------------------------------------------------------------

@@ -77,6 +77,31 @@ def canned_path(directory: Path) -> Path:
     return directory / CANNED_FILE
 
 
+def read_editor_yaml(path: Path, others: str, quoting: str) -> tuple[str, Any, Finding | None]:
+    """The text and YAML of an editor's list file, or a finding when it cannot be read.
+
+    Args:
+        path: The file (it exists).
+        others: What the fix compares the indentation with (「ほかの定型文」).
+        quoting: How a text with 「: 」 or 「#」 is written in this file.
+
+    Returns:
+        ``(text, document, None)``, or ``("", None, finding)`` for a file that is not UTF-8 or not YAML.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+        return text, yaml.load(text, Loader=SAFE_YAML_LOADER), None  # noqa: S506 - a safe loader
+    except UnicodeDecodeError:
+        return "", None, Finding(path, None, None, "UTF-8 で保存されていません。",
+                                 "エディタで文字コードを UTF-8 にして保存し直してください。")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return "", None, Finding(path, mark.line + 1 if mark else None, None,
+                                 "この行の付近の書き方が正しくないため、ファイルを読めません。",
+                                 f"その行と前の行の字下げ（スペースの数）、「:」「-」の位置を、{others}とそろえてください。"
+                                 f"文中に「: 」や「#」がある文章は、{quoting}")
+
+
 def read_canned(directory: Path) -> tuple[list[CannedReply], list[Finding]]:
     """The well-formed entries of ``directory/canned.yml`` and a finding for each malformed one.
 
@@ -89,18 +114,9 @@ def read_canned(directory: Path) -> tuple[list[CannedReply], list[Finding]]:
     path = canned_path(directory)
     if not path.exists():
         return [], []
-    try:
-        text = path.read_text(encoding="utf-8")
-        doc = yaml.load(text, Loader=SAFE_YAML_LOADER)  # noqa: S506 - a safe loader
-    except UnicodeDecodeError:
-        return [], [Finding(path, None, None, "UTF-8 で保存されていません。",
-                            "エディタで文字コードを UTF-8 にして保存し直してください。")]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return [], [Finding(path, mark.line + 1 if mark else None, None,
-                            "この行の付近の書き方が正しくないため、ファイルを読めません。",
-                            "その行と前の行の字下げ（スペースの数）、「:」「-」の位置を、ほかの定型文とそろえてください。"
-                            "文中に「: 」や「#」がある文章は、text: |- の次の行から書いてください。")]
+    text, doc, unreadable = read_editor_yaml(path, "ほかの定型文", "text: |- の次の行から書いてください。")
+    if unreadable is not None:
+        return [], [unreadable]
     raw_entries = doc.get("entries") if isinstance(doc, dict) else None
     if not isinstance(raw_entries, list):
         return [], [Finding(path, None, None, "ファイルに「entries:」の行がありません。",

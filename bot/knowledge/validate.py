@@ -21,7 +21,10 @@ the line, the entry and the fix, in Japanese:
 - errors of the canned replies (``canned.yml``, :mod:`bot.knowledge.canned`): a malformed or empty
   entry, an unknown ``{faq:id}`` or placeholder, a duplicate shortcut, a style-list variant;
 - errors of the satisfaction survey's texts (``csat.yml``, :mod:`bot.knowledge.csat`): a missing or
-  too long text, a rating without its meaning, an unknown field, a style-list variant.
+  too long text, a rating without its meaning, an unknown field, a style-list variant;
+- errors of the departments a ticket can be forwarded to (``departments.yml``,
+  :mod:`bot.knowledge.departments`): a bad id, no name or promise, an address that is not one,
+  a webhook that is a URL instead of a receiver's name, no delivery at all, the same id or name twice.
 
 Only warnings: exit code 0 (the knowledge can be published).
 """
@@ -39,6 +42,7 @@ import yaml
 from bot.errors import KnowledgeError
 from bot.knowledge.canned import check_canned, read_canned
 from bot.knowledge.csat import read_csat
+from bot.knowledge.departments import departments_path, read_departments
 from bot.knowledge.facts import FACTS_FILE, Facts, contradictions, load_facts
 from bot.knowledge.loader import (
     RECOMMENDED_QUESTIONS,
@@ -306,6 +310,8 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
     problems.extend(_canned_problems(directory, loaded, facts, terms if own_style else (), own_facts))
     _, csat_findings = read_csat(directory, terms if own_style else ())
     problems.extend(Problem("error", f.path, f.line, f.entry, f.problem, f.fix) for f in csat_findings)
+    _, department_findings = read_departments(departments_path(directory), terms if own_style else ())
+    problems.extend(Problem("error", f.path, f.line, f.entry, f.problem, f.fix) for f in department_findings)
     if check_published:
         published = _published_ids(faq_dir)
         for gone in sorted((published or set()) - set(where)):

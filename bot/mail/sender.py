@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from email.message import EmailMessage
 from typing import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -20,13 +21,17 @@ from bot.mail.smtp import MailError, send_async
 from bot.mail.transcript import transcript_message
 from bot.polling import poll_queue
 from bot.settings import SmtpSettings
-from bot.store.models import TranscriptMail
+from bot.store.models import Ticket, TranscriptMail
+from bot.store.forwarding import FORWARD_TRIGGER
 from bot.store.queue import Queue
 from bot.store.transcript_mails import TranscriptMails
 
 logger = logging.getLogger(__name__)
 
 GivenUp = Callable[[TranscriptMail], Awaitable[None]]
+# A department's mail of a forwarded ticket (trigger ``forward``, bot/store/forwarding.py): built
+# by the gateway, which knows the department and the agent (bot/server/gateway_forward.py).
+ForwardMessage = Callable[[TranscriptMail, Ticket], EmailMessage]
 
 
 class TranscriptMailer:
@@ -49,6 +54,7 @@ class TranscriptMailer:
         self._on_given_up = on_given_up
         self._poll = poll_seconds
         self._wake = asyncio.Event()
+        self.forward_message: ForwardMessage | None = None
 
     def wake(self) -> None:
         """A mail was queued: look now instead of at the next poll."""
@@ -69,8 +75,11 @@ class TranscriptMailer:
     async def _send_one(self, mail: TranscriptMail) -> bool:
         try:
             ticket = await run_in_threadpool(self._queue.get, mail.ticket_id, True)
-            name = str((ticket.customer or {}).get("name") or "") or None
-            message = transcript_message(ticket, ticket.entries, mail.address, self.settings.sender, name)
+            if mail.trigger == FORWARD_TRIGGER and self.forward_message is not None:
+                message = await run_in_threadpool(self.forward_message, mail, ticket)
+            else:
+                name = str((ticket.customer or {}).get("name") or "") or None
+                message = transcript_message(ticket, ticket.entries, mail.address, self.settings.sender, name)
             await send_async(self.settings, message)
         except (MailError, ValueError) as exc:  # ValueError: a header the address cannot be (never sent)
             given_up = await run_in_threadpool(self.mails.failed_try, mail.id, str(exc), self.settings.attempts)

@@ -176,13 +176,18 @@ async def whisper(request: Request) -> JSONResponse:
 async def _history(request: Request, ticket_id: int, username: str, supervisor: bool) -> JSONResponse:
     services = _services(request)
     events = await run_in_threadpool(services.stores.escalations.history, ticket_id, username, supervisor)
-    return JSONResponse({"events": [event_json(e, services.gateway.display_name) for e in events]})
+    gateway = services.gateway
+
+    def department_name(department_id: str) -> str:
+        return gateway.department_of(department_id).name
+
+    return JSONResponse({"events": [event_json(e, gateway.display_name, department_name) for e in events]})
 
 
 async def history(request: Request) -> JSONResponse:
     """A ticket's history.
     ---
-    summary: Every step (claimed, transferred, escalated, joined, whispers, resolved) with who, when and why
+    summary: Every step (claimed, transferred, escalated, joined, whispers, forwarded, resolved) with who, when and why
     responses:
       200: {description: "{events: [{id, kind, kind_label, actor, actor_name, target, target_name, note, at}]}"}
       401: {description: Not logged in}

@@ -20,8 +20,8 @@ cancelled on arrival, and only the new one opens a ticket.
 The customer side is bot/server/gateway_customer.py, the agent side
 bot/server/gateway_agent.py, what both share bot/server/gateway_base.py; the survey and
 the transcript mail after a resolved chat bot/server/gateway_after_chat.py; transfers,
-escalations, supervisors' joins and whispers bot/server/gateway_escalation.py; the ticket
-watcher that announces new tickets is bot/server/ticket_watcher.py.
+escalations, supervisors' joins and whispers bot/server/gateway_escalation.py; forwards to
+a department bot/server/gateway_forward.py; the ticket watcher that announces new tickets is bot/server/ticket_watcher.py.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from bot.server.gateway_agent import AgentSide
 from bot.server.gateway_base import MAX_MESSAGE_CHARS, TEXT, CustomerError, RateLimited
 from bot.server.gateway_customer import CustomerSide
 from bot.server.gateway_escalation import EscalationSide
+from bot.server.gateway_forward import ForwardSide
 
 # Callers (chat_api, tests) import the customer-facing errors and limits from here.
 __all__ = ["Gateway", "CustomerError", "RateLimited", "MAX_MESSAGE_CHARS", "TEXT"]
 
 
-class Gateway(CustomerSide, AgentSide, EscalationSide, AfterChatSide):
+class Gateway(CustomerSide, AgentSide, EscalationSide, ForwardSide):
     """Routes customer messages to the bot or a person and agent actions to the customer."""

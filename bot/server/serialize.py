@@ -84,15 +84,21 @@ def desk_json(ticket: Ticket, desk: Any, display_name: Callable[[str], str]) -> 
             "reply_overdue": desk.is_overdue(ticket)}
 
 
-def event_json(event: TicketEvent, display_name: Callable[[str], str]) -> dict[str, Any]:
+def event_json(event: TicketEvent, display_name: Callable[[str], str],
+               department_name: Callable[[str], str] | None = None) -> dict[str, Any]:
     """One step of a ticket's history (``GET /api/tickets/{id}/history``): who, when, what, why.
 
-    ``target_name`` is an agent's display name, or the category of a ticket sent back to the queue.
+    ``target_name`` is an agent's display name, the category of a ticket sent back to the
+    queue, or the department a ticket was forwarded to (``department_name``: id → name).
     """
     text = wording.ESCALATION_TEXT
-    agent_target = event.kind != "requeued"
+    if event.kind == "requeued":
+        name: Callable[[str], str] = str
+    elif event.kind == "forwarded":
+        name = department_name or str
+    else:
+        name = display_name
     return {"id": event.id, "kind": event.kind, "kind_label": text["kinds"].get(event.kind, event.kind),
             "actor": event.actor, "actor_name": display_name(event.actor) if event.actor else text["system"],
-            "target": event.target,
-            "target_name": (display_name(event.target) if agent_target else event.target) if event.target else None,
+            "target": event.target, "target_name": name(event.target) if event.target else None,
             "note": event.note, "at": _iso(event.at)}

@@ -18,6 +18,7 @@ from bot.store.agents import AgentDirectory
 from bot.store.chat_log import ChatLog
 from bot.store.desk import Desk
 from bot.store.escalation import Escalations
+from bot.store.forwarding import Forwards
 from bot.store.pending import PendingHandoffs
 from bot.store.queue import Queue
 from bot.store.undelivered import UndeliveredHandoffs
@@ -66,11 +67,14 @@ class Stores:
     desk: Desk = field(init=False)
     # Transfers, escalations, supervisors' joins and whispers, tickets' history (bot/store/escalation.py).
     escalations: Escalations = field(init=False)
+    # Forwards of claimed tickets to a department (bot/store/forwarding.py).
+    forwards: Forwards = field(init=False)
 
     def __post_init__(self) -> None:
         self.undelivered = UndeliveredHandoffs(self.engine)
         self.desk = Desk(self.engine)
         self.escalations = Escalations(self.queue, self.desk)
+        self.forwards = Forwards(self.queue)
 
 
 def stores_for(database_url: str) -> Stores:

@@ -66,13 +66,22 @@ class WebhookOutbox:
         config = configured_webhooks()
         return cls(config.routes() if config is not None else None)
 
-    def record(self, session: Session, ticket_id: int, event_type: str, data: Mapping[str, Any]) -> str | None:
+    def record(self, session: Session, ticket_id: int, event_type: str, data: Mapping[str, Any],
+               receivers: Sequence[str] | None = None) -> str | None:
         """Queue ``event_type`` of a ticket in the caller's transaction.
+
+        Args:
+            session: The caller's transaction.
+            ticket_id: The ticket.
+            event_type: One of :data:`bot.webhooks.config.EVENTS`.
+            data: The ticket's state at the event (:func:`ticket_snapshot`, plus the event's own fields).
+            receivers: These receivers instead of the event's subscribers (a department's
+                forward goes to its own receiver: bot/store/forwarding.py).
 
         Returns:
             The event id (the same for every receiver), or ``None`` when nobody receives it.
         """
-        names = self.routes.get(event_type, ())
+        names = tuple(receivers) if receivers is not None else self.routes.get(event_type, ())
         if not names:
             return None
         event_id, now = str(uuid.uuid4()), utcnow()

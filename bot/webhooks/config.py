@@ -22,9 +22,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
-# The events a receiver can subscribe to (transfers and escalations: bot/store/escalation.py).
-EVENTS = ("ticket.created", "ticket.claimed", "ticket.transferred", "ticket.escalated", "ticket.resolved",
-          "csat.received")
+# The events a receiver can subscribe to (transfers and escalations: bot/store/escalation.py;
+# forwards to a department: bot/store/forwarding.py, also sent to the department's own receiver).
+EVENTS = ("ticket.created", "ticket.claimed", "ticket.transferred", "ticket.escalated", "ticket.forwarded",
+          "ticket.resolved", "csat.received")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
 MIN_SECRET_CHARS = 16
 KEYS = {"name", "url", "events", "secret", "secret_file"}

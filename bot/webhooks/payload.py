@@ -51,6 +51,10 @@ def event_payload(row: WebhookDelivery, ticket: Ticket, masking: MaskingSettings
         "transcript": [{"sender": e.sender, "text": masking.mask(e.text), "at": _iso(e.at), "author": e.author}
                        for e in ticket.entries if e.position < count],
     }
+    if "forward" in state:  # ticket.forwarded: the department, the agent's note for it (masked), the promise
+        forward = dict(state["forward"])
+        forward["note"] = masking.mask(str(forward.get("note") or ""))
+        body["forward"] = forward
     if "csat" in state:
         csat = dict(state["csat"])
         if csat.get("comment"):

@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from typing import Awaitable, Callable
 
 import httpx
 from starlette.concurrency import run_in_threadpool
@@ -60,6 +61,8 @@ class WebhookSender:
         self._poll = poll_seconds
         self._wake = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
+        # Told of each dead-lettered row (the gateway notes a forward's failure in the ticket's history).
+        self.on_dead: Callable[[WebhookDelivery, str], Awaitable[None]] | None = None
 
     def wake(self) -> None:
         """An event was queued here: look now instead of at the next poll."""
@@ -109,6 +112,11 @@ class WebhookSender:
             logger.warning("webhook %s (%s of ticket %s) to %s: try %s failed (%s)%s", row.event_id, row.event_type,
                            row.ticket_id, row.endpoint, row.attempts, exc,
                            "; dead-lettered" if dead else "; will retry")
+            if dead and self.on_dead is not None:
+                try:
+                    await self.on_dead(row, str(exc))
+                except Exception:  # noqa: BLE001 - a note in the history must not stop the sender
+                    logger.exception("webhook %s: could not record the dead letter in the ticket", row.event_id)
             return False
         await run_in_threadpool(self.deliveries.delivered, row.id)
         return True

@@ -203,6 +203,7 @@ function statusText(t) {
   if (t.status === "resolved") {
     if (t.resolution === "cancelled") return "取り消し";
     if (t.resolution === "limited") return "受付上限";
+    if (t.resolution === "forwarded") return "部署に引き継ぎ";
     return "解決済み";
   }
   return String(t.status || "");
