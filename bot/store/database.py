@@ -15,12 +15,14 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
 from bot.store.agents import AgentDirectory
+from bot.store.audit import AuditLog
 from bot.store.chat_log import ChatLog
 from bot.store.desk import Desk
 from bot.store.escalation import Escalations
 from bot.store.forwarding import Forwards
 from bot.store.pending import PendingHandoffs
 from bot.store.queue import Queue
+from bot.store.retention import Retention
 from bot.store.undelivered import UndeliveredHandoffs
 
 
@@ -69,12 +71,19 @@ class Stores:
     escalations: Escalations = field(init=False)
     # Forwards of claimed tickets to a department (bot/store/forwarding.py).
     forwards: Forwards = field(init=False)
+    # Who did what (admins' console page 監査ログ) and what retention removes (bot/store/retention.py).
+    audit: AuditLog = field(init=False)
+    retention: Retention = field(init=False)
 
     def __post_init__(self) -> None:
+        from bot.settings import get_settings
+
         self.undelivered = UndeliveredHandoffs(self.engine)
         self.desk = Desk(self.engine)
         self.escalations = Escalations(self.queue, self.desk)
         self.forwards = Forwards(self.queue)
+        self.audit = AuditLog(self.engine)
+        self.retention = Retention(self.engine, get_settings().retention)
 
 
 def stores_for(database_url: str) -> Stores:

@@ -24,6 +24,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from bot.store.audit import record_audit
 from bot.store.models import Ticket, WebhookDelivery, as_utc, utcnow
 
 CLAIM_LEASE = dt.timedelta(minutes=2)  # far above a POST's timeout
@@ -201,6 +202,8 @@ class WebhookDeliveries:
                                    .values(status="pending", attempts=0, next_attempt_at=self.clock(),
                                            claimed_at=None, retried_by=admin)
                                    .execution_options(synchronize_session=False)).rowcount
+            if done:
+                record_audit(session, "webhook.replayed", admin, f"webhook:{row_id}")
         if not done:
             raise QueueError(f"Webhook の配信 {row_id} は配信できなかったものではありません（再送済みか送信済みです）。")
         return self.get(row_id)
