@@ -1,4 +1,5 @@
-"""Command line: `bot ask`, `bot eval`, `bot run`, `bot serve`, `bot agent add | set | list`, `bot kb build`.
+"""Command line: `bot ask`, `bot eval`, `bot run`, `bot serve`, `bot agent add | set | list`, `bot kb build`,
+`bot retention run`.
 
 Run as ``bot ...`` (installed by ``make setup``) or ``python -m bot ...``.
 """
@@ -72,7 +73,19 @@ def _cmd_kb_export(args: argparse.Namespace) -> int:
     kb_dir = Path(args.kb) if args.kb else get_settings().knowledge_dir
     count = export_sheet(kb_dir, Path(args.file), encoding=args.encoding)
     print(f"{count} 件の FAQ を {args.file} に書き出しました。")
+    _audit_export("export.faq", {"file": str(Path(args.file).resolve()), "entries": count})
     return 0
+
+
+def _audit_export(action: str, detail: dict[str, Any]) -> None:
+    """An export from the command line goes into the audit log; an editor's machine without the
+    database still exports (a warning says the line is missing)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        _stores().audit.write(action, _cli_actor(), None, detail)
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"注意: 書き出しを監査ログに記録できませんでした（{type(exc).__name__}）。", file=sys.stderr)
 
 
 def _cmd_kb_search(args: argparse.Namespace) -> int:
@@ -185,8 +198,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from bot.analytics.report import run_report
 
-    return run_report(get_settings().database_url, args.days, Path(args.csv) if args.csv else None,
+    code = run_report(get_settings().database_url, args.days, Path(args.csv) if args.csv else None,
                       Path(args.chart) if args.chart else None, args.json)
+    if args.csv and code == 0:
+        _audit_export("export.analytics", {"days": args.days, "folder": str(Path(args.csv).resolve())})
+    return code
+
+
+def _cmd_retention_run(args: argparse.Namespace) -> int:
+    result = _stores().retention.run(dry_run=args.dry_run, actor=_cli_actor())
+    for line in result.lines():
+        print(line)
+    return 0
 
 
 def _new_password(args: argparse.Namespace, prompt: str = "パスワード: ") -> str | None:
@@ -216,6 +239,12 @@ def _agents():  # type: ignore[no-untyped-def]
     return _stores().agents
 
 
+def _cli_actor() -> str:
+    from bot.store.audit import cli_actor
+
+    return cli_actor()
+
+
 def _cmd_agent_add(args: argparse.Namespace) -> int:
     from bot.store.agents import AgentError
 
@@ -223,7 +252,7 @@ def _cmd_agent_add(args: argparse.Namespace) -> int:
     if password is None:
         return 1
     try:
-        profile = _agents().add(args.username, args.name or args.username, password)
+        profile = _agents().add(args.username, args.name or args.username, password, actor=_cli_actor())
     except AgentError as exc:
         print(f"エラー: {exc}", file=sys.stderr)
         return 1
@@ -249,7 +278,7 @@ def _cmd_agent_set(args: argparse.Namespace) -> int:
             changes["skills"] = check_skills(re.split(r"[,、]", args.skills), knowledge_categories())
         if not changes:
             raise DeskError(wording.DESK_TEXT["nothing_to_change"])
-        agent = _stores().desk.update(args.username, **changes)
+        agent = _stores().desk.update(args.username, changed_by=_cli_actor(), **changes)
     except DeskError as exc:
         print(f"エラー: {exc}", file=sys.stderr)
         return 1
@@ -277,7 +306,7 @@ def _cmd_agent_passwd(args: argparse.Namespace) -> int:
     if password is None:
         return 1
     try:
-        ended = agents.set_password(args.username, password)
+        ended = agents.set_password(args.username, password, actor=_cli_actor())
     except AgentError as exc:
         print(f"エラー: {exc}", file=sys.stderr)
         return 1
@@ -291,7 +320,7 @@ def _cmd_agent_remove(args: argparse.Namespace) -> int:
     from bot.store.agents import AgentError
 
     try:
-        profile, ended = _agents().remove(args.username)
+        profile, ended = _agents().remove(args.username, actor=_cli_actor())
     except AgentError as exc:
         print(f"エラー: {exc}", file=sys.stderr)
         return 1
@@ -381,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     agent_set.add_argument("--skills", help="担当するカテゴリ（knowledge/ のカテゴリ名をカンマ区切り。空文字ですべて）")
     agent_set.set_defaults(func=_cmd_agent_set)
 
+    retention = sub.add_parser("retention", help="保存期間（BOT_RETENTION_DAYS）を過ぎた会話の内容と監査ログの削除")
+    retention_sub = retention.add_subparsers(dest="retention_command", required=True)
+    retention_run = retention_sub.add_parser("run", help="今すぐ削除し、種類ごとの件数を表示（監査ログに記録）")
+    retention_run.add_argument("--dry-run", action="store_true", help="削除せず、削除される件数だけを表示")
+    retention_run.set_defaults(func=_cmd_retention_run)
     report = sub.add_parser("report", help="編集者向け分析: 答えられなかった質問、「いいえ」の多い回答、引き継ぎ率など")
     report.add_argument("--days", type=int, default=30, help="対象の日数（既定 30）")
     report.add_argument("--csv", help="CSV を書き出すフォルダ")

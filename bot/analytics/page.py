@@ -29,7 +29,8 @@ from starlette.routing import Route
 
 from bot.analytics.export import write_csv
 from bot.analytics.report import JST, AnalyticsReport, build_report, last_days
-from bot.server.auth import current_agent
+from bot.server.auth import client_address, current_agent
+from bot.server.http import download
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -50,7 +51,8 @@ def _engine(request: Request) -> Any:
 
 
 async def _report(request: Request) -> tuple[AnalyticsReport, int]:
-    current_agent(request)
+    username = current_agent(request)
+    request.state.agent = username
     days = _days(request)
     engine = _engine(request)
     since, until = last_days(days, JST)
@@ -101,9 +103,11 @@ async def analytics_csv_zip(request: Request) -> Response:
     """
     report, days = await _report(request)
     content = await run_in_threadpool(_zip_csv, report)
-    name = f"analytics-{dt.datetime.now(JST):%Y%m%d}-{days}d.zip"
-    return Response(content, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    services = getattr(request.app.state, "services", None)
+    if services is not None:  # the export goes into the audit log (bot/store/audit.py)
+        await run_in_threadpool(services.stores.audit.write, "export.analytics", request.state.agent, None,
+                                {"days": days}, client_address(request))
+    return download(content, "application/zip", f"analytics-{dt.datetime.now(JST):%Y%m%d}-{days}d.zip")
 
 
 routes = [

@@ -69,6 +69,9 @@ async def login(request: Request) -> JSONResponse:
     await services.throttle.begin(attempts, address, username)
     profile = await services.throttle.check_password(services.stores.agents.authenticate, username, password)
     if profile is None:
+        # No transaction to share: the failure is written on its own (the name as typed, cut to size).
+        await run_in_threadpool(services.stores.audit.write, "auth.login_failed", username or None, username or None,
+                                None, address)
         raise HTTPException(401, "ユーザー名またはパスワードが違います。")
     await services.throttle.succeeded(attempts, address, username)
     session = await log_in(request, profile.username)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -29,8 +30,8 @@ from bot import wording
 from bot.analytics import page as analytics_page
 from bot.channels.line import webhook as line_webhook
 from bot.polling import poll_queue
-from bot.server import (agent_api, canned_api, chat_api, desk_api, escalation_api, forward_api, undelivered_api,
-                        webhooks_api)
+from bot.server import (agent_api, audit_api, canned_api, chat_api, desk_api, escalation_api, forward_api,
+                        undelivered_api, webhooks_api)
 from bot.server.assigner import Assigner
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
 from bot.server.chat_api import SocketCounter
@@ -149,7 +150,8 @@ async def _queue_error(request: Request, exc: Exception) -> Response:
 def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
                events_url: str = "", https: bool | None = None, session_key_version: int | None = None,
                widget_origins: Sequence[str] | None = None, line: LineSettings | None = None,
-               assign_interval: float = 1.0, escalate_interval: float = 1.0) -> Starlette:
+               assign_interval: float = 1.0, escalate_interval: float = 1.0,
+               retention_interval: float = 600.0) -> Starlette:
     """The ASGI application.
 
     Args:
@@ -170,6 +172,8 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
             (bot/server/assigner.py).
         escalate_interval: Seconds between looks for complaint and anger tickets to escalate
             automatically (bot/store/escalation.py; only with ``escalate_after_seconds``).
+        retention_interval: Seconds between looks whether retention is due
+            (bot/store/retention.py: one server runs it every ``BOT_RETENTION_INTERVAL_HOURS``).
     """
     if https is None or session_key_version is None:
         settings = get_settings()
@@ -195,6 +199,10 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         escalate_task = asyncio.create_task(poll_queue(services.gateway.auto_escalate, asyncio.Event(),
                                                        escalate_interval, "automatic escalation")) \
             if services.escalate_after_seconds > 0 else None
+        retention = services.stores.retention
+        retention_task = asyncio.create_task(poll_queue(lambda: run_in_threadpool(retention.run_if_due),
+                                                        asyncio.Event(), retention_interval, "retention"))
+        await _record_settings(services)
         if line_channel is not None:
             line_channel.start()
         try:
@@ -204,6 +212,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
             assign_task.cancel()
             if mail_task is not None:
                 mail_task.cancel()
+            retention_task.cancel()
             for optional in (webhook_task, escalate_task):
                 if optional is not None:
                     optional.cancel()
@@ -218,7 +227,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         Route("/healthz", healthz, include_in_schema=False),
         Route("/openapi.json", openapi, include_in_schema=False),
         *chat_api.routes, *agent_api.routes, *desk_api.routes, *canned_api.routes, *undelivered_api.routes,
-        *webhooks_api.routes, *escalation_api.routes, *forward_api.routes,
+        *webhooks_api.routes, *escalation_api.routes, *audit_api.routes, *forward_api.routes,
         *analytics_page.routes,
         *line_webhook.routes,
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True), name="console"),
@@ -237,6 +246,14 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
     app.state.line = line_channel
     app.state.analytics_engine = services.stores.engine
     return app
+
+
+async def _record_settings(services: Services) -> None:
+    """A changed setting goes into the audit log when a server starts (never stops the start)."""
+    try:
+        await run_in_threadpool(services.stores.audit.record_settings, get_settings().audited())
+    except Exception:  # noqa: BLE001 - the database may be down at start; the next start records it
+        logger.exception("could not record the settings in the audit log")
 
 
 class SecurityHeaders:

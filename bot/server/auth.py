@@ -187,7 +187,7 @@ async def log_in(connection: HTTPConnection, username: str) -> SessionInfo:
     state = _state(connection)
     if state.session is not None:
         await run_in_threadpool(state.sessions.end, state.session.session_id)
-    session = await run_in_threadpool(state.sessions.start, username)
+    session = await run_in_threadpool(state.sessions.start, username, client_address(connection))
     if session is None:
         raise HTTPException(401, "ユーザー名またはパスワードが違います。")
     state.session, state.new_cookie, state.clear_cookie = session, state.sign(session.session_id), False
@@ -195,10 +195,12 @@ async def log_in(connection: HTTPConnection, username: str) -> SessionInfo:
 
 
 async def log_out(connection: HTTPConnection) -> None:
-    """End the session (on every server: the row is deleted) and clear the cookie."""
+    """End the session (on every server: the row is deleted) and clear the cookie; the logout
+    goes into the audit log with the deletion."""
     state = _state(connection)
     if state.session is not None:
-        await run_in_threadpool(state.sessions.end, state.session.session_id)
+        await run_in_threadpool(state.sessions.end, state.session.session_id,
+                                (state.session.username, client_address(connection)))
     state.session, state.new_cookie, state.clear_cookie = None, None, True
 
 

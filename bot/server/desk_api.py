@@ -140,7 +140,7 @@ async def update_agent(request: Request) -> JSONResponse:
       409: {description: The last admin would become an agent}
       422: {description: "A cap that is not 1-20, an unknown role, status or skill"}
     """
-    await _admin(request, state_change=True)
+    admin = await _admin(request, state_change=True)
     data = await read_json(request)
     changes: dict[str, Any] = {}
     try:
@@ -155,7 +155,7 @@ async def update_agent(request: Request) -> JSONResponse:
         if not changes:
             raise DeskError(wording.DESK_TEXT["nothing_to_change"])
         username = request.path_params["username"]
-        agent = await run_in_threadpool(lambda: _desk(request).update(username, **changes))
+        agent = await run_in_threadpool(lambda: _desk(request).update(username, changed_by=admin, **changes))
     except DeskError as exc:
         raise _refused(exc) from None
     return JSONResponse({"agent": agent.json()})

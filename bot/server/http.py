@@ -8,6 +8,7 @@ from typing import Any, Iterable
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Scope
 
 from bot import wording
@@ -111,6 +112,12 @@ def int_param(request: Request, name: str, default: int, minimum: int, maximum: 
     if not raw.isascii() or not raw.isdigit() or not minimum <= int(raw) <= maximum:
         raise HTTPException(422, f"「{name}」には {minimum} から {maximum} までの整数を指定してください。")
     return int(raw)
+
+
+def download(content: bytes, media_type: str, filename: str) -> Response:
+    """A file for the browser to save (an export): not cached, saved as ``filename`` (ASCII)."""
+    return Response(content, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
 
 
 def _default_port(scheme: str) -> str:

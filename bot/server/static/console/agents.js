@@ -18,11 +18,6 @@ const S = {
 };
 const page = { csrf: null, data: null };
 
-function showAlert(message) {
-  $("alert").textContent = message;
-  $("alert").hidden = !message;
-}
-
 function call(method, path, body) {
   return jsonRequest(method, path, body, page.csrf);
 }
@@ -94,7 +89,7 @@ function agentCard(agent, index) {
     event.preventDefault();
     save.disabled = true;
     $("agents-status").textContent = "";
-    showAlert("");
+    pageAlert("");
     const chosen = [...skills.querySelectorAll("input:checked")].map((box) => box.value);
     try {
       await call("POST", `/api/admin/agents/${encodeURIComponent(agent.username)}`,
@@ -102,7 +97,7 @@ function agentCard(agent, index) {
       $("agents-status").textContent = fill(S.saved, { name: agent.display_name });
       await load();
     } catch (err) {
-      showAlert(err.message);
+      pageAlert(err.message);
     } finally {
       save.disabled = false;
     }
@@ -121,8 +116,7 @@ async function init() {
     page.csrf = (await call("GET", "/api/agent/me")).csrf_token;
     await load();
   } catch (err) {
-    if (err.status === 401) $("login-needed").hidden = false;
-    else showAlert(err.message);
+    pageLoadFailed(err);
   } finally {
     $("loading").hidden = true;
   }

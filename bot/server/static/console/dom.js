@@ -1,5 +1,5 @@
 /* Small helpers shared by the console pages (console.js, desk.js, escalation.js, agents.js,
- * supervisor.js, analytics.js).
+ * supervisor.js, analytics.js, audit.js).
  * Text always goes in through textContent: customer and agent text is never parsed as HTML. */
 "use strict";
 
@@ -15,6 +15,18 @@ function el(tag, className, text) {
 // 「{name} さん」: fills {key} placeholders of a text (values are text, never markup).
 function fill(text, values) {
   return text.replace(/\{(\w+)\}/g, (m, key) => (key in values ? String(values[key]) : m));
+}
+
+// The #alert line of an admin page (agents.html, audit.html): a message, or hidden when empty.
+function pageAlert(message) {
+  $("alert").textContent = message;
+  $("alert").hidden = !message;
+}
+
+// An admin page could not load: 401 shows the link to the console's login, anything else the message.
+function pageLoadFailed(err) {
+  if (err.status === 401) $("login-needed").hidden = false;
+  else pageAlert(err.message);
 }
 
 // A JSON call to the bot server; a refusal throws an Error with the server's Japanese message and .status.
