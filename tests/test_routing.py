@@ -131,6 +131,51 @@ def test_a_likely_complaint_is_not_asked_back(confidence, scores, want) -> None:
     assert (routed.name, routed.faq_id, routed.reason) == want
 
 
+@pytest.mark.parametrize(
+    ("confidence", "unfinished", "anger", "want"),
+    [
+        # 「請求のことなんですけど」: the subject first, the problem not yet said; the search asks back.
+        (0.55, True, Anger(), ("nlu_fallback", None, "unfinished")),
+        # A finished message with the same probability is still a complaint.
+        (0.55, False, Anger(), ("complaint", None, "classifier")),
+        # A complaint the classifier is sure of goes to a person however it ends.
+        (0.7, True, Anger(), ("complaint", None, "classifier")),
+        # The editors' angry words always reach a person (「ふざけんなって話なんですけど…」).
+        (0.55, True, Anger(score=1.0, rule_score=1.0), ("complaint", None, "classifier")),
+    ],
+)
+def test_an_unfinished_message_is_asked_back(confidence, unfinished, anger, want) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    routed = route([("complaint", confidence)], hits(0.3, 0.25), replace(TH, unfinished_clarify=0.6), anger,
+                   unfinished=unfinished)
+    assert (routed.name, routed.faq_id, routed.reason) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "unfinished"),
+    [
+        ("請求のことなんですけど", True),
+        ("マイページが…", True),
+        ("メールが来ないんですけど…", True),
+        ("箱のことなんやけど…🤔", True),
+        ("請求のことで😅", True),
+        ("登録内容ちがってるかも", True),
+        ("住所を変えたい", False),
+        ("請求が二重になってます。", False),
+        ("届かないんですけど!?", False),  # said what it means
+        ("なんで届かないの？", False),
+        ("迷惑メールばっかり送ってきやがって", False),
+        ("", False),
+        ("😅", False),
+    ],
+)
+def test_unfinished_messages(text: str, unfinished: bool) -> None:
+    from bot.text.unfinished import is_unfinished
+
+    assert is_unfinished(text) is unfinished
+
+
 def test_angry_words_keep_a_hesitant_person_request() -> None:
     """「いい加減にしてほしい」: the search's feedback entry must not answer strong anger."""
     from dataclasses import replace

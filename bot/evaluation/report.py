@@ -259,7 +259,7 @@ def heldout_sets(directory: Path) -> list[Path]:
 # Generations of held-out sets, oldest first. Each is frozen by its own ``heldout.sha256``;
 # a new generation is written (by someone who never saw the training or tuning data) when
 # the previous one has been read at the end of the work on a model.
-HELDOUT_GENERATIONS = ("", "heldout_v2", "heldout_v3", "heldout_v4")
+HELDOUT_GENERATIONS = ("", "heldout_v2", "heldout_v3", "heldout_v4", "heldout_v5")
 
 
 def all_heldout_sets(data_dir: Path) -> list[Path]:

@@ -75,6 +75,10 @@ class RoutingThresholds:
             everyday text; below it, such a message is at most asked back. 「ゲームのパスワード
             また忘れた」 matches the password entry well, but a chat about a game is not a
             question to us, and asking back costs a customer with a real question one click.
+        unfinished_clarify: Below this ``complaint`` probability, a complaint without the
+            editors' angry words whose text stops mid-sentence (「請求のことなんですけど」,
+            :mod:`bot.text.unfinished`) is answered or asked back by the search instead of
+            going to a person: the customer has not said yet what happened (0: off).
     """
 
     answer: float = 0.4
@@ -90,6 +94,7 @@ class RoutingThresholds:
     override_evidence: float = 0.0
     everyday_answer: float = 0.0
     report_clarify: float = 1.01
+    unfinished_clarify: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,8 @@ class RoutedIntent:
         confidence: The classifier's confidence, or the search score for FAQ decisions.
         faq_id: The entry to answer, for ``faq``.
         reason: Why (for editors and tests): ``answer``, ``clarify``, ``no_entry``,
-            ``classifier``, ``anger``, ``problem_report``, ``names_topic``, ``everyday``.
+            ``classifier``, ``anger``, ``problem_report``, ``names_topic``, ``everyday``,
+            ``unfinished``.
         handoff_reason: ``anger`` when the anger score sent a message to a person, or the
             editors' angry words are in a complaint.
     """
@@ -166,7 +172,7 @@ def decide_from_search(hits: Sequence[Any], thresholds: RoutingThresholds,
 
 
 def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds: RoutingThresholds,
-          anger: Anger | None = None) -> RoutedIntent:
+          anger: Anger | None = None, unfinished: bool = False) -> RoutedIntent:
     """The final intent of a message.
 
     Args:
@@ -174,6 +180,7 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
         hits: FAQ search hits for the message, best first.
         thresholds: The routing thresholds.
         anger: The message's anger score (none: not angry).
+        unfinished: The text stops mid-sentence (:func:`bot.text.unfinished.is_unfinished`).
 
     Returns:
         The routed intent.
@@ -189,6 +196,10 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
                 or (anger.bare and anger.strong))
     if intent in HANDOFF_INTENTS and (intent != COMPLAINT_INTENT or confidence >= thresholds.low_confidence):
         if intent == COMPLAINT_INTENT and not anger.strong:
+            if unfinished and confidence < thresholds.unfinished_clarify:
+                # The subject first, the problem not yet said: ask what it is.
+                routed = decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
+                return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "unfinished")
             if confidence < thresholds.complaint_sure and first >= thresholds.problem_report:
                 # A calm problem report that names its topic: the FAQ answers it.
                 routed = decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
