@@ -156,6 +156,26 @@ def test_fourth_heldout_generation_does_not_regress(assistant) -> None:  # type:
     assert results["heldout_vague"].route_accuracy >= 0.69, results["heldout_vague"].summary()
 
 
+def test_fifth_heldout_generation_does_not_regress(assistant) -> None:  # type: ignore[no-untyped-def]
+    """Generation 5 (written 2026-11-30 by a sixth writer, frozen at 8735038 before the stance
+    and give-up batches, word pairs and the unfinished-message rule, read once after them):
+    floors at the measured figures (README) minus a small margin. Targets of issue #9 that are
+    NOT met are named."""
+    results = _score_generation(assistant, DATA / "heldout_v5")
+    demo = results["heldout"]
+    # Route accuracy target >= 0.96, NOT met: 0.876. Precision 0.992 at coverage 0.875 (met).
+    assert demo.route_accuracy >= 0.86 and demo.answer_precision >= 0.97 and demo.coverage >= 0.86, demo.summary()
+    assert demo.ordinary_handed_off <= 0.03, demo.summary()  # target <= 0.02, NOT met: 0.021
+    everyday = results["heldout_everyday"]
+    # Targets: handed off <= 0.02 (met: 0.016), answered <= 0.03 (met: 0.000).
+    assert everyday.handed_off <= 0.025 and everyday.answered <= 0.02, everyday.summary()
+    # Target >= 0.98, NOT met: 0.830.
+    assert results["heldout_complaint"].handoff_recall >= 0.81, results["heldout_complaint"].summary()
+    assert results["heldout_foreign"].route_accuracy >= 0.98, results["heldout_foreign"].summary()
+    assert results["heldout_giveup"].route_accuracy >= 0.70, results["heldout_giveup"].summary()
+    assert results["heldout_vague"].route_accuracy >= 0.64, results["heldout_vague"].summary()
+
+
 def test_report_files(results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     plot_confusion(results["heldout"], tmp_path / "confusion.png")
     assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
