@@ -23,7 +23,7 @@ search finds an entry very close to it (``everyday_override``): a city FAQ's 「
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -199,16 +199,16 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
             if unfinished and confidence < thresholds.unfinished_clarify:
                 # The subject first, the problem not yet said: ask what it is.
                 routed = decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
-                return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "unfinished")
+                return replace(routed, reason="unfinished")
             if confidence < thresholds.complaint_sure and first >= thresholds.problem_report:
                 # A calm problem report that names its topic: the FAQ answers it.
                 routed = decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
                 if routed.name == FAQ_INTENT or confidence < thresholds.report_clarify:
-                    return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "problem_report")
+                    return replace(routed, reason="problem_report")
         if intent == HUMAN_INTENT and confidence < thresholds.human_sure and not anger.strong:
             routed = decide_from_search(hits, thresholds)
             if routed.name == FAQ_INTENT:
-                return RoutedIntent(routed.name, routed.confidence, routed.faq_id, "names_topic")
+                return replace(routed, reason="names_topic")
         if intent == COMPLAINT_INTENT and anger.strong:
             # The editors' angry words decide the reason (and its apology), whichever step
             # noticed the complaint first.
