@@ -67,7 +67,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 
@@ -379,9 +379,11 @@ class Load:
 
     # -- agent side --
 
-    async def _login(self, client: httpx.AsyncClient) -> None:
+    async def login(self, client: httpx.AsyncClient) -> str:
+        """Log the agent in on ``client``; the CSRF token its POSTs need."""
         response = await client.post("/api/agent/login", json={"username": AGENT[0], "password": AGENT[2]})
         response.raise_for_status()
+        return str(response.json().get("csrf_token", ""))
 
     async def agent_feed(self) -> None:
         """Follow /api/events; reconnect like the console (reloading the list after a gap)."""
@@ -391,7 +393,7 @@ class Load:
             while True:
                 try:
                     if not logged_in:
-                        await self._login(client)
+                        await self.login(client)
                         logged_in = True
                     async with client.stream("GET", "/api/events") as response:
                         if response.status_code == 401:
@@ -728,8 +730,23 @@ def action_log_counts(log_dir: Path) -> dict[str, int]:
 # ---- one scenario -------------------------------------------------------------------------
 
 
-async def run_scenario(name: str, database: str, fault: str | None, args: argparse.Namespace) -> dict[str, Any]:
-    """Set up, load, verify and tear down one scenario; its result entry."""
+# Runs after the load, before the stack stops (benchmarks/webhook_load.py): its dict joins the result.
+AfterLoad = Callable[[BotStack, Load, str], Awaitable[dict[str, Any]]]
+
+
+async def run_scenario(name: str, database: str, fault: str | None, args: argparse.Namespace,
+                       extra_env: dict[str, str] | None = None, after_load: AfterLoad | None = None) -> dict[str, Any]:
+    """Set up, load, verify and tear down one scenario; its result entry.
+
+    Args:
+        name: The scenario's column (and key in the results file).
+        database: ``sqlite`` or ``postgresql``.
+        fault: ``server``, ``database`` or ``None``.
+        args: The command line (conversations, ramp, timeouts, ...).
+        extra_env: More environment for every process of the stack (``BOT_WEBHOOKS_FILE``).
+        after_load: Called with the stack, the load and the database URL once the load is
+            measured and before the stack stops; its dict is merged into the result.
+    """
     from bot.server.app import stores_for
 
     work = Path(tempfile.mkdtemp(prefix=f"handoff-bench-{name}-"))
@@ -749,7 +766,7 @@ async def run_scenario(name: str, database: str, fault: str | None, args: argpar
         env = {"BOT_KNOWLEDGE_DIR": str(knowledge), "DATABASE_URL": url, "BOT_OUTBOX": str(outbox),
                "BOT_SECRET_KEY_FILE": str(work / "secret.key"), "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
                # 200 customers from one loopback address: the per-address limits would refuse them.
-               "BOT_LIMIT_SESSIONS_PER_HOUR": "0", "BOT_LIMIT_OPEN_TICKETS": "0"}
+               "BOT_LIMIT_SESSIONS_PER_HOUR": "0", "BOT_LIMIT_OPEN_TICKETS": "0", **(extra_env or {})}
         process_env: dict[str, dict[str, str]] = {}
         if fault == "database":
             proxy = TcpProxy(PG_PORT)
@@ -770,6 +787,8 @@ async def run_scenario(name: str, database: str, fault: str | None, args: argpar
             assert proxy is not None
             job = load.database_outage(proxy, args.outage, outbox, CUTS[args.cut])
         result = await load.run(job)
+        if after_load is not None:
+            result.update(await after_load(stack, load, url))
         await asyncio.to_thread(stack.stop)
         result["tickets"] = await asyncio.to_thread(verify_database, url, load.customers)
         result["action_server"] = action_log_counts(stack.log_dir)
