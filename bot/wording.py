@@ -383,6 +383,8 @@ FORWARD_TEXT = {
     "action": "部署への引き継ぎ",
     # The console's transcript line (a system entry; the customer never sees it).
     "record": "{name}さんが{department}に引き継ぎました（{channels}）。",
+    # ... when a supervisor or admin forwards another agent's chat.
+    "record_for": "{name}さんが{agent}さんの対応中のチャットを{department}に引き継ぎました（{channels}）。",
     "channel_mail": "メール",
     "channel_webhook": "Webhook",
     "channel_separator": "・",

@@ -172,6 +172,25 @@ def test_refusals_change_nothing(queue: Queue, desk: Desk) -> None:  # noqa: F81
         assert all(r.event_type != "ticket.forwarded" for r in WebhookDeliveries(queue.engine).for_ticket(ticket_id))
 
 
+def test_a_supervisor_forwards_another_agents_chat_and_is_named(queue: Queue, desk: Desk) -> None:  # noqa: F811
+    forwards = Forwards(queue)
+    ticket_id = file_ticket(queue, "f5")
+    queue.claim(ticket_id, "suzuki")
+    waiting = file_ticket(queue, "f6")
+    with pytest.raises(QueueError) as caught:  # a supervisor too needs a claimed chat
+        forwards.forward(waiting, "sato", ACCOUNTING, "メモ", Delivery("keiri@example.jp"), name, supervisor=True)
+    assert caught.value.status == 409 and "対応待ち" in str(caught.value)
+    ticket = forwards.forward(ticket_id, "sato", ACCOUNTING, NOTE, Delivery("keiri@example.jp"), name, supervisor=True)
+    assert (ticket.status, ticket.resolution, ticket.resolved_by) == ("resolved", "forwarded", "sato")
+    step = forwards.forward_event(ticket_id)
+    assert step is not None and (step.kind, step.actor, step.target) == ("forwarded", "sato", "accounting")
+    last = queue.get(ticket_id).entries[-1]
+    assert (last.sender, last.text) == ("system", "SATOさんがSUZUKIさんの対応中のチャットを経理部に引き継ぎました（メール）。")
+    rows = WebhookDeliveries(queue.engine).for_ticket(ticket_id)
+    assert [(r.event_type, r.endpoint) for r in rows] == [("ticket.resolved", "crm")]
+    assert (rows[0].data["claimed_by"], rows[0].data["resolved_by"]) == ("suzuki", "sato")
+
+
 # ---- the API, the mail and the webhook ---------------------------------------------------------------
 
 
@@ -315,3 +334,35 @@ def test_a_mail_given_up_is_in_the_history_not_the_customers_chat(tmp_path: Path
         assert "keiri@example.jp" in found[0]["note"] and "1 回" in found[0]["note"]
         assert services.gateway.mailer.mails.for_ticket(ticket_id)[0].status == "failed"
         assert not [line for line in customer_lines(admin, token) if "送りできませんでした" in line]
+
+
+def test_supervisors_and_admins_forward_other_agents_chats_recorded_with_who(
+        tmp_path: Path, smtp: tuple[Inbox, SmtpSettings]) -> None:  # noqa: F811
+    inbox, settings = smtp
+    with forward_server(tmp_path, settings, None) as (admin, agent, services):
+        body = {"department": "accounting", "note": "返金の確認をお願いします。"}
+        # An agent cannot forward the admin's chat (tested above); the admin forwards the agent's.
+        theirs, token = claimed_chat(agent, services)
+        response = admin.post(f"/api/tickets/{theirs}/forward", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["ticket"]["resolution"] == "forwarded"
+        events = admin.get(f"/api/tickets/{theirs}/history").json()["events"]
+        step = [(e["actor"], e["actor_name"], e["target_name"], e["note"]) for e in events if e["kind"] == "forwarded"]
+        assert step == [("sato", "佐藤", "経理部", "返金の確認をお願いします。")]
+        record = [e for e in services.stores.queue.get(theirs).entries if e.sender == "system"][-1].text
+        assert record == "佐藤さんが鈴木さんの対応中のチャットを経理部に引き継ぎました（メール）。"
+        promise = TEXT["customer"].format(department="経理部", promise=ACCOUNTING.promise)
+        assert [line for line in customer_lines(admin, token) if "経理部" in line] == [promise]
+        # A supervisor (not an admin) forwards the admin's chat; an agent again cannot.
+        mine, _ = claimed_chat(admin, services)
+        refused = agent.post(f"/api/tickets/{mine}/forward", json=body)
+        assert refused.status_code == 409 and "あなたが対応中ではない" in refused.json()["error"]
+        services.stores.desk.update("suzuki", role="supervisor", changed_by="sato")
+        assert agent.post(f"/api/tickets/{mine}/forward", json=body).status_code == 200
+        events = admin.get(f"/api/tickets/{mine}/history").json()["events"]
+        assert [(e["actor"], e["target"]) for e in events if e["kind"] == "forwarded"] == [("suzuki", "accounting")]
+        assert services.stores.queue.get(mine, False).resolved_by == "suzuki"
+        # Each forward mailed the department once, naming who forwarded it.
+        mails = [read(raw) for _, _, raw in inbox.wait(2)]
+        named = [[n for n in ("佐藤", "鈴木") if f"担当者の{n}" in m.get_content()] for m in mails]
+        assert sorted(named) == [["佐藤"], ["鈴木"]]

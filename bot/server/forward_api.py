@@ -2,7 +2,8 @@
 
 ``GET /api/departments`` lists ``knowledge/departments.yml`` with whether each can be
 reached from this server (the console greys out the others and says why);
-``POST /api/tickets/{id}/forward`` hands the agent's claimed chat to one, with an internal
+``POST /api/tickets/{id}/forward`` hands the agent's claimed chat to one (a supervisor or
+admin may hand any agent's claimed chat; the history names who did it), with an internal
 note for the department (required, at most 1,000 characters; never shown to the customer).
 Every refusal is a Japanese message and changes nothing (the note stays in the console's box).
 """
@@ -55,7 +56,7 @@ async def departments(request: Request) -> JSONResponse:
 async def forward(request: Request) -> JSONResponse:
     """Forward to a department.
     ---
-    summary: Hand your claimed chat to a department (e-mail and/or signed webhook ticket.forwarded); the ticket is resolved as forwarded and the customer reads the department's promise
+    summary: Hand your claimed chat (supervisors and admins, any agent's claimed chat) to a department (e-mail and/or signed webhook ticket.forwarded); the ticket is resolved as forwarded and the customer reads the department's promise
     requestBody: {content: {application/json: {schema: {type: object, required: [department, note], properties: {
       department: {type: string, description: "an id of knowledge/departments.yml"},
       note: {type: string, maxLength: 1000, description: "for the department (internal, never shown to the customer)"}}}}}}
@@ -63,7 +64,7 @@ async def forward(request: Request) -> JSONResponse:
       200: {description: "{ticket}"}
       403: {description: CSRF}
       404: {description: Unknown ticket or department}
-      409: {description: "No usable delivery for the department, resolved, not yours, or changed meanwhile"}
+      409: {description: "No usable delivery for the department, resolved, not claimed, not yours (agents), or changed meanwhile"}
       422: {description: "No department, no note, a note over 1,000 characters"}
     """
     username = check_csrf(request)
@@ -75,7 +76,9 @@ async def forward(request: Request) -> JSONResponse:
     if given is None or (isinstance(given, str) and not given.strip()):
         raise HTTPException(422, TEXT["note_required"])
     note = internal_text(data, "note", "note", required=True) or ""  # not text, or too long: 422
-    ticket = await _services(request).gateway.forward(ticket_id_of(request), username, department.strip(), note)
+    services = _services(request)
+    supervisor = bool(await run_in_threadpool(services.stores.desk.is_supervisor, username))
+    ticket = await services.gateway.forward(ticket_id_of(request), username, department.strip(), note, supervisor)
     return await agent_api._ticket_page(request, ticket.id)
 
 

@@ -1,7 +1,7 @@
 """The gateway's part of a department hand-off without chat (#15 item 4; bot/store/forwarding.py).
 
-The agent of a claimed chat forwards it to a department of ``knowledge/departments.yml``
-with an internal note. Before anything changes the gateway checks that the department
+The agent of a claimed chat (or a supervisor or admin, for any agent's claimed chat) forwards
+it to a department of ``knowledge/departments.yml`` with an internal note. Before anything changes the gateway checks that the department
 can be reached from this server: its e-mail address needs a mail server (``BOT_SMTP_*``),
 its webhook receiver must be in ``BOT_WEBHOOKS_FILE``; with neither usable the forward is
 refused (409) and nothing changes. Then the store resolves the ticket as forwarded and
@@ -80,19 +80,23 @@ class ForwardSide(AfterChatSide):
             raise QueueError(TEXT["no_mail_server"].format(department=department.name))
         return Delivery(email=email, receivers=receivers)
 
-    async def forward(self, ticket_id: int, username: str, department_id: str, note: str) -> Ticket:
-        """Forward ``username``'s claimed chat to a department; the customer reads its promise.
+    async def forward(self, ticket_id: int, username: str, department_id: str, note: str,
+                      supervisor: bool = False) -> Ticket:
+        """Forward a claimed chat to a department; the customer reads its promise.
+
+        ``username`` is the chat's agent, or (``supervisor`` True) a supervisor or admin
+        forwarding any agent's claimed chat.
 
         Raises:
             QueueError: 404 unknown ticket or department; 409 no usable delivery, resolved,
-                not ``username``'s, or changed meanwhile. Nothing changes then.
+                not ``username``'s (and not a supervisor), or changed meanwhile. Nothing changes then.
         """
         department = await self._db(self.department, department_id)
         delivery = await self._db(self.delivery_for, department)
         current = await self._db(self._stores.queue.get, ticket_id, False)
         async with self._lock(current.conversation_id):  # no customer message half-routed meanwhile
             ticket = await self._db(self._stores.forwards.forward, ticket_id, username, department, note, delivery,
-                                    self.display_name)
+                                    self.display_name, supervisor)
             self._publish_ticket("forwarded", ticket)
             promise = department.promise if department.promise.endswith(("。", "！", "!", ".")) \
                 else department.promise + "。"

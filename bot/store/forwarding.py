@@ -1,12 +1,13 @@
 """Department hand-off without chat (#15 item 4): a claimed ticket forwarded to a department.
 
-The agent of a claimed ticket picks a department of ``knowledge/departments.yml``
-(:mod:`bot.knowledge.departments`) and writes an internal note for it. In **one
+The agent of a claimed ticket, or a supervisor or admin for any agent's claimed ticket, picks
+a department of ``knowledge/departments.yml`` (:mod:`bot.knowledge.departments`) and writes an
+internal note for it. In **one
 transaction** the ticket is resolved with resolution :data:`RESOLUTION_FORWARDED`
 (no new status, no migration: ``resolution`` already tells how a ticket ended), a
 ``system`` line goes into its transcript (agents read it; the customer never does), the
-step goes into its history (``ticket_events`` kind ``forwarded``: the department's id as
-target, the note as why) and the deliveries go into the existing durable queues:
+step goes into its history (``ticket_events`` kind ``forwarded``: who forwarded it as actor,
+the department's id as target, the note as why) and the deliveries go into the existing durable queues:
 
 - a ``transcript_mails`` row with trigger :data:`FORWARD_TRIGGER` to the department's
   address (the transcript mailer sends it with the masked transcript and the note,
@@ -66,23 +67,26 @@ class Forwards:
         self._sessions = sessionmaker(queue.engine, expire_on_commit=False, future=True)
 
     def forward(self, ticket_id: int, username: str, department: Department, note: str, delivery: Delivery,
-                display_name: DisplayName) -> Ticket:
-        """Resolve ``username``'s claimed ticket as forwarded to ``department`` and queue its deliveries.
+                display_name: DisplayName, supervisor: bool = False) -> Ticket:
+        """Resolve a claimed ticket as forwarded to ``department`` and queue its deliveries.
 
         Args:
             ticket_id: The ticket.
-            username: Its agent (only the agent who claimed it forwards it).
+            username: Who forwards it: the agent who claimed it, or a supervisor (``supervisor`` True).
             department: The department (from ``departments.yml``).
             note: The internal note for the department (checked by the caller; never shown to the customer).
             delivery: The department's mail address and webhook receivers that are usable here.
             display_name: User name → display name (the transcript line).
+            supervisor: ``username`` is a supervisor or an admin: any claimed chat may be
+                forwarded, and the transcript line names whose chat it was.
 
         Returns:
             The ticket, resolved (without its transcript).
 
         Raises:
             QueueError: 404 unknown ticket; 409 resolved already, not claimed by ``username``
-                (waiting, someone else's, offline and unclaimed), or changed meanwhile.
+                (waiting, someone else's unless ``supervisor``, offline and unclaimed), or
+                changed meanwhile.
         """
         label = TEXT["action"]
         note = mask_sensitive(note)  # it leaves the house: masked before it is written, as transcripts are
@@ -90,15 +94,17 @@ class Forwards:
             ticket = self._queue._locked(session, ticket_id)
             if ticket.status == "resolved":
                 raise QueueError(wording.ESCALATION_TEXT["resolved"].format(ticket_id=ticket_id, action=label))
-            if ticket.status != "claimed" or ticket.claimed_by != username:
+            if ticket.status != "claimed" or not (ticket.claimed_by == username or supervisor):
                 raise QueueError(wording.ESCALATION_TEXT["not_owner"].format(
                     ticket_id=ticket_id, action=label, status_ja=_status_ja(ticket)))
-            record = TEXT["record"].format(name=display_name(username), department=department.name,
-                                           channels=delivery.channels)
+            agent = str(ticket.claimed_by)
+            record = TEXT["record" if agent == username else "record_for"].format(
+                name=display_name(username), agent=display_name(agent), department=department.name,
+                channels=delivery.channels)
             ticket = self._queue._append(session, ticket_id, "system", record, display_name(username))
             now = utcnow()
             changed = session.execute(
-                update(Ticket).where(Ticket.id == ticket_id, Ticket.status == "claimed", Ticket.claimed_by == username)
+                update(Ticket).where(Ticket.id == ticket_id, Ticket.status == "claimed", Ticket.claimed_by == agent)
                 .values(status="resolved", resolved_at=now, resolution=RESOLUTION_FORWARDED, resolved_by=username)
                 .execution_options(synchronize_session=False)).rowcount
             if not changed:

@@ -23,6 +23,7 @@ const EMPTY_LIST_TEXT = {
 
 const state = {
   agent: null,          // {username, display_name}
+  role: null,           // "agent", "supervisor" or "admin" (escalation.js reads /api/desk/me)
   csrf: null,
   filter: "open",
   tickets: [],

@@ -193,6 +193,7 @@
     try {
       const data = await api("GET", "/api/desk/me");
       view.role = data.agent ? data.agent.role : null;
+      state.role = view.role; // forward.js: supervisors may forward any agent's claimed chat
     } catch (err) {
       return;
     }

@@ -1,5 +1,6 @@
 /*
- * 「部署に引き継ぐ」 in the console's ticket view (#15 item 4): the agent of a claimed chat picks a
+ * 「部署に引き継ぐ」 in the console's ticket view (#15 item 4): the agent of a claimed chat (or a
+ * supervisor or admin, for any agent's claimed chat) picks a
  * department of knowledge/departments.yml (GET /api/departments; one that cannot be reached from this
  * server is listed disabled, with the reason) and writes the note for it (required, 1,000 characters);
  * POST .../forward resolves the ticket as forwarded, the department gets the mail and/or the webhook,
@@ -22,6 +23,8 @@
   };
   const view = { ticket: null, departments: [] };
   const me = () => (state.agent ? state.agent.username : null);
+  // Supervisors and admins may forward any agent's claimed chat (state.role: escalation.js).
+  const supervising = () => state.role === "supervisor" || state.role === "admin";
 
   function close() {
     $("forward-form").hidden = true;
@@ -35,7 +38,7 @@
       $("forward-note").value = "";
     }
     view.ticket = t;
-    $("forward-open").hidden = !(t.status === "claimed" && t.claimed_by === me());
+    $("forward-open").hidden = !(t.status === "claimed" && (t.claimed_by === me() || supervising()));
     if ($("forward-open").hidden) close();
   }
 
