@@ -1,5 +1,5 @@
 """Command line: `bot ask`, `bot eval`, `bot run`, `bot serve`, `bot agent add | set | list`, `bot kb build`,
-`bot retention run`.
+`bot retention run`, `bot data purge | delete`.
 
 Run as ``bot ...`` (installed by ``make setup``) or ``python -m bot ...``.
 """
@@ -212,6 +212,33 @@ def _cmd_retention_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_purge(args: argparse.Namespace) -> int:
+    """`bot data purge`: `bot retention run`, but counting only unless ``--yes`` (the issue's name)."""
+    args.dry_run = not args.yes
+    code = _cmd_retention_run(args)
+    if args.dry_run:
+        print("削除するには --yes を付けて実行してください（`bot retention run` と同じです）。")
+    return code
+
+
+# `bot data delete`: an unknown customer exits with its own code (scripts tell it from a failure).
+EXIT_UNKNOWN_CUSTOMER = 3
+
+
+def _cmd_data_delete(args: argparse.Namespace) -> int:
+    from bot.store.erasure import BY_CONVERSATION, BY_EMAIL, Erasure, ErasureError
+
+    by, value = (BY_EMAIL, args.email) if args.email is not None else (BY_CONVERSATION, args.conversation)
+    try:
+        result = Erasure(_stores().engine).erase(by, value, dry_run=args.dry_run, actor=_cli_actor())
+    except ErasureError as exc:
+        print(f"エラー: {exc}", file=sys.stderr)
+        return {"unknown": EXIT_UNKNOWN_CUSTOMER, "input": 2}.get(exc.reason, 1)
+    for line in result.lines():
+        print(line)
+    return 0
+
+
 def _new_password(args: argparse.Namespace, prompt: str = "パスワード: ") -> str | None:
     """The new password: one line of stdin (``--password-stdin``), or typed twice.
 
@@ -415,6 +442,21 @@ def build_parser() -> argparse.ArgumentParser:
     retention_run = retention_sub.add_parser("run", help="今すぐ削除し、種類ごとの件数を表示（監査ログに記録）")
     retention_run.add_argument("--dry-run", action="store_true", help="削除せず、削除される件数だけを表示")
     retention_run.set_defaults(func=_cmd_retention_run)
+    data = sub.add_parser("data", help="お客さまのデータ（個人情報）の削除")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_purge = data_sub.add_parser("purge", help="保存期間を過ぎたデータの件数を表示（--yes で削除。bot retention run と同じ）")
+    data_purge.add_argument("--yes", action="store_true", help="件数の表示だけでなく、実際に削除する（監査ログに記録）")
+    data_purge.set_defaults(func=_cmd_data_purge)
+    data_delete = data_sub.add_parser(
+        "delete", help="お客さま1人のデータをすべて削除（依頼による。種類ごとの件数を表示し、監査ログに記録）",
+        description="会話 ID かメールアドレスで指定したお客さまのデータを、チャット・お問い合わせ・アンケート・"
+                    "メール・Webhook・Rasa の会話の記録からすべて削除します。終了コード: 0 削除した、"
+                    "1 対応中のお問い合わせがある、2 指定の誤り、3 該当するお客さまがいない（いずれも何も削除しません）。")
+    who = data_delete.add_mutually_exclusive_group(required=True)
+    who.add_argument("--conversation", metavar="ID", help="会話 ID（例: c-…、LINE は line-…）")
+    who.add_argument("--email", metavar="ADDR", help="メールアドレス（そのアドレスが出てくる会話をすべて削除）")
+    data_delete.add_argument("--dry-run", action="store_true", help="削除せず、削除される件数だけを表示")
+    data_delete.set_defaults(func=_cmd_data_delete)
     report = sub.add_parser("report", help="編集者向け分析: 答えられなかった質問、「いいえ」の多い回答、引き継ぎ率など")
     report.add_argument("--days", type=int, default=30, help="対象の日数（既定 30）")
     report.add_argument("--csv", help="CSV を書き出すフォルダ")

@@ -54,6 +54,7 @@ ACTIONS: dict[str, str] = {
     "undelivered.retried": "配信できなかった引き継ぎの再送",
     "undelivered.dismissed": "配信できなかった引き継ぎの破棄",
     "retention.run": "保存期間を過ぎたデータの削除",
+    "data.deleted": "お客さまのデータの削除（依頼による）",
 }
 # The longest actor, target and address stored (the columns' sizes).
 ACTOR_CHARS, TARGET_CHARS, ADDRESS_CHARS = 100, 200, 100

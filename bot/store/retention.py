@@ -12,14 +12,17 @@ What goes, per kind (:data:`KINDS`), when older than the period:
 - CSAT: the comment removed, the rating kept;
 - transcript mails (the customer's e-mail address), handled undelivered packets and sent or
   dead webhook deliveries (their payload): deleted;
-- the audit log: deleted after its own, longer period (``BOT_AUDIT_RETENTION_DAYS``).
+- the audit log: deleted after its own, longer period (``BOT_AUDIT_RETENTION_DAYS``);
+- Rasa's tracker store (bot/store/rasa_trackers.py): every event of a conversation whose
+  last event is older than the period is deleted (Rasa then starts it afresh).
 
-Open tickets are never touched, nor the chat messages and details of a conversation that
-has one. Work is done in batches of :data:`BATCH` rows, one short transaction each; every
-UPDATE or DELETE repeats its condition, so two runs at once (two bot servers, or a server
-and ``bot retention run``) never count a row twice and end in the same state. The daily run
-is claimed by one server at a time with a conditional UPDATE of ``job_runs``. Each run is
-written to the audit log with its counts (never the content).
+Open tickets are never touched, nor the chat messages, details and Rasa events of a
+conversation that has one (nor the Rasa events of one waiting for its ticket: a pending
+handoff). Work is done in batches of :data:`BATCH` rows (Rasa: conversations), one short
+transaction each; every UPDATE or DELETE repeats its condition, so two runs at once (two
+bot servers, or a server and ``bot retention run``) never count a row twice and end in the
+same state. The daily run is claimed by one server at a time with a conditional UPDATE of
+``job_runs``. Each run is written to the audit log with its counts (never the content).
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import RetentionSettings
 from bot.store.audit import record_audit
-from bot.store.models import (AuditEntry, ChatMessage, Conversation, CsatRating, JobRun, Ticket, TicketEvent,
-                              TranscriptEntry, TranscriptMail, UndeliveredHandoff, WebhookDelivery, as_utc, utcnow)
+from bot.store.models import (AuditEntry, ChatMessage, Conversation, CsatRating, JobRun, PendingHandoff, Ticket,
+                              TicketEvent, TranscriptEntry, TranscriptMail, UndeliveredHandoff, WebhookDelivery, as_utc,
+                              utcnow)
+from bot.store.rasa_trackers import RasaTrackers, count_expired, delete_expired
 
 BATCH = 500
 JOB = "retention"
@@ -51,6 +56,7 @@ KINDS: dict[str, str] = {
     "transcript_mails": "会話記録のメール（宛先）",
     "undelivered_handoffs": "配信できなかった引き継ぎ（対応済みのもの）",
     "webhook_deliveries": "Webhook の配信（送信済み・配信不能、送った内容）",
+    "rasa_events": "Rasa の会話の記録（最後の発言が保存期間より前の会話）",
     "audit_log": "監査ログ",
 }
 
@@ -184,9 +190,14 @@ class Retention:
     """Removes what is older than the retention periods (see the module's docstring)."""
 
     def __init__(self, engine: Engine, settings: RetentionSettings, batch: int = BATCH,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
-        """Use ``engine`` (migrated) with the periods of ``settings``; ``batch`` rows per transaction."""
+                 clock: Callable[[], dt.datetime] = utcnow, trackers: RasaTrackers | None = None) -> None:
+        """Use ``engine`` (migrated) with the periods of ``settings``; ``batch`` rows per transaction.
+
+        ``trackers``: Rasa's tracker store (default: the one `bot run` configures for ``engine``;
+        bot/store/rasa_trackers.py); ``batch`` conversations per transaction there.
+        """
         self._sessions = sessionmaker(bind=engine, future=True, expire_on_commit=False)
+        self.trackers = trackers if trackers is not None else RasaTrackers.for_engine(engine)
         self.settings = settings
         self.batch = batch
         self.clock = clock
@@ -216,6 +227,8 @@ class Retention:
             counts = self._count(step, moment) if dry_run else self._purge(step, moment, now)
             for kind, count in counts.items():
                 result.counts[kind] += count
+        if cutoff is not None:
+            result.counts["rasa_events"] = self._trackers(cutoff, dry_run)
         if not dry_run:
             with self._sessions() as session, session.begin():
                 record_audit(session, "retention.run", actor, None,
@@ -240,6 +253,28 @@ class Retention:
             self.batches += 1
             for kind, count in counts.items():
                 totals[kind] = totals.get(kind, 0) + count
+
+    def _in_progress(self) -> set[str]:
+        """Conversations with an open ticket or a pending handoff: their Rasa events stay."""
+        with self._sessions() as session:
+            open_ones = session.execute(select(Ticket.conversation_id).where(Ticket.status != "resolved")).scalars()
+            pending = session.execute(select(PendingHandoff.conversation_id)).scalars()
+            return {*open_ones, *pending}
+
+    def _trackers(self, cutoff: dt.datetime, dry_run: bool) -> int:
+        """Events of Rasa's tracker store removed (``dry_run``: to be removed), a batch per transaction."""
+        keep = self._in_progress()
+        if dry_run:
+            with self.trackers.begin() as connection:
+                return count_expired(connection, cutoff, keep)
+        total = 0
+        while True:
+            with self.trackers.begin() as connection:
+                found, deleted = delete_expired(connection, cutoff, keep, self.batch)
+            if not found:
+                return total
+            self.batches += 1
+            total += deleted
 
     def claim(self, every: dt.timedelta) -> bool:
         """Whether this server runs the job now: it last started ``every`` ago or more (one
