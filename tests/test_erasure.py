@@ -367,3 +367,16 @@ def test_an_in_memory_database_has_no_tracker_store() -> None:
     memory = make_engine("sqlite://")
     assert RasaTrackers.for_engine(memory).path is None and not RasaTrackers.for_engine(memory).shared
     memory.dispose()
+
+
+def test_many_expired_conversations_go_in_batches(engine: Engine, rasa: Any) -> None:  # noqa: F811
+    old = (NOW - dt.timedelta(days=400)).timestamp()
+    save_tracker(rasa, "c-recent", "料金は？")
+    rows = [{"sender_id": f"c-{i:05d}", "type_name": "user", "timestamp": old + i, "data": "{}"} for i in range(1200)]
+    with rasa.engine.begin() as connection:  # Rasa's own table, filled faster than through trackers
+        connection.execute(text("INSERT INTO events (sender_id, type_name, timestamp, data) "
+                                "VALUES (:sender_id, :type_name, :timestamp, :data)"), rows)
+    retention = Retention(engine, RetentionSettings(days=365, audit_days=730), clock=lambda: NOW)
+    assert retention.run(dry_run=True).counts["rasa_events"] == 1200
+    assert retention.run().counts["rasa_events"] == 1200 and retention.batches >= 3  # 500 conversations each
+    assert rasa_events(engine) == 3

@@ -27,6 +27,7 @@ from bot.store.rasa_endpoints import tracker_store
 # The columns of Rasa's table this module reads (rasa.core.tracker_store.SQLTrackerStore.SQLEvent).
 EVENTS = Table("events", MetaData(), Column("id", Integer, primary_key=True), Column("sender_id", String(255)),
                Column("timestamp", Float))
+CHUNK = 500  # conversations per statement
 
 
 class RasaTrackers:
@@ -89,11 +90,12 @@ class RasaTrackers:
 
 
 def count_events(connection: Connection | None, sender_ids: Collection[str]) -> int:
-    """Events of these conversations."""
-    if connection is None or not sender_ids:
+    """Events of these conversations (asked :data:`CHUNK` at a time: SQLite limits the parameters)."""
+    if connection is None:
         return 0
-    return int(connection.execute(select(func.count()).select_from(EVENTS)
-                                  .where(EVENTS.c.sender_id.in_(list(sender_ids)))).scalar_one())
+    senders = list(sender_ids)
+    return sum(int(connection.execute(select(func.count()).select_from(EVENTS).where(
+        EVENTS.c.sender_id.in_(senders[start:start + CHUNK]))).scalar_one()) for start in range(0, len(senders), CHUNK))
 
 
 def delete_events(connection: Connection | None, sender_ids: Collection[str]) -> int:
@@ -103,37 +105,24 @@ def delete_events(connection: Connection | None, sender_ids: Collection[str]) ->
     return int(connection.execute(delete(EVENTS).where(EVENTS.c.sender_id.in_(list(sender_ids)))).rowcount or 0)
 
 
-def _expired(cutoff: dt.datetime, keep: Collection[str]) -> object:
-    """Conversations whose last event is older than ``cutoff``, besides ``keep``."""
-    query = select(EVENTS.c.sender_id).group_by(EVENTS.c.sender_id) \
-        .having(func.max(EVENTS.c.timestamp) < cutoff.timestamp())
-    return query.where(EVENTS.c.sender_id.not_in(list(keep))) if keep else query
-
-
-def count_expired(connection: Connection | None, cutoff: dt.datetime, keep: Collection[str]) -> int:
-    """Events of the conversations whose last event is older than ``cutoff`` (``keep`` left out)."""
+def expired_conversations(connection: Connection | None, cutoff: dt.datetime, keep: Collection[str]) -> list[str]:
+    """Conversations whose last event is older than ``cutoff``, besides ``keep``, sorted (one scan)."""
     if connection is None:
-        return 0
-    expired = _expired(cutoff, keep).subquery()
-    return int(connection.execute(select(func.count()).select_from(EVENTS)
-                                  .where(EVENTS.c.sender_id.in_(select(expired.c.sender_id)))).scalar_one())
+        return []
+    query = select(EVENTS.c.sender_id).group_by(EVENTS.c.sender_id) \
+        .having(func.max(EVENTS.c.timestamp) < cutoff.timestamp()).order_by(EVENTS.c.sender_id)
+    kept = set(keep)
+    return [sender for sender in connection.execute(query).scalars() if sender not in kept]
 
 
-def delete_expired(connection: Connection | None, cutoff: dt.datetime, keep: Collection[str],
-                   limit: int) -> tuple[int, int]:
-    """Delete the events of up to ``limit`` expired conversations.
+def delete_expired(connection: Connection | None, sender_ids: Collection[str], cutoff: dt.datetime) -> int:
+    """Delete the events of these expired conversations; returns how many.
 
     A conversation with an event at or after ``cutoff`` by the time of the DELETE is kept.
-
-    Returns:
-        (conversations found expired, events deleted); no conversation found: none is left.
     """
-    if connection is None:
-        return 0, 0
-    senders = list(connection.execute(_expired(cutoff, keep).order_by(EVENTS.c.sender_id).limit(limit)).scalars())
-    if not senders:
-        return 0, 0
+    if connection is None or not sender_ids:
+        return 0
+    senders = list(sender_ids)
     recent = select(EVENTS.c.sender_id).where(EVENTS.c.sender_id.in_(senders), EVENTS.c.timestamp >= cutoff.timestamp())
-    deleted = connection.execute(delete(EVENTS).where(EVENTS.c.sender_id.in_(senders),
-                                                      EVENTS.c.sender_id.not_in(recent))).rowcount
-    return len(senders), int(deleted or 0)
+    return int(connection.execute(delete(EVENTS).where(EVENTS.c.sender_id.in_(senders),
+                                                       EVENTS.c.sender_id.not_in(recent))).rowcount or 0)

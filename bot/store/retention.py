@@ -40,7 +40,7 @@ from bot.store.audit import record_audit
 from bot.store.models import (AuditEntry, ChatMessage, Conversation, CsatRating, JobRun, PendingHandoff, Ticket,
                               TicketEvent, TranscriptEntry, TranscriptMail, UndeliveredHandoff, WebhookDelivery, as_utc,
                               utcnow)
-from bot.store.rasa_trackers import RasaTrackers, count_expired, delete_expired
+from bot.store.rasa_trackers import RasaTrackers, count_events, delete_expired, expired_conversations
 
 BATCH = 500
 JOB = "retention"
@@ -263,18 +263,16 @@ class Retention:
 
     def _trackers(self, cutoff: dt.datetime, dry_run: bool) -> int:
         """Events of Rasa's tracker store removed (``dry_run``: to be removed), a batch per transaction."""
-        keep = self._in_progress()
-        if dry_run:
-            with self.trackers.begin() as connection:
-                return count_expired(connection, cutoff, keep)
+        with self.trackers.begin() as connection:
+            expired = expired_conversations(connection, cutoff, self._in_progress())
+            if dry_run:
+                return count_events(connection, expired)
         total = 0
-        while True:
+        for start in range(0, len(expired), self.batch):
             with self.trackers.begin() as connection:
-                found, deleted = delete_expired(connection, cutoff, keep, self.batch)
-            if not found:
-                return total
+                total += delete_expired(connection, expired[start:start + self.batch], cutoff)
             self.batches += 1
-            total += deleted
+        return total
 
     def claim(self, every: dt.timedelta) -> bool:
         """Whether this server runs the job now: it last started ``every`` ago or more (one
