@@ -53,7 +53,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +60,7 @@ from typing import Any, Iterator
 
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 
-from sqlalchemy import create_engine, select, text  # noqa: E402
+from sqlalchemy import create_engine, select  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
@@ -76,7 +75,9 @@ from bot.settings import Limits  # noqa: E402
 from bot.store.queue import Queue, QueueError  # noqa: E402
 from bot.store.webhooks import WebhookOutbox  # noqa: E402
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+from conftest import temporary_database  # noqa: E402 - the tests' throwaway databases
+
 RESULTS = PROJECT_ROOT / "results" / "bench" / "desk_load.json"
 ASSIGN_INTERVAL = 1.0
 SNAPSHOT_SECONDS = 0.2
@@ -85,21 +86,9 @@ POLL_SECONDS = 0.3
 
 @contextlib.contextmanager
 def fresh_database(kind: str) -> Iterator[str]:
-    """A SQLite file in a temporary folder, or a new PostgreSQL database dropped afterwards."""
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="bench-desk-") as folder:
-            yield f"sqlite:///{folder}/desk.db"
-        return
-    name = f"bench_desk_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """A SQLite file in a temporary folder, or a new PostgreSQL database dropped afterwards (as the tests make)."""
+    with tempfile.TemporaryDirectory(prefix="bench-desk-") as folder, temporary_database(kind, Path(folder)) as url:
+        yield url
 
 
 def load_engine(url: str) -> Engine:
