@@ -194,17 +194,31 @@ class BenchStack(BotStack):
     """
 
     process_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    named: dict[str, Any] = field(default_factory=dict, init=False)  # the latest process of each name
 
     def _spawn(self, args: list[str], name: str, module: str = "rasa") -> tuple[Any, Path]:
         extra = self.process_env.get(name)
-        if not extra:
-            return super()._spawn(args, name, module)
         shared = self.env
-        self.env = {**shared, **extra}
+        self.env = {**shared, **(extra or {})}
         try:
-            return super()._spawn(args, name, module)
+            proc, log = super()._spawn(args, name, module)
         finally:
             self.env = shared
+        self.named[name] = proc
+        return proc, log
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) each running process of the stack has used so far."""
+        return {name: cpu_seconds(proc.pid) for name, proc in self.named.items() if proc.poll() is None}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) process ``pid`` has used; 0.0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class TcpProxy:
@@ -376,6 +390,7 @@ class Load:
         self.first_send: float | None = None
         self.fault_info: dict[str, Any] = {}
         self._setup = asyncio.Semaphore(SETUP_CONCURRENCY)
+        self._cpu_at_go: dict[str, float] = {}
 
     # -- agent side --
 
@@ -564,6 +579,11 @@ class Load:
 
     # -- the run --
 
+    def _cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by the stack's processes and this benchmark's own process."""
+        stack = self.stack.cpu_seconds() if isinstance(self.stack, BenchStack) else {}
+        return {**stack, "benchmark": cpu_seconds(os.getpid())}
+
     def _arrived(self, customer: Customer) -> bool:
         cid = customer.conversation_id
         return bool(self.created.get(cid)) or cid in self.listed
@@ -588,6 +608,7 @@ class Load:
             if fault is not None:
                 self.fault_done.clear()
                 tasks.append(asyncio.create_task(fault))
+            self._cpu_at_go = self._cpu()
             self.go.set()
             fault_end: float | None = None
             while True:
@@ -601,8 +622,9 @@ class Load:
                 if _now() > last_send + self.timeout:
                     break
             finished = _now()
+            cpu = {name: round(used - self._cpu_at_go.get(name, 0.0), 2) for name, used in self._cpu().items()}
             await asyncio.sleep(GRACE_SECONDS)
-            return self._report(go, finished)
+            return {**self._report(go, finished), "cpu_s": cpu}
         finally:
             for task in [*tasks, feed]:
                 task.cancel()
@@ -834,6 +856,8 @@ ROWS = [
     ("送信期間 (s)", lambda r: r["send_span_s"]),
     ("全体 (最初の送信 → 最後の着信, s)", lambda r: r["wall_s"]),
     ("スタック起動 (s)", lambda r: r["startup_s"]),
+    ("負荷中の CPU 秒 (Rasa / actions / bot server)",
+     lambda r: " / ".join(str(r.get("cpu_s", {}).get(k, "—")) for k in ("rasa", "actions", "server"))),
     ("アウトボックス経由 (action log)", lambda r: r["action_server"]["kept_in_outbox"]),
     ("障害", lambda r: _fault_text(r.get("fault"))),
     ("判定", lambda r: "OK" if r["ok"] else "NG"),

@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterator
 
 import httpx
 
-from benchmarks.handoff_load import DEFAULT_RAMP, MODEL, OUT, Load, run_scenario
+from benchmarks.handoff_load import DEFAULT_RAMP, MODEL, OUT, Load, cpu_seconds, run_scenario
 from benchmarks.provenance import run_provenance
 from benchmarks.webhook_receiver import parse_log
 from bot.launcher import BotStack, StartupError, free_port
@@ -69,8 +69,8 @@ JUDGED = {"p50", "p95"}  # max is one customer: reported, not judged
 
 
 @contextmanager
-def slow_receiver(work: Path, delay: float) -> Iterator[tuple[Path, Path]]:
-    """Start :mod:`benchmarks.webhook_receiver` in its own process; yield (webhooks file, request log)."""
+def slow_receiver(work: Path, delay: float) -> Iterator[tuple[Path, Path, int]]:
+    """Start :mod:`benchmarks.webhook_receiver` in its own process; yield (webhooks file, request log, pid)."""
     port = free_port()
     key, log, config = work / "webhook.secret", work / "webhook-requests.jsonl", work / "webhooks.yml"
     key.write_text(secrets.token_hex(32), encoding="utf-8")
@@ -91,7 +91,7 @@ def slow_receiver(work: Path, delay: float) -> Iterator[tuple[Path, Path]]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise StartupError(f"webhook receiver did not start; see {work / 'receiver.log'}") from None
                 time.sleep(0.2)
-        yield config, log
+        yield config, log, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -188,7 +188,7 @@ def check_deliveries(rows: list[dict[str, Any]], requests: list[dict[str, Any]])
     return result
 
 
-def after_load(log: Path, drain_timeout: float) -> Callable[[BotStack, Load, str], Any]:
+def after_load(log: Path, receiver_pid: int, drain_timeout: float) -> Callable[[BotStack, Load, str], Any]:
     """The webhook run's step between the load and the stack's stop (:data:`benchmarks.handoff_load.AfterLoad`)."""
 
     async def step(stack: BotStack, load: Load, url: str) -> dict[str, Any]:
@@ -197,7 +197,8 @@ def after_load(log: Path, drain_timeout: float) -> Callable[[BotStack, Load, str
         agent = await claim_and_resolve(stack, load, ticket_ids)
         rows, waited = await drained(url, drain_timeout)
         check = check_deliveries(rows, parse_log(log))
-        return {"webhooks": {**check, "agent": agent, "drain_wait_s": waited}}
+        return {"webhooks": {**check, "agent": agent, "drain_wait_s": waited,
+                             "receiver_cpu_s": round(cpu_seconds(receiver_pid), 2)}}
 
     return step
 
@@ -215,10 +216,10 @@ async def run_pair(index: int, args: argparse.Namespace) -> list[dict[str, Any]]
             result = await run_scenario(name, args.database, None, args)
         else:
             work = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
-            with slow_receiver(work, args.delay) as (config, log):
+            with slow_receiver(work, args.delay) as (config, log, pid):
                 result = await run_scenario(name, args.database, None, args,
                                             extra_env={"BOT_WEBHOOKS_FILE": str(config)},
-                                            after_load=after_load(log, args.drain_timeout))
+                                            after_load=after_load(log, pid, args.drain_timeout))
             if args.keep or not (result["ok"] and result["webhooks"]["ok"]):
                 result["receiver_work"] = str(work)
             else:
@@ -260,13 +261,16 @@ def table(results: list[dict[str, Any]], summary: dict[str, Any]) -> str:
         cells += [_ms(summary["plain"][ref]), _ms(summary["webhooks"][ref]), "—" if ratio is None else f"{ratio:.2f}"]
         lines.append(f"| {label} {figure} | " + " | ".join(cells) + " |")
     rows = [("チケット 期待 / 実数", lambda r: f"{r['tickets']['expected']} / {r['tickets']['found']}"),
-            ("ハンドオフ判定", lambda r: "OK" if r["ok"] else "NG")]
+            ("ハンドオフ判定", lambda r: "OK" if r["ok"] else "NG"),
+            ("負荷中の CPU 秒 Rasa / actions / bot server / ベンチ",
+             lambda r: " / ".join(str(r["cpu_s"].get(k, "—")) for k in ("rasa", "actions", "server", "benchmark")))]
     for label, value in rows:
         lines.append(f"| {label} | " + " | ".join(str(value(r)) for r in results) + " | | | |")
     for label, key in [("イベント (キュー)", "events"), ("受信したイベント", "received_events"),
                        ("欠落", "lost"), ("配信不能 (dead)", "dead"), ("未配信のまま", "still_queued"),
                        ("同じ id の再送", "repeated_requests"), ("署名 NG", "bad_signatures"),
-                       ("チケット内の順序違い", "out_of_order"), ("キューが空になるまで (s)", "drain_wait_s")]:
+                       ("チケット内の順序違い", "out_of_order"), ("キューが空になるまで (s)", "drain_wait_s"),
+                       ("受信側の CPU 秒 (実行全体)", "receiver_cpu_s")]:
         cells = [str(r["webhooks"][key]) if "webhooks" in r else "—" for r in results]
         lines.append(f"| {label} | " + " | ".join(cells) + " | | | |")
     return "\n".join(lines)

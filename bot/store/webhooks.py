@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, aliased, selectinload, sessionmaker
 
 from bot.store.audit import record_audit
 from bot.store.models import Ticket, WebhookDelivery, as_utc, utcnow
@@ -150,11 +150,25 @@ class WebhookDeliveries:
             return list(session.execute(select(WebhookDelivery).where(WebhookDelivery.ticket_id == ticket_id)
                                         .order_by(WebhookDelivery.id)).scalars())
 
-    def delivered(self, row_id: int) -> None:
-        """The receiver answered 2xx."""
+    def tickets(self, ticket_ids: Iterable[int]) -> dict[int, Ticket]:
+        """The tickets of a round of rows, with their transcripts, in one query (missing ids left out)."""
+        ids = sorted(set(ticket_ids))
+        if not ids:
+            return {}
+        with self._sessions() as session:
+            found = session.execute(select(Ticket).where(Ticket.id.in_(ids))
+                                    .options(selectinload(Ticket.entries))).scalars()
+            return {ticket.id: ticket for ticket in found}
+
+    def delivered(self, *row_ids: int) -> None:
+        """The receiver answered 2xx to each of ``row_ids`` (one transaction for a whole round)."""
+        if not row_ids:
+            return
         with self._sessions() as session, session.begin():
-            session.execute(update(WebhookDelivery).where(WebhookDelivery.id == row_id, WebhookDelivery.status == "sending")
-                            .values(status="delivered", delivered_at=self.clock(), last_error=None))
+            session.execute(update(WebhookDelivery)
+                            .where(WebhookDelivery.id.in_(row_ids), WebhookDelivery.status == "sending")
+                            .values(status="delivered", delivered_at=self.clock(), last_error=None)
+                            .execution_options(synchronize_session=False))
 
     def failed_try(self, row_id: int, error: str, max_attempts: int, first_wait: dt.timedelta) -> bool:
         """Record a failed try: the next one waits ``first_wait`` doubled per earlier failure.
