@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -33,7 +34,7 @@ import urllib.parse
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -180,37 +181,50 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Start the stack on a throw-away database, measure, print and save."""
+@contextlib.contextmanager
+def throwaway_database(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database on this machine for one run, dropped afterwards; its URL."""
     from sqlalchemy import create_engine, text
 
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            conn.execute(text(f'DROP DATABASE "{name}"'))
+        admin.dispose()
+
+
+def save_result(name: str, result: Any) -> Path:
+    """Write ``result`` to ``results/NAME`` (JSON); the path."""
+    out = PROJECT_ROOT / "results" / name
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the stack on a throw-away database, measure, print and save."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, action="append", help="N (repeatable; default 50)")
     parser.add_argument("--model", type=Path, default=PROJECT_ROOT / "models" / "current.tar.gz")
     parser.add_argument("--turn-timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     sizes = args.customers or [50]
-    name = f"bench_conv_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
+    with throwaway_database("bench_conv") as database_url:
         folder = Path(tempfile.mkdtemp(prefix="bench-conversations-"))
         replicas = [Replica(i, free_port(), free_port(), free_port()) for i in (1, 2)]
-        env = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}", "BOT_EVENTS_URL": REDIS_URL,
+        env = {"DATABASE_URL": database_url, "BOT_EVENTS_URL": REDIS_URL,
                "BOT_LIMIT_SESSIONS_PER_HOUR": "0"}  # every simulated customer comes from 127.0.0.1
         started = time.monotonic()
         with ScaledStack(model=args.model, replicas=replicas, nginx_port=free_port(), folder=folder, env=env) as stack:
             print(f"started in {time.monotonic() - started:.0f} s; logs: {stack.logs}", flush=True)
             result = measure(stack, sizes, args.turn_timeout)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-            conn.execute(text(f'DROP DATABASE "{name}"'))
-        admin.dispose()
-    out = PROJECT_ROOT / "results" / "conversation_load.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    out = save_result("conversation_load.json", result)
     print(table(result))
     print(f"\n{out}")
     return 0

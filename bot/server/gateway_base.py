@@ -26,7 +26,7 @@ from bot.server.serialize import desk_json, ticket_json
 from bot.settings import Limits
 from bot.store.chat_log import NewMessage, message_json
 from bot.store.database import Stores
-from bot.store.models import Ticket, TranscriptEntry
+from bot.store.models import ChatMessage, Ticket, TranscriptEntry
 from bot.store.pending import Pending
 from bot.store.queue import QueueError, TicketFull
 
@@ -103,6 +103,10 @@ class GatewayBase:
 
     async def _say(self, conversation_id: str, new: NewMessage) -> dict[str, Any]:
         message, _ = await self._db(self._stores.chat_log.add, new)
+        return self._show(conversation_id, message)
+
+    def _show(self, conversation_id: str, message: ChatMessage) -> dict[str, Any]:
+        """Send a stored message to the conversation's tabs; its frame."""
         frame = message_json(message)
         self._hub.publish_conversation(conversation_id, {"type": "message", "message": frame})
         return frame

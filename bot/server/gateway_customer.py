@@ -12,20 +12,41 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from bot.dialogue.routes import Route
 from bot.handoff.contact import clean_contact
 from bot.server.gateway_base import (MAX_MESSAGE_CHARS, MINUTE, NOT_HELPFUL_PAYLOAD, TEXT, CustomerError, GatewayBase,
                                      RateLimited)
-from bot.server.rasa_client import RasaUnavailable, safe_for_rasa
-from bot.store.chat_log import NewMessage, message_json
+from bot.server.rasa_client import BotMessage, RasaUnavailable, safe_for_rasa
+from bot.store.chat_log import NewMessage
 from bot.store.models import RESOLUTION_LIMITED, ChatMessage, Ticket, as_utc
+from bot.store.pending import Pending
 from bot.store.queue import QueueError, TicketFull, TicketResolved
 
 logger = logging.getLogger(__name__)
 # How old an unanswered message may be and still be routed when the customer reconnects.
 UNANSWERED_WINDOW = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A stored customer message and what routing it needs, read in the same worker-thread hop.
+
+    Attributes:
+        message: The stored message (the first one, for a resend of a known ``client_id``).
+        new: Whether it was stored now.
+        ticket: The conversation's open ticket, if a person owns it.
+        waiting: The pending mark the customer waits on (read only when there is no ticket).
+        customer: The customer's details for Rasa (read only when there is no ticket).
+    """
+
+    message: ChatMessage
+    new: bool
+    ticket: Ticket | None
+    waiting: Pending | None = None
+    customer: dict[str, Any] | None = None
 
 
 class CustomerSide(GatewayBase):
@@ -51,18 +72,35 @@ class CustomerSide(GatewayBase):
         if len(text) > MAX_MESSAGE_CHARS:
             raise CustomerError(TEXT["too_long"])
         async with self._lock(conversation_id):
-            await self._check_rate(conversation_id, client_id)
-            ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
-            limit = self._limits.ticket_entries
-            if ticket is not None and limit and ticket.entry_count >= limit:
-                raise CustomerError(str(TicketFull(limit)))
-            message, new = await self._db(self._stores.chat_log.add,
-                                          NewMessage(conversation_id, "customer", text, client_id=client_id))
-            if not new and message.routed_at is not None:
+            admitted = await self._db(self._admit, NewMessage(conversation_id, "customer", text, client_id=client_id))
+            if not admitted.new and admitted.message.routed_at is not None:
                 return  # a resend of a message already handled
             # (A resend of a message stored but never routed — the server died in between —
             # goes on: nothing reached the bot or the agent yet.)
-            await self._route(conversation_id, message, new, ticket, rasa_text)
+            await self._route(conversation_id, admitted.message, admitted.new, admitted.ticket, rasa_text, admitted)
+
+    def _admit(self, new: NewMessage) -> Admitted:
+        """Check the limits, store the message and read what routing it needs (in a worker thread).
+
+        One hop to a worker thread instead of five: under load each hop waited tens of
+        milliseconds for a thread and then for the event loop (issue #12's profile, README). The
+        message is committed before anything is routed, as before.
+
+        Raises:
+            RateLimited: More than Limits.messages_per_minute in the last minute.
+            CustomerError: The ticket is full (Limits.ticket_entries); nothing was stored.
+        """
+        conversation_id = new.conversation_id
+        self._check_rate(conversation_id, new.client_id)
+        ticket = self._stores.queue.open_ticket_for(conversation_id)
+        limit = self._limits.ticket_entries
+        if ticket is not None and limit and ticket.entry_count >= limit:
+            raise CustomerError(str(TicketFull(limit)))
+        message, is_new = self._stores.chat_log.add(new)
+        if ticket is not None or (not is_new and message.routed_at is not None):
+            return Admitted(message, is_new, ticket)
+        return Admitted(message, is_new, None, self._stores.pending.waiting(conversation_id),
+                        self._stores.chat_log.customer_of(conversation_id))
 
     async def route_unanswered(self, conversation_id: str) -> None:
         """Route the conversation's latest message if it is a customer message never routed.
@@ -96,13 +134,18 @@ class CustomerSide(GatewayBase):
             await self._publish_state(conversation_id)
 
     async def _route(self, conversation_id: str, message: ChatMessage, new: bool, ticket: Ticket | None,
-                     rasa_text: str | None) -> None:
+                     rasa_text: str | None, admitted: Admitted | None = None) -> None:
         """Route a stored customer message (caller holds the lock): into the conversation's open
         ``ticket``, kept for a pending handoff, or to Rasa; marked routed once it got there.
+
+        Args:
+            admitted: What :meth:`_admit` read with the message (the pending mark and the
+                customer's details, when there was no ticket); ``None``: read them now.
 
         Raises:
             CustomerError: The ticket filled up this instant (the message is kept, not routed).
         """
+        known = admitted if admitted is not None and admitted.ticket is None else None
         absorbed = False
         if ticket is not None:  # perhaps it arrived before the watcher saw it
             ticket, absorbed = await self._settle_arrival(ticket)
@@ -116,24 +159,24 @@ class CustomerSide(GatewayBase):
             except QueueError:  # resolved this instant by the agent: the bot answers instead
                 ticket = None
         if new:
-            self._hub.publish_conversation(conversation_id, {"type": "message", "message": message_json(message)})
+            self._show(conversation_id, message)
         if ticket is not None:
             self._publish_ticket("message", ticket)
             if absorbed:
                 await self._publish_state(conversation_id)
-            routed = True
-        elif await self._still_pending(conversation_id):
+        elif await self._still_pending(conversation_id, known):
             await self._system(conversation_id, TEXT["pending"])
-            routed = True
-        else:
-            routed = await self._ask_bot(conversation_id, rasa_text or safe_for_rasa(message.text))
-        if routed:
-            await self._db(self._stores.chat_log.mark_routed, message.id)
+        else:  # marked routed with the bot's replies (not when Rasa was unreachable)
+            await self._ask_bot(conversation_id, rasa_text or safe_for_rasa(message.text), message.id,
+                                known.customer if known is not None else None)
+            return
+        await self._db(self._stores.chat_log.mark_routed, message.id)
 
-    async def _check_rate(self, conversation_id: str, client_id: str | None) -> None:
+    def _check_rate(self, conversation_id: str, client_id: str | None) -> None:
         """Refuse a new message beyond Limits.messages_per_minute (a resend of a stored one passes).
 
-        Counted in the database, so every bot server of a conversation counts the same.
+        Counted in the database, so every bot server of a conversation counts the same (runs in
+        a worker thread, within :meth:`_admit`).
 
         Raises:
             RateLimited: With the seconds until the oldest counted message is a minute old.
@@ -142,24 +185,26 @@ class CustomerSide(GatewayBase):
         if not limit:
             return
         chat_log = self._stores.chat_log
-        count, oldest = await self._db(chat_log.recent_customer_messages, conversation_id, MINUTE)
+        count, oldest = chat_log.recent_customer_messages(conversation_id, MINUTE)
         if count < limit:
             return
-        if client_id and await self._db(chat_log.has_client_id, conversation_id, client_id):
+        if client_id and chat_log.has_client_id(conversation_id, client_id):
             return
         age = chat_log.clock() - oldest if oldest else dt.timedelta()
         seconds = max(1, math.ceil((MINUTE - age).total_seconds()))
         raise RateLimited(TEXT["slow_down"].format(seconds=seconds), seconds)
 
-    async def _still_pending(self, conversation_id: str) -> bool:
+    async def _still_pending(self, conversation_id: str, known: Admitted | None = None) -> bool:
         """Whether the conversation waits for a handoff's ticket (the mark is in the database).
 
         Normally the ticket watcher clears the mark when the ticket arrives; if the ticket
         exists already (announced by another server, perhaps even resolved), the mark is
         dropped here and the message goes on as usual. A newer ticket of another handoff (a
-        cancelled one, arriving late) leaves the mark waiting.
+        cancelled one, arriving late) leaves the mark waiting. ``known``: the mark was read by
+        :meth:`_admit` just now.
         """
-        pending = await self._db(self._stores.pending.waiting, conversation_id)
+        pending = known.waiting if known is not None else await self._db(self._stores.pending.waiting,
+                                                                         conversation_id)
         if pending is None:
             return False
         latest = await self._db(self._stores.queue.latest_for, conversation_id)
@@ -197,13 +242,23 @@ class CustomerSide(GatewayBase):
                         and not await self._still_pending(conversation_id):
                     await self._ask_bot(conversation_id, NOT_HELPFUL_PAYLOAD)
 
-    async def _ask_bot(self, conversation_id: str, text: str) -> bool:
+    async def _ask_bot(self, conversation_id: str, text: str, routed: int | None = None,
+                       customer: dict[str, Any] | None = None) -> bool:
         """Send to Rasa and show its replies; note a handoff (caller holds the lock).
+
+        Args:
+            conversation_id: The conversation.
+            text: What Rasa receives.
+            routed: The customer message this is; marked routed once Rasa answered (with the
+                replies, in their transaction, when none is a handoff).
+            customer: The customer's details for Rasa; ``None``: read them now.
 
         Returns:
             Whether Rasa got the message (False: Rasa unreachable, the customer was told).
         """
-        metadata = {"customer": await self._db(self._stores.chat_log.customer_of, conversation_id)}
+        if customer is None:
+            customer = await self._db(self._stores.chat_log.customer_of, conversation_id)
+        metadata = {"customer": customer}
         self._hub.publish_conversation(conversation_id, {"type": "typing", "on": True})
         try:
             if conversation_id in self._needs_resume:
@@ -216,6 +271,7 @@ class CustomerSide(GatewayBase):
                 # was lost (e.g. this server restarted after a handoff): then resume and ask
                 # again rather than leave the customer unanswered.
                 if await self._hold_for_handoff(conversation_id):
+                    await self._mark_routed(routed)
                     return True
                 logger.warning("Rasa was still paused for %s; resuming", conversation_id)
                 await self._rasa.resume(conversation_id)
@@ -228,6 +284,32 @@ class CustomerSide(GatewayBase):
         if replies is None:
             await self._system(conversation_id, TEXT["bot_down"])
             return False
+        if all(reply.custom.get("route") != Route.HANDOFF.value for reply in replies):
+            # The everyday turn: every reply and the routed mark in one commit, one worker-thread hop.
+            stored = await self._db(self._stores.chat_log.add_replies,
+                                    [self._reply_message(conversation_id, r) for r in replies], routed)
+            for message in stored:
+                self._show(conversation_id, message)
+            return True
+        await self._show_handoff(conversation_id, replies)
+        await self._mark_routed(routed)
+        return True
+
+    @staticmethod
+    def _reply_message(conversation_id: str, reply: BotMessage) -> NewMessage:
+        """The bot's reply as it is stored (an FAQ id only on an answer)."""
+        custom = reply.custom
+        return NewMessage(conversation_id, "bot", reply.text, reply.buttons, intent=custom.get("intent"),
+                          confidence=custom.get("confidence"),
+                          faq_id=custom.get("faq_id") if custom.get("route") == Route.ANSWER.value else None,
+                          route=custom.get("route"))
+
+    async def _mark_routed(self, message_id: int | None) -> None:
+        if message_id is not None:
+            await self._db(self._stores.chat_log.mark_routed, message_id)
+
+    async def _show_handoff(self, conversation_id: str, replies: list[BotMessage]) -> None:
+        """Store and show replies that include a handoff, and note the handoff (caller holds the lock)."""
         handoff: dict[str, Any] | None = None
         for reply in replies:
             custom = reply.custom
@@ -237,15 +319,11 @@ class CustomerSide(GatewayBase):
                 await self._system(conversation_id, TEXT["too_many_tickets"])
                 await self._resume(conversation_id)
                 continue
-            frame = await self._say(conversation_id, NewMessage(
-                conversation_id, "bot", reply.text, reply.buttons, intent=custom.get("intent"),
-                confidence=custom.get("confidence"),
-                faq_id=custom.get("faq_id") if custom.get("route") == Route.ANSWER.value else None,
-                route=custom.get("route")))
+            frame = await self._say(conversation_id, self._reply_message(conversation_id, reply))
             if custom.get("route") == Route.HANDOFF.value:
                 handoff = {**custom, "message_id": frame["id"], "text": reply.text}
         if handoff is None:
-            return True
+            return
         if handoff.get("ticket_id"):
             # The packet was built before this reply existed; the agent should see it too.
             ticket = await self._db(self._stores.queue.add_entry, handoff["ticket_id"], "bot", handoff["text"])
@@ -256,7 +334,6 @@ class CustomerSide(GatewayBase):
             await self._db(self._stores.pending.mark, conversation_id, handoff["message_id"],
                            handoff.get("handoff_key"))
         await self._publish_state(conversation_id)
-        return True
 
     async def _refused_ticket(self, ticket_id: Any) -> bool:
         """Whether the handoff's ticket was refused by the open-ticket limit."""

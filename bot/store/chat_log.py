@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
@@ -67,6 +67,12 @@ class ChatLog:
         self._sessions = sessionmaker(engine, expire_on_commit=False, future=True)
         self.clock: Callable[[], dt.datetime] = utcnow
 
+    def _row(self, new: NewMessage, now: dt.datetime) -> ChatMessage:
+        return ChatMessage(conversation_id=new.conversation_id, sender=new.sender,
+                           text=current_masking_settings().mask(new.text), buttons=list(new.buttons),
+                           intent=new.intent, confidence=new.confidence, faq_id=new.faq_id, route=new.route,
+                           agent_name=new.agent_name, client_id=new.client_id, created_at=now)
+
     def add(self, new: NewMessage) -> tuple[ChatMessage, bool]:
         """Store ``new`` (masked); a customer message counts as use of the conversation.
 
@@ -74,10 +80,7 @@ class ChatLog:
             The stored message and whether it is new (``False``: a known ``client_id``).
         """
         now = self.clock()
-        row = ChatMessage(conversation_id=new.conversation_id, sender=new.sender, text=current_masking_settings().mask(new.text),
-                          buttons=list(new.buttons), intent=new.intent, confidence=new.confidence,
-                          faq_id=new.faq_id, route=new.route, agent_name=new.agent_name,
-                          client_id=new.client_id, created_at=now)
+        row = self._row(new, now)
         with self._sessions() as session:
             session.add(row)
             try:
@@ -94,6 +97,25 @@ class ChatLog:
                 ChatMessage.conversation_id == new.conversation_id,
                 ChatMessage.client_id == new.client_id)).scalar_one()
             return existing, False
+
+    def add_replies(self, news: Sequence[NewMessage], routed: int | None = None) -> list[ChatMessage]:
+        """Store the bot's replies (masked, in order) and mark the message they answer routed: one commit.
+
+        Args:
+            news: Replies without a ``client_id`` (nothing to recognise a resend by).
+            routed: The customer message they answer (:meth:`mark_routed`), if any.
+
+        Returns:
+            The stored messages, in order.
+        """
+        now = self.clock()
+        rows = [self._row(new, now) for new in news]
+        with self._sessions() as session, session.begin():
+            session.add_all(rows)  # inserted in this order: ids in the order the customer reads them
+            session.flush()
+            if routed is not None:
+                session.execute(update(ChatMessage).where(ChatMessage.id == routed).values(routed_at=utcnow()))
+        return rows
 
     def start_conversation(self, conversation_id: str, customer: dict[str, Any],
                            address_key: str | None = None) -> None:
