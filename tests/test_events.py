@@ -7,6 +7,7 @@ or at :class:`RedisProxy`, a small TCP forwarder these tests start and stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -17,7 +18,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
@@ -186,6 +187,21 @@ async def first(queue: asyncio.Queue[dict[str, Any]], predicate: Callable[[dict[
             return item
         seen.append(item)
     raise AssertionError(f"not received within {seconds} s; got {seen}")
+
+
+@contextlib.asynccontextmanager
+async def two_servers() -> AsyncIterator[tuple[list[EventHub], list[RedisRelay]]]:
+    """The hubs of two bot servers, each relaying through Redis (stopped afterwards)."""
+    hubs = [EventHub(), EventHub()]
+    relays = [RedisRelay(REDIS_URL, hub) for hub in hubs]
+    try:
+        for hub, relay in zip(hubs, relays):
+            await relay.start()
+            hub.use_relay(relay)
+        yield hubs, relays
+    finally:
+        for relay in relays:
+            await relay.stop()
 
 
 def run(coro: Awaitable[None]) -> None:
@@ -372,21 +388,13 @@ def test_a_signed_event_from_another_server_is_delivered_once(channel: str) -> N
 @needs_redis
 def test_two_relays_carry_events_both_ways_each_delivered_once(channel: str) -> None:
     async def scenario() -> None:
-        hubs = [EventHub(), EventHub()]
-        relays = [RedisRelay(REDIS_URL, hub) for hub in hubs]
-        for hub, relay in zip(hubs, relays):
-            await relay.start()
-            hub.use_relay(relay)
-        tabs = [hub.subscribe_conversation("c-1") for hub in hubs]
-        try:
+        async with two_servers() as (hubs, _):
+            tabs = [hub.subscribe_conversation("c-1") for hub in hubs]
             hubs[0].publish_conversation("c-1", {"type": "typing", "on": True})
             hubs[1].publish_conversation("c-1", FRAME)
             for tab in tabs:
                 assert sorted(map(json.dumps, await items(tab, 1.0))) == \
                     sorted(map(json.dumps, [{"type": "typing", "on": True}, FRAME]))
-        finally:
-            for relay in relays:
-                await relay.stop()
 
     run(scenario())
 
@@ -412,6 +420,56 @@ def test_each_server_listener_sees_its_own_frames_only(channel: str) -> None:
         finally:
             for relay in relays:
                 await relay.stop()
+
+    run(scenario())
+
+
+@needs_redis
+def test_a_burst_of_events_reaches_the_other_server_in_order_in_a_few_round_trips(channel: str) -> None:
+    """Issue #12: published one at a time, the relay fell hundreds of events behind under load."""
+    async def scenario() -> None:
+        async with two_servers() as (hubs, relays):
+            pool = relays[0]._redis.connection_pool
+            take = pool.get_connection
+            round_trips = []
+
+            async def counted(*args: Any, **kwargs: Any) -> Any:
+                round_trips.append(args[0] if args else "")
+                return await take(*args, **kwargs)
+
+            pool.get_connection = counted  # type: ignore[method-assign]
+            far = hubs[1].subscribe_conversation("c-1")
+            frames = [{"type": "typing", "on": bool(i % 2), "n": i} for i in range(500)]
+            for frame in frames:
+                hubs[0].publish_conversation("c-1", frame)
+            assert await items(far, 2.0) == frames
+            assert len(round_trips) <= 10, len(round_trips)
+
+    run(scenario())
+
+
+@needs_redis
+def test_a_servers_own_events_coming_back_are_dropped_without_being_checked_again(channel: str) -> None:
+    async def scenario() -> None:
+        from bot.server.redis_relay import EventSealer
+
+        hub = EventHub()
+        relay = RedisRelay(REDIS_URL, hub)
+        opened = []
+        sealer_open = EventSealer.open
+        relay._sealer.open = lambda data: opened.append(data) or sealer_open(relay._sealer, data)  # type: ignore
+        await relay.start()
+        hub.use_relay(relay)
+        tab = hub.subscribe_conversation("c-1")
+        try:
+            hub.publish_conversation("c-1", FRAME)
+            forged = {"kind": "conversation", "conversation_id": "c-1", "item": {"type": "typing", "on": True}}
+            await publish_raw(channel, signed(channel, forged, key=b"wrong", origin=relay._origin))
+            await publish_raw(channel, signed(channel, forged, origin="another-server"))
+            assert await items(tab, 1.0) == [FRAME, forged["item"]]  # each once, the forged one never
+            assert len(opened) == 1  # only the other server's message was checked
+        finally:
+            await relay.stop()
 
     run(scenario())
 
