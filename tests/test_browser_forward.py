@@ -5,7 +5,9 @@ aiosmtpd, with tests/test_forward.py's departments; setup as in tests/test_brows
 A customer chats in the widget; suzuki claims, opens 「部署に引き継ぐ」 with the keyboard, is
 refused an empty note (nothing lost), then forwards to 経理部 with a note holding HTML. The widget
 shows the department's promise once and never the note (DOM and history API); 対応の記録 shows the
-step; the department's mail arrives.
+step; the department's mail arrives. Then tanaka (an agent) claims another chat: ito (an agent)
+opening it gets no 「部署に引き継ぐ」, kato (a supervisor) does and forwards it, and 対応の記録
+names kato.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from test_browser_desk import browser, console  # noqa: F401 - fixture; skips wi
 from playwright.sync_api import Browser, expect  # noqa: E402 (after the skip of test_browser_desk)
 
 from test_browser_canned import SilentRasa  # noqa: E402
-from test_browser_escalation import XSS, claim, customer, system_lines  # noqa: E402
+from test_browser_escalation import XSS, claim, customer, open_ticket, system_lines  # noqa: E402
 from test_forward import DEPARTMENTS_YML  # noqa: E402
 from test_fuzz_inputs import uvicorn_server  # noqa: E402
 from test_server import PASSWORD, SECRET  # noqa: E402
@@ -51,8 +53,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any,
                         ConversationTokens(SECRET), escalate_after_seconds=0, smtp=smtp, webhooks=None,
                         limits=Limits(sessions_per_address_per_hour=0, open_tickets_per_customer=0))
     services.gateway.departments_file = folder / "departments.yml"
-    services.stores.agents.add("suzuki", "鈴木", PASSWORD)
+    services.stores.agents.add("suzuki", "鈴木", PASSWORD)  # the first agent: an admin
     services.stores.desk.update("suzuki", status="available")
+    for username, name in (("tanaka", "田中"), ("ito", "伊藤"), ("kato", "加藤")):
+        services.stores.agents.add(username, name, PASSWORD)
+    services.stores.desk.update("kato", role="supervisor")
     try:
         with uvicorn_server(services) as server_port:
             yield f"http://127.0.0.1:{server_port}", services, inbox
@@ -105,3 +110,31 @@ def test_forward_to_a_department_the_customer_reads_the_promise_not_the_note(
         assert page.evaluate("() => window.__xss") is None
     _, rcpt_tos, raw = inbox.wait()[0]
     assert rcpt_tos == ["keiri@example.jp"] and "返金の可否".encode() not in raw.split(b"\r\n\r\n", 1)[0]
+
+
+def test_a_supervisor_forwards_an_agents_chat_another_agent_cannot(
+        server: tuple[str, Any, Inbox], browser: Browser) -> None:  # noqa: F811
+    url, services, inbox = server
+    widget, ticket_id, _ = customer(browser, url, services)
+    tanaka, ito, kato = (console(browser, url, name) for name in ("tanaka", "ito", "kato"))
+    claim(tanaka, ticket_id)
+    expect(tanaka.locator("#forward-open")).to_be_visible(timeout=10_000)
+    open_ticket(ito, ticket_id)
+    expect(ito.locator("#detail-status")).to_contain_text("対応中")
+    expect(ito.locator("#forward-open")).to_be_hidden()
+
+    open_ticket(kato, ticket_id)
+    opener = kato.locator("#forward-open")
+    expect(opener).to_be_visible(timeout=10_000)
+    opener.click()
+    kato.select_option("#forward-department", "accounting")
+    kato.fill("#forward-note", "田中さんの件、返金の確認をお願いします")
+    kato.click("#forward-send")
+    expect(kato.locator("#detail-status")).to_contain_text("部署に引き継ぎ", timeout=10_000)
+    history = kato.locator("#history-list")
+    expect(history).to_contain_text("部署に引き継ぎ", timeout=10_000)
+    expect(history).to_contain_text("加藤")
+    expect(tanaka.locator("#detail-status")).to_contain_text("部署に引き継ぎ", timeout=10_000)
+    expect(system_lines(widget).last).to_contain_text(PROMISE, timeout=10_000)
+    step = [e for e in services.stores.escalations.history(ticket_id, "kato", True) if e.kind == "forwarded"]
+    assert [(e.actor, e.target) for e in step] == [("kato", "accounting")]

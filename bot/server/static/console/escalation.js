@@ -197,6 +197,7 @@
     } catch (err) {
       return;
     }
+    document.dispatchEvent(new CustomEvent("console:role"));
     $("supervisor-link").hidden = !supervising();
     refreshCount();
     if (view.ticket && state.currentId === view.ticket.id) onTicket({ detail: view.ticket });

@@ -105,6 +105,8 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     document.addEventListener("console:ticket", onTicket);
+    // The role arrives after the first ticket may be open: show the button then.
+    document.addEventListener("console:role", () => { if (view.ticket) onTicket({ detail: view.ticket }); });
     $("forward-open").addEventListener("click", open);
     $("forward-cancel").addEventListener("click", () => { close(); $("forward-open").focus(); });
     $("forward-department").addEventListener("change", describe);
