@@ -11,7 +11,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser nginx build validate check-generated train run run-scaled ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-queue bench-sessions bench-handoff bench-webhooks bench-line clean
+.PHONY: help setup browser nginx build validate check-generated train run run-scaled ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-queue bench-sessions bench-handoff bench-webhooks bench-desk bench-line clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -128,6 +128,10 @@ bench-line: train ## 200 LINE users at once (real Rasa, then the channel alone):
 
 bench-handoff: train ## 200 concurrent handoffs: tickets exactly once, message-to-console latency, faults
 	$(BIN)/python -m benchmarks.handoff_load --all
+
+bench-desk: setup ## 20 agents with a cap of 3, 200 customers in 60 s (PostgreSQL, then SQLite): never over the cap, 0 tickets lost
+	$(BIN)/python -m benchmarks.desk_load --database postgresql
+	$(BIN)/python -m benchmarks.desk_load --database sqlite
 
 bench-webhooks: train ## bench-handoff (SQLite) without and with a webhook receiver answering in 2 s: latency ratio, every event delivered in order
 	$(BIN)/python -m benchmarks.webhook_load --rounds 2
