@@ -166,7 +166,7 @@ def _undelivered_of(conversations: Sequence[str], mentioned: Iterable[str]) -> A
     return or_(UndeliveredHandoff.conversation_id.in_(conversations), *mentions)
 
 
-def _targets(session: Session, conversations: Sequence[str], mentioned: Sequence[str]) -> dict[str, Any]:
+def _targets(conversations: Sequence[str], mentioned: Sequence[str]) -> dict[str, Any]:
     """Kind -> the WHERE condition of its rows (:data:`KINDS` but Rasa's events)."""
     tickets = select(Ticket.id).where(Ticket.conversation_id.in_(conversations)).scalar_subquery()
     return {
@@ -220,7 +220,7 @@ class Erasure:
                 conversations = self._conversations(session, by, value, events)
                 self._refuse_open(session, conversations)
                 mentioned = [*conversations, *([value] if by == BY_EMAIL else [])]
-                targets = _targets(session, conversations, mentioned)
+                targets = _targets(conversations, mentioned)
                 result = ErasureResult(by, value, dry_run, tuple(conversations))
                 if dry_run:
                     result.counts = {kind: self._count(session, MODELS[kind], where) for kind, where in targets.items()}
