@@ -122,7 +122,7 @@ class GatewayBase:
     async def state(self, conversation_id: str) -> dict[str, Any]:
         """``<State>`` of docs/server-api.md: who answers now, queue position, estimate."""
         queue = self._stores.queue
-        ticket = await self._db(queue.open_ticket_for, conversation_id)
+        ticket, pending, latest = await self._db(self._who_answers, conversation_id)
         state: dict[str, Any] = {"mode": "bot", "ticket_id": None, "position": None, "estimate_minutes": None,
                                  "agent_name": None, "offline": False, "next_opening": None, "survey": None,
                                  "transcript": None}
@@ -135,16 +135,27 @@ class GatewayBase:
             typical = await self._db(queue.typical_wait)
             state.update(mode="waiting", ticket_id=ticket.id, position=position,
                          estimate_minutes=max(1, math.ceil(position * typical.total_seconds() / 60)))
-        elif await self._db(self._stores.pending.waiting, conversation_id) is not None:
+        elif pending:
             state.update(mode="waiting")
+        elif latest is not None and latest.offline and latest.status != "resolved" \
+                and not {"email", "phone"} & set(latest.customer or {}):
+            state.update(offline=True, ticket_id=latest.id)
         else:
-            latest = await self._db(queue.latest_for, conversation_id)
-            if latest is not None and latest.offline and latest.status != "resolved" \
-                    and not {"email", "phone"} & set(latest.customer or {}):
-                state.update(offline=True, ticket_id=latest.id)
-            else:
-                state.update(await self.after_chat_state(latest))
+            state.update(await self.after_chat_state(latest))
         return state
+
+    def _who_answers(self, conversation_id: str) -> tuple[Ticket | None, bool, Ticket | None]:
+        """The open ticket; without one, whether a handoff is pending, and if not the latest ticket.
+
+        What :meth:`state` reads, in one worker-thread hop instead of three (issue #12: every
+        hop waited for a thread and for the event loop under load).
+        """
+        ticket = self._stores.queue.open_ticket_for(conversation_id)
+        if ticket is not None:
+            return ticket, False, None
+        if self._stores.pending.waiting(conversation_id) is not None:
+            return None, True, None
+        return None, False, self._stores.queue.latest_for(conversation_id)
 
     async def after_chat_state(self, latest: Ticket | None) -> dict[str, Any]:
         """``survey`` / ``transcript`` of the state after a resolved chat (bot/server/gateway_after_chat.py)."""
