@@ -134,7 +134,7 @@ bench-desk: setup ## 20 agents with a cap of 3, 200 customers in 60 s (PostgreSQ
 	$(BIN)/python -m benchmarks.desk_load --database sqlite
 
 bench-webhooks: train ## bench-handoff (SQLite) without and with a webhook receiver answering in 2 s: latency ratio, every event delivered in order
-	$(BIN)/python -m benchmarks.webhook_load --rounds 2
+	$(BIN)/python -m benchmarks.webhook_load --rounds 3
 
 clean: ## Remove models, results and caches (keeps .venv)
 	rm -rf models results .rasa .pytest_cache

@@ -212,6 +212,16 @@ class BenchStack(BotStack):
         return {name: cpu_seconds(proc.pid) for name, proc in self.named.items() if proc.poll() is None}
 
 
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine so far (all cores, from /proc/stat); 0.0 where unreadable."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system, all threads) process ``pid`` has used; 0.0 once it is gone."""
     try:
@@ -580,9 +590,10 @@ class Load:
     # -- the run --
 
     def _cpu(self) -> dict[str, float]:
-        """CPU seconds used so far by the stack's processes and this benchmark's own process."""
+        """CPU seconds used so far by the stack's processes, this benchmark's own process and the
+        whole machine (``machine``: every process, ours and other people's)."""
         stack = self.stack.cpu_seconds() if isinstance(self.stack, BenchStack) else {}
-        return {**stack, "benchmark": cpu_seconds(os.getpid())}
+        return {**stack, "benchmark": cpu_seconds(os.getpid()), "machine": machine_cpu_seconds()}
 
     def _arrived(self, customer: Customer) -> bool:
         cid = customer.conversation_id

@@ -246,6 +246,12 @@ def compare(results: list[dict[str, Any]]) -> dict[str, Any]:
             "latency_ok": all(r is not None and r <= LIMIT for r in judged)}
 
 
+def others_cpu(result: dict[str, Any]) -> float:
+    """CPU seconds the rest of the machine used during the load (other people's jobs; the receiver)."""
+    cpu = result.get("cpu_s") or {}
+    return max(0.0, cpu.get("machine", 0.0) - sum(v for k, v in cpu.items() if k != "machine"))
+
+
 def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value / 1000:.2f} s"
 
@@ -263,7 +269,9 @@ def table(results: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     rows = [("チケット 期待 / 実数", lambda r: f"{r['tickets']['expected']} / {r['tickets']['found']}"),
             ("ハンドオフ判定", lambda r: "OK" if r["ok"] else "NG"),
             ("負荷中の CPU 秒 Rasa / actions / bot server / ベンチ",
-             lambda r: " / ".join(str(r["cpu_s"].get(k, "—")) for k in ("rasa", "actions", "server", "benchmark")))]
+             lambda r: " / ".join(str(r["cpu_s"].get(k, "—")) for k in ("rasa", "actions", "server", "benchmark"))),
+            ("負荷中の CPU 秒 ほかのプロセス (受信側を含む)", lambda r: f"{others_cpu(r):.1f}"),
+            ("負荷の時間 (最初の送信 → 最後の着信, s)", lambda r: r["wall_s"])]
     for label, value in rows:
         lines.append(f"| {label} | " + " | ".join(str(value(r)) for r in results) + " | | | |")
     for label, key in [("イベント (キュー)", "events"), ("受信したイベント", "received_events"),
