@@ -203,6 +203,10 @@ GATEWAY_TEXT = {
                         "新しいお問い合わせをお受けできませんでした。担当者からのご連絡をお待ちいただくか、"
                         "しばらくしてからもう一度お試しください。引き続きAIチャットがご質問にお答えします。{contact}",
     "agent_changed": "担当者が交代します。ここからは{name}が担当いたします。",
+    # The waiting banner's note when no available agent takes the ticket's category (no figures).
+    "no_agent_for_category": "ただいま、このご用件を担当できる者がおりません。そのため、順番と待ち時間の目安は"
+                             "お知らせできません。担当できる者が戻りしだいおつなぎしますので、このままお待ちください。"
+                             "{contact}",
     # Escalation and transfers (bot/server/gateway_escalation.py): one line per step.
     "requeued": "担当者が交代します。次の担当者におつなぎしますので、このままお待ちください。",
     "supervisor_joined": "責任者が対応します。ここからは{name}が担当いたします。",

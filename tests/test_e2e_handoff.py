@@ -84,6 +84,8 @@ async def conversation(stack: Any) -> dict[str, Any]:
             httpx.AsyncClient(base_url=base, timeout=60) as public:
         login = await agent.post("/api/agent/login", json={"username": "sato", "password": AGENT_PASSWORD})
         headers = {"X-CSRF-Token": login.json()["csrf_token"]}
+        # Available: the customer's position and estimate count only available agents.
+        await agent.post("/api/desk/status", headers=headers, json={"status": "available"})
         sse_events: list[tuple[float, dict[str, Any]]] = []
         async with agent.stream("GET", "/api/events") as sse:
             reader = asyncio.create_task(read_sse(sse, sse_events))

@@ -296,10 +296,13 @@ def test_handoff_pauses_the_bot_agent_replies_reach_the_customer_and_resolve_ret
     client, rasa, services = server
     csrf = login(client)
     headers = {"X-CSRF-Token": csrf}
+    # Available: the queue position and estimate count only available agents (bot/store/queue_place.py).
+    assert client.post("/api/desk/status", headers=headers, json={"status": "available"}).status_code == 200
     with open_chat(client) as (token, ws):
         ws.send_json({"type": "message", "text": "二回も住所変更したのに反映されてない、ふざけるな", "client_id": "1"})
         state = frames_until(ws, lambda f: f["type"] == "state")[-1]["state"]
         assert state["mode"] == "waiting" and state["position"] == 1 and state["estimate_minutes"] >= 1
+        assert state["wait_note"] is None
         ticket_id = state["ticket_id"]
         assert client.post(f"/api/tickets/{ticket_id}/claim", headers=headers).status_code == 200
         frames = frames_until(ws, lambda f: f["type"] == "state" and f["state"]["mode"] != "waiting")

@@ -190,7 +190,8 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         await services.hub.connect(events_url, key=event_relay_key(secret_key))  # memory:// or redis://
         watcher = TicketWatcher(services.stores.queue, services.gateway.ticket_arrived, watch_interval)
         task = asyncio.create_task(watcher.run())
-        assigner = Assigner(services.stores.desk, services.gateway.offers_changed, assign_interval)
+        assigner = Assigner(services.stores.desk, services.gateway.offers_changed, assign_interval,
+                            services.gateway.queue_moved)
         assign_task = asyncio.create_task(assigner.run())
         mailer = services.gateway.mailer
         mail_task = asyncio.create_task(mailer.run()) if mailer is not None else None

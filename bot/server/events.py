@@ -165,6 +165,10 @@ class EventHub:
         """Queues subscribed now (consoles and tabs of this server)."""
         return len(self._agents) + sum(len(tabs) for tabs in self._conversations.values())
 
+    def local_conversations(self) -> set[str]:
+        """Conversations with a tab open on this server now."""
+        return set(self._conversations)
+
     def subscribe_agents(self) -> asyncio.Queue[dict[str, Any]]:
         """A queue receiving every ticket event (unsubscribe it; :meth:`subscribe` does that for you)."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._backlog)

@@ -6,13 +6,14 @@ the customer's chat here, and resolving hands the conversation back to the bot.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from bot import wording
 from bot.server.gateway_base import MAX_MESSAGE_CHARS, TEXT, GatewayBase
 from bot.store.chat_log import NewMessage
 from bot.store.models import Ticket
 from bot.store.queue import QueueError
+from bot.store.queue_place import QueuePlace
 
 
 class AgentSide(GatewayBase):
@@ -66,6 +67,23 @@ class AgentSide(GatewayBase):
             self._publish_ticket("offered" if ticket.offered_to else "offer_ended", ticket)
             if ticket.status == "waiting" and not ticket.offline:
                 await self._publish_state(ticket.conversation_id)  # the queue position follows the offer
+
+    async def queue_moved(self, places: Mapping[int, tuple[str, QueuePlace]], ticket_ids: Iterable[int]) -> None:
+        """Waiting customers' places changed (an agent came or went, skills, a claim ahead …).
+
+        Each bot server ranks the queue itself (:class:`bot.server.assigner.Assigner`), so the
+        new state goes to this server's tabs only: the other servers tell theirs.
+
+        Args:
+            places: The places just ranked (:meth:`bot.store.desk.Desk.places`).
+            ticket_ids: The tickets whose place changed.
+        """
+        here = self._hub.local_conversations()
+        for ticket_id in ticket_ids:
+            conversation_id = places[ticket_id][0]
+            if conversation_id in here:
+                frame = {"type": "state", "state": await self.state(conversation_id, places)}
+                self._hub.deliver({"kind": "conversation", "conversation_id": conversation_id, "item": frame})
 
     async def decline(self, ticket_id: int, username: str) -> None:
         """The agent lets an offer go; the next round offers it to another agent.

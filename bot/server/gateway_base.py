@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import math
 import weakref
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -29,6 +28,7 @@ from bot.store.database import Stores
 from bot.store.models import ChatMessage, Ticket, TranscriptEntry
 from bot.store.pending import Pending
 from bot.store.queue import QueueError, TicketFull
+from bot.store.queue_place import QueuePlace
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -119,22 +119,28 @@ class GatewayBase:
 
     # ---- state -----------------------------------------------------------------------------
 
-    async def state(self, conversation_id: str) -> dict[str, Any]:
-        """``<State>`` of docs/server-api.md: who answers now, queue position, estimate."""
-        queue = self._stores.queue
+    async def state(self, conversation_id: str, places: Mapping[int, tuple[str, QueuePlace]] | None = None
+                    ) -> dict[str, Any]:
+        """``<State>`` of docs/server-api.md: who answers now, queue position, estimate.
+
+        Args:
+            conversation_id: The conversation.
+            places: Places just ranked (:meth:`bot.store.desk.Desk.places`); a waiting
+                ticket not among them is ranked now (:meth:`bot.store.desk.Desk.place`).
+        """
         ticket, pending, latest = await self._db(self._who_answers, conversation_id)
         state: dict[str, Any] = {"mode": "bot", "ticket_id": None, "position": None, "estimate_minutes": None,
-                                 "agent_name": None, "offline": False, "next_opening": None, "survey": None,
-                                 "transcript": None}
+                                 "wait_note": None, "agent_name": None, "offline": False, "next_opening": None,
+                                 "survey": None, "transcript": None}
         if ticket is not None and ticket.status == "claimed":
             state.update(mode="agent", ticket_id=ticket.id, agent_name=self.display_name(ticket.claimed_by))
         elif ticket is not None:
-            # Offered to an agent now: next in line whatever the order of the queue.
-            offered = self._stores.desk.offer_expires_at(ticket) is not None
-            position = 1 if offered else await self._db(queue.position, ticket.id)
-            typical = await self._db(queue.typical_wait)
-            state.update(mode="waiting", ticket_id=ticket.id, position=position,
-                         estimate_minutes=max(1, math.ceil(position * typical.total_seconds() / 60)))
+            ranked = (places or {}).get(ticket.id)
+            place = ranked[1] if ranked else await self._db(self._stores.desk.place, ticket.id)
+            state.update(mode="waiting", ticket_id=ticket.id)
+            if place is not None:  # None: claimed or resolved meanwhile (its own state follows)
+                state.update(position=place.position, estimate_minutes=place.estimate_minutes,
+                             wait_note=TEXT["no_agent_for_category"] if place.unstaffed else None)
         elif pending:
             state.update(mode="waiting")
         elif latest is not None and latest.offline and latest.status != "resolved" \

@@ -17,6 +17,9 @@ while nobody has it), as :meth:`bot.store.queue.Queue.claim` does.
 
 Load = claimed live chats + offers not expired yet; tickets filed outside staffed hours
 (contact forms) count for no one.
+
+A waiting customer's queue position and wait estimate follow the same rules (:meth:`Desk.place`,
+bot/store/queue_place.py): only the available agents who take the ticket's category count.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import wording
 from bot.store.audit import record_audit
 from bot.store.models import Agent, Ticket, as_utc
-from bot.store.queue import QueueError, SlotGuard
+from bot.store.queue import QueueError, SlotGuard, ahead_of
+from bot.store.queue_place import (DEFAULT_HANDLING, QueuePlace, WaitingTicket, place_of, serving_agents)
 
 ROLES = {"agent": "担当者", "supervisor": "責任者", "admin": "管理者"}
 # Roles that take escalations, watch every chat and whisper (an admin can do all a supervisor can).
@@ -44,6 +48,8 @@ DEFAULT_MAX_CHATS = 3
 MAX_CHATS_LIMIT = 20  # beyond this no one answers chats well; a typo (30 for 3) is refused
 ASSIGN_BATCH = 100  # waiting tickets looked at per round (highest priority, oldest first)
 OVERDUE_PAGE = 50
+PLACES_LIMIT = 1000  # waiting tickets ranked per round for the customers' positions
+HANDLING_SAMPLE = 50  # latest chats whose median handling time makes the wait estimate
 
 TEXT = wording.DESK_TEXT
 Clock = Callable[[], float]
@@ -424,6 +430,91 @@ class Desk:
                                                              Ticket.awaiting_reply_since <= since)
                                         .order_by(Ticket.awaiting_reply_since, Ticket.id).limit(limit)).scalars())
 
+    # ---- customers' places ----------------------------------------------------------------
+
+    def _available(self, session: Session, now: dt.datetime) -> list[DeskAgent]:
+        """The available agents with their load (no query beyond the agents when there are none)."""
+        rows = session.execute(select(Agent).where(Agent.status == "available")).scalars().all()
+        if not rows:
+            return []
+        loads = self._loads(session, now)
+        return [self._agent(row, loads.get(row.username, (0, 0))) for row in rows]
+
+    def _waiting(self, session: Session, now: dt.datetime, *conditions: Any,
+                 limit: int = PLACES_LIMIT) -> list[WaitingTicket]:
+        """Waiting live tickets (and ``conditions``) in the desk's order; offers that ran out are no offers."""
+        cutoff = self._offer_cutoff(now)
+        rows = session.execute(select(Ticket.id, Ticket.conversation_id, Ticket.priority, Ticket.created_at,
+                                      Ticket.category, Ticket.offered_to, Ticket.offered_at)
+                               .where(Ticket.status == "waiting", Ticket.offline.is_(False), *conditions)
+                               .order_by(Ticket.priority, Ticket.created_at, Ticket.id).limit(limit)).all()
+        return [WaitingTicket(ticket_id, conversation_id, priority, as_utc(created_at), category,
+                              offered_to if offered_to and offered_at and as_utc(offered_at) > cutoff else None)
+                for ticket_id, conversation_id, priority, created_at, category, offered_to, offered_at in rows]
+
+    @staticmethod
+    def _handling(session: Session, usernames: Iterable[str]) -> dt.timedelta:
+        """Median handling time (claim to resolve) of the latest chats of ``usernames``.
+
+        Their own chats first; when they resolved none yet, every agent's; else
+        :data:`DEFAULT_HANDLING`.
+        """
+        names = sorted(usernames)
+        for whose in ([Ticket.claimed_by.in_(names)], []):
+            rows = session.execute(select(Ticket.claimed_at, Ticket.resolved_at).where(
+                Ticket.resolution == "resolved", Ticket.offline.is_(False), Ticket.claimed_at.is_not(None),
+                Ticket.resolved_at.is_not(None), *whose)
+                .order_by(Ticket.resolved_at.desc()).limit(HANDLING_SAMPLE)).all()
+            times = sorted(as_utc(resolved) - as_utc(claimed) for claimed, resolved in rows)
+            if times:
+                return times[len(times) // 2]
+        return DEFAULT_HANDLING
+
+    def place(self, ticket_id: int) -> QueuePlace | None:
+        """The queue position and wait estimate of a waiting ticket (bot/store/queue_place.py).
+
+        Returns:
+            ``None`` when the ticket is not waiting (claimed, resolved, unknown) or is a
+            contact form filed outside staffed hours.
+        """
+        now = self.now()
+        with self._db() as session:
+            mine = session.execute(select(Ticket).where(Ticket.id == ticket_id, Ticket.status == "waiting",
+                                                        Ticket.offline.is_(False))).scalar_one_or_none()
+            if mine is None:
+                return None
+            serving = serving_agents(self._available(session, now), mine.category)
+            if not serving:
+                return QueuePlace(None, None, 0)
+            me = self._waiting(session, now, Ticket.id == ticket_id)[0]
+            before = self._waiting(session, now, or_(ahead_of(mine), self._live_offer(now)))
+            return place_of(me, before, serving, self._handling(session, [a.username for a in serving]))
+
+    def places(self, limit: int = PLACES_LIMIT) -> dict[int, tuple[str, QueuePlace]]:
+        """:meth:`place` of the first ``limit`` waiting live tickets at once (a few queries in all).
+
+        Returns:
+            Ticket id → (conversation id, place).
+        """
+        now = self.now()
+        with self._db() as session:
+            waiting = self._waiting(session, now, limit=limit)
+            if not waiting:
+                return {}
+            agents = self._available(session, now)
+            handling: dict[frozenset[str], dt.timedelta] = {}
+            found: dict[int, tuple[str, QueuePlace]] = {}
+            for ticket in waiting:
+                serving = serving_agents(agents, ticket.category)
+                names = frozenset(a.username for a in serving)
+                if serving and names not in handling:
+                    handling[names] = self._handling(session, names)
+                found[ticket.id] = (ticket.conversation_id,
+                                    place_of(ticket, waiting, serving, handling.get(names, DEFAULT_HANDLING)))
+        return found
+
+    # ---- offers (continued) ------------------------------------------------------------
+
     def assign(self) -> AssignmentRound:
         """One round: end expired offers, then offer waiting tickets to free agents.
 
@@ -447,11 +538,9 @@ class Desk:
                 if self._release_offers_of(session, ticket_id, username, skipped):
                     done.expired.append(ticket_id)
         with self._db() as session:
-            available = session.execute(select(Agent).where(Agent.status == "available")).scalars().all()
-            if not available:  # nobody to offer to: no more queries this round
+            agents = self._available(session, now)
+            if not agents:  # nobody to offer to: no more queries this round
                 return done
-            loads = self._loads(session, now)
-            agents = [self._agent(row, loads.get(row.username, (0, 0))) for row in available]
             tickets = session.execute(select(Ticket.id, Ticket.category, Ticket.offer_skipped).where(
                 Ticket.status == "waiting", Ticket.offline.is_(False),
                 or_(Ticket.offered_to.is_(None), Ticket.offered_at <= cutoff))

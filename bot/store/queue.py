@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from bot import wording
 from bot.settings import Limits
-from bot.store.models import RESOLUTION_LIMITED, Conversation, Ticket, TranscriptEntry, as_utc, utcnow
+from bot.store.models import RESOLUTION_LIMITED, Conversation, Ticket, TranscriptEntry, utcnow
 from bot.store.ticket_events import record_event
 from bot.store.webhooks import WebhookOutbox, ticket_snapshot
 from bot.text.masking import mask_sensitive
@@ -108,6 +108,14 @@ class NewTicket(Protocol):
 def _status_ja(ticket: Ticket) -> str:
     """The ticket's status as agents read it (対応待ち, 対応中, 解決済み)."""
     return wording.TICKET_STATUS_JA.get(str(ticket.status), "不明")
+
+
+def ahead_of(ticket: Ticket) -> Any:
+    """Condition: a ticket comes before ``ticket`` in the queue's order (priority, age, id)."""
+    return or_(Ticket.priority < ticket.priority,
+               and_(Ticket.priority == ticket.priority,
+                    or_(Ticket.created_at < ticket.created_at,
+                        and_(Ticket.created_at == ticket.created_at, Ticket.id < ticket.id))))
 
 
 def _not_found(ticket_id: int) -> QueueError:
@@ -277,12 +285,8 @@ class Queue:
             ticket = session.get(Ticket, ticket_id)
             if ticket is None or ticket.status != "waiting":
                 return 0
-            ahead = or_(Ticket.priority < ticket.priority,
-                        and_(Ticket.priority == ticket.priority,
-                             or_(Ticket.created_at < ticket.created_at,
-                                 and_(Ticket.created_at == ticket.created_at, Ticket.id < ticket.id))))
             return 1 + int(session.execute(select(func.count()).select_from(Ticket)
-                                           .where(Ticket.status == "waiting", ahead)).scalar_one())
+                                           .where(Ticket.status == "waiting", ahead_of(ticket))).scalar_one())
 
     def open_tickets(self, limit: int = 200) -> list[Ticket]:
         """Waiting and claimed tickets, high priority first, then oldest first (the first ``limit``)."""
@@ -378,16 +382,6 @@ class Queue:
                                                                 Ticket.offline.is_(False))
                                         .order_by(Ticket.id.desc()).limit(1)).scalar()
             return self._load(session, ticket_id, with_entries=False) if ticket_id else None
-
-    def typical_wait(self, default: dt.timedelta = dt.timedelta(minutes=5),
-                     sample: int = 50) -> dt.timedelta:
-        """Median time from handoff to claim over the latest ``sample`` claimed tickets."""
-        with self._sessions() as session:
-            rows = session.execute(select(Ticket.created_at, Ticket.claimed_at)
-                                   .where(Ticket.claimed_at.is_not(None))
-                                   .order_by(Ticket.id.desc()).limit(sample)).all()
-        waits = sorted(as_utc(claimed) - as_utc(created) for created, claimed in rows)
-        return waits[len(waits) // 2] if waits else default
 
     def claim(self, ticket_id: int, agent: str, guard: SlotGuard | None = None) -> Ticket:
         """Agent takes a waiting ticket (an offer to anyone ends with it).

@@ -473,6 +473,8 @@
       ticket_id: st.ticket_id === undefined ? null : st.ticket_id,
       position: pos === null ? null : Math.max(1, Math.round(pos)),
       estimate_minutes: est === null ? null : Math.max(1, Math.ceil(est)),
+      // No available agent takes this category: the server's note replaces the figures.
+      wait_note: typeof st.wait_note === 'string' && st.wait_note ? st.wait_note : null,
       agent_name: typeof st.agent_name === 'string' ? st.agent_name : '',
       offline: st.offline === true,
       next_opening: typeof st.next_opening === 'string' ? st.next_opening : null,
@@ -1244,7 +1246,9 @@
     ui.cancel.removeAttribute('aria-busy');
 
     if (chatState.mode === 'waiting') {
-      ui.bannerText.textContent = T.waiting(chatState.position, chatState.estimate_minutes);
+      ui.bannerText.textContent = chatState.wait_note
+        ? `${S.waiting}。${chatState.wait_note}`
+        : T.waiting(chatState.position, chatState.estimate_minutes);
       ui.cancel.hidden = false;
       if (!ui.cancel.isConnected) ui.banner.appendChild(ui.cancel);
       ui.banner.hidden = false;
