@@ -252,6 +252,61 @@ def others_cpu(result: dict[str, Any]) -> float:
     return max(0.0, cpu.get("machine", 0.0) - sum(v for k, v in cpu.items() if k != "machine"))
 
 
+def adjusted_effect(runs: list[dict[str, Any]], key: str, figure: str) -> dict[str, float] | None:
+    """The webhooks' effect on one latency figure, adjusted for the other jobs on the machine.
+
+    Least squares on the log of the figure with an intercept per invocation (``batch``),
+    the variant and the CPU seconds other processes used during the load
+    (:func:`others_cpu`): ``ratio`` is with / without at equal interference, ``low`` and
+    ``high`` its 95 % interval; ``per_other_cpu_s``: the factor one such second costs.
+    ``None`` when there are too few runs (fewer than two degrees of freedom).
+    """
+    import numpy as np
+
+    usable = [r for r in runs if r[key][figure] and "machine" in (r.get("cpu_s") or {})]
+    batches = sorted({r.get("batch", 0) for r in usable})
+    columns = [[float(r.get("batch", 0) == b) for b in batches] + [float(r["variant"] == "webhooks"), others_cpu(r)]
+               for r in usable]
+    x, y = np.array(columns), np.log([r[key][figure] for r in usable])
+    dof = len(y) - x.shape[1]
+    if dof < 2 or np.linalg.matrix_rank(x) < x.shape[1]:
+        return None
+    beta, *_ = np.linalg.lstsq(x, y, rcond=None)
+    residual = y - x @ beta
+    se = np.sqrt(np.diag(residual @ residual / dof * np.linalg.inv(x.T @ x)))
+    t95 = {2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23}.get(dof, 2.0)
+    effect, spread = beta[-2], t95 * se[-2]
+    return {"ratio": round(float(np.exp(effect)), 3), "low": round(float(np.exp(effect - spread)), 3),
+            "high": round(float(np.exp(effect + spread)), 3), "per_other_cpu_s": round(float(np.exp(beta[-1])), 4),
+            "runs": len(y)}
+
+
+def adjusted_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """One line per judged figure: the interference-adjusted ratio and its 95 % interval."""
+    lines = []
+    for label, key, figure in FIGURES:
+        if figure not in JUDGED:
+            continue
+        found = adjusted_effect(runs, key, figure)
+        lines.append(f"{label} {figure}: " + ("実行が足りません" if found is None else
+                     f"あり / なし ×{found['ratio']:.2f} (95 % 区間 ×{found['low']:.2f}〜×{found['high']:.2f}, "
+                     f"{found['runs']} 回; ほかのプロセスの CPU 1 秒あたり ×{found['per_other_cpu_s']:.3f})"))
+    return lines
+
+
+def analyse(files: list[Path]) -> int:
+    """Pool saved runs (results/bench/webhook_load.json copies): the adjusted effect over all of them."""
+    runs = []
+    for batch, path in enumerate(files):
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        runs += [{**r, "batch": batch} for r in saved["runs"]]
+        print(f"{path}: {saved['provenance']['commit']} {saved['measured_at']}, {len(saved['runs'])} 回")
+    print("\nほかのプロセスの CPU で補正した遅延の比 (実行ごとの切片つき最小二乗):")
+    for line in adjusted_lines(runs):
+        print(f"  {line}")
+    return 0
+
+
 def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value / 1000:.2f} s"
 
@@ -296,10 +351,15 @@ async def amain(args: argparse.Namespace) -> int:
         print(f"起動できませんでした: {exc}", file=sys.stderr)
         return 2
     summary = compare(results)
+    summary["adjusted"] = {f"{key}.{figure}": adjusted_effect(results, key, figure)
+                           for _, key, figure in FIGURES if figure in JUDGED}
     deliveries_ok = all(r["webhooks"]["ok"] for r in results if r["variant"] == "webhooks")
     handoffs_ok = all(r["ok"] for r in results)
     print()
     print(table(results, summary))
+    print("\nほかのプロセスの CPU で補正した遅延の比:")
+    for line in adjusted_lines(results):
+        print(f"  {line}")
     print(f"\n遅延 (p50・p95 の中央値、あり / なし ≤ {LIMIT:.2f}): {'OK' if summary['latency_ok'] else 'NG'}; "
           f"全イベント配信・順序どおり・欠落なし: {'OK' if deliveries_ok else 'NG'}; "
           f"ハンドオフ: {'OK' if handoffs_ok else 'NG'}")
@@ -326,7 +386,11 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=300.0,
                         help="seconds to wait for the webhook queue to empty after the agent's work")
     parser.add_argument("--keep", action="store_true", help="keep the work folders of OK runs")
+    parser.add_argument("--analyse", type=Path, nargs="+", metavar="JSON",
+                        help="run nothing: pool saved results files and print the interference-adjusted ratios")
     args = parser.parse_args()
+    if args.analyse:
+        sys.exit(analyse(args.analyse))
     if args.conversations < 1 or args.rounds < 1:
         parser.error("--conversations and --rounds must be at least 1")
     sys.exit(asyncio.run(amain(args)))

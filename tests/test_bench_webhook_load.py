@@ -103,3 +103,20 @@ def test_receiver_logs_on_arrival_and_checks_signatures() -> None:
     lines = [json.loads(line) for line in log.getvalue().splitlines()]
     assert [(r["seq"], r["id"], r["ticket_id"], r["signature_ok"]) for r in lines] == [(1, "a", 7, True),
                                                                                       (2, "b", 7, False)]
+
+
+def test_the_adjusted_ratio_recovers_a_known_effect_despite_interference() -> None:
+    from benchmarks.webhook_load import adjusted_effect
+
+    def run(batch: int, webhooks: bool, others: float, noise: float) -> dict[str, Any]:
+        # 3 s base (4 s in batch 1), x1.05 per CPU-second of other jobs, x1.2 with webhooks
+        p50 = (3000 if batch == 0 else 4000) * 1.05 ** others * (1.2 if webhooks else 1.0) * noise
+        return {"variant": "webhooks" if webhooks else "plain", "batch": batch, "latency_ms": {"p50": p50},
+                "cpu_s": {"rasa": 10.0, "server": 5.0, "machine": 15.0 + others}}
+
+    runs = [run(0, False, 5, 1.01), run(0, True, 20, 0.99), run(0, True, 8, 1.0), run(0, False, 18, 1.02),
+            run(1, False, 12, 0.98), run(1, True, 3, 1.01), run(1, True, 15, 1.0), run(1, False, 9, 0.99)]
+    found = adjusted_effect(runs, "latency_ms", "p50")
+    assert found is not None and found["low"] < 1.2 < found["high"] and abs(found["ratio"] - 1.2) < 0.05
+    assert abs(found["per_other_cpu_s"] - 1.05) < 0.01
+    assert adjusted_effect(runs[:3], "latency_ms", "p50") is None  # too few runs for an interval
