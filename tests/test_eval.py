@@ -6,6 +6,7 @@ issue's target is higher, it is named and NOT met yet. They guard against regres
 they are not tuned on (the held-out texts are never read to change the model).
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -118,62 +119,63 @@ def test_second_heldout_generation_does_not_regress(results_v2) -> None:  # type
     assert results_v2["heldout_vague"].route_accuracy >= 0.66, results_v2["heldout_vague"].summary()
 
 
-def test_third_heldout_generation_does_not_regress(assistant) -> None:  # type: ignore[no-untyped-def]
-    """Generation 3 (written 2026-11-30 by a third writer, frozen before that session's
-    changes, read once at its end): floors at the measured figures (README) minus a small
-    margin. Targets of issue #9 that are NOT met are named."""
-    results = _score_generation(assistant, DATA / "heldout_v3")
+@dataclass(frozen=True)
+class Floors:
+    """Regression floors of one held-out generation: the figures measured when it was read
+    (README), minus a small margin. ``measured`` keeps what was read, beside the issue's
+    targets, so a reader sees which targets are NOT met without opening the README."""
+
+    route_accuracy: float
+    precision: float
+    coverage: float
+    faq_handed_max: float
+    everyday_handed_max: float
+    everyday_answered_max: float
+    complaint_recall: float
+    foreign: float
+    giveup: float
+    vague: float
+    measured: str
+
+
+# Generation -> floors. Targets (issue #9): route accuracy >= 0.96, precision >= 0.98 at
+# coverage >= 0.85, FAQ questions handed off <= 0.02, everyday text handed off <= 0.02 and
+# answered <= 0.03, complaints handed off >= 0.98.
+GENERATION_FLOORS = {
+    # Written by a third writer, frozen before that session's changes, read once at its end.
+    "heldout_v3": Floors(0.84, 0.97, 0.84, 0.02, 0.04, 0.05, 0.89, 0.95, 0.80, 0.77,
+                         measured="route 0.859, precision 0.987 at coverage 0.855, FAQ handed 0.011, "
+                                  "everyday handed 0.029 / answered 0.036, complaints 0.907"),
+    # A fifth writer, frozen before the long-message batch was adopted, read once after it.
+    "heldout_v4": Floors(0.89, 0.97, 0.89, 0.04, 0.03, 0.03, 0.87, 0.96, 0.87, 0.69,
+                         measured="route 0.907, precision 0.991 at coverage 0.914, FAQ handed 0.030, "
+                                  "everyday handed 0.019 / answered 0.019, complaints 0.896"),
+    # A sixth writer, frozen at 8735038 before the stance and give-up batches, word pairs and
+    # the unfinished-message rule, read once after them.
+    "heldout_v5": Floors(0.86, 0.97, 0.86, 0.03, 0.025, 0.02, 0.81, 0.98, 0.70, 0.64,
+                         measured="route 0.876, precision 0.992 at coverage 0.875, FAQ handed 0.021, "
+                                  "everyday handed 0.016 / answered 0.000, complaints 0.830"),
+}
+
+
+@pytest.mark.parametrize("generation", sorted(GENERATION_FLOORS))
+def test_later_heldout_generations_do_not_regress(assistant, generation: str) -> None:  # type: ignore[no-untyped-def]
+    """Each later generation (written 2026-11-30 by a writer who saw no repository data) stays
+    above its floors; the targets of issue #9 that were not met are in ``measured``."""
+    floors = GENERATION_FLOORS[generation]
+    results = _score_generation(assistant, DATA / generation)
     demo = results["heldout"]
-    # Route accuracy target >= 0.96, NOT met: 0.859. Precision 0.987 at coverage 0.855 (met).
-    assert demo.route_accuracy >= 0.84 and demo.answer_precision >= 0.97 and demo.coverage >= 0.84, demo.summary()
-    assert demo.ordinary_handed_off <= 0.02, demo.summary()  # target <= 0.02: 0.011
+    context = {"measured when read": floors.measured, **demo.summary()}
+    assert demo.route_accuracy >= floors.route_accuracy, context
+    assert demo.answer_precision >= floors.precision and demo.coverage >= floors.coverage, context
+    assert demo.ordinary_handed_off <= floors.faq_handed_max, context
     everyday = results["heldout_everyday"]
-    # Targets: handed off <= 0.02 (NOT met: 0.029), answered <= 0.03 (NOT met: 0.036).
-    assert everyday.handed_off <= 0.04 and everyday.answered <= 0.05, everyday.summary()
-    # Target >= 0.98, NOT met: 0.907.
-    assert results["heldout_complaint"].handoff_recall >= 0.89, results["heldout_complaint"].summary()
-    assert results["heldout_foreign"].route_accuracy >= 0.95, results["heldout_foreign"].summary()
-    assert results["heldout_giveup"].route_accuracy >= 0.80, results["heldout_giveup"].summary()
-    assert results["heldout_vague"].route_accuracy >= 0.77, results["heldout_vague"].summary()
-
-
-def test_fourth_heldout_generation_does_not_regress(assistant) -> None:  # type: ignore[no-untyped-def]
-    """Generation 4 (written 2026-11-30 by a fifth writer, frozen before the long-message
-    training batch was adopted, read once after it): floors at the measured figures (README)
-    minus a small margin. Targets of issue #9 that are NOT met are named."""
-    results = _score_generation(assistant, DATA / "heldout_v4")
-    demo = results["heldout"]
-    # Route accuracy target >= 0.96, NOT met: 0.907. Precision 0.991 at coverage 0.914 (met).
-    assert demo.route_accuracy >= 0.89 and demo.answer_precision >= 0.97 and demo.coverage >= 0.89, demo.summary()
-    assert demo.ordinary_handed_off <= 0.04, demo.summary()  # target <= 0.02, NOT met: 0.030
-    everyday = results["heldout_everyday"]
-    # Targets: handed off <= 0.02 (met: 0.019), answered <= 0.03 (met: 0.019).
-    assert everyday.handed_off <= 0.03 and everyday.answered <= 0.03, everyday.summary()
-    # Target >= 0.98, NOT met: 0.896.
-    assert results["heldout_complaint"].handoff_recall >= 0.87, results["heldout_complaint"].summary()
-    assert results["heldout_foreign"].route_accuracy >= 0.96, results["heldout_foreign"].summary()
-    assert results["heldout_giveup"].route_accuracy >= 0.87, results["heldout_giveup"].summary()
-    assert results["heldout_vague"].route_accuracy >= 0.69, results["heldout_vague"].summary()
-
-
-def test_fifth_heldout_generation_does_not_regress(assistant) -> None:  # type: ignore[no-untyped-def]
-    """Generation 5 (written 2026-11-30 by a sixth writer, frozen at 8735038 before the stance
-    and give-up batches, word pairs and the unfinished-message rule, read once after them):
-    floors at the measured figures (README) minus a small margin. Targets of issue #9 that are
-    NOT met are named."""
-    results = _score_generation(assistant, DATA / "heldout_v5")
-    demo = results["heldout"]
-    # Route accuracy target >= 0.96, NOT met: 0.876. Precision 0.992 at coverage 0.875 (met).
-    assert demo.route_accuracy >= 0.86 and demo.answer_precision >= 0.97 and demo.coverage >= 0.86, demo.summary()
-    assert demo.ordinary_handed_off <= 0.03, demo.summary()  # target <= 0.02, NOT met: 0.021
-    everyday = results["heldout_everyday"]
-    # Targets: handed off <= 0.02 (met: 0.016), answered <= 0.03 (met: 0.000).
-    assert everyday.handed_off <= 0.025 and everyday.answered <= 0.02, everyday.summary()
-    # Target >= 0.98, NOT met: 0.830.
-    assert results["heldout_complaint"].handoff_recall >= 0.81, results["heldout_complaint"].summary()
-    assert results["heldout_foreign"].route_accuracy >= 0.98, results["heldout_foreign"].summary()
-    assert results["heldout_giveup"].route_accuracy >= 0.70, results["heldout_giveup"].summary()
-    assert results["heldout_vague"].route_accuracy >= 0.64, results["heldout_vague"].summary()
+    assert everyday.handed_off <= floors.everyday_handed_max, everyday.summary()
+    assert everyday.answered <= floors.everyday_answered_max, everyday.summary()
+    assert results["heldout_complaint"].handoff_recall >= floors.complaint_recall, results["heldout_complaint"].summary()
+    assert results["heldout_foreign"].route_accuracy >= floors.foreign, results["heldout_foreign"].summary()
+    assert results["heldout_giveup"].route_accuracy >= floors.giveup, results["heldout_giveup"].summary()
+    assert results["heldout_vague"].route_accuracy >= floors.vague, results["heldout_vague"].summary()
 
 
 def test_report_files(results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
