@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bot.evaluation.report import (HELDOUT_GENERATIONS, all_heldout_sets, heldout_sets, match_key, training_texts,
+from bot.evaluation.report import (HELDOUT_GENERATIONS, UNREAD_GENERATIONS, all_heldout_sets, heldout_sets, match_key, training_texts,
                                    tuning_texts, unseen_only)
 from bot.settings import PROJECT_ROOT
 
@@ -14,13 +14,20 @@ NLU = PROJECT_ROOT / "data" / "nlu"
 TUNING = PROJECT_ROOT / "benchmarks" / "data"
 
 
-@pytest.mark.parametrize("generation", HELDOUT_GENERATIONS)
+@pytest.mark.parametrize("generation", HELDOUT_GENERATIONS + UNREAD_GENERATIONS)
 def test_heldout_sets_are_frozen(generation: str) -> None:
     """A changed held-out set must come with a new, never-read one (and a new hash line)."""
     folder = DATA / generation
     frozen = dict(reversed(line.split()) for line in (folder / "heldout.sha256").read_text().splitlines())
     present = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in heldout_sets(folder)}
     assert present and present == frozen
+
+
+def test_every_generation_is_either_read_or_waiting() -> None:
+    """A generation folder missing from both lists would escape the freeze check."""
+    folders = {p.name for p in DATA.glob("heldout_v*") if p.is_dir()}
+    assert folders == set(HELDOUT_GENERATIONS[1:]) | set(UNREAD_GENERATIONS)
+    assert not set(HELDOUT_GENERATIONS) & set(UNREAD_GENERATIONS)
 
 
 def test_match_key_ignores_punctuation_spaces_width_and_case() -> None:
