@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import random
 import time
 from typing import Any
 
@@ -21,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from bot.server.assigner import Assigner
 from bot.server.gateway_base import TEXT
-from bot.store.desk import Desk
+from bot.store.desk import Desk, DeskAgent
 from bot.store.models import Ticket
 from bot.store.queue import Queue
-from bot.store.queue_place import DEFAULT_HANDLING, QueuePlace
+from bot.store.queue_place import DEFAULT_HANDLING, QueuePlace, WaitingTicket, place_of, places_of, serving_agents
 from test_desk import Clock, add_agent, clock, database, desk, engine, file_ticket, queue  # noqa: F401 - fixtures
 from test_desk_api import admin_and_agent
 from test_server import frames_until, open_chat
@@ -236,3 +237,27 @@ def test_the_customers_banner_follows_the_agents_status_with_an_honest_note(tmp_
             state = states[-1]
             assert (state["mode"], state["position"], state["estimate_minutes"]) == ("waiting", None, None)
             assert state["wait_note"] == TEXT["no_agent_for_category"]
+
+
+def test_ranking_the_whole_queue_at_once_agrees_with_ranking_one_ticket() -> None:
+    """:func:`places_of` (the assigner's, one walk per set of agents) = :func:`place_of` (one customer's)."""
+    rng = random.Random(14)
+    categories = [REG, SERVICE, OTHER, "料金・請求", None]
+    agents = [DeskAgent(f"a{n}", "A", "agent", rng.randint(1, 4), rng.choice(["available", "available", "away"]),
+                        tuple(rng.sample(categories[:3], rng.randint(1, 2))), rng.randint(0, 2)) for n in range(12)]
+    agents.append(DeskAgent("any", "A", "agent", 2, "away", (), 0))  # every category, but away
+    start = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
+    waiting = [WaitingTicket(n, f"c{n}", rng.choice([0, 1, 2, 2]), start + dt.timedelta(seconds=rng.randint(0, 50)),
+                             rng.choice(categories), rng.choice([None] * 8 + ["a1", "a2"])) for n in range(300)]
+    handling = {}
+
+    def typical(names: frozenset[str]) -> dt.timedelta:
+        return handling.setdefault(names, dt.timedelta(minutes=rng.randint(3, 30)))
+
+    ranked = places_of(waiting, agents, typical)
+    assert len(ranked) == len(waiting)
+    for ticket in waiting:
+        serving = serving_agents(agents, ticket.category)
+        names = frozenset(a.username for a in serving)
+        assert ranked[ticket.id] == place_of(ticket, waiting, serving, handling.get(names, DEFAULT_HANDLING))
+    assert {p.unstaffed for p in ranked.values()} == {True, False}  # 料金・請求: nobody available takes it

@@ -38,7 +38,8 @@ from bot import wording
 from bot.store.audit import record_audit
 from bot.store.models import Agent, Ticket, as_utc
 from bot.store.queue import QueueError, SlotGuard, ahead_of
-from bot.store.queue_place import (DEFAULT_HANDLING, QueuePlace, WaitingTicket, place_of, serving_agents)
+from bot.store.queue_place import (DEFAULT_HANDLING, QueuePlace, WaitingTicket, place_of, places_of,
+                                   serving_agents)
 
 ROLES = {"agent": "担当者", "supervisor": "責任者", "admin": "管理者"}
 # Roles that take escalations, watch every chat and whisper (an admin can do all a supervisor can).
@@ -501,17 +502,8 @@ class Desk:
             waiting = self._waiting(session, now, limit=limit)
             if not waiting:
                 return {}
-            agents = self._available(session, now)
-            handling: dict[frozenset[str], dt.timedelta] = {}
-            found: dict[int, tuple[str, QueuePlace]] = {}
-            for ticket in waiting:
-                serving = serving_agents(agents, ticket.category)
-                names = frozenset(a.username for a in serving)
-                if serving and names not in handling:
-                    handling[names] = self._handling(session, names)
-                found[ticket.id] = (ticket.conversation_id,
-                                    place_of(ticket, waiting, serving, handling.get(names, DEFAULT_HANDLING)))
-        return found
+            ranked = places_of(waiting, self._available(session, now), lambda names: self._handling(session, names))
+        return {ticket.id: (ticket.conversation_id, ranked[ticket.id]) for ticket in waiting}
 
     # ---- offers (continued) ------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 DEFAULT_HANDLING = dt.timedelta(minutes=10)  # no chat of these agents was resolved yet
 
@@ -114,14 +114,57 @@ def place_of(ticket: WaitingTicket, waiting: Iterable[WaitingTicket], serving: S
     if ticket.offered_to is not None:  # next in line, whatever the order
         return QueuePlace(1, 1, len(serving))
     names = {a.username for a in serving}
-    offered = queued = 0
-    for other in waiting:
-        if other.id == ticket.id:
-            continue
-        if other.offered_to is not None:
-            offered += other.offered_to in names  # an offer to someone else takes none of their slots
-        elif other.order < ticket.order and any(a.takes(other.category) for a in serving):
-            queued += 1
+    others = [other for other in waiting if other.id != ticket.id]
+    offered = sum(other.offered_to in names for other in others)  # an offer to someone else takes none of their slots
+    queued = sum(other.offered_to is None and other.order < ticket.order and _competes(other.category, serving)
+                 for other in others)
+    return _place(queued, offered, serving, handling)
+
+
+def places_of(waiting: Sequence[WaitingTicket], agents: Sequence[ServingAgent],
+              handling: Callable[[frozenset[str]], dt.timedelta]) -> dict[int, QueuePlace]:
+    """:func:`place_of` of every ticket of ``waiting`` (all waiting live tickets, or the first ones in order).
+
+    One walk of the queue per set of agents serving a category (a handful), not one per ticket.
+
+    Args:
+        waiting: Waiting live tickets.
+        agents: The agents with their load now (those not available are left out).
+        handling: Typical handling time of the chats of a set of user names (asked once per set).
+    """
+    ordered = sorted(waiting, key=lambda t: t.order)
+    serving_of = {category: serving_agents(agents, category) for category in {t.category for t in ordered}}
+    groups: dict[frozenset[str], list[WaitingTicket]] = {}
+    found: dict[int, QueuePlace] = {}
+    for ticket in ordered:
+        serving = serving_of[ticket.category]
+        if not serving:
+            found[ticket.id] = QueuePlace(None, None, 0)
+        elif ticket.offered_to is not None:
+            found[ticket.id] = QueuePlace(1, 1, len(serving))
+        else:
+            groups.setdefault(frozenset(a.username for a in serving), []).append(ticket)
+    for names, members in groups.items():
+        serving = serving_of[members[0].category]
+        typical = handling(names)
+        offered = sum(t.offered_to in names for t in ordered)
+        queued = 0
+        mine = {t.id for t in members}
+        for ticket in ordered:  # in order: the tickets before one are those walked before it
+            if ticket.id in mine:
+                found[ticket.id] = _place(queued, offered, serving, typical)
+            if ticket.offered_to is None and _competes(ticket.category, serving):
+                queued += 1
+    return found
+
+
+def _competes(category: str | None, serving: Sequence[ServingAgent]) -> bool:
+    """Whether one of ``serving`` may take a ticket of ``category`` (then it may come first)."""
+    return any(a.takes(category) for a in serving)
+
+
+def _place(queued: int, offered: int, serving: Sequence[ServingAgent], handling: dt.timedelta) -> QueuePlace:
+    """The place behind ``queued`` tickets not offered yet and ``offered`` offers to ``serving``."""
     free = sum(max(0, a.max_chats - a.load) for a in serving)  # offers count against the cap
     slots = max(1, sum(a.max_chats for a in serving))
     # Fewer tickets before it than free slots: at once (≤ 0 here), else one chat ends per ticket left over.
