@@ -127,11 +127,21 @@ async def crowd(customers: int, one: Callable[[int], Awaitable[list[float]]]) ->
             "p95_ms": percentile(latencies, 0.95) if latencies else None}
 
 
-async def rest_crowd(rasa_url: str, customers: int, timeout: float) -> dict[str, Any]:
+async def kept(conversation: Awaitable[list[float]], into: list[list[float]] | None) -> list[float]:
+    """A conversation's turn latencies, also appended to ``into`` (when given)."""
+    latencies = await conversation
+    if into is not None:
+        into.append(latencies)
+    return latencies
+
+
+async def rest_crowd(rasa_url: str, customers: int, timeout: float,
+                     into: list[list[float]] | None = None) -> dict[str, Any]:
+    """:func:`crowd` on Rasa's REST channel; ``into`` (if given) gets each conversation's latencies."""
     import aiohttp
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=customers)) as session:
-        return await crowd(customers, lambda i: rest_customer(rasa_url, i, timeout, session))
+        return await crowd(customers, lambda i: kept(rest_customer(rasa_url, i, timeout, session), into))
 
 
 def measure(stack: ScaledStack, sizes: list[int], timeout: float) -> dict[str, Any]:

@@ -10,6 +10,7 @@ server, then the same turns go straight to Rasa's REST channel. Reported per N:
   publishing, socket sends, the event loop's lag);
 - CPU seconds per turn of the bot server, of Rasa and of the action server (from /proc), for
   our run and for Rasa's REST channel alone;
+- for both, the p50 and the longest latency of each conversation's first, second … turn;
 - with ``--py-spy PATH``: where the bot server's Python runs while it holds the GIL during
   the largest N (py-spy samples grouped by the library or step they are in).
 
@@ -34,8 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.conversation_load import (PROJECT_ROOT, REDIS_URL, crowd, rest_crowd, save_result,  # noqa: E402
-                                          throwaway_database, widget_customer)
+from benchmarks.conversation_load import (PROJECT_ROOT, REDIS_URL, crowd, kept, percentile, rest_crowd,  # noqa: E402
+                                          save_result, throwaway_database, widget_customer)
 from bot.launcher import free_port  # noqa: E402
 from deploy.run_scaled import Replica, ScaledStack  # noqa: E402
 
@@ -68,6 +69,16 @@ def group_samples(raw: str) -> dict[str, float]:
         counts[group] += int(count)
     total = sum(counts.values()) or 1
     return {name: round(count / total, 3) for name, count in counts.most_common()}
+
+
+def by_turn(conversations: list[list[float]]) -> list[dict[str, Any]]:
+    """p50 and the longest latency of the first, second … turn of every conversation (ms)."""
+    rows = []
+    for index in range(max((len(c) for c in conversations), default=0)):
+        values = [c[index] for c in conversations if len(c) > index]
+        rows.append({"turn": index + 1, "count": len(values), "p50_ms": percentile(values, 0.5),
+                     "max_ms": round(max(values) * 1000, 1)})
+    return rows
 
 
 class Profiled:
@@ -113,7 +124,9 @@ class Profiled:
                                         "--format", "raw", "--rate", "200", "--output", str(out)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
-        ours = asyncio.run(crowd(size, lambda i: widget_customer(base, i, timeout)))
+        conversations: list[list[float]] = []
+        ours = asyncio.run(crowd(size, lambda i: kept(widget_customer(base, i, timeout), conversations)))
+        ours["by_turn"] = by_turn(conversations)
         if sampler is not None:
             sampler.send_signal(signal.SIGINT)
             sampler.wait(60)
@@ -123,7 +136,9 @@ class Profiled:
         if sampler is not None and out.exists():
             ours["py_spy_gil_samples"] = group_samples(out.read_text(encoding="utf-8"))
         before = self.cpu()
-        theirs = asyncio.run(rest_crowd(self.replica.rasa_url, size, timeout))
+        conversations = []
+        theirs = asyncio.run(rest_crowd(self.replica.rasa_url, size, timeout, conversations))
+        theirs["by_turn"] = by_turn(conversations)
         after = self.cpu()
         theirs["cpu_s_per_turn"] = {k: round((after[k] - before[k]) / max(1, theirs["turns"]), 4)
                                     for k in ("rasa", "action server")}
