@@ -62,12 +62,14 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def widget_customer(base: str, customer: int, timeout: float,
-                          servers: list[str] | None = None) -> list[float]:
+                          servers: list[str] | None = None, rasa: tuple[str, Any] | None = None) -> list[float]:
     """One customer on the widget's protocol; the latency of each turn.
 
     Connects as widget.js does: the URL names the conversation (nginx hashes it), the token
     goes in the first frame. ``servers`` collects which bot server nginx chose (its
-    ``X-Bot-Upstream`` header on this machine's config).
+    ``X-Bot-Upstream`` header on this machine's config). ``rasa`` (a Rasa URL and an aiohttp
+    session): the conversation is opened as above, but its turns go straight to that Rasa's REST
+    channel, as the bot server would send them (benchmarks/gateway_profile.py).
     """
     import httpx
     import websockets
@@ -84,6 +86,9 @@ async def widget_customer(base: str, customer: int, timeout: float,
             servers.append(str(ws.response_headers.get("X-Bot-Upstream")))
         while json.loads(await asyncio.wait_for(ws.recv(), timeout))["type"] != "history":
             pass
+        if rasa is not None:
+            return await rest_customer(rasa[0], customer, timeout, rasa[1], session["conversation_id"],
+                                       {"customer": {}})
         for text in script(customer):
             started = time.monotonic()
             await ws.send(json.dumps({"type": "message", "text": text, "client_id": uuid.uuid4().hex}))
@@ -99,13 +104,16 @@ async def widget_customer(base: str, customer: int, timeout: float,
     return latencies
 
 
-async def rest_customer(rasa_url: str, customer: int, timeout: float, session: Any) -> list[float]:
-    """The same turns straight to Rasa's REST channel."""
-    sender = f"bench-rest-{uuid.uuid4().hex}"
+async def rest_customer(rasa_url: str, customer: int, timeout: float, session: Any, sender: str | None = None,
+                        metadata: dict[str, Any] | None = None) -> list[float]:
+    """The same turns straight to Rasa's REST channel (``sender``: a new one; ``metadata``: none)."""
+    body: dict[str, Any] = {"sender": sender or f"bench-rest-{uuid.uuid4().hex}"}
+    if metadata is not None:
+        body["metadata"] = metadata
     latencies = []
     for text in script(customer):
         started = time.monotonic()
-        async with session.post(f"{rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
+        async with session.post(f"{rasa_url}/webhooks/rest/webhook", json={**body, "message": text},
                                 timeout=timeout) as response:
             response.raise_for_status()
             await response.json()

@@ -11,6 +11,9 @@ server, then the same turns go straight to Rasa's REST channel. Reported per N:
 - CPU seconds per turn of the bot server, of Rasa and of the action server (from /proc), for
   our run and for Rasa's REST channel alone;
 - for both, the p50 and the longest latency of each conversation's first, second … turn;
+- a third run that opens the conversations through the bot server (session, socket, history) but
+  sends their turns straight to Rasa's REST channel: the same start as our run without the
+  gateway on the turns' path (``*_ratio_same_start``);
 - with ``--py-spy PATH``: where the bot server's Python runs while it holds the GIL during
   the largest N (py-spy samples grouped by the library or step they are in).
 
@@ -69,6 +72,12 @@ def group_samples(raw: str) -> dict[str, float]:
         counts[group] += int(count)
     total = sum(counts.values()) or 1
     return {name: round(count / total, 3) for name, count in counts.most_common()}
+
+
+def ratios(suffix: str, ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float | None]:
+    """``p95_ratio{suffix}`` and ``p50_ratio{suffix}``: our percentiles over theirs."""
+    return {f"{name}_ratio{suffix}": round(ours[f"{name}_ms"] / theirs[f"{name}_ms"], 2) if theirs[f"{name}_ms"]
+            else None for name in ("p95", "p50")}
 
 
 def by_turn(conversations: list[list[float]]) -> list[dict[str, Any]]:
@@ -142,10 +151,24 @@ class Profiled:
         after = self.cpu()
         theirs["cpu_s_per_turn"] = {k: round((after[k] - before[k]) / max(1, theirs["turns"]), 4)
                                     for k in ("rasa", "action server")}
-        return {"customers": size, "bot_server": ours, "rasa_rest": theirs,
-                "p95_ratio": round(ours["p95_ms"] / theirs["p95_ms"], 2) if theirs["p95_ms"] else None,
-                "p50_ratio": round(ours["p50_ms"] / theirs["p50_ms"], 2) if theirs["p50_ms"] else None,
-                "load_average": os.getloadavg()[0]}
+        conversations = []
+        opened = asyncio.run(self.opened_then_rasa(size, timeout, conversations))
+        opened["by_turn"] = by_turn(conversations)
+        return {"customers": size, "bot_server": ours, "rasa_rest": theirs, "opened_then_rasa_rest": opened,
+                **ratios("", ours, theirs), **ratios("_same_start", ours, opened), "load_average": os.getloadavg()[0]}
+
+    async def opened_then_rasa(self, size: int, timeout: float, into: list[list[float]]) -> dict[str, Any]:
+        """Conversations opened through the bot server as the widget does, turns straight to Rasa's REST channel.
+
+        The same start as our run (sessions and sockets first, so first turns reach Rasa as they
+        do through the bot server), without the gateway on the turns' path.
+        """
+        import aiohttp
+
+        base = f"http://127.0.0.1:{self.replica.server_port}"
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=size)) as session:
+            rasa = (self.replica.rasa_url, session)
+            return await crowd(size, lambda i: kept(widget_customer(base, i, timeout, rasa=rasa), into))
 
 
 def main(argv: list[str] | None = None) -> int:

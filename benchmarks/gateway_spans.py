@@ -129,6 +129,34 @@ async def timed_db(func: Callable[..., T], *args: Any) -> T:
         SPANS.add("db steps (all, on the turn's path)", back - called)
 
 
+def traced_client(self: Any) -> Any:
+    """``RasaClient._client`` recording how long getting a connection to Rasa took (new or from the pool)."""
+    import aiohttp
+
+    from bot.server.rasa_client import RASA_TIMEOUT_SECONDS
+
+    if self._session is None or self._session.closed:
+        trace = aiohttp.TraceConfig()
+
+        async def start(session: Any, context: Any, params: Any) -> None:
+            context.started = time.perf_counter()
+
+        def recorder(name: str) -> Callable[..., Awaitable[None]]:
+            async def end(session: Any, context: Any, params: Any) -> None:
+                SPANS.add(name, time.perf_counter() - context.started)
+            return end
+
+        trace.on_connection_create_start.append(start)
+        trace.on_connection_create_end.append(recorder("rasa: new connection"))
+        trace.on_connection_queued_start.append(start)
+        trace.on_connection_queued_end.append(recorder("rasa: waiting for a free connection"))
+        trace.on_request_start.append(start)
+        trace.on_request_headers_sent.append(recorder("rasa: request start to headers sent"))
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=RASA_TIMEOUT_SECONDS),
+                                              trace_configs=[trace])
+    return self._session
+
+
 async def lag_probe() -> None:
     """Record how late the event loop wakes a task up that slept :data:`LAG_PROBE_SECONDS`."""
     while True:
@@ -149,6 +177,7 @@ def install() -> None:
     from bot.server.redis_relay import EventSealer, RedisRelay
 
     GatewayBase._db = staticmethod(timed_db)  # type: ignore[method-assign]
+    RasaClient._client = traced_client  # type: ignore[method-assign]
     RasaClient.send = timed_async("rasa send (HTTP)", RasaClient.send)  # type: ignore[method-assign]
     CustomerSide.customer_message = timed_async(  # type: ignore[method-assign]
         "customer_message (whole)", CustomerSide.customer_message)
