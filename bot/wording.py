@@ -187,6 +187,16 @@ GATEWAY_TEXT = {
     "stale_button": "申し訳ございません。このボタンは使えなくなりました。ご質問をお書きください。",
     "bot_down": "申し訳ございません。ただいまAIチャットが応答できません。お送りいただいたメッセージはお預かりしました。"
                 "数分たってから、もう一度お送りください。{contact}",
+    # Rasa took the message but did not answer in time (RASA_TIMEOUT_SECONDS): a handoff it asked
+    # for may have been filed or not. If its ticket arrives, "handoff_after_timeout" follows.
+    "bot_slow": "申し訳ございません。ただいまAIチャットの応答が遅れており、お送りいただいたメッセージを受け付けられたか"
+                "確認できませんでした。担当者へのおつなぎをご希望の場合、受け付けられていない可能性があります。"
+                "受け付けられた場合は、この画面でお知らせします。数分たってもお知らせがない場合は、"
+                "もう一度お送りください。{contact}",
+    "handoff_after_timeout": "先ほどのご依頼を受け付け、担当者へおつなぎしています。"
+                             "担当者が参加するまで、このままお待ちください。",
+    "handoff_after_timeout_offline": "先ほどのご依頼を担当者へのお問い合わせとして受け付けました。ただいま受付時間外のため、"
+                                     "担当者が受付時間内に対応いたします。",
     "pending": "担当者へのおつなぎを準備しています。このメッセージも担当者にお伝えします。",
     "agent_joined": "担当の{name}がチャットに参加しました。",
     "resolved": "担当者との会話を終了しました。ご利用ありがとうございました。引き続きAIチャットがご質問にお答えします。",

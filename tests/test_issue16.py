@@ -58,7 +58,8 @@ def case_3_missing_and_conflicting_facts() -> None:
 
 
 def case_4_failures_apologise_and_give_a_way_forward() -> None:
-    failures = [wording.gateway_text(10_000)["bot_down"], wording.gateway_text(10_000)["too_many_tickets"],
+    failures = [wording.gateway_text(10_000)["bot_down"], wording.gateway_text(10_000)["bot_slow"],
+                wording.gateway_text(10_000)["too_many_tickets"],
                 WIDGET["genericError"], WIDGET["unavailable"]]
     for text in failures:
         assert text.startswith("申し訳ございません。")

@@ -209,12 +209,17 @@ def test_an_error_or_a_timeout_is_not_sent_twice(monkeypatch: pytest.MonkeyPatch
     async def run() -> None:
         async with pair() as (a, b, client, conversation):
             a.status = 500
-            with pytest.raises(RasaUnavailable, match="500"):
+            with pytest.raises(RasaUnavailable, match="500") as error:
                 await answer(client, conversation)
             a.status, a.delay = 200, 2.0
-            with pytest.raises(RasaUnavailable):
+            with pytest.raises(RasaUnavailable) as timeout:
                 await answer(client, conversation)
             assert b.received == []
+            # The gateway tells the customer a handoff may not have gone through (issue #12) ...
+            assert error.value.maybe_taken and timeout.value.maybe_taken
+            # ... and the caller (a customer's socket) is not left being cancelled by aiohttp's timer.
+            task = asyncio.current_task()
+            assert task is not None and task.cancelling() == 0
 
     asyncio.run(run())
 
@@ -227,6 +232,7 @@ def test_all_servers_down_is_rasa_unavailable_naming_each() -> None:
         with pytest.raises(RasaUnavailable) as caught:
             await answer(client, "c1")
         assert all(url in str(caught.value) for url in urls)
+        assert not caught.value.maybe_taken  # certainly not taken: "cannot reach the bot"
         await client.close()
 
     asyncio.run(run())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping
 
 from bot import wording
+from bot.dialogue.routes import Route
 from bot.server.gateway_base import MAX_MESSAGE_CHARS, TEXT, GatewayBase
 from bot.store.chat_log import NewMessage
 from bot.store.models import Ticket
@@ -16,18 +17,59 @@ from bot.store.queue import QueueError
 from bot.store.queue_place import QueuePlace
 
 
+# How many of a conversation's latest messages are looked at for turns Rasa never answered.
+UNANSWERED_LOOKBACK = 20
+
+
 class AgentSide(GatewayBase):
     """What the agents' consoles (and the ticket watcher) ask of the gateway."""
 
     async def ticket_arrived(self, ticket: Ticket) -> None:
-        """A new ticket (from the action server): copy messages kept while pending, notify."""
+        """A new ticket (from the action server): copy messages kept while pending, notify.
+
+        Without a pending mark the handoff reply normally told the customer already. Not when
+        the turn that filed the ticket never came back (Rasa answered after RASA_TIMEOUT_SECONDS,
+        or the action filed it after the gateway gave up; issue #12): the customer saw only
+        TEXT["bot_slow"], and their message is still unrouted. They are told now.
+        """
         conversation_id = ticket.conversation_id
-        async with self._lock(conversation_id):
+        untold = False
+        async with self._lock(conversation_id):  # the customer's turn, if any, is over
             # Cancelled if the customer stopped waiting for it before the outboxed packet arrived.
             ticket, was_pending = await self._settle_arrival(ticket)
+            if not was_pending and ticket.status != "resolved":
+                untold = await self._db(self._take_unanswered, conversation_id)
+                if untold:
+                    await self._system(conversation_id, TEXT["handoff_after_timeout_offline" if ticket.offline
+                                                             else "handoff_after_timeout"])
         self._publish_ticket("created", ticket)
-        if was_pending:  # otherwise the handoff reply already told the customer
+        if was_pending or untold:  # otherwise the handoff reply already told the customer
             await self._publish_state(conversation_id)
+
+    def _take_unanswered(self, conversation_id: str) -> bool:
+        """Mark routed the recent customer messages whose turn never came back (in a worker thread).
+
+        A customer message stays unrouted only when Rasa did not answer its turn (or the server
+        died meanwhile): the ticket arriving now is that turn's handoff, its packet holds the
+        message. One followed by a handoff reply is not counted: that reply (of the customer's
+        retry) told them. Returns whether there was any (the customer was not told about the ticket).
+        Nothing is done while the latest message is an unrouted customer message: no answer
+        followed it, so the server routing it died (:meth:`route_unanswered` routes it into
+        this ticket when the customer reconnects) or another server is routing it now.
+        """
+        chat_log = self._stores.chat_log
+        recent = chat_log.history(conversation_id, UNANSWERED_LOOKBACK)
+        if recent and recent[-1].sender == "customer" and recent[-1].routed_at is None:
+            return False
+        unanswered: list[int] = []
+        for message in recent:
+            if message.sender == "customer" and message.routed_at is None:
+                unanswered.append(message.id)
+            elif message.sender == "bot" and message.route == Route.HANDOFF.value:
+                unanswered.clear()
+        for message_id in unanswered:
+            chat_log.mark_routed(message_id)
+        return bool(unanswered)
 
     async def claim(self, ticket_id: int, username: str) -> Ticket:
         """An agent takes a waiting ticket (or accepts its offer); the customer sees who joined.

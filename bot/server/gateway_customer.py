@@ -279,10 +279,13 @@ class CustomerSide(GatewayBase):
         except RasaUnavailable as exc:
             logger.warning("%s", exc)
             replies = None
+            # Taken but unanswered (a timeout): a handoff may still file its ticket, whose arrival
+            # tells the customer (AgentSide.ticket_arrived); meanwhile they learn it may not have.
+            down = "bot_slow" if exc.maybe_taken else "bot_down"
         finally:
             self._hub.publish_conversation(conversation_id, {"type": "typing", "on": False})
         if replies is None:
-            await self._system(conversation_id, TEXT["bot_down"])
+            await self._system(conversation_id, TEXT[down])
             return False
         if all(reply.custom.get("route") != Route.HANDOFF.value for reply in replies):
             # The everyday turn: every reply and the routed mark in one commit, one worker-thread hop.

@@ -19,6 +19,7 @@ or a 500 is not retried: that server may still be working on the turn.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
@@ -47,7 +48,15 @@ SLASH_STAND_IN = "\uff0f"
 
 
 class RasaUnavailable(RuntimeError):
-    """Rasa did not answer (down, restarting or too slow)."""
+    """Rasa did not answer (down, restarting or too slow).
+
+    ``maybe_taken``: Rasa may have taken the turn (a timeout, a 5xx, an unreadable answer),
+    so an action it ran (a handoff's ticket) may still happen; ``False``: it certainly did not.
+    """
+
+    def __init__(self, message: str, maybe_taken: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_taken = maybe_taken
 
 
 class _NotTaken(RasaUnavailable):
@@ -294,7 +303,10 @@ class RasaClient:
         errors: list[str] = []
         for base_url in self.servers_for(conversation_id):
             try:
-                answer = await self._request_to(base_url, method, path, body, params)
+                # In a task of its own: aiohttp's timeout cancels the task the request runs in and never
+                # takes that back (aiohttp 3.9: no uncancel), which left the caller's task (a customer's
+                # socket) being cancelled once its Rasa call timed out.
+                answer = await asyncio.create_task(self._request_to(base_url, method, path, body, params))
             except _NotTaken as exc:
                 self._down_until[base_url] = time.monotonic() + DOWN_SECONDS
                 errors.append(str(exc))
@@ -313,11 +325,11 @@ class RasaClient:
                 if response.status in NOT_TAKEN_STATUSES:
                     raise _NotTaken(f"Rasa at {base_url} answered {response.status} for {path}")
                 if response.status >= 400:
-                    raise RasaUnavailable(f"Rasa answered {response.status} for {path}")
+                    raise RasaUnavailable(f"Rasa answered {response.status} for {path}", response.status >= 500)
                 return await response.json(content_type=None)
         except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
             # Never connected, or the server went away before answering (killed): Rasa saves a
             # turn only when it is done, so another server can take it.
             raise _NotTaken(f"Rasa at {base_url} unreachable: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # ValueError: not JSON
-            raise RasaUnavailable(f"Rasa at {base_url} unreachable: {exc}") from exc
+            raise RasaUnavailable(f"Rasa at {base_url} unreachable: {exc}", maybe_taken=True) from exc
