@@ -42,7 +42,6 @@ from bot.launcher import free_port  # noqa: E402
 from deploy.run_scaled import Replica, ScaledStack  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 # What customers of the demo write: FAQ questions, small talk, a vague question, thanks.
 TURNS = ["こんにちは", "住所を変更したいです", "営業時間を教えて", "支払い方法は？", "パスワードを忘れました",
@@ -201,20 +200,14 @@ def table(result: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def throwaway_database(prefix: str) -> Iterator[str]:
-    """A fresh PostgreSQL database on this machine for one run, dropped afterwards; its URL."""
-    from sqlalchemy import create_engine, text
+    """A fresh PostgreSQL database on this machine for one run, dropped afterwards; its URL
+    (the tests' helper, so both drop it the same way)."""
+    sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+    from conftest import temporary_database
 
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-            conn.execute(text(f'DROP DATABASE "{name}"'))
-        admin.dispose()
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as folder, \
+            temporary_database("postgresql", Path(folder)) as url:
+        yield url
 
 
 def save_result(name: str, result: Any) -> Path:
