@@ -202,9 +202,10 @@ def last_bot_action(stack: BotStack, sender: str) -> str:
 
 
 @pytest.mark.parametrize("miss", ["/out_of_scope", ""], ids=["out_of_scope", "asked_back"])
-@pytest.mark.parametrize("reply", ["/deny", "/goodbye"])
+@pytest.mark.parametrize("reply", ["/deny", "/goodbye", "/thanks", "/affirm", "/out_of_scope"])
 def test_no_or_goodbye_right_after_a_miss_offers_a_person(stack: BotStack, miss: str, reply: str) -> None:
-    """「いいえ」/「じゃあいいです」 after the bot missed is giving up: a person is offered."""
+    """「いいえ」/「じゃあいいです」/「了解、ありがとう」 after the bot missed, or a second miss in a row,
+    is giving up: a person is offered."""
     sender = uuid.uuid4().hex
     say(stack, miss, sender)
     assert last_bot_action(stack, sender) in ("utter_out_of_scope", "action_clarify")
@@ -220,3 +221,11 @@ def test_no_after_an_answer_is_just_no(stack: BotStack) -> None:
     assert last_bot_action(stack, sender) == "action_answer_faq"
     say(stack, "/deny", sender)
     assert last_bot_action(stack, sender) == "utter_deny"
+
+
+def test_thanks_after_an_answer_is_just_thanks(stack: BotStack) -> None:
+    """Only after a miss does a thank-you mean the customer leaves without an answer."""
+    sender = uuid.uuid4().hex
+    say(stack, '/faq{"faq_id": "hours"}', sender)
+    say(stack, "/thanks", sender)
+    assert last_bot_action(stack, sender) == "utter_thanks"
