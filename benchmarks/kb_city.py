@@ -9,6 +9,10 @@ Data (written for this benchmark, ``benchmarks/data_kb/``):
   ids and the first words of their questions only (never the answers), with the ids that
   answer them. They are split in two halves by a hash of the text: ``tune`` (search
   weights and routing thresholds may be chosen on it) and ``heldout`` (reported only).
+* ``city_queries_plain.jsonl``: 320 residents' questions in everyday words, situation first
+  (「来月から東京に転勤になるんだけど、役所で何かしないといけない？」), by a writer who read
+  only the sheet (``README_plain_queries.md``); split the same way into ``plain_tune`` (may be
+  looked at) and ``plain_heldout`` (reported only).
 
 What one run does:
 
@@ -45,6 +49,7 @@ from benchmarks.search_baseline import CharNgramBM25
 DATA = PROJECT_ROOT / "benchmarks" / "data_kb"
 SHEET = DATA / "city_faq.csv"
 QUERIES = DATA / "city_queries.jsonl"
+PLAIN_QUERIES = DATA / "city_queries_plain.jsonl"
 OUT = PROJECT_ROOT / "results" / "bench" / "kb_city.json"
 OUTCOMES = ("answered_right", "clarify_contains", "clarify_without", "wrong_answer", "handoff", "out_of_scope",
             "other")
@@ -121,15 +126,19 @@ def run(model: Path | None) -> dict[str, Any]:
         # Rows skipped as conflicts (same question as an earlier row) are not in the knowledge.
         known = set(search["FaqSearch"].kb.ids)
         kept = [{**q, "relevant": [r for r in q["relevant"] if r in known]} for q in read_queries()]
-        dropped = sum(not q["relevant"] for q in kept)
-        halves = split([q for q in kept if q["relevant"]])
+        plain = [{**q, "relevant": [r for r in q["relevant"] if r in known]} for q in read_queries(PLAIN_QUERIES)]
+        dropped = sum(not q["relevant"] for q in kept + plain)
+        plain_halves = split([q for q in plain if q["relevant"]])
+        halves = {**split([q for q in kept if q["relevant"]]),
+                  "plain_tune": plain_halves["tune"], "plain_heldout": plain_halves["heldout"]}
         quality = {name: {half: eval_search(engine, items) for half, items in halves.items()}
                    for name, engine in search.items()}
-        everything = halves["tune"] + halves["heldout"]
+        everything = [q for items in halves.values() for q in items]
         decisions, ask_seconds = bot_decisions(kb_dir, everything, model)
-        cut = len(halves["tune"])
-        bot = {"tune": shares(decisions[:cut], halves["tune"]),
-               "heldout": shares(decisions[cut:], halves["heldout"])}
+        bot, start = {}, 0
+        for half, items in halves.items():
+            bot[half] = shares(decisions[start:start + len(items)], items)
+            start += len(items)
         entries = len(search["FaqSearch"].kb.entries)
     return {"entries": entries, "queries": {k: len(v) for k, v in halves.items()},
             "queries_without_entry": dropped,
@@ -139,13 +148,13 @@ def run(model: Path | None) -> dict[str, Any]:
 
 def report(results: dict[str, Any]) -> str:
     """Plain-text tables."""
-    lines = [f"city FAQ: {results['entries']} entries imported in {results['import_seconds']} s; "
-             f"queries tune {results['queries']['tune']}, held-out {results['queries']['heldout']}; "
+    lines = [f"city FAQ: {results['entries']} entries imported in {results['import_seconds']} s; queries "
+             + ", ".join(f"{half} {count}" for half, count in results["queries"].items()) + "; "
              f"bot ask on all of them {results['bot_ask_seconds']} s (model load included)", "",
              "search                 half      hit@1  hit@5  hit@10  MRR"]
     for name, halves in results["search"].items():
         for half, fig in halves.items():
-            lines.append(f"  {name:20} {half:8} {fig['hit@1']:.3f}  {fig['hit@5']:.3f}  {fig['hit@10']:.3f}   "
+            lines.append(f"  {name:20} {half:13} {fig['hit@1']:.3f}  {fig['hit@5']:.3f}  {fig['hit@10']:.3f}   "
                          f"{fig['mrr']:.3f}")
     lines += ["", "bot's first reply      " + "  ".join(f"{k}" for k in (*OUTCOMES, "right_or_offered"))]
     for half, fig in results["bot"].items():

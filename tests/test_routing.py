@@ -258,3 +258,17 @@ def test_route_with_anger(ranking, scores, anger, want) -> None:  # type: ignore
 )
 def test_detect_language(text: str, language: str) -> None:
     assert detect_language(text) == language
+
+
+@pytest.mark.parametrize(
+    ("asking", "want"),
+    [
+        (False, ("out_of_scope", None, "everyday")),  # chatter: the bot says what it can help with
+        (True, ("nlu_fallback", None, "clarify")),  # 「壊れたスマホ、どこに捨てればいいですか」: asked back
+    ],
+)
+def test_a_message_that_asks_is_asked_back_from_a_lower_score(asking: bool, want: tuple) -> None:
+    th = RoutingThresholds(answer=0.6, clarify=0.2, everyday_override=0.3, question_override=0.25,
+                           everyday_answer=0.7)
+    routed = route([("out_of_scope", 0.8)], hits(0.27, 0.25), th, asking=asking)
+    assert (routed.name, routed.faq_id, routed.reason) == want

@@ -71,6 +71,10 @@ class RoutingThresholds:
             needs shared words.
         override_evidence: The same, for a message the classifier files as everyday text to
             count as an FAQ question (``everyday_override``).
+        question_override: ``everyday_override`` for a message that asks something
+            (:func:`bot.text.asking.asks_something`: 「壊れたスマホ、どこに捨てればいいですか」):
+            chatter rarely asks the reader anything, so a lower score is enough to ask back
+            with the closest entries. 1.01: no difference.
         everyday_answer: Least top score to *answer* a message the classifier files as
             everyday text; below it, such a message is at most asked back. 「ゲームのパスワード
             また忘れた」 matches the password entry well, but a chat about a game is not a
@@ -95,6 +99,7 @@ class RoutingThresholds:
     everyday_answer: float = 0.0
     report_clarify: float = 1.01
     unfinished_clarify: float = 0.0
+    question_override: float = 1.01
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,7 @@ def decide_from_search(hits: Sequence[Any], thresholds: RoutingThresholds,
 
 
 def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds: RoutingThresholds,
-          anger: Anger | None = None, unfinished: bool = False) -> RoutedIntent:
+          anger: Anger | None = None, unfinished: bool = False, asking: bool = False) -> RoutedIntent:
     """The final intent of a message.
 
     Args:
@@ -181,6 +186,7 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
         thresholds: The routing thresholds.
         anger: The message's anger score (none: not angry).
         unfinished: The text stops mid-sentence (:func:`bot.text.unfinished.is_unfinished`).
+        asking: The text asks something (:func:`bot.text.asking.asks_something`).
 
     Returns:
         The routed intent.
@@ -221,7 +227,9 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
             return RoutedIntent(COMPLAINT_INTENT, anger.score, None, "anger", handoff_reason="anger")
     if intent == FAQ_INTENT:
         return decide_from_search(hits, thresholds)
-    if (intent == OUT_OF_SCOPE_INTENT and first >= thresholds.everyday_override
+    override = min(thresholds.everyday_override, thresholds.question_override) if asking \
+        else thresholds.everyday_override
+    if (intent == OUT_OF_SCOPE_INTENT and first >= override
             and _evidence(hits) >= thresholds.override_evidence):
         routed = decide_from_search(hits, thresholds)
         if routed.name == FAQ_INTENT and first < thresholds.everyday_answer:
