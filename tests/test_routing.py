@@ -272,3 +272,16 @@ def test_a_message_that_asks_is_asked_back_from_a_lower_score(asking: bool, want
                            everyday_answer=0.7)
     routed = route([("out_of_scope", 0.8)], hits(0.27, 0.25), th, asking=asking)
     assert (routed.name, routed.faq_id, routed.reason) == want
+
+
+@pytest.mark.parametrize(
+    ("asking", "want"),
+    [
+        (False, ("request_human", None, "classifier")),  # 「誰か人に手伝ってほしい」: the person stands
+        (True, ("nlu_fallback", None, "names_topic")),  # 「通訳の人に手伝ってもらえますか」: asked back, with a person button
+    ],
+)
+def test_an_unsure_request_for_a_person_that_asks_is_asked_back(asking: bool, want: tuple) -> None:
+    th = RoutingThresholds(answer=0.6, answer_margin=0.05, clarify=0.3, human_sure=0.8)
+    routed = route([("request_human", 0.55), ("faq", 0.3)], hits(0.45, 0.4), th, asking=asking)
+    assert (routed.name, routed.faq_id, routed.reason) == want

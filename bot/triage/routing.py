@@ -63,7 +63,9 @@ class RoutingThresholds:
             (「お金返して、ほんとに何もしてもらえてない」).
         human_sure: From this ``request_human`` probability, the request for a person
             stands on its own. Below it, a message the search answers outright is a question
-            that mentions people (「窓口で手話通訳をお願いできますか」) and gets the answer.
+            that mentions people (「窓口で手話通訳をお願いできますか」) and gets the answer; one
+            that asks something (``asking``) and that the search can only ask back about is
+            asked back (the reply has a button for a person).
         answer_evidence: Least word evidence of the top entry (:attr:`SearchHit.evidence`,
             the share of the message's own words the entry contains) to answer; with less,
             the bot asks back. Readings and word vectors make text that only sounds or feels
@@ -213,7 +215,9 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
                     return replace(routed, reason="problem_report")
         if intent == HUMAN_INTENT and confidence < thresholds.human_sure and not anger.strong:
             routed = decide_from_search(hits, thresholds)
-            if routed.name == FAQ_INTENT:
+            # A question that mentions people (「通訳の人に手伝ってもらえますか」) the search can
+            # only ask back about: ask back; the clarify reply has a button for a person too.
+            if routed.name == FAQ_INTENT or (asking and routed.name == FALLBACK_INTENT):
                 return replace(routed, reason="names_topic")
         if intent == COMPLAINT_INTENT and anger.strong:
             # The editors' angry words decide the reason (and its apology), whichever step
