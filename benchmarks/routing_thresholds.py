@@ -187,6 +187,7 @@ GRID: dict[str, list[float]] = {
     "report_clarify": [0.4, 0.5, 0.6, 0.7, 1.01],
     "unfinished_clarify": [0.0, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95],
     "question_override": [0.2, 0.22, 0.25, 0.27, 1.01],
+    "angry_question": [0.4, 0.5, 0.6, 0.7, 1.01],
 }
 
 

@@ -285,3 +285,19 @@ def test_an_unsure_request_for_a_person_that_asks_is_asked_back(asking: bool, wa
     th = RoutingThresholds(answer=0.6, answer_margin=0.05, clarify=0.3, human_sure=0.8)
     routed = route([("request_human", 0.55), ("faq", 0.3)], hits(0.45, 0.4), th, asking=asking)
     assert (routed.name, routed.faq_id, routed.reason) == want
+
+
+@pytest.mark.parametrize(
+    ("asking", "top", "want"),
+    [
+        (True, 0.8, ("faq", "e0", "answer")),  # 「イライラする…パスワードの再設定ってどうやるんですか」
+        (False, 0.8, ("complaint", None, "anger")),  # 「パスワード再設定できない、イライラする」: a person
+        (True, 0.5, ("complaint", None, "anger")),  # the search is not sure enough: a person
+    ],
+)
+def test_an_angry_faq_question_the_search_answers_is_answered(asking: bool, top: float, want: tuple) -> None:
+    th = RoutingThresholds(answer=0.45, answer_margin=0.05, clarify=0.3, complaint_sure=0.9, problem_report=0.45,
+                           angry_question=0.6)
+    anger = Anger(score=0.8, rule_score=0.7, threshold=0.6)
+    routed = route([("faq", 0.6), ("complaint", 0.3)], hits(top, 0.2), th, anger, asking=asking)
+    assert (routed.name, routed.faq_id, routed.reason) == want

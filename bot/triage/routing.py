@@ -73,6 +73,11 @@ class RoutingThresholds:
             needs shared words.
         override_evidence: The same, for a message the classifier files as everyday text to
             count as an FAQ question (``everyday_override``).
+        angry_question: Least top search score to answer, rather than hand off, a message
+            with the editors' strong angry words that asks an FAQ question the search answers
+            outright (「何回やってもログインできなくてイライラする…パスワードの再設定ってどう
+            やるんですか」): the classifier reads a question, not a complaint, and the customer
+            wants the answer now; the answer has a button for a person. 1.01: off.
         question_override: ``everyday_override`` for a message that asks something
             (:func:`bot.text.asking.asks_something`: 「壊れたスマホ、どこに捨てればいいですか」):
             chatter rarely asks the reader anything, so a lower score is enough to ask back
@@ -102,6 +107,7 @@ class RoutingThresholds:
     report_clarify: float = 1.01
     unfinished_clarify: float = 0.0
     question_override: float = 1.01
+    angry_question: float = 1.01
 
 
 @dataclass(frozen=True)
@@ -227,7 +233,9 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
     if anger.score >= anger.threshold and about_us:
         calm_question = (intent == FAQ_INTENT and first >= thresholds.problem_report
                          and p_complaint < thresholds.complaint_sure)
-        if anger.strong or not calm_question:
+        frustrated_question = (calm_question and asking and first >= thresholds.angry_question
+                               and decide_from_search(hits, thresholds).name == FAQ_INTENT)
+        if (anger.strong and not frustrated_question) or not calm_question:
             return RoutedIntent(COMPLAINT_INTENT, anger.score, None, "anger", handoff_reason="anger")
     if intent == FAQ_INTENT:
         return decide_from_search(hits, thresholds)
