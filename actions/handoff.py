@@ -28,10 +28,12 @@ class ActionHandoff(Action):
     """File a ticket with the whole transcript and tell the customer a person takes over.
 
     The ticket is created once per handoff (idempotency key), so a retried action never
-    duplicates it. When the database is unreachable the packet waits in the local outbox
-    and a background thread delivers it as soon as the database is back. During staffed
-    hours the bot pauses (ConversationPaused) until the bot server resumes it when the
-    agent resolves the ticket or the customer stops waiting.
+    duplicates it, and a conversation has one open ticket: a later handoff (a resend after a
+    timeout, another action server) joins it and the reply names that ticket. When the
+    database is unreachable the packet waits in the local outbox and a background thread
+    delivers it as soon as the database is back. During staffed hours the bot pauses
+    (ConversationPaused) until the bot server resumes it when the agent resolves the ticket
+    or the customer stops waiting.
     """
 
     def __init__(self, queue: Optional[Queue] = None, outbox: Optional[Outbox] = None) -> None:

@@ -101,6 +101,7 @@ def record_sample(engine: Engine) -> None:
     r.customer("c00", "ポイントの有効期限は？", jst(30, 12, 1, month=4))
     r.bot("c00", "どちらのご質問ですか？", jst(30, 12, 1, month=4), "clarify", "faq_points", 0.3)
     r.handoff("c00", ["anger"], jst(30, 23, 59, month=4))
+    r.queue.resolve(r.queue.latest_for("c00").id)  # done before the next: an open one would take it in
     r.handoff("c00", ["anger"], jst(5, 0, 30))
 
     # ---- 5/1

@@ -61,7 +61,8 @@ def deliver(packet: HandoffPacket, queue: Optional[Queue], outbox: Outbox,
         try:
             outbox.drain(queue)  # earlier handoffs first, in order
             ticket, created = queue.enqueue(packet)
-            logger.info("handoff ticket %s (%s) for %s", ticket.id, "new" if created else "retry",
+            # Not new: a retry of this packet, or a later handoff joining the conversation's open ticket.
+            logger.info("handoff ticket %s (%s) for %s", ticket.id, "new" if created else "existing",
                         packet.conversation_id)
             return {"ticket_id": ticket.id, "queue_position": queue.position(ticket.id)}
         except SQLAlchemyError:

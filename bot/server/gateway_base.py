@@ -194,7 +194,10 @@ class GatewayBase:
         """Meet a ticket that just arrived with the conversation's pending mark (caller holds the lock).
 
         The mark's own ticket takes it: the messages kept meanwhile are copied into it, or, if
-        the customer stopped waiting, it is cancelled. A staffed ticket that meets a mark still
+        the customer stopped waiting, it is cancelled. A ticket the mark's handoff joined (an
+        open ticket of the conversation, :meth:`bot.store.queue.Queue.enqueue`) is its own too,
+        also when it joins while this ticket is being cancelled as another's
+        (:meth:`bot.store.queue.Queue.cancel_unless_joined`). A staffed ticket that meets a mark still
         waiting for *another* handoff is cancelled and the mark stays: while a mark waits, the
         customer's messages never reach Rasa, so no later handoff exists; this ticket is an
         earlier one's, which the customer cancelled while its packet was still in the outbox
@@ -206,15 +209,27 @@ class GatewayBase:
         """
         key = ticket.idempotency_key
         pending = await self._db(self._stores.pending.get, ticket.conversation_id)
-        if pending is None or (pending.cancelled and not pending.is_for(key)):
+        if pending is None:
             return ticket, False
-        if pending.is_for(key):
-            # Taken once: of several bot servers (or a retried announcement) one copies the messages.
-            pending = await self._db(self._stores.pending.take, ticket.conversation_id, key)
-            if pending is None:
+        if not pending.is_for(key) and await self._db(self._stores.queue.holds, ticket.id, pending.handoff_key):
+            key = pending.handoff_key  # the mark's handoff joined this ticket (Queue.enqueue)
+        if not pending.is_for(key):
+            if pending.cancelled or ticket.status != "waiting" or ticket.offline:
                 return ticket, False
-            if not pending.cancelled:
-                return await self._absorb_pending(ticket, pending), True
+            try:
+                # Unless the mark's handoff joins it this instant (decided under the conversation's lock).
+                cancelled = await self._db(self._stores.queue.cancel_unless_joined, ticket.id, pending.handoff_key)
+            except QueueError:  # claimed or resolved this instant (another server)
+                return ticket, False
+            if cancelled is not None:
+                return cancelled, False
+            key = pending.handoff_key
+        # Taken once: of several bot servers (or a retried announcement) one copies the messages.
+        pending = await self._db(self._stores.pending.take, ticket.conversation_id, key)
+        if pending is None:
+            return ticket, False
+        if not pending.cancelled:
+            return await self._absorb_pending(ticket, pending), True
         if ticket.status == "waiting" and not ticket.offline:
             try:
                 ticket = await self._db(self._stores.queue.resolve, ticket.id, "cancelled")

@@ -378,7 +378,8 @@ class CustomerSide(GatewayBase):
         if held is None or await self._db(self._stores.pending.get, conversation_id) is not None:
             return False
         latest = await self._db(self._stores.queue.latest_for, conversation_id)
-        arrived = latest if latest is not None and latest.idempotency_key == held.key else None
+        arrived = latest if latest is not None and await self._db(self._stores.queue.holds, latest.id, held.key) \
+            else None  # its own key, or the handoff joined the conversation's open ticket (Queue.enqueue)
         if arrived is not None and arrived.status == "resolved":
             return False
         recent = [m for m in await self._db(self._stores.chat_log.history, conversation_id, 5)

@@ -30,7 +30,8 @@ class Ticket(Base):
     """One handoff of one conversation to a person.
 
     ``idempotency_key`` is unique: a retried handoff (action server retry, outbox replay)
-    finds the ticket it already created instead of making a second one.
+    finds the ticket it already created instead of making a second one. A later handoff of the
+    conversation while this ticket is open joins it (its key kept in ``handoff_keys``).
     """
 
     __tablename__ = "tickets"
@@ -81,6 +82,9 @@ class Ticket(Base):
     # Retention (bot/store/retention.py, migration 0012): when the transcript, summary and
     # customer details were removed; the row stays for the analytics counts.
     redacted_at = Column(DateTime(timezone=True))
+    # One open ticket per conversation and kind (Queue.enqueue, migration 0013): the idempotency
+    # keys of later handoffs of the conversation that joined this ticket instead of opening another.
+    handoff_keys = Column(JSON)
 
     # (position, id): two entries written at the same moment on SQLite may share a position.
     entries = relationship("TranscriptEntry", back_populates="ticket",

@@ -8,7 +8,8 @@ Nothing here loads more than a page: lists and transcripts are paged, a queue po
 is one COUNT, and appending to a transcript reads only the ticket's row (its
 ``entry_count``), so a long conversation costs the same per message as a short one.
 Limits (:class:`bot.settings.Limits`) bound the open tickets of one customer and the
-entries of one ticket.
+entries of one ticket. (A handoff joining a conversation's open ticket, rare, reads that
+ticket's customer and bot entries, at most ``Limits.ticket_entries``, to skip the ones it holds.)
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from bot import wording
 from bot.settings import Limits
-from bot.store.models import RESOLUTION_LIMITED, Conversation, Ticket, TranscriptEntry, utcnow
+from bot.store.models import RESOLUTION_LIMITED, Conversation, Ticket, TranscriptEntry, as_utc, utcnow
 from bot.store.ticket_events import record_event
 from bot.store.webhooks import WebhookOutbox, ticket_snapshot
 from bot.text.masking import mask_sensitive
@@ -31,6 +32,9 @@ from bot.text.masking import mask_sensitive
 # Senders whose entries stop at Limits.ticket_entries; agents' replies, notes and system
 # entries are always added (an agent can still answer and close a full ticket).
 LIMITED_SENDERS = ("customer", "bot")
+# First key of the advisory locks that keep one conversation's handoffs apart (PostgreSQL;
+# the second is the conversation's hash): any number no other advisory lock here uses.
+ENQUEUE_LOCK_SPACE = 0x4B12
 
 
 class QueueError(ValueError):
@@ -118,6 +122,17 @@ def ahead_of(ticket: Ticket) -> Any:
                         and_(Ticket.created_at == ticket.created_at, Ticket.id < ticket.id))))
 
 
+def _turn_time(turn: NewTurn) -> dt.datetime:
+    """When the turn was said (now, for a turn without a time)."""
+    return dt.datetime.fromtimestamp(turn.at, dt.timezone.utc) if turn.at else utcnow()
+
+
+def _entry(turn: NewTurn, position: int, ticket_id: int | None = None) -> TranscriptEntry:
+    """The transcript entry of a packet's turn (masked)."""
+    return TranscriptEntry(ticket_id=ticket_id, position=position, sender=turn.sender, text=mask_sensitive(turn.text),
+                           intent=turn.intent, confidence=turn.confidence, at=_turn_time(turn))
+
+
 def _not_found(ticket_id: int) -> QueueError:
     return QueueError(wording.STORE_AGENT_TEXT["not_found"].format(ticket_id=ticket_id), status=404)
 
@@ -145,25 +160,90 @@ class Queue:
         self.webhooks = webhooks if webhooks is not None else WebhookOutbox.from_settings()
 
     def enqueue(self, packet: NewTicket) -> tuple[Ticket, bool]:
-        """Create the ticket for ``packet`` once.
+        """Create the ticket for ``packet`` once; a conversation has one open ticket of a kind.
+
+        A packet whose conversation already has an open (unresolved) ticket of its kind
+        (staffed or offline) joins that ticket instead of opening another: the transcript
+        turns the ticket does not hold yet are appended and its key is kept with the ticket.
+        So a resend while the first packet still waited in the action server's outbox, or two
+        action servers handing off one conversation at once, make one ticket (issue #12).
+        The conversation's handoffs are decided one at a time (:meth:`_lock_conversation`).
 
         A customer who already has :attr:`Limits.open_tickets_per_customer` unresolved
         tickets (this conversation, and the conversations started from the same address)
         gets a ticket that is resolved at once with resolution ``limited``: it never
-        reaches the consoles, and the bot server tells the customer why.
+        reaches the consoles, and the bot server tells the customer why. A packet that
+        joins an open ticket opens none and is never refused.
 
         Returns:
-            The ticket and whether it was created now (``False``: a retry of a known key).
+            The ticket and whether it was created now (``False``: a retry of a known key,
+            or a packet that joined the conversation's open ticket).
 
         Raises:
             IntegrityError: The database refused the ticket for another reason than its
                 key (a retry cannot help).
         """
-        limited = False
-        if self.limits.open_tickets_per_customer:
+        try:
+            with self._sessions() as session, session.begin():
+                self._lock_conversation(session, packet.conversation_id)
+                ticket_id = self._holder(session, packet.conversation_id, packet.idempotency_key)
+                created = ticket_id is None
+                if created:
+                    ticket_id = session.execute(select(Ticket.id).where(
+                        Ticket.conversation_id == packet.conversation_id, Ticket.status != "resolved",
+                        Ticket.offline.is_(bool(packet.offline))).order_by(Ticket.id.desc()).limit(1)).scalar()
+                    created = ticket_id is None
+                    if ticket_id is not None:
+                        self._join(session, ticket_id, packet)
+                    else:
+                        ticket_id = self._insert(session, packet)
+        except IntegrityError:
             with self._sessions() as session:
-                limited = self._open_for_customer(session, packet.conversation_id) \
-                    >= self.limits.open_tickets_per_customer
+                ticket_id = self._holder(session, packet.conversation_id, packet.idempotency_key)
+            if ticket_id is None:
+                # Not a repeated key but another constraint (e.g. a missing value): the
+                # caller must see the real reason, not "no ticket with this key".
+                raise
+            created = False
+        return self.get(ticket_id), created
+
+    @staticmethod
+    def _lock_conversation(session: Session, conversation_id: str) -> None:
+        """Hold the conversation's handoffs back until this transaction ends (first in it).
+
+        PostgreSQL: a transaction-level advisory lock on the conversation. SQLite: a write to
+        the conversation's open tickets (none may match) takes the database's write lock; it
+        must come first, so what follows reads what the last writer committed.
+        """
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:space, hashtext(:conversation))"),
+                            {"space": ENQUEUE_LOCK_SPACE, "conversation": conversation_id})
+        else:
+            session.execute(update(Ticket).where(Ticket.conversation_id == conversation_id,
+                                                 Ticket.status != "resolved")
+                            .values(entry_count=Ticket.entry_count).execution_options(synchronize_session=False))
+
+    @staticmethod
+    def _holder(session: Session, conversation_id: str, key: str) -> int | None:
+        """The ticket holding the handoff ``key``: its own, or joined into it (one of the conversation's few)."""
+        own = session.execute(select(Ticket.id).where(Ticket.idempotency_key == key)).scalar()
+        if own is not None:
+            return int(own)
+        joined = session.execute(select(Ticket.id, Ticket.handoff_keys).where(
+            Ticket.conversation_id == conversation_id, Ticket.handoff_keys.is_not(None)))
+        return next((int(ticket_id) for ticket_id, keys in joined if key in (keys or [])), None)
+
+    def holds(self, ticket_id: int, key: str) -> bool:
+        """Whether the ticket is the one of the handoff ``key`` (its own, or a handoff that joined it)."""
+        with self._sessions() as session:
+            row = session.execute(select(Ticket.idempotency_key, Ticket.handoff_keys)
+                                  .where(Ticket.id == ticket_id)).first()
+            return row is not None and (row.idempotency_key == key or key in (row.handoff_keys or []))
+
+    def _insert(self, session: Session, packet: NewTicket) -> int:
+        """Add the new ticket of ``packet`` (``limited`` beyond the open-ticket limit); its id."""
+        limited = bool(self.limits.open_tickets_per_customer) and \
+            self._open_for_customer(session, packet.conversation_id) >= self.limits.open_tickets_per_customer
         now = utcnow()
         ticket = Ticket(
             idempotency_key=packet.idempotency_key,
@@ -174,33 +254,47 @@ class Queue:
             summary=mask_sensitive(packet.summary),
             customer={k: mask_sensitive(str(v)) for k, v in packet.customer.items()},
             offline=packet.offline,
-            entries=[TranscriptEntry(position=i, sender=t.sender, text=mask_sensitive(t.text), intent=t.intent,
-                                     confidence=t.confidence,
-                                     at=dt.datetime.fromtimestamp(t.at, dt.timezone.utc) if t.at else utcnow())
-                     for i, t in enumerate(packet.transcript)],
+            entries=[_entry(turn, i) for i, turn in enumerate(packet.transcript)],
             entry_count=len(packet.transcript),
             **({"status": "resolved", "resolution": RESOLUTION_LIMITED, "resolved_at": now, "announced_at": now}
                if limited else {}),
         )
-        with self._sessions() as session:
-            session.add(ticket)
-            try:
-                if not limited and self.webhooks.routes.get("ticket.created"):
-                    session.flush()  # the ticket's id, for its event (same transaction)
-                    self.webhooks.record(session, ticket.id, "ticket.created", ticket_snapshot(ticket))
-                session.commit()
-                return self._load(session, ticket.id), True
-            except IntegrityError as exc:
-                session.rollback()
-                refused = exc
-        with self._sessions() as session:
-            existing = session.execute(select(Ticket.id).where(
-                Ticket.idempotency_key == packet.idempotency_key)).scalar()
-            if existing is None:
-                # Not a repeated key but another constraint (e.g. a missing value): the
-                # caller must see the real reason, not "no ticket with this key".
-                raise refused
-            return self._load(session, existing), False
+        session.add(ticket)
+        session.flush()  # the ticket's id
+        if not limited and self.webhooks.routes.get("ticket.created"):
+            self.webhooks.record(session, ticket.id, "ticket.created", ticket_snapshot(ticket))
+        return int(ticket.id)
+
+    def _join(self, session: Session, ticket_id: int, packet: NewTicket) -> None:
+        """Fold ``packet`` into the conversation's open ticket (caller holds the conversation's lock).
+
+        The turns the ticket holds already (the conversation's common history: same sender,
+        text and time) are skipped, the others appended, up to :attr:`Limits.ticket_entries`
+        customer and bot entries. The ticket takes the packet's reasons and the higher priority.
+        """
+        ticket = self._locked(session, ticket_id)  # the gateway appends to it meanwhile
+        held: dict[tuple[str, str], set[dt.datetime]] = {}
+        for sender, text_, at in session.execute(select(TranscriptEntry.sender, TranscriptEntry.text,
+                                                        TranscriptEntry.at)
+                                                 .where(TranscriptEntry.ticket_id == ticket_id,
+                                                        TranscriptEntry.sender.in_(LIMITED_SENDERS))):
+            held.setdefault((sender, text_), set()).add(as_utc(at))
+        new = []
+        for turn in packet.transcript:
+            times = held.get((turn.sender, mask_sensitive(turn.text)))
+            # A turn without a time is known by its text only.
+            if times is None or (turn.at is not None and _turn_time(turn) not in times):
+                new.append(turn)
+        if self.limits.ticket_entries:
+            new = new[:max(0, self.limits.ticket_entries - ticket.entry_count)]
+        for offset, turn in enumerate(new):
+            session.add(_entry(turn, ticket.entry_count + offset, ticket_id))
+        ticket.entry_count = ticket.entry_count + len(new)
+        if any(turn.sender == "customer" for turn in new) and ticket.awaiting_reply_since is None:
+            ticket.awaiting_reply_since = utcnow()
+        ticket.reasons = list(dict.fromkeys([*(ticket.reasons or []), *packet.reasons]))
+        ticket.priority = min(int(ticket.priority), packet.priority)
+        ticket.handoff_keys = [*(ticket.handoff_keys or []), packet.idempotency_key]
 
     @staticmethod
     def _open_for_customer(session: Session, conversation_id: str) -> int:
@@ -487,24 +581,48 @@ class Queue:
                 ticket; 403 claimed by another agent.
         """
         with self._sessions() as session, session.begin():
-            ticket = self._locked(session, ticket_id)
-            if ticket.status == "resolved":
-                raise QueueError(wording.STORE_AGENT_TEXT["already_resolved"].format(ticket_id=ticket_id))
-            if resolution == "cancelled" and ticket.status != "waiting":
-                raise QueueError("担当者がすでに対応を始めています。")
-            conditions: list[Any] = []
-            if agent is not None:
-                if ticket.status == "claimed" and ticket.claimed_by != agent:
-                    raise QueueError(wording.STORE_AGENT_TEXT["claimed_by_other"].format(
-                        ticket_id=ticket_id, name=ticket.claimed_by), status=403)
-                conditions.append(or_(Ticket.status == "waiting", Ticket.claimed_by == agent))
-            expected = ("waiting",) if resolution == "cancelled" else ("waiting", "claimed")
-            now = utcnow()
-            self._transition(session, ticket_id, expected, *conditions, status="resolved", resolved_at=now,
-                             resolution=resolution, resolved_by=agent)
-            self.webhooks.record(session, ticket_id, "ticket.resolved", ticket_snapshot(
-                ticket, status="resolved", resolved_at=now, resolution=resolution, resolved_by=agent))
-            record_event(session, ticket_id, "cancelled" if resolution == "cancelled" else "resolved", agent, at=now)
+            self._resolve(session, ticket_id, resolution, agent)
+        return self.get(ticket_id, with_entries=False)
+
+    def _resolve(self, session: Session, ticket_id: int, resolution: str, agent: str | None) -> None:
+        """:meth:`resolve` inside the caller's transaction."""
+        ticket = self._locked(session, ticket_id)
+        if ticket.status == "resolved":
+            raise QueueError(wording.STORE_AGENT_TEXT["already_resolved"].format(ticket_id=ticket_id))
+        if resolution == "cancelled" and ticket.status != "waiting":
+            raise QueueError("担当者がすでに対応を始めています。")
+        conditions: list[Any] = []
+        if agent is not None:
+            if ticket.status == "claimed" and ticket.claimed_by != agent:
+                raise QueueError(wording.STORE_AGENT_TEXT["claimed_by_other"].format(
+                    ticket_id=ticket_id, name=ticket.claimed_by), status=403)
+            conditions.append(or_(Ticket.status == "waiting", Ticket.claimed_by == agent))
+        expected = ("waiting",) if resolution == "cancelled" else ("waiting", "claimed")
+        now = utcnow()
+        self._transition(session, ticket_id, expected, *conditions, status="resolved", resolved_at=now,
+                         resolution=resolution, resolved_by=agent)
+        self.webhooks.record(session, ticket_id, "ticket.resolved", ticket_snapshot(
+            ticket, status="resolved", resolved_at=now, resolution=resolution, resolved_by=agent))
+        record_event(session, ticket_id, "cancelled" if resolution == "cancelled" else "resolved", agent, at=now)
+
+    def cancel_unless_joined(self, ticket_id: int, key: str) -> Ticket | None:
+        """Cancel a waiting ticket (as :meth:`resolve`) unless the handoff ``key`` has joined it.
+
+        Decided under the conversation's lock (:meth:`enqueue`): that handoff's packet, arriving
+        this instant, either joined the ticket first (``None``: nothing is changed, the ticket
+        is that handoff's) or finds it cancelled and opens its own.
+
+        Raises:
+            QueueError: As :meth:`resolve` with ``cancelled``.
+        """
+        with self._sessions() as session, session.begin():
+            conversation_id = session.execute(select(Ticket.conversation_id).where(Ticket.id == ticket_id)).scalar()
+            if conversation_id is None:
+                raise _not_found(ticket_id)
+            self._lock_conversation(session, conversation_id)
+            if self._holder(session, conversation_id, key) == ticket_id:
+                return None
+            self._resolve(session, ticket_id, "cancelled", None)
         return self.get(ticket_id, with_entries=False)
 
     def take_over(self, ticket_id: int, agent: str, record: str, author: str | None = None,
