@@ -11,7 +11,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser nginx build validate check-generated train run run-scaled ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-queue bench-sessions bench-handoff bench-webhooks bench-desk bench-line clean
+.PHONY: help setup browser nginx build validate check-generated train run run-scaled ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-queue bench-sessions bench-handoff bench-webhooks bench-desk bench-line bench-soak clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -135,6 +135,9 @@ bench-desk: setup ## 20 agents with a cap of 3, 200 customers in 60 s (PostgreSQ
 
 bench-webhooks: train ## bench-handoff (SQLite) without and with a webhook receiver answering in 2 s: latency ratio, every event delivered in order
 	$(BIN)/python -m benchmarks.webhook_load --rounds 3
+
+bench-soak: train ## 20 minutes of 20 customers on the scaled stack: memory of every process stays flat
+	$(BIN)/python -m benchmarks.soak --minutes 20
 
 clean: ## Remove models, results and caches (keeps .venv)
 	rm -rf models results .rasa .pytest_cache
