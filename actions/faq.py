@@ -12,8 +12,8 @@ from actions.handoff import HandoffDesk
 from bot.dialogue.decisions import faq_id_of, ranked_faq_ids, reply_for
 from bot.dialogue.replies import not_helpful_reply, suggestions_from_ids
 from bot.dialogue.routes import ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_HANDOFF as ACTION_HANDOFF_NAME
-from bot.dialogue.routes import (ACTION_LANGUAGE_NOTICE, ACTION_NOT_HELPFUL, ACTION_OFFER_HUMAN, ACTION_PREAMBLE,
-                                 INTENT_FAQ, INTENT_NOT_HELPFUL)
+from bot.dialogue.routes import (ACTION_LANGUAGE_NOTICE, ACTION_NOT_HELPFUL, ACTION_OFFER_HUMAN, ACTION_OUT_OF_SCOPE,
+                                 ACTION_PREAMBLE, INTENT_FAQ, INTENT_NOT_HELPFUL)
 from bot.handoff.outbox import Outbox
 from bot.knowledge.live import LiveKnowledge
 from bot.store.queue import Queue
@@ -57,6 +57,12 @@ class ActionOfferHuman(_KnowledgeAction):
     """The customer gives up (「もういいです」): apologise and offer a person (reason ``unresolved``)."""
 
     action_name = ACTION_OFFER_HUMAN
+
+
+class ActionOutOfScope(_KnowledgeAction):
+    """Outside what the chat answers: the knowledge base's main topics as buttons, and a person."""
+
+    action_name = ACTION_OUT_OF_SCOPE
 
 
 class ActionLanguageNotice(_KnowledgeAction):

@@ -90,6 +90,10 @@ NO_WORDS_TEXT = ("メッセージが空か、記号だけのようです。お�
 HUMAN_BUTTON_TITLE = "担当者と話したい"
 HUMAN_AFTER_MISS_BUTTON_TITLE = "担当者と話す"
 PREAMBLE_TEXT = "はい、どうぞ。ご質問をお書きください。よくあるご質問はこちらです。"
+# Out of scope: what the chat covers is shown as the knowledge base's main topics (buttons),
+# so a city that imports its own FAQ sheet is never told about another service's topics.
+OUT_OF_SCOPE_TEXT = ("申し訳ございません。そのご質問には、このAIチャットではお答えできかねます。"
+                     "よくあるご質問はこちらです。担当者へのご相談をご希望の場合は「担当者と話したい」を押してください。")
 OFFER_HUMAN_TEXT = ("お役に立てず申し訳ございません。担当者がご相談をお受けします。"
                     "ご希望でしたら「担当者と話す」を押してください。別のご質問もお書きいただけます。")
 OFFER_HUMAN_OFFLINE_TEXT = ("お役に立てず申し訳ございません。ただいま担当者の受付時間外です。"
@@ -143,10 +147,6 @@ DOMAIN_RESPONSES = {
     "utter_affirm": "かしこまりました。ご質問の内容をお書きください。",
     "utter_deny": "かしこまりました。ほかにお手伝いできることがあれば、ご質問の内容をお書きください。",
     "utter_iamabot": "私はみらいメンバーズのAIチャットです。担当者との会話をご希望の場合は「担当者と話したい」とお書きください。",
-    "utter_out_of_scope": "申し訳ございません。そのご質問には、このAIチャットではお答えできかねます。"
-                          "会員情報の変更（住所・電話番号・メールアドレスなど）、料金やお支払い、請求書、解約、"
-                          "お問い合わせの状況についてご案内しております。担当者へのご相談をご希望の場合は"
-                          "「担当者と話したい」とお書きください。",
     "utter_restart": "会話を最初からやり直します。ご質問をどうぞ。",
     "utter_back": "ひとつ前の状態に戻しました。ご質問をどうぞ。",
     "utter_default": "申し訳ございません。ご質問の内容をうまく読み取れませんでした。"

@@ -319,3 +319,21 @@ def test_not_that_offers_the_other_candidates_of_the_last_question(make_tracker)
                                              "faq_ranking": ranking}})
     (message,), _ = run(ActionNotHelpful(KNOWLEDGE), tracker)
     assert message["custom"]["suggestions"][:2] == ["change-phone", "change-name"]
+
+
+def test_out_of_scope_shows_the_topics_of_the_knowledge_it_runs_on(make_tracker, tmp_path: Path) -> None:
+    """The demo's topics on the demo; a city's own topics once its sheet is imported (never the demo's)."""
+    from actions.faq import ActionOutOfScope
+    from benchmarks.kb_city import import_city
+
+    (demo,), _ = run(ActionOutOfScope(KNOWLEDGE), make_tracker("今日の天気は？", "out_of_scope"))
+    assert demo["text"].startswith("申し訳ございません。") and demo["custom"]["route"] == "out_of_scope"
+    kb = KNOWLEDGE.get()
+    assert [kb.get(i).category for i in demo["custom"]["suggestions"]] == list(dict.fromkeys(
+        e.category for e in kb.entries))
+    assert demo["buttons"][-1]["payload"] == "/request_human"  # a person, one click away
+
+    import_city(tmp_path / "city")
+    (city,), _ = run(ActionOutOfScope(LiveKnowledge(tmp_path / "city")), make_tracker("今日の天気は？", "out_of_scope"))
+    assert city["custom"]["suggestions"] and all(i.startswith("city-") for i in city["custom"]["suggestions"])
+    assert "会員" not in city["text"] and "みらい" not in city["text"]

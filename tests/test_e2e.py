@@ -208,7 +208,7 @@ def test_no_or_goodbye_right_after_a_miss_offers_a_person(stack: BotStack, miss:
     is giving up: a person is offered."""
     sender = uuid.uuid4().hex
     say(stack, miss, sender)
-    assert last_bot_action(stack, sender) in ("utter_out_of_scope", "action_clarify")
+    assert last_bot_action(stack, sender) in ("action_out_of_scope", "action_clarify")
     messages = say(stack, reply, sender)
     assert last_bot_action(stack, sender) == "action_offer_human"
     (custom,) = [m["custom"] for m in messages if "custom" in m]

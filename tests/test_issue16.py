@@ -77,11 +77,11 @@ def case_4_failures_apologise_and_give_a_way_forward() -> None:
 
 
 def case_5_out_of_scope_and_fallback_lead_somewhere() -> None:
-    texts = [DOMAIN["utter_out_of_scope"], DOMAIN["utter_default"], wording.CLARIFY_TEXT]
+    texts = [wording.OUT_OF_SCOPE_TEXT, DOMAIN["utter_default"], wording.CLARIFY_TEXT]
     for text in texts:
         for dead_end in ("そのご質問にはお答えできません。", "確かめさせてください", "言い換えていただく"):
             assert dead_end not in text
-    assert "「担当者と話したい」" in DOMAIN["utter_out_of_scope"] and "「担当者と話したい」" in DOMAIN["utter_default"]
+    assert "「担当者と話したい」" in wording.OUT_OF_SCOPE_TEXT and "「担当者と話したい」" in DOMAIN["utter_default"]
 
 
 def case_6_register_does_not_slip() -> None:

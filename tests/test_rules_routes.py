@@ -35,7 +35,7 @@ def _rules() -> dict[str, str]:
 def test_after_a_miss_no_or_goodbye_offers_a_person() -> None:
     """「いいえ」/「じゃあいいです」 right after out of scope or asking back is giving up."""
     context = {(r["steps"][0]["action"], r["steps"][1]["intent"]): r["steps"][2]["action"] for r in _context_rules()}
-    for miss in ("utter_out_of_scope", "action_clarify"):
+    for miss in ("action_out_of_scope", "action_clarify"):
         for reply in ("deny", "goodbye"):
             assert context[(miss, reply)] == "action_offer_human", (miss, reply)
     # Without a miss before them, they keep their own replies.

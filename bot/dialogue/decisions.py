@@ -15,6 +15,7 @@ from bot.dialogue.replies import (
     language_reply,
     not_helpful_reply,
     offer_human_reply,
+    out_of_scope_reply,
     preamble_reply,
     staffed_handoff_reply,
     suggestions_from_ids,
@@ -27,6 +28,7 @@ from bot.dialogue.routes import (
     ACTION_LANGUAGE_NOTICE,
     ACTION_NOT_HELPFUL,
     ACTION_OFFER_HUMAN,
+    ACTION_OUT_OF_SCOPE,
     ACTION_PREAMBLE,
     HANDOFF_REASON_OF_INTENT,
     INTENT_FAQ,
@@ -105,6 +107,8 @@ def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase,
         reply = preamble_reply(kb)
     elif action == ACTION_OFFER_HUMAN:
         reply = offer_human_reply(hours)
+    elif action == ACTION_OUT_OF_SCOPE:
+        reply = out_of_scope_reply(kb)
     elif action == ACTION_NOT_HELPFUL:
         # First turn only (`bot ask`); in a conversation the action also leaves out the
         # answers already given (actions/faq.py).

@@ -160,6 +160,13 @@ def preamble_reply(kb: KnowledgeBase) -> Reply:
                  {"route": Route.CLARIFY.value, "suggestions": [e.id for e in topics]})
 
 
+def out_of_scope_reply(kb: KnowledgeBase) -> Reply:
+    """Outside what the chat answers: say so, with the knowledge base's main topics and a person."""
+    topics = main_topics(kb, PREAMBLE_TOPICS)
+    return Reply(wording.OUT_OF_SCOPE_TEXT, [faq_button(e) for e in topics] + [HUMAN_BUTTON],
+                 {"route": Route.OUT_OF_SCOPE.value, "suggestions": [e.id for e in topics]})
+
+
 def offer_human_reply(hours: StaffedHours | None, now: datetime | None = None) -> Reply:
     """The customer gives up: apologise and offer a person (a contact form outside hours)."""
     now = now or japan_now()

@@ -28,6 +28,7 @@ ACTION_NOT_HELPFUL = "action_not_helpful"
 ACTION_PREAMBLE = "action_preamble"
 ACTION_OFFER_HUMAN = "action_offer_human"
 ACTION_LANGUAGE_NOTICE = "action_language_notice"
+ACTION_OUT_OF_SCOPE = "action_out_of_scope"
 INTENT_FAQ = "faq"
 # Sent by the widget's 「いいえ」 button under an FAQ answer (no NLU examples: button only).
 INTENT_NOT_HELPFUL = "answer_not_helpful"
@@ -44,6 +45,7 @@ ROUTE_OF_ACTION: dict[str, Route] = {
     ACTION_PREAMBLE: Route.CLARIFY,
     ACTION_OFFER_HUMAN: Route.OFFER_HUMAN,
     ACTION_LANGUAGE_NOTICE: Route.OFFER_HUMAN,
+    ACTION_OUT_OF_SCOPE: Route.OUT_OF_SCOPE,
     "action_default_fallback": Route.CLARIFY,
     "utter_greet": Route.SMALLTALK,
     "utter_goodbye": Route.SMALLTALK,
@@ -51,7 +53,6 @@ ROUTE_OF_ACTION: dict[str, Route] = {
     "utter_affirm": Route.SMALLTALK,
     "utter_deny": Route.SMALLTALK,
     "utter_iamabot": Route.SMALLTALK,
-    "utter_out_of_scope": Route.OUT_OF_SCOPE,
     # Rasa's built-in actions, reachable when a message is a "/command" (e.g. "/restart").
     "action_restart": Route.SMALLTALK,
     "action_back": Route.SMALLTALK,
@@ -74,7 +75,7 @@ ACTION_OF_INTENT: dict[str, str] = {
     "affirm": "utter_affirm",
     "deny": "utter_deny",
     "bot_challenge": "utter_iamabot",
-    "out_of_scope": "utter_out_of_scope",
+    "out_of_scope": ACTION_OUT_OF_SCOPE,
     "nlu_fallback": ACTION_CLARIFY,
     "request_human": ACTION_HANDOFF,
     "complaint": ACTION_HANDOFF,
