@@ -210,6 +210,27 @@ def throwaway_database(prefix: str) -> Iterator[str]:
         yield url
 
 
+@contextlib.contextmanager
+def scaled_stack(model: Path, name: str, replicas: int = 2) -> Iterator[ScaledStack]:
+    """The stack of ``make run-scaled`` with ``replicas`` replicas, on a throw-away PostgreSQL
+    database and this machine's Redis, started; stopped and its database dropped afterwards.
+
+    Args:
+        model: The model every Rasa server loads.
+        name: Names the run's database (``bench_NAME``) and log folder (``bench-NAME-``).
+        replicas: How many bot, Rasa and action servers (1 or 2).
+    """
+    with throwaway_database(f"bench_{name}") as database_url:
+        folder = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        nodes = [Replica(i, free_port(), free_port(), free_port()) for i in range(1, replicas + 1)]
+        env = {"DATABASE_URL": database_url, "BOT_EVENTS_URL": REDIS_URL,
+               "BOT_LIMIT_SESSIONS_PER_HOUR": "0"}  # every simulated customer comes from 127.0.0.1
+        started = time.monotonic()
+        with ScaledStack(model=model, replicas=nodes, nginx_port=free_port(), folder=folder, env=env) as stack:
+            print(f"started in {time.monotonic() - started:.0f} s; logs: {stack.logs}", flush=True)
+            yield stack
+
+
 def save_result(name: str, result: Any) -> Path:
     """Write ``result`` to ``results/NAME`` (JSON); the path."""
     out = PROJECT_ROOT / "results" / name
@@ -226,15 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turn-timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     sizes = args.customers or [50]
-    with throwaway_database("bench_conv") as database_url:
-        folder = Path(tempfile.mkdtemp(prefix="bench-conversations-"))
-        replicas = [Replica(i, free_port(), free_port(), free_port()) for i in (1, 2)]
-        env = {"DATABASE_URL": database_url, "BOT_EVENTS_URL": REDIS_URL,
-               "BOT_LIMIT_SESSIONS_PER_HOUR": "0"}  # every simulated customer comes from 127.0.0.1
-        started = time.monotonic()
-        with ScaledStack(model=args.model, replicas=replicas, nginx_port=free_port(), folder=folder, env=env) as stack:
-            print(f"started in {time.monotonic() - started:.0f} s; logs: {stack.logs}", flush=True)
-            result = measure(stack, sizes, args.turn_timeout)
+    with scaled_stack(args.model, "conv") as stack:
+        result = measure(stack, sizes, args.turn_timeout)
     out = save_result("conversation_load.json", result)
     print(table(result))
     print(f"\n{out}")

@@ -30,7 +30,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -38,10 +37,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.conversation_load import (PROJECT_ROOT, REDIS_URL, crowd, kept, percentile, rest_crowd,  # noqa: E402
-                                          save_result, throwaway_database, widget_customer)
-from bot.launcher import free_port  # noqa: E402
-from deploy.run_scaled import Replica, ScaledStack  # noqa: E402
+from benchmarks.conversation_load import (PROJECT_ROOT, crowd, kept, percentile, rest_crowd,  # noqa: E402
+                                          save_result, scaled_stack, widget_customer)
+from deploy.run_scaled import ScaledStack  # noqa: E402
 
 # py-spy frames are grouped by the first of these found in the stack, innermost first.
 SAMPLE_GROUPS = [
@@ -181,19 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = args.customers or [50]
     results = []
-    with throwaway_database("bench_prof") as database_url:
-        folder = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-        env = {"DATABASE_URL": database_url, "BOT_EVENTS_URL": REDIS_URL, "BOT_LIMIT_SESSIONS_PER_HOUR": "0"}
-        replicas = [Replica(1, free_port(), free_port(), free_port())]
-        with ScaledStack(model=args.model, replicas=replicas, nginx_port=free_port(), folder=folder, env=env) as stack:
-            profiled = Profiled(stack, folder / "spans.json")
-            asyncio.run(rest_crowd(profiled.replica.rasa_url, 4, args.turn_timeout))  # warm up, unmeasured
-            base = f"http://127.0.0.1:{profiled.replica.server_port}"
-            asyncio.run(crowd(8, lambda i: widget_customer(base, i, args.turn_timeout)))
-            for size in sizes:
-                sampled = args.py_spy if size == max(sizes) else None
-                results.append(profiled.run(size, args.turn_timeout, sampled))
-                print(json.dumps(results[-1], ensure_ascii=False, indent=1), flush=True)
+    with scaled_stack(args.model, "prof", replicas=1) as stack:
+        profiled = Profiled(stack, stack.folder / "spans.json")
+        asyncio.run(rest_crowd(profiled.replica.rasa_url, 4, args.turn_timeout))  # warm up, unmeasured
+        base = f"http://127.0.0.1:{profiled.replica.server_port}"
+        asyncio.run(crowd(8, lambda i: widget_customer(base, i, args.turn_timeout)))
+        for size in sizes:
+            sampled = args.py_spy if size == max(sizes) else None
+            results.append(profiled.run(size, args.turn_timeout, sampled))
+            print(json.dumps(results[-1], ensure_ascii=False, indent=1), flush=True)
     print(save_result("gateway_profile.json", results))
     return 0
 

@@ -42,7 +42,6 @@ import math
 import random
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,10 +50,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.conversation_load import (  # noqa: E402
-    PROJECT_ROOT, REDIS_URL, percentile, rest_crowd, save_result, script, throwaway_database, widget_customer)
+    PROJECT_ROOT, percentile, rest_crowd, save_result, scaled_stack, script, widget_customer)
 from benchmarks.provenance import run_provenance  # noqa: E402
-from bot.launcher import free_port  # noqa: E402
-from deploy.run_scaled import Replica, ScaledStack  # noqa: E402
+from deploy.run_scaled import ScaledStack  # noqa: E402
 
 FLAT_MB_PER_10_MIN = 5.0  # a process whose RSS grows faster than this after the warm-up is not flat
 WINDOW_SECONDS = 300.0  # latency windows of 5 minutes
@@ -269,19 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     # own sessions and would outlive this one.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     provenance = run_provenance(args.model)
-    with throwaway_database("bench_soak") as database_url:
-        folder = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-        replicas = [Replica(i, free_port(), free_port(), free_port()) for i in (1, 2)]
-        env = {"DATABASE_URL": database_url, "BOT_EVENTS_URL": REDIS_URL,
-               "BOT_LIMIT_SESSIONS_PER_HOUR": "0"}  # every simulated customer comes from 127.0.0.1
-        started = time.monotonic()
-        with ScaledStack(model=args.model, replicas=replicas, nginx_port=free_port(), folder=folder, env=env) as stack:
-            print(f"started in {time.monotonic() - started:.0f} s; logs: {stack.logs}", flush=True)
-            for replica in stack.replicas:  # each Rasa server's first turns load lazily: not measured
-                asyncio.run(rest_crowd(replica.rasa_url, 4, args.turn_timeout))
-            soak = Soak(stack, args.customers, args.minutes * 60, args.turn_timeout, args.interval)
-            asyncio.run(soak.run())
-            measured = soak.report(args.warmup_minutes * 60)
+    with scaled_stack(args.model, "soak") as stack:
+        for replica in stack.replicas:  # each Rasa server's first turns load lazily: not measured
+            asyncio.run(rest_crowd(replica.rasa_url, 4, args.turn_timeout))
+        soak = Soak(stack, args.customers, args.minutes * 60, args.turn_timeout, args.interval)
+        asyncio.run(soak.run())
+        measured = soak.report(args.warmup_minutes * 60)
     result = {**provenance, "minutes": args.minutes, "customers": args.customers,
               "warmup_minutes": args.warmup_minutes, "interval_s": args.interval,
               "flat_bound_mb_per_10_min": FLAT_MB_PER_10_MIN, **measured}
