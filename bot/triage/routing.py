@@ -77,7 +77,8 @@ class RoutingThresholds:
             with the editors' strong angry words that asks an FAQ question the search answers
             outright (「何回やってもログインできなくてイライラする…パスワードの再設定ってどう
             やるんですか」): the classifier reads a question, not a complaint, and the customer
-            wants the answer now; the answer has a button for a person. 1.01: off.
+            wants the answer now (「いいえ」 under it still leads to other answers and a person).
+            1.01: off.
         question_override: ``everyday_override`` for a message that asks something
             (:func:`bot.text.asking.asks_something`: 「壊れたスマホ、どこに捨てればいいですか」):
             chatter rarely asks the reader anything, so a lower score is enough to ask back
