@@ -16,6 +16,7 @@ import unicodedata
 import jaconv
 
 _QUESTION_MARK = re.compile(r"[?？]")
+_SENTENCE_END = re.compile(r"(?<=[。!！?？\n])")
 _TRAILING_MARKS = re.compile(r"[\s。、,.〜~ー…・!！\U0001F300-\U0001FAFF\u2600-\u27BF]+$")
 # Sentence endings that ask: polite and plain question endings, and asking to be told.
 _ASKING_ENDING = re.compile(r"(ますか|ですか|でしょうか|ませんか|のか|かな|かね|っけ|の|だろう|"
@@ -38,9 +39,8 @@ def asks_something(text: str) -> bool:
     folded = jaconv.kata2hira(unicodedata.normalize("NFKC", text or "")).strip()
     if not folded:
         return False
-    last = re.split(r"(?<=[。!！?？\n])", folded)
-    sentences = [s for s in last if s.strip()]
-    final = sentences[-1] if sentences else folded
+    # The last sentence (folded is stripped and not empty, so there is one).
+    final = [s for s in _SENTENCE_END.split(folded) if s.strip()][-1]
     if _QUESTION_MARK.search(final):
         return True
     bare = _TRAILING_MARKS.sub("", final)
