@@ -101,6 +101,9 @@ OFFER_HUMAN_OFFLINE_TEXT = ("お役に立てず申し訳ございません。た
                             "受付時間内に担当者からご連絡いたします。")
 NOT_HELPFUL_TEXT = ("お役に立てず申し訳ございません。次のご案内が近いかもしれません。"
                     "解決しない場合は「担当者と話したい」を押してください。")
+# Before the answer to a customer who is upset or reports a problem (an angry question the
+# FAQ answers outright, 「メールが届かない」): the answer alone would read as cold.
+UPSET_ANSWER_OPENING = "ご不便をおかけしており、申し訳ございません。"
 # One line per link under an answer; the URL is written only here, never again in the answer.
 LINK_LINE = "▶ {title}はこちら: {url}"
 # Non-Japanese messages: one sentence in the customer's language, then the same in Japanese.

@@ -34,6 +34,26 @@ def test_faq_answer_comes_from_knowledge_with_id_in_custom(make_tracker) -> None
                                  "intent": "faq_change_address", "confidence": 0.83}
 
 
+@pytest.mark.parametrize("text, extra, apologises", [
+    # An angry question the FAQ answers outright: the apology first, then the answer.
+    ("住所変更ってどこからやるんだよ、わかりにくすぎ", {"anger": {"score": 0.72, "threshold": 0.6}}, True),
+    # A calm problem report the router answered (reason problem_report).
+    ("住所変更の画面が開けません", {"routing": "problem_report", "anger": {"score": 0.1, "threshold": 0.6}}, True),
+    # A calm question just below the threshold: the answer alone.
+    ("住所を変えたい", {"anger": {"score": 0.59, "threshold": 0.6}}, False),
+    ("住所を変えたい", {}, False),
+])
+def test_answer_to_an_upset_customer_opens_with_an_apology(make_tracker, text: str, extra: dict,
+                                                            apologises: bool) -> None:
+    from bot.wording import UPSET_ANSWER_OPENING
+
+    tracker = make_tracker(text, "faq", 0.83, faq_id="change-address", **extra)
+    (message,), _ = run(ActionAnswerFaq(KNOWLEDGE), tracker)
+    entry = KNOWLEDGE.get().get("change-address")
+    assert message["text"].startswith(UPSET_ANSWER_OPENING) is apologises
+    assert entry.answer in message["text"] and message["custom"]["faq_id"] == "change-address"
+
+
 def test_faq_button_payload_entity_answers_that_entry(make_tracker) -> None:
     """A clarify button sends /faq{"faq_id": ...}: Rasa puts the id in the entities."""
     tracker = make_tracker('/faq{"faq_id": "cancel"}', "faq", 1.0,

@@ -35,6 +35,7 @@ from bot.dialogue.routes import (
 )
 from bot.knowledge.model import KnowledgeBase, intent_for
 from bot.triage.hours import StaffedHours
+from bot.triage.routing import PROBLEM_REPORT
 
 NO_WORDS = "no_words"  # `input_issue` set by bot.nlu.message_guard on word-less messages
 # Text -> ids of the FAQ entries that best answer it (see bot.knowledge.live.LiveKnowledge.find).
@@ -76,6 +77,18 @@ def handoff_reason(parse_data: Mapping[str, Any]) -> str:
     return HANDOFF_REASON_OF_INTENT.get(intent_name(parse_data) or "", "human_request")
 
 
+def is_upset(parse_data: Mapping[str, Any]) -> bool:
+    """The customer is upset (anger score at its threshold) or reports a problem the FAQ answers.
+
+    Args:
+        parse_data: NLU result of the message (``anger`` from bot.nlu.anger, ``routing`` from
+            bot.nlu.router).
+    """
+    anger = parse_data.get("anger") or {}
+    angry = float(anger.get("score") or 0.0) >= float(anger.get("threshold") or 0.6)
+    return angry or parse_data.get("routing") == PROBLEM_REPORT
+
+
 def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase,
               hours: StaffedHours | None = None, search: FaqFinder | None = None) -> Reply:
     """Build the reply of one of our custom actions.
@@ -98,7 +111,7 @@ def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase,
     truncated_at = parse_data.get("input_truncated_at")
     if action == ACTION_ANSWER_FAQ:
         entry = kb.get(faq_id_of(parse_data) or "")
-        reply = answer_reply(entry) if entry else _clarify(parse_data, kb, search)
+        reply = answer_reply(entry, upset=is_upset(parse_data)) if entry else _clarify(parse_data, kb, search)
     elif action == ACTION_CLARIFY:
         reply = _clarify(parse_data, kb, search)
     elif action == ACTION_HANDOFF:

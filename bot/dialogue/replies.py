@@ -49,9 +49,14 @@ def with_truncation_note(text: str, truncated: bool, limit: int) -> str:
     return f"{TRUNCATION_NOTE.format(limit=limit)}\n{text}" if truncated else text
 
 
-def answer_reply(entry: FaqEntry) -> Reply:
-    """The knowledge-base answer for ``entry``, each link once on its own 「▶ …はこちら」 line."""
-    lines = [entry.answer]
+def answer_reply(entry: FaqEntry, upset: bool = False) -> Reply:
+    """The knowledge-base answer for ``entry``, each link once on its own 「▶ …はこちら」 line.
+
+    Args:
+        entry: The FAQ entry that answers.
+        upset: The customer is upset or reports a problem: an apology comes first.
+    """
+    lines = ([wording.UPSET_ANSWER_OPENING] if upset else []) + [entry.answer]
     lines += [wording.LINK_LINE.format(title=link.title, url=link.url) for link in entry.links]
     return Reply(
         text="\n".join(lines),

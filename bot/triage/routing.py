@@ -34,6 +34,8 @@ NON_JAPANESE_INTENT = "non_japanese"
 COMPLAINT_INTENT = "complaint"
 HUMAN_INTENT = "request_human"
 HANDOFF_INTENTS = frozenset({COMPLAINT_INTENT, HUMAN_INTENT})
+# Reason of a calm problem report the FAQ answers (「メールが届かない」); its answer opens with an apology.
+PROBLEM_REPORT = "problem_report"
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,7 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
                 # A calm problem report that names its topic: the FAQ answers it.
                 routed = decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
                 if routed.name == FAQ_INTENT or confidence < thresholds.report_clarify:
-                    return replace(routed, reason="problem_report")
+                    return replace(routed, reason=PROBLEM_REPORT)
         if intent == HUMAN_INTENT and confidence < thresholds.human_sure and not anger.strong:
             routed = decide_from_search(hits, thresholds)
             # A question that mentions people (「通訳の人に手伝ってもらえますか」) the search can
