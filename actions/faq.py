@@ -12,8 +12,9 @@ from actions.handoff import HandoffDesk
 from bot.dialogue.decisions import faq_id_of, ranked_faq_ids, reply_for
 from bot.dialogue.replies import not_helpful_reply, suggestions_from_ids
 from bot.dialogue.routes import ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_HANDOFF as ACTION_HANDOFF_NAME
-from bot.dialogue.routes import (ACTION_LANGUAGE_NOTICE, ACTION_NOT_HELPFUL, ACTION_OFFER_HUMAN, ACTION_OUT_OF_SCOPE,
-                                 ACTION_PREAMBLE, INTENT_FAQ, INTENT_NOT_HELPFUL)
+from bot.dialogue.routes import (ACTION_GREET, ACTION_IAMABOT, ACTION_LANGUAGE_NOTICE, ACTION_NOT_HELPFUL,
+                                 ACTION_OFFER_HUMAN, ACTION_OUT_OF_SCOPE, ACTION_PREAMBLE, INTENT_FAQ,
+                                 INTENT_NOT_HELPFUL)
 from bot.handoff.outbox import Outbox
 from bot.knowledge.live import LiveKnowledge
 from bot.store.queue import Queue
@@ -45,6 +46,18 @@ class ActionAnswerFaq(_KnowledgeAction):
     """Answer the FAQ entry the search chose (``faq_id``); its id travels in the custom payload."""
 
     action_name = ACTION_ANSWER_FAQ
+
+
+class ActionGreet(_KnowledgeAction):
+    """The greeting: which chat this is (the knowledge folder's facts.yml), the main topics as buttons."""
+
+    action_name = ACTION_GREET
+
+
+class ActionIamABot(_KnowledgeAction):
+    """「AIですか」: yes, which chat this is, and how to reach a person."""
+
+    action_name = ACTION_IAMABOT
 
 
 class ActionPreamble(_KnowledgeAction):

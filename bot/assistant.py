@@ -19,14 +19,7 @@ from typing import Any
 from bot.dialogue.decisions import faq_id_of, handoff_reason, intent_name, reply_for
 from bot.knowledge.live import shared_knowledge
 from bot.dialogue.routes import (
-    ACTION_ANSWER_FAQ,
-    ACTION_CLARIFY,
-    ACTION_HANDOFF,
-    ACTION_LANGUAGE_NOTICE,
-    ACTION_OUT_OF_SCOPE,
-    ACTION_NOT_HELPFUL,
-    ACTION_OFFER_HUMAN,
-    ACTION_PREAMBLE,
+    CUSTOM_ACTIONS,
     RESPONSE_OF_BUILTIN_ACTION,
     ROUTE_OF_ACTION,
     Route,
@@ -37,8 +30,6 @@ from bot.settings import get_settings
 from bot.triage.hours import load_hours
 
 SENDER_ID = "bot-ask"
-CUSTOM_ACTIONS = (ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_HANDOFF, ACTION_PREAMBLE, ACTION_OFFER_HUMAN,
-                  ACTION_LANGUAGE_NOTICE, ACTION_NOT_HELPFUL, ACTION_OUT_OF_SCOPE)
 
 
 @dataclass(frozen=True)

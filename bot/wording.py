@@ -89,6 +89,10 @@ NO_WORDS_TEXT = ("メッセージが空か、記号だけのようです。お�
                  "よくあるご質問はこちらです。")
 HUMAN_BUTTON_TITLE = "担当者と話したい"
 HUMAN_AFTER_MISS_BUTTON_TITLE = "担当者と話す"
+# Greeting and 「AIですか」: who the chat is comes from the knowledge folder's facts.yml
+# (bot.knowledge.loader.assistant_name), the topics as buttons from its FAQ entries.
+GREET_TEXT = "こんにちは。{assistant}です。ご質問をお書きください。よくあるご質問はこちらです。"
+IAMABOT_TEXT = "私は{assistant}です。担当者との会話をご希望の場合は「担当者と話したい」とお書きください。"
 PREAMBLE_TEXT = "はい、どうぞ。ご質問をお書きください。よくあるご質問はこちらです。"
 # Out of scope: what the chat covers is shown as the knowledge base's main topics (buttons),
 # so a city that imports its own FAQ sheet is never told about another service's topics.
@@ -143,13 +147,10 @@ NEXT_OPENING_UNKNOWN = "受付再開"
 # ---------------------------------------------------------------------------
 
 DOMAIN_RESPONSES = {
-    "utter_greet": "こんにちは。みらいメンバーズ サポートです。会員情報の変更、料金、お支払い、解約などのご質問にお答えします。"
-                   "ご用件をどうぞ。",
     "utter_goodbye": "ご利用ありがとうございました。またいつでもお問い合わせください。",
     "utter_thanks": "お役に立てて何よりです。ほかにご不明な点があれば、お気軽にお書きください。",
     "utter_affirm": "かしこまりました。ご質問の内容をお書きください。",
     "utter_deny": "かしこまりました。ほかにお手伝いできることがあれば、ご質問の内容をお書きください。",
-    "utter_iamabot": "私はみらいメンバーズのAIチャットです。担当者との会話をご希望の場合は「担当者と話したい」とお書きください。",
     "utter_restart": "会話を最初からやり直します。ご質問をどうぞ。",
     "utter_back": "ひとつ前の状態に戻しました。ご質問をどうぞ。",
     "utter_default": "申し訳ございません。ご質問の内容をうまく読み取れませんでした。"

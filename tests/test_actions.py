@@ -299,6 +299,38 @@ def test_preamble_invites_the_question_with_the_main_topics(make_tracker) -> Non
     assert all(b["payload"].startswith('/faq{"faq_id": ') for b in message["buttons"])
 
 
+def test_greeting_and_iamabot_name_the_service_of_the_loaded_knowledge(make_tracker, tmp_path: Path) -> None:
+    """The demo's folder names its service; an imported sheet's folder (no facts.yml) does not
+    borrow it, and its own topics are the buttons; a folder's own facts.yml names its service."""
+    import shutil
+
+    from actions.faq import ActionGreet, ActionIamABot
+
+    (greeting,), _ = run(ActionGreet(KNOWLEDGE), make_tracker("こんにちは", "greet"))
+    assert greeting["text"].startswith("こんにちは。みらいメンバーズのAIチャットです。")
+    assert greeting["custom"]["route"] == "smalltalk" and len(greeting["buttons"]) == 4
+    (bot,), _ = run(ActionIamABot(KNOWLEDGE), make_tracker("AIですか", "bot_challenge"))
+    assert bot["text"].startswith("私はみらいメンバーズのAIチャットです。") and not bot.get("buttons")
+
+    city = tmp_path / "city"
+    (city / "faq").mkdir(parents=True)
+    (city / "faq" / "imported.yml").write_text(
+        "entries:\n  - id: juminhyo\n    category: 届出・証明\n    title: 住民票の写し\n"
+        "    questions: [住民票はどこで取れますか]\n    answer: 市民課の窓口かコンビニ交付で取得できます。\n",
+        encoding="utf-8")
+    (greeting,), _ = run(ActionGreet(LiveKnowledge(city)), make_tracker("こんにちは", "greet"))
+    assert greeting["text"].startswith("こんにちは。AIチャットです。") and "みらい" not in greeting["text"]
+    assert greeting["custom"]["suggestions"] == ["juminhyo"]
+    (bot,), _ = run(ActionIamABot(LiveKnowledge(city)), make_tracker("ボットなの？", "bot_challenge"))
+    assert bot["text"].startswith("私はAIチャットです。")
+
+    shutil.copy(PROJECT_ROOT / "knowledge" / "facts.yml", city / "facts.yml")
+    text = (city / "facts.yml").read_text(encoding="utf-8").replace("name: みらいメンバーズ", "name: さくら市")
+    (city / "facts.yml").write_text(text, encoding="utf-8")
+    (greeting,), _ = run(ActionGreet(LiveKnowledge(city)), make_tracker("こんにちは", "greet"))
+    assert greeting["text"].startswith("こんにちは。さくら市のAIチャットです。")
+
+
 def test_offer_of_a_person_in_and_out_of_hours() -> None:
     import datetime as dt
 

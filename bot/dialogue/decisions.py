@@ -12,6 +12,8 @@ from bot.dialogue.replies import (
     Reply,
     answer_reply,
     clarify_reply,
+    greet_reply,
+    iamabot_reply,
     language_reply,
     not_helpful_reply,
     offer_human_reply,
@@ -24,7 +26,9 @@ from bot.dialogue.replies import (
 from bot.dialogue.routes import (
     ACTION_ANSWER_FAQ,
     ACTION_CLARIFY,
+    ACTION_GREET,
     ACTION_HANDOFF,
+    ACTION_IAMABOT,
     ACTION_LANGUAGE_NOTICE,
     ACTION_NOT_HELPFUL,
     ACTION_OFFER_HUMAN,
@@ -116,6 +120,10 @@ def reply_for(action: str, parse_data: Mapping[str, Any], kb: KnowledgeBase,
         reply = _clarify(parse_data, kb, search)
     elif action == ACTION_HANDOFF:
         return staffed_handoff_reply(handoff_reason(parse_data), hours)
+    elif action == ACTION_GREET:
+        reply = greet_reply(kb)
+    elif action == ACTION_IAMABOT:
+        reply = iamabot_reply(kb)
     elif action == ACTION_PREAMBLE:
         reply = preamble_reply(kb)
     elif action == ACTION_OFFER_HUMAN:

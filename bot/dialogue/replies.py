@@ -158,11 +158,25 @@ def staffed_handoff_reply(reason: str, hours: StaffedHours | None, now: datetime
                   "next_opening": next_opening.isoformat() if next_opening else None})
 
 
+def greet_reply(kb: KnowledgeBase) -> Reply:
+    """The greeting: who the chat is, and the main topics as buttons."""
+    return _with_topics(wording.GREET_TEXT.format(assistant=kb.assistant_name), kb, Route.SMALLTALK)
+
+
+def iamabot_reply(kb: KnowledgeBase) -> Reply:
+    """「AIですか」: yes, which chat this is, and how to reach a person."""
+    return Reply(wording.IAMABOT_TEXT.format(assistant=kb.assistant_name), custom={"route": Route.SMALLTALK.value})
+
+
+def _with_topics(text: str, kb: KnowledgeBase, route: Route) -> Reply:
+    """``text`` with the knowledge base's main topics as buttons."""
+    topics = main_topics(kb, PREAMBLE_TOPICS)
+    return Reply(text, [faq_button(e) for e in topics], {"route": route.value, "suggestions": [e.id for e in topics]})
+
+
 def preamble_reply(kb: KnowledgeBase) -> Reply:
     """「質問です」: please go ahead, with the main topics as buttons."""
-    topics = main_topics(kb, PREAMBLE_TOPICS)
-    return Reply(PREAMBLE_TEXT, [faq_button(e) for e in topics],
-                 {"route": Route.CLARIFY.value, "suggestions": [e.id for e in topics]})
+    return _with_topics(PREAMBLE_TEXT, kb, Route.CLARIFY)
 
 
 def out_of_scope_reply(kb: KnowledgeBase) -> Reply:

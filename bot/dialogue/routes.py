@@ -28,7 +28,12 @@ ACTION_NOT_HELPFUL = "action_not_helpful"
 ACTION_PREAMBLE = "action_preamble"
 ACTION_OFFER_HUMAN = "action_offer_human"
 ACTION_LANGUAGE_NOTICE = "action_language_notice"
+ACTION_GREET = "action_greet"
+ACTION_IAMABOT = "action_iamabot"
 ACTION_OUT_OF_SCOPE = "action_out_of_scope"
+# Our actions (the action server's; `bot ask` builds their replies with bot.dialogue.decisions.reply_for).
+CUSTOM_ACTIONS = (ACTION_ANSWER_FAQ, ACTION_CLARIFY, ACTION_HANDOFF, ACTION_NOT_HELPFUL, ACTION_PREAMBLE,
+                  ACTION_OFFER_HUMAN, ACTION_LANGUAGE_NOTICE, ACTION_OUT_OF_SCOPE, ACTION_GREET, ACTION_IAMABOT)
 INTENT_FAQ = "faq"
 # Sent by the widget's 「いいえ」 button under an FAQ answer (no NLU examples: button only).
 INTENT_NOT_HELPFUL = "answer_not_helpful"
@@ -47,12 +52,12 @@ ROUTE_OF_ACTION: dict[str, Route] = {
     ACTION_LANGUAGE_NOTICE: Route.OFFER_HUMAN,
     ACTION_OUT_OF_SCOPE: Route.OUT_OF_SCOPE,
     "action_default_fallback": Route.CLARIFY,
-    "utter_greet": Route.SMALLTALK,
+    ACTION_GREET: Route.SMALLTALK,
     "utter_goodbye": Route.SMALLTALK,
     "utter_thanks": Route.SMALLTALK,
     "utter_affirm": Route.SMALLTALK,
     "utter_deny": Route.SMALLTALK,
-    "utter_iamabot": Route.SMALLTALK,
+    ACTION_IAMABOT: Route.SMALLTALK,
     # Rasa's built-in actions, reachable when a message is a "/command" (e.g. "/restart").
     "action_restart": Route.SMALLTALK,
     "action_back": Route.SMALLTALK,
@@ -69,12 +74,12 @@ RESPONSE_OF_BUILTIN_ACTION: dict[str, str] = {
 # Intent -> the action its rule must run (data/stories/rules.yml; checked by tests).
 ACTION_OF_INTENT: dict[str, str] = {
     INTENT_FAQ: ACTION_ANSWER_FAQ,
-    "greet": "utter_greet",
+    "greet": ACTION_GREET,
     "goodbye": "utter_goodbye",
     "thanks": "utter_thanks",
     "affirm": "utter_affirm",
     "deny": "utter_deny",
-    "bot_challenge": "utter_iamabot",
+    "bot_challenge": ACTION_IAMABOT,
     "out_of_scope": ACTION_OUT_OF_SCOPE,
     "nlu_fallback": ACTION_CLARIFY,
     "request_human": ACTION_HANDOFF,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import KnowledgeError
-from bot.knowledge.facts import Facts, load_facts, resolve
+from bot.knowledge.facts import FACTS_FILE, Facts, load_facts, resolve
 from bot.knowledge.model import FaqEntry, KnowledgeBase, Link
 from bot.knowledge.yaml_io import SAFE_YAML_LOADER, read_yaml  # noqa: F401 - SAFE_YAML_LOADER re-exported
 from bot.text.normalize import fold
@@ -150,6 +150,17 @@ def parse_entry(raw: Any, path: Path, index: int, facts: Facts | None = None) ->
     )
 
 
+def assistant_name(directory: Path) -> str:
+    """What the chat calls itself: 「<service.name>の<service.chat_name>」 from ``directory``'s own
+    ``facts.yml``, only the chat name when the folder has none (e.g. made by ``bot kb import --kb``).
+    """
+    own = directory / FACTS_FILE
+    facts = load_facts(path=own) if own.exists() else Facts()
+    chat = facts.values.get("service.chat_name") or KnowledgeBase.assistant_name
+    service = facts.values.get("service.name")
+    return f"{service}の{chat}" if service else chat
+
+
 def load_knowledge(directory: Path, resolve_facts: bool = True) -> KnowledgeBase:
     """Load every ``*.yml`` under ``directory/faq`` (sorted by file name).
 
@@ -192,4 +203,4 @@ def load_knowledge(directory: Path, resolve_facts: bool = True) -> KnowledgeBase
             if rel not in seen:
                 raise KnowledgeError(entry.source, entry.id, f"related の「{rel}」という id はありません。",
                                      f"存在する id（例: {', '.join(list(seen)[:3])}）に直してください。")
-    return KnowledgeBase(entries=tuple(entries))
+    return KnowledgeBase(entries=tuple(entries), assistant_name=assistant_name(directory))

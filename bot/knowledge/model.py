@@ -66,6 +66,10 @@ class KnowledgeBase:
     """All FAQ entries, in file order, with lookups by id and by intent."""
 
     entries: tuple[FaqEntry, ...]
+    # What the chat calls itself in the greeting: 「<service.name>の<service.chat_name>」 from the
+    # folder's own facts.yml; a folder without one (a city's imported sheet) must not borrow
+    # the demo service's name, so it is only the chat name.
+    assistant_name: str = "AIチャット"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_id", {e.id: e for e in self.entries})
