@@ -23,12 +23,13 @@ from test_server import PASSWORD, SECRET, ScriptedRasa
 
 
 @contextmanager
-def admin_and_agent(db_path: Path, assign_interval: float = 0.05,
+def admin_and_agent(db_path: Path, assign_interval: float = 0.05, database_url: str | None = None,
                     **services_options: Any) -> Iterator[tuple[TestClient, TestClient, Services]]:
     """A bot server on a fresh SQLite file with the admin's client (sato, the first agent) and
-    an agent's (suzuki), both logged in; ``services_options`` go to :class:`Services`."""
+    an agent's (suzuki), both logged in; ``database_url``: another database instead (PostgreSQL);
+    ``services_options`` go to :class:`Services`."""
     ref: dict[str, Any] = {}
-    services = Services(stores_for(f"sqlite:///{db_path}"), ScriptedRasa(ref),  # type: ignore[arg-type]
+    services = Services(stores_for(database_url or f"sqlite:///{db_path}"), ScriptedRasa(ref),  # type: ignore[arg-type]
                         ConversationTokens(SECRET), **services_options)
     ref["services"] = services
     services.stores.agents.add("sato", "佐藤", PASSWORD)

@@ -30,8 +30,8 @@ from bot import wording
 from bot.analytics import page as analytics_page
 from bot.channels.line import webhook as line_webhook
 from bot.polling import poll_queue
-from bot.server import (agent_api, audit_api, canned_api, chat_api, desk_api, escalation_api, forward_api,
-                        undelivered_api, webhooks_api)
+from bot.server import (agent_api, audit_api, canned_api, chat_api, desk_api, erasure_api, escalation_api,
+                        forward_api, undelivered_api, webhooks_api)
 from bot.server.assigner import Assigner
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
 from bot.server.chat_api import SocketCounter
@@ -228,7 +228,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         Route("/healthz", healthz, include_in_schema=False),
         Route("/openapi.json", openapi, include_in_schema=False),
         *chat_api.routes, *agent_api.routes, *desk_api.routes, *canned_api.routes, *undelivered_api.routes,
-        *webhooks_api.routes, *escalation_api.routes, *audit_api.routes, *forward_api.routes,
+        *webhooks_api.routes, *escalation_api.routes, *audit_api.routes, *erasure_api.routes, *forward_api.routes,
         *analytics_page.routes,
         *line_webhook.routes,
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True), name="console"),

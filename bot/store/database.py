@@ -18,6 +18,7 @@ from bot.store.agents import AgentDirectory
 from bot.store.audit import AuditLog
 from bot.store.chat_log import ChatLog
 from bot.store.desk import Desk
+from bot.store.erasure import Erasure
 from bot.store.escalation import Escalations
 from bot.store.forwarding import Forwards
 from bot.store.pending import PendingHandoffs
@@ -74,6 +75,8 @@ class Stores:
     # Who did what (admins' console page 監査ログ) and what retention removes (bot/store/retention.py).
     audit: AuditLog = field(init=False)
     retention: Retention = field(init=False)
+    # One customer's erasure on request (the console's 個人情報の削除; `bot data delete` builds its own).
+    erasure: Erasure = field(init=False)
 
     def __post_init__(self) -> None:
         from bot.settings import get_settings
@@ -84,6 +87,7 @@ class Stores:
         self.forwards = Forwards(self.queue)
         self.audit = AuditLog(self.engine)
         self.retention = Retention(self.engine, get_settings().retention)
+        self.erasure = Erasure(self.engine)
 
 
 def stores_for(database_url: str) -> Stores:

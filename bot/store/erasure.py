@@ -20,10 +20,15 @@ fails, nothing there is lost and running the command again finishes the job.
 A customer with an open ticket (waiting or being answered) is refused: the agent resolves
 it first, so no agent's chat disappears under their hands. An unknown customer is an
 error (:class:`ErasureError`) and nothing is deleted.
+
+Admins do the same from the console (bot/server/erasure_api.py): their dry run also lists
+the conversations found with the customer's name (:meth:`Erasure.describe`), so they can
+tell it is the right person before they type the id or address again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -35,12 +40,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.store.audit import record_audit
 from bot.store.forwarding import FORWARD_TRIGGER
 from bot.store.models import (ChatMessage, Conversation, CsatRating, PendingHandoff, Ticket, TicketEvent,
-                              TranscriptEntry, TranscriptMail, UndeliveredHandoff, WebhookDelivery)
+                              TranscriptEntry, TranscriptMail, UndeliveredHandoff, WebhookDelivery, as_utc)
 from bot.store.rasa_trackers import RasaTrackers, count_events, delete_events
 
 BY_CONVERSATION = "conversation"
 BY_EMAIL = "email"
 ACTION = "data.deleted"
+SHOWN = 20  # conversations described before an admin confirms (the console's 個人情報の削除)
 
 # Kind -> what `bot data delete` prints (Japanese), in the order rows are deleted.
 KINDS: dict[str, str] = {
@@ -107,6 +113,20 @@ class ErasureResult:
         lines += [f"  {label}: {self.counts.get(kind, 0)} 件" for kind, label in KINDS.items()]
         lines.append(TEXT["total"].format(total=self.total))
         return lines
+
+
+@dataclass(frozen=True)
+class FoundConversation:
+    """One conversation an erasure would delete, so an admin can tell it is the right customer.
+
+    ``name`` is the customer's as stored (masked, customer-provided: render it as text);
+    ``started_at`` the conversation's start, or its first ticket's for a LINE conversation.
+    """
+
+    conversation_id: str
+    name: str | None
+    started_at: dt.datetime | None
+    tickets: int
 
 
 def request_hash(by: str, value: str) -> str:
@@ -184,6 +204,16 @@ def _targets(conversations: Sequence[str], mentioned: Sequence[str]) -> dict[str
     }
 
 
+def _found(conversation_id: str, conversation: Conversation | None, tickets: list[Ticket]) -> FoundConversation:
+    """The widget form's name and start; a LINE conversation has only its tickets' (newest name wins)."""
+    details = [conversation.customer] if conversation is not None else []
+    details += [ticket.customer for ticket in reversed(tickets)]
+    name = next((d["name"] for d in details if isinstance(d, dict) and isinstance(d.get("name"), str) and d["name"]),
+                None)
+    start = conversation.created_at if conversation is not None else (tickets[0].created_at if tickets else None)
+    return FoundConversation(conversation_id, name, as_utc(start) if start is not None else None, len(tickets))
+
+
 MODELS: dict[str, Any] = {"transcript_entries": TranscriptEntry, "ticket_events": TicketEvent,
                           "csat_ratings": CsatRating, "transcript_mails": TranscriptMail,
                           "webhook_deliveries": WebhookDelivery, "tickets": Ticket, "chat_messages": ChatMessage,
@@ -237,6 +267,18 @@ class Erasure:
                          {"by": by, "conversations": len(conversations),
                           "counts": {k: v for k, v in result.counts.items() if v}}, address)
         return result
+
+    def describe(self, conversations: Sequence[str], limit: int = SHOWN) -> list[FoundConversation]:
+        """The first ``limit`` of ``conversations`` (an erasure's result) with name, start and tickets."""
+        shown = list(conversations[:limit])
+        with self._sessions() as session:
+            widget = {row.id: row for row in session.execute(select(Conversation).where(
+                Conversation.id.in_(shown))).scalars()}
+            tickets: dict[str, list[Ticket]] = {}
+            for ticket in session.execute(select(Ticket).where(Ticket.conversation_id.in_(shown))
+                                          .order_by(Ticket.id)).scalars():
+                tickets.setdefault(ticket.conversation_id, []).append(ticket)
+        return [_found(cid, widget.get(cid), tickets.get(cid, [])) for cid in shown]
 
     def _conversations(self, session: Session, by: str, value: str, events: Any) -> list[str]:
         """The customer's conversations, sorted.

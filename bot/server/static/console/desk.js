@@ -3,7 +3,8 @@
  * POST /api/desk/status), one's load (対応中 n / 同時対応数), the tickets offered to one (「対応する」 =
  * POST .../claim, 「見送る」 = POST .../decline; the remaining seconds count down) and the claimed
  * tickets whose customer waits too long for a reply (「開く」 shows the ticket with 「対応を引き継ぐ」).
- * Admins get links to the agents' page (agents.html) and the audit log (audit.html).
+ * Admins get links to the agents' page (agents.html), the audit log (audit.html) and
+ * 個人情報の削除 (erasure.html).
  * Refreshed when the queue list is redrawn (every ticket event), every REFRESH_MS and after each
  * action. Texts go in with textContent only. Uses $, el, fill (dom.js) and state, api, openTicket,
  * announce, formatDuration (console.js).
@@ -85,6 +86,7 @@
       { chats: me.chats ?? 0, offers: me.offers ?? 0, load: me.load ?? 0, cap: me.max_chats ?? "—" });
     $("desk-admin-link").hidden = me.role !== "admin";
     $("desk-audit-link").hidden = me.role !== "admin";
+    $("desk-erasure-link").hidden = me.role !== "admin";
     const offers = Array.isArray(data.offers) ? data.offers : [];
     for (const t of offers) {
       if (!view.known.has(t.id)) announce(fill(S.offered, { id: t.id }));
