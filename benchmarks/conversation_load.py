@@ -354,9 +354,30 @@ def throwaway_database(prefix: str) -> Iterator[str]:
     sys.path.insert(0, str(PROJECT_ROOT / "tests"))
     from conftest import temporary_database
 
-    with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as folder, \
-            temporary_database("postgresql", Path(folder)) as url:
-        yield url
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as folder:
+        database = temporary_database("postgresql", Path(folder))
+        url = database.__enter__()
+        try:
+            yield url
+        finally:
+            try:
+                database.__exit__(None, None, None)
+            except Exception:  # noqa: BLE001 - its pooled admin connection died in a PostgreSQL restart (--faults)
+                drop_database(url)
+
+
+def drop_database(url: str) -> None:
+    """Drop the database of ``url`` on a fresh connection."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 @contextlib.contextmanager

@@ -424,8 +424,8 @@ class WidgetCustomer:
                     self._note_bot(later[-1])
                     return TurnResult("feedback", "bot", time.monotonic() - started, via_history=True)
                 continue
-            except asyncio.TimeoutError:
-                return TurnResult("feedback", "timeout" if not saved else "saved")
+            except asyncio.TimeoutError:  # a 「いいえ」 saved but never answered is unanswered too
+                return TurnResult("feedback", "saved" if saved and helpful else "timeout")
             if got.get("type") == "feedback_saved" and got.get("message_id") == message_id:
                 saved = True
                 if helpful:
