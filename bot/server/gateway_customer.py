@@ -276,6 +276,11 @@ class CustomerSide(GatewayBase):
                 logger.warning("Rasa was still paused for %s; resuming", conversation_id)
                 await self._rasa.resume(conversation_id)
                 replies = await self._rasa.send(conversation_id, text, metadata)
+                if not replies:
+                    # Silent even when not paused: an action failed (its action server down, so
+                    # Rasa went on without the action's messages). Not answered: say so and keep
+                    # the message unrouted; a handoff it may have filed still announces itself.
+                    raise RasaUnavailable(f"Rasa gave no reply for {conversation_id}", maybe_taken=True)
         except RasaUnavailable as exc:
             logger.warning("%s", exc)
             replies = None

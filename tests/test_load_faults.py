@@ -1,0 +1,74 @@
+"""Found by the conversation load's fault runs (benchmarks/load_faults.py, issue #12).
+
+The action server killed during handoffs: Rasa cannot run ``action_handoff``, logs "Bot will
+continue, but the actions events are lost" and answers the request for a person with no
+message at all. The bot server took that silence for a paused Rasa, resumed it, asked again,
+got silence again, and stored the turn as answered: the customer was told nothing, no ticket
+was filed, and the message was never routed again (one customer of 20 in the first fault run).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from sqlalchemy import text
+from starlette.testclient import TestClient
+
+from bot.server.app import Services, create_app, stores_for
+from bot.server.gateway import TEXT
+from bot.server.rasa_client import BotMessage
+from bot.server.tokens import ConversationTokens
+from test_server import PASSWORD, SECRET, ScriptedRasa, frames_until, new_conversation
+
+REQUEST = "担当者と話したいです"
+QUESTION = "住所を変えたい"
+
+
+class RasaWithoutActions(ScriptedRasa):
+    """Rasa whose action server is down: a handoff request gets no message (its action failed)."""
+
+    async def send(self, conversation_id: str, text_: str, metadata: dict[str, Any]) -> list[BotMessage]:
+        if text_ == REQUEST:
+            self.calls.append((conversation_id, text_))
+            return []
+        return await super().send(conversation_id, text_, metadata)
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[tuple[TestClient, RasaWithoutActions, Services]]:
+    ref: dict[str, Any] = {}
+    rasa = RasaWithoutActions(ref)
+    services = Services(stores_for(f"sqlite:///{tmp_path / 'bot.db'}"), rasa,  # type: ignore[arg-type]
+                        ConversationTokens(SECRET))
+    ref["services"] = services
+    services.stores.agents.add("sato", "佐藤", PASSWORD)
+    with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
+        yield client, rasa, services
+    services.stores.engine.dispose()
+
+
+def is_answer(frame: dict[str, Any]) -> bool:
+    return frame["type"] == "message" and frame["message"]["sender"] == "bot"
+
+
+def test_a_silent_rasa_after_a_resume_is_told_to_the_customer_and_the_message_stays_unrouted(server) -> None:  # type: ignore[no-untyped-def]
+    client, rasa, services = server
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        assert ws.receive_json()["type"] == "history"
+        ws.send_json({"type": "message", "text": REQUEST, "client_id": "m1"})
+        # The next question is answered, so the frames end; what came between is what the customer saw.
+        ws.send_json({"type": "message", "text": QUESTION, "client_id": "m2"})
+        frames = frames_until(ws, is_answer, limit=40)
+    said = [(f["message"]["sender"], f["message"]["text"]) for f in frames if f["type"] == "message"]
+    request_at = said.index(("customer", REQUEST))
+    question_at = said.index(("customer", QUESTION))
+    between = said[request_at + 1:question_at]
+    # Not silence: the customer learns the bot could not take it (and that a person may not have been asked).
+    assert between == [("system", TEXT["bot_slow"])]
+    assert [t for _, t in rasa.calls].count(REQUEST) == 2  # resumed and asked once more, as before
+    with services.stores.engine.connect() as conn:
+        routed = conn.execute(text("SELECT routed_at FROM chat_messages WHERE client_id = 'm1'")).scalar_one()
+    assert routed is None  # kept: routed again when the customer reconnects (route_unanswered)
