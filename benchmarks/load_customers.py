@@ -37,8 +37,9 @@ AGENT_REPLY = "担当の{name}です。お問い合わせの件、確認いた�
 HANDOFF_EVERY = 10  # one customer in ten asks for a person
 MAX_BACKOFF = 15.0  # widget.js MAX_BACKOFF_MS
 MAX_TRIES = 3  # widget.js MAX_AUTO_TRIES
-# A notice instead of an answer (bot_down, bot_slow): a person would write again once.
-NOTICE_RETRY_PAUSE = 2.0
+# A notice instead of an answer (bot_down, bot_slow: "数分たってから、もう一度"): a person reads it
+# and writes again once, a little later.
+NOTICE_RETRY_PAUSE = 10.0
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,7 @@ class WidgetCustomer:
                 if number and self.think[1]:
                     await asyncio.sleep(self.rng.uniform(*self.think))
                 result = await self.step(step)
-                if result.outcome == "notice" and self.retry_notice and step.kind in ("text", "vague", "after_agent"):
+                if result.outcome == "notice" and self.retry_notice and step.kind != "feedback":
                     await asyncio.sleep(NOTICE_RETRY_PAUSE)
                     again = await self.step(step)
                     result = TurnResult(step.kind, again.outcome, again.seconds, again.agent_seconds,

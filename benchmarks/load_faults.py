@@ -19,8 +19,8 @@ and one fault injected during it:
 - ``actions_kill``: SIGKILL action server 1 right after the first customer asks for a person,
   started again 3 s later.
 
-A customer whose turn got only a notice (「AIチャットに接続できません」…) writes the same again once,
-2 s later, as a person would. After each phase :func:`benchmarks.load_verify.verify` checks the
+A customer whose turn got only a notice (「ただいまAIチャットが応答できません」…) writes the same again
+once, 10 s later, as a person would. After each phase :func:`benchmarks.load_verify.verify` checks the
 database: customer messages lost, tickets lost or duplicated, texts missing from Rasa's tracker,
 customers left with an unanswered turn. Any process of the stack that is not running is started
 again before the next phase, and Redis and PostgreSQL are started again on every exit (other
@@ -33,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -153,6 +155,8 @@ def main_faults(model: Path, customers: int, timeout: float, only: list[str] | N
     from benchmarks.load_verify import verify
     from benchmarks.provenance import run_provenance
 
+    # `timeout` (SIGTERM) must still reach the finally below: Redis and PostgreSQL started again.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     chosen = [f for f in FAULTS if not only or f in only]
     result: dict[str, Any] = {"provenance": run_provenance(model), "customers": customers,
                               "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "phases": []}
