@@ -139,5 +139,12 @@ bench-webhooks: train ## bench-handoff (SQLite) without and with a webhook recei
 bench-soak: train ## 20 minutes of 20 customers on the scaled stack: memory of every process stays flat
 	$(BIN)/python -m benchmarks.soak --minutes 20
 
+.PHONY: bench-load bench-faults
+bench-load: train nginx ## Realistic conversations (FAQ, clarify button, はい/いいえ, 10 % to an agent) at N=50 and 200: 2 replicas behind nginx, 1 replica, Rasa alone; tickets and messages checked in the database
+	$(BIN)/python -m benchmarks.conversation_load --customers 50 --customers 200 --time-limit 600
+
+bench-faults: train nginx ## 60 customers on 2 replicas, one fault at a time (Rasa / bot server / action server killed, Redis and PostgreSQL restarted): 0 messages or tickets lost
+	$(BIN)/python -m benchmarks.conversation_load --faults --customers 60
+
 clean: ## Remove models, results and caches (keeps .venv)
 	rm -rf models results .rasa .pytest_cache
