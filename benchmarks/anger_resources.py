@@ -16,9 +16,9 @@ Protocol (issue #17), declared before measuring:
   that maximises recall − FPR on tune_a (ties: the smaller weight), computed with the model
   term on; then the best signal on tune_a. A resource is added only when its chosen weight is
   above 0 and it also beats the bot's score on tune_b.
-- **Reported, never chosen on:** tune_b and the held-out generations 1 and 2 (``tests/data``,
-  ``tests/data/heldout_v2``: customer questions, complaints and everyday texts, already read for
-  the routing tables). Generation 3 is not read here.
+- **Reported, never chosen on:** tune_b and the held-out generations 1 and 7 (``tests/data``,
+  ``tests/data/heldout_v7``: customer questions, complaints and everyday texts, already read for
+  the routing tables). Generation 2, reported here before, was retired into the training data.
 - **Unseen texts only.** Every set drops the texts that occur in the training data; tune_b
   also drops tune_a's, and the held-out sets every tuning set's (compared by
   ``bot.evaluation.report.match_key``: no punctuation, spaces, width or case).
@@ -51,12 +51,12 @@ OUT = PROJECT_ROOT / "results" / "bench"
 DATA = PROJECT_ROOT / "benchmarks" / "data"
 TESTS_DATA = PROJECT_ROOT / "tests" / "data"
 CHOOSE = "tune_a"
-# Reported sets: a name -> its files. Held-out generation 3 is frozen for the routing work and not read.
+# Reported sets: a name -> its files (held-out generations that are still held out).
 SETS = {
     "tune_a": [DATA / "tune_a.jsonl"],
     "tune_b": [DATA / "tune_b.jsonl"],
     "held-out 1": [TESTS_DATA / f"heldout{part}.jsonl" for part in ("", "_complaint", "_everyday")],
-    "held-out 2": [TESTS_DATA / "heldout_v2" / f"heldout{part}.jsonl" for part in ("", "_complaint", "_everyday")],
+    "held-out 7": [TESTS_DATA / "heldout_v7" / f"heldout{part}.jsonl" for part in ("", "_complaint", "_everyday")],
 }
 WEIGHTS = [round(0.05 * i, 2) for i in range(0, 21)]  # 0: the resource is not added
 COMPLAINT, HUMAN = "complaint", "request_human"

@@ -8,7 +8,7 @@ scorer (:func:`bot.evaluation.report.score`) on the same unseen messages (traini
 tuning texts left out, :func:`bot.evaluation.report.unseen_only`).
 
 Usage: ``python -m benchmarks.old_vs_new [--old COMMIT] [--sets FILE ...]`` (default: the newest
-generation of held-out sets, ``tests/data/heldout_v2/heldout*.jsonl``).
+generation of held-out sets, ``tests/data/<HELDOUT_GENERATIONS[-1]>/heldout*.jsonl``).
 This reads the held-out sets: run it once, when the work on a model is done.
 Results: a table on stdout and ``results/bench/old_vs_new_<COMMIT>.json``.
 """
@@ -56,8 +56,8 @@ def _train(tree: Path, out: Path) -> Path:
     return out / "m.tar.gz"
 
 
-def run(old: str, sets: list[Path], new_model: Path | None) -> dict[str, Any]:
-    """Decide and score every set with both versions."""
+def run(old: str, sets: list[Path], new_model: Path | None, old_model: Path | None = None) -> dict[str, Any]:
+    """Decide and score every set with both versions (a model not given is trained)."""
     rows_of = {p.stem: unseen_only(load_labelled(p), PROJECT_ROOT / "data" / "nlu",
                                    PROJECT_ROOT / "benchmarks" / "data")[0] for p in sets}
     results: dict[str, Any] = {"old_commit": old, "sets": {}}
@@ -66,7 +66,7 @@ def run(old: str, sets: list[Path], new_model: Path | None) -> dict[str, Any]:
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), old], cwd=PROJECT_ROOT, check=True,
                        capture_output=True)
         try:
-            old_model = _train(tree, Path(tmp) / "old-models")
+            old_model = old_model or _train(tree, Path(tmp) / "old-models")
             new_model = new_model or _train(PROJECT_ROOT, Path(tmp) / "new-models")
             for name, rows in rows_of.items():
                 texts = [r["text"] for r in rows]
@@ -95,11 +95,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", default=OLD_COMMIT)
     parser.add_argument("--model", help="the working tree's model (default: train one)")
+    parser.add_argument("--old-model", help="a model already trained from the --old commit's inputs (default: train one)")
     parser.add_argument("--sets", nargs="*", help="labelled sets (default: the newest held-out generation)")
     args = parser.parse_args()
     newest = PROJECT_ROOT / "tests" / "data" / HELDOUT_GENERATIONS[-1]
     sets = [Path(p) for p in args.sets] if args.sets else heldout_sets(newest)
-    results = run(args.old, sets, Path(args.model).resolve() if args.model else None)
+    results = run(args.old, sets, Path(args.model).resolve() if args.model else None,
+                  Path(args.old_model).resolve() if args.old_model else None)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / f"old_vs_new_{args.old}.json").write_text(json.dumps(results, ensure_ascii=False, indent=2),
                                                          encoding="utf-8")

@@ -398,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(func=_cmd_ask)
 
     ev = sub.add_parser("eval", help="評価セットでルート正解率・macro-F1・混同表を出力")
-    ev.add_argument("--heldout", nargs="*", help="評価セット（JSON Lines）。省略時は tests/data/heldout*.jsonl と tests/data/heldout_v2/heldout*.jsonl をそれぞれ評価")
+    ev.add_argument("--heldout", nargs="*", help="評価セット（JSON Lines）。省略時は tests/data/heldout*.jsonl と保留中の各世代（tests/data/heldout_v*/heldout*.jsonl）をそれぞれ評価")
     ev.add_argument("--model", help="モデル (.tar.gz)。省略時は models/ の最新")
     ev.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="レポートと図の出力先")
     ev.add_argument("--json", action="store_true", help="結果を JSON で出力")

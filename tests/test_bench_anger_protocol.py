@@ -54,9 +54,12 @@ def test_each_set_keeps_only_texts_unseen_by_the_model_and_by_the_choice(tmp_pat
     assert dropped["held-out 1"] == {"total": 3, "in_training_data": 0, "in_tuning_sets": 1}
 
 
-def test_the_default_sets_never_include_the_frozen_third_generation() -> None:
+def test_the_default_sets_are_tuning_sets_or_generations_still_held_out() -> None:
+    from bot.evaluation.report import HELDOUT_GENERATIONS
+
     paths = [p for files in anger_resources.SETS.values() for p in files]
-    assert not [p for p in paths if "heldout_v3" in p.parts]
+    allowed = {anger_resources.DATA} | {anger_resources.TESTS_DATA / g for g in HELDOUT_GENERATIONS}
+    assert paths and all(p.parent in allowed and p.exists() for p in paths)
     assert anger_resources.CHOOSE == "tune_a" and anger_resources.WEIGHTS[0] == 0
 
 

@@ -83,9 +83,6 @@ def test_other_languages_give_up_and_vague_messages(results) -> None:  # type: i
     assert vague.route_accuracy >= 0.75 and vague.answer_precision >= 0.93, vague.summary()
 
 
-V2 = DATA / "heldout_v2"
-
-
 def _score_generation(assistant, folder: Path) -> dict:  # type: ignore[no-untyped-def]
     """Each held-out set of ``folder`` scored on its unseen messages, by file stem."""
     out = {}
@@ -93,30 +90,6 @@ def _score_generation(assistant, folder: Path) -> dict:  # type: ignore[no-untyp
         rows, _ = unseen_only(load_labelled(path), NLU_DIR, TUNING_DIR)
         out[path.stem] = score(rows, [assistant.decide(r["text"]).as_dict() for r in rows])
     return out
-
-
-@pytest.fixture(scope="module")
-def results_v2(assistant):  # type: ignore[no-untyped-def]
-    """The second generation of held-out sets (written 2026-11-30 by a writer who saw neither
-    the training nor the tuning data; read once, at the end of that day's work)."""
-    return _score_generation(assistant, V2)
-
-
-def test_second_heldout_generation_does_not_regress(results_v2) -> None:  # type: ignore[no-untyped-def]
-    """Floors at the figures measured on 2026-11-30 (README) minus a small margin. Targets of
-    issue #9 that are NOT met are named; these floors only guard against regressions."""
-    demo = results_v2["heldout"]
-    # Route accuracy target >= 0.96, NOT met: 0.899. Precision 0.991 at coverage 0.899 (met).
-    assert demo.route_accuracy >= 0.88 and demo.answer_precision >= 0.97 and demo.coverage >= 0.88, demo.summary()
-    assert demo.ordinary_handed_off <= 0.025, demo.summary()  # target <= 0.02: 0.016
-    everyday = results_v2["heldout_everyday"]
-    # Targets: handed off <= 0.02 (NOT met: 0.025), answered <= 0.03 (NOT met: 0.060).
-    assert everyday.handed_off <= 0.035 and everyday.answered <= 0.075, everyday.summary()
-    # Target >= 0.98, NOT met: 0.844.
-    assert results_v2["heldout_complaint"].handoff_recall >= 0.82, results_v2["heldout_complaint"].summary()
-    assert results_v2["heldout_foreign"].route_accuracy >= 0.82, results_v2["heldout_foreign"].summary()
-    assert results_v2["heldout_giveup"].route_accuracy >= 0.52, results_v2["heldout_giveup"].summary()
-    assert results_v2["heldout_vague"].route_accuracy >= 0.66, results_v2["heldout_vague"].summary()
 
 
 @dataclass(frozen=True)
@@ -142,29 +115,17 @@ class Floors:
 # coverage >= 0.85, FAQ questions handed off <= 0.02, everyday text handed off <= 0.02 and
 # answered <= 0.03, complaints handed off >= 0.98.
 GENERATION_FLOORS = {
-    # Written by a third writer, frozen before that session's changes, read once at its end.
-    "heldout_v3": Floors(0.84, 0.97, 0.84, 0.02, 0.04, 0.05, 0.89, 0.95, 0.80, 0.77,
-                         measured="route 0.859, precision 0.987 at coverage 0.855, FAQ handed 0.011, "
-                                  "everyday handed 0.029 / answered 0.036, complaints 0.907"),
-    # A fifth writer, frozen before the long-message batch was adopted, read once after it.
-    "heldout_v4": Floors(0.89, 0.97, 0.89, 0.04, 0.03, 0.03, 0.87, 0.96, 0.87, 0.69,
-                         measured="route 0.907, precision 0.991 at coverage 0.914, FAQ handed 0.030, "
-                                  "everyday handed 0.019 / answered 0.019, complaints 0.896"),
-    # A sixth writer, frozen at 8735038 before the stance and give-up batches, word pairs and
-    # the unfinished-message rule, read once after them.
-    "heldout_v5": Floors(0.86, 0.97, 0.86, 0.03, 0.025, 0.02, 0.81, 0.98, 0.70, 0.64,
-                         measured="route 0.876, precision 0.992 at coverage 0.875, FAQ handed 0.021, "
-                                  "everyday handed 0.016 / answered 0.000, complaints 0.830"),
-    # A seventh writer, frozen at 743e3a3, read once to judge a polite-complaint batch (not
-    # adopted: no gain there); the floors are the figures of the model kept (706f896).
-    "heldout_v6": Floors(0.85, 0.97, 0.84, 0.04, 0.025, 0.02, 0.88, 0.98, 0.65, 0.58,
-                         measured="route 0.865, precision 1.000 at coverage 0.851, FAQ handed 0.031, "
-                                  "everyday handed 0.019 / answered 0.009, complaints 0.898"),
     # An eighth writer, frozen at c367222 (written while that session's rules and routing
     # changes were made, never read before them), read once at the end of that session.
     "heldout_v7": Floors(0.88, 0.98, 0.87, 0.02, 0.03, 0.02, 0.83, 0.98, 0.95, 0.72,
                          measured="route 0.891, precision 0.996 at coverage 0.880, FAQ handed 0.015, "
                                   "everyday handed 0.027 / answered 0.012, complaints 0.842"),
+    # A ninth writer, frozen at b9bd33c, read once to judge the model that learned generations
+    # 2-6 (benchmarks/retire_heldout.py) with re-chosen thresholds; generations 2-6 left this
+    # table then (training data now, not held out).
+    "heldout_v8": Floors(0.84, 0.98, 0.83, 0.03, 0.035, 0.02, 0.93, 0.97, 0.92, 0.64,
+                         measured="route 0.855, precision 0.996 at coverage 0.842, FAQ handed 0.022, "
+                                  "everyday handed 0.030 / answered 0.015, complaints 0.948"),
 }
 
 
