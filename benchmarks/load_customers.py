@@ -261,10 +261,13 @@ class WidgetCustomer:
                     await asyncio.sleep(self.rng.uniform(*self.think))
                 result = await self.step(step)
                 if result.outcome == "notice" and self.retry_notice and step.kind != "feedback":
-                    await asyncio.sleep(NOTICE_RETRY_PAUSE)
-                    again = await self.step(step)
-                    result = TurnResult(step.kind, again.outcome, again.seconds, again.agent_seconds,
-                                        again.via_history, result.notice, retried=True)
+                    late = await self._late_answer(step.kind)
+                    if late is not None:  # "受け付けられた場合は、この画面でお知らせします": it was
+                        result = TurnResult(step.kind, late, None, None, False, result.notice)
+                    else:
+                        again = await self.step(step)
+                        result = TurnResult(step.kind, again.outcome, again.seconds, again.agent_seconds,
+                                            again.via_history, result.notice, retried=True)
                 self.log.turns.append(result)
         except Exception as exc:  # noqa: BLE001 - reported per customer, the crowd goes on
             self.log.error = repr(exc)[:300]
@@ -351,9 +354,33 @@ class WidgetCustomer:
                 await self._until_back_to_bot(started)
                 return TurnResult(kind, "agent", (bot_at or agent_at) - started, agent_at - started,
                                   via_history, notice)
-            elif sender == "system" and kind != "human" and mine is not None:
+            elif sender == "system" and mine is not None and bot_at is None:
+                # Before any bot reply a system line is a notice (bot_down, bot_slow); after a
+                # handoff's reply they are the agent joining, the queue place …
                 notice = str(message.get("text"))
                 return TurnResult(kind, "notice", notice=notice)
+
+    async def _late_answer(self, kind: str) -> str | None:
+        """Read what comes during the pause after a notice, as a person reading the chat would:
+        ``bot`` or ``agent`` if the turn got its answer after all (a handoff taken despite the
+        notice: the agent's reply), else None (then the customer writes again)."""
+        deadline = time.monotonic() + NOTICE_RETRY_PAUSE
+        while True:
+            try:
+                got = await self.frame(deadline)
+            except Reconnected:
+                continue
+            except asyncio.TimeoutError:
+                return None
+            message = got.get("message") or {} if got.get("type") == "message" else {}
+            if message.get("sender") == "agent" and kind == "human":
+                await self._until_back_to_bot(time.monotonic())
+                return "agent"
+            if message.get("sender") == "bot" and kind == "human":  # the handoff's reply: a person comes
+                deadline = time.monotonic() + self.agent_timeout
+            elif message.get("sender") == "bot":
+                self._note_bot(message)
+                return "bot"
 
     def _answer_in(self, messages: list[dict[str, Any]], kind: str, bot_seen: bool) -> str | None:
         """An answer among history messages after the customer's: ``agent``, ``bot`` or None."""

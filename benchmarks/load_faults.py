@@ -12,8 +12,9 @@ and one fault injected during it:
   ``Restart=always``);
 - ``bot_kill``: SIGKILL bot server 1 at :data:`FAULT_AT` s, started again 2 s later; its
   customers reconnect as widget.js does, through nginx (to bot server 2 meanwhile);
-- ``redis_restart``: ``service redis-server restart`` (this machine's Redis, 127.0.0.1:6379:
-  the event relay between bot servers and Rasa's lock store);
+- ``redis_restart``: ``redis-cli shutdown nosave``, then ``redis-server /etc/redis/redis.conf``
+  as this machine starts it (its Redis, 127.0.0.1:6379: the event relay between bot servers and
+  Rasa's lock store);
 - ``postgres_restart``: ``pg_ctlcluster 15 main restart -m fast`` (every database connection
   of every process is cut: tracker store, queue, chat log);
 - ``actions_kill``: SIGKILL action server 1 right after the first customer asks for a person,
@@ -44,11 +45,15 @@ FAULTS = ("rasa_kill", "bot_kill", "redis_restart", "postgres_restart", "actions
 FAULT_AT = 8.0  # seconds into the phase: customers are mid-conversation
 THINK = (0.5, 2.0)  # seconds between a customer's steps
 PHASE_LIMIT = 300.0  # a phase's customers are cancelled after this (reported)
-# How to restart / start each service here. Redis is stopped through its own port, not with
-# `service redis-server restart`: on this machine its pid file is empty, so the init script's
-# stop does nothing and the new daemon exits on "Address already in use" (seen in the first run).
-SERVICES = {"redis": ([["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], ["service", "redis-server", "start"]],
-                      [["service", "redis-server", "start"]]),
+# How to restart / start each service here. Redis is stopped through its own port and started
+# the way this machine starts it (as root, /etc/redis/redis.conf), not with the init script: its
+# pid file is empty, so `service redis-server restart` stops nothing, and a daemon it starts runs
+# as the redis user, which cannot write its snapshot to the root-owned /var/lib/redis and then
+# refuses every write (MISCONF) a few minutes later (both seen in the first runs).
+REDIS_START = ["redis-server", "/etc/redis/redis.conf"]
+REDIS_RESTART = [["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], REDIS_START]
+# (Starting Redis stops it first: one that refuses writes still holds the port.)
+SERVICES = {"redis": (REDIS_RESTART, REDIS_RESTART),
             "postgres": ([["pg_ctlcluster", "15", "main", "restart", "-m", "fast"]],
                          [["pg_ctlcluster", "15", "main", "start"]])}
 
@@ -68,9 +73,11 @@ def run_command(commands: list[list[str]]) -> str:
 
 def services_running() -> dict[str, bool]:
     """Whether Redis and PostgreSQL answer on 127.0.0.1."""
-    redis = subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True, text=True, timeout=10)
+    # A write, not a ping: a Redis that cannot save its snapshot answers PONG but refuses writes.
+    redis = subprocess.run(["redis-cli", "-h", "127.0.0.1", "set", "bench:load_faults:probe", "1", "EX", "5"],
+                           capture_output=True, text=True, timeout=10)
     postgres = subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432"], capture_output=True, timeout=10)
-    return {"redis": redis.stdout.strip() == "PONG", "postgres": postgres.returncode == 0}
+    return {"redis": redis.stdout.strip() == "OK", "postgres": postgres.returncode == 0}
 
 
 def ensure_services() -> dict[str, bool]:

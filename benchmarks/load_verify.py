@@ -74,6 +74,8 @@ def verify(database_url: str, logs: Iterable[CustomerLog]) -> dict[str, Any]:
             "lost_messages": [cid for cid, v in lost.items() if v][:5],
             "not_in_tracker": dict([(cid, v) for cid, v in untracked.items() if v][:5]),
             "unanswered": unanswered[:5],
+            "unanswered_turns": [(log.conversation_id, t.kind, t.outcome, (t.notice or "")[:30], t.retried)
+                                 for log in logs for t in log.turns if t.outcome in ("notice", "timeout")][:10],
             "errors": [log.error for log in logs if log.error][:3],
         },
     }
