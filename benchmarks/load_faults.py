@@ -193,18 +193,20 @@ def main_faults(model: Path, customers: int, timeout: float, only: list[str] | N
 
 def fault_table(result: dict[str, Any]) -> str:
     """The README's table: one row per fault."""
-    lines = ["| fault | at s → back s | N | handing off | tickets exactly 1 / lost / duplicated | customer messages "
-             "sent / lost / never routed | texts missing in Rasa's tracker | agent replies seen | turns answered "
-             "only by a notice (then retried) | customers left unanswered | reconnects | p95 ms | ok |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| fault | at s → back s | N | handing off | tickets exactly 1 / lost / duplicated / unexpected | customer "
+             "messages sent / lost / never routed | texts missing in Rasa's tracker | agent replies seen | turns "
+             "answered after writing again | turns left with only a notice / no answer | customers left unanswered | "
+             "reconnects | p95 ms | ok |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in result["phases"]:
         c, f = run["check"], run["fault"]
         notices = c["turn_outcomes"].get("notice", 0)
         lines.append(
             f"| {f['fault']} | {f.get('at_s')} → {f.get('back_s')} | {run['customers']} | {c['handing_off_customers']} | "
-            f"{c['tickets_exactly_one']} / {c['tickets_lost']} / {c['tickets_duplicated']} | "
+            f"{c['tickets_exactly_one']} / {c['tickets_lost']} / {c['tickets_duplicated']} / {c['tickets_unexpected']} | "
             f"{c['customer_messages_sent']} / {c['customer_messages_lost']} / {c['customer_messages_never_routed']} | "
             f"{c['rasa_texts_not_in_tracker']} of {c['rasa_texts_expected']} | {c['agent_replies_received']} | "
-            f"{notices} ({run.get('retried_turns', 0)}) | {c['customers_with_an_unanswered_turn']} | {run['reconnects']} | "
-            f"{run['p95_ms']} | {'yes' if run['ok'] else '**no**'} |")
+            f"{run.get('retried_turns', 0)} | {notices} / {c['turn_outcomes'].get('timeout', 0)} | "
+            f"{c['customers_with_an_unanswered_turn']} | {run['reconnects']} | {run['p95_ms']} | "
+            f"{'yes' if run['ok'] else '**no**'} |")
     return "\n".join(lines)
