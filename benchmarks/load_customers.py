@@ -28,6 +28,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.server.gateway_base import TEXT
+
 FAQS = ["住所を変更したいです", "営業時間を教えて", "支払い方法は？", "パスワードを忘れました", "解約したい", "料金"]
 # Asked back with FAQ buttons by the current model (checked against models/current.tar.gz).
 VAGUE = ["手続きについて", "変更したい"]
@@ -37,6 +39,8 @@ AGENT_REPLY = "担当の{name}です。お問い合わせの件、確認いた�
 HANDOFF_EVERY = 10  # one customer in ten asks for a person
 MAX_BACKOFF = 15.0  # widget.js MAX_BACKOFF_MS
 MAX_TRIES = 3  # widget.js MAX_AUTO_TRIES
+# The gateway's lines that say the bot did not answer (bot/wording.py GATEWAY_TEXT).
+NOTICES = frozenset({TEXT["bot_down"], TEXT["bot_slow"]})
 # A notice instead of an answer (bot_down, bot_slow: "数分たってから、もう一度"): a person reads it
 # and writes again once, a little later.
 NOTICE_RETRY_PAUSE = 10.0
@@ -354,9 +358,11 @@ class WidgetCustomer:
                 await self._until_back_to_bot(started)
                 return TurnResult(kind, "agent", (bot_at or agent_at) - started, agent_at - started,
                                   via_history, notice)
-            elif sender == "system" and mine is not None and bot_at is None:
-                # Before any bot reply a system line is a notice (bot_down, bot_slow); after a
-                # handoff's reply they are the agent joining, the queue place …
+            elif sender == "system" and mine is not None and bot_at is None and (
+                    kind != "human" or message.get("text") in NOTICES):
+                # A handoff request's system lines are the agent joining, the queue place … (an
+                # agent may join before the bot's handoff reply arrives: the ticket is filed while
+                # Rasa still runs the action); only bot_down / bot_slow say it was not taken.
                 notice = str(message.get("text"))
                 return TurnResult(kind, "notice", notice=notice)
 
