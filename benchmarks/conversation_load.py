@@ -5,17 +5,23 @@ Starts the scaled stack of ``make run-scaled`` (``deploy/run_scaled.py``: nginx,
 fresh PostgreSQL database, then for each N:
 
 1. **2 replicas behind nginx:** N customers open a session and a WebSocket through nginx and
-   each has a 4–6 turn conversation (FAQ questions, small talk, a vague question that is asked
-   back, a thank-you), all at once, no pause between turns.
+   each has a realistic 4–6 step conversation (:mod:`benchmarks.load_customers`: an FAQ
+   question, a vague question asked back and a click on an offered button, はい/いいえ on an
+   answer, small talk; one customer in ten asks for a person, and an agent logged in through the
+   console API claims, replies and resolves), all at once, no pause between steps.
 2. **1 replica:** replica 2 is stopped; the same conversations go straight to bot server 1.
-3. **Rasa alone:** the same turns posted straight to Rasa 1's REST channel with the same
-   concurrency: what the bot costs without our gateway.
+3. **Rasa alone:** the same bot turns posted straight to Rasa 1's REST channel with the same
+   concurrency (button payloads, ``/answer_not_helpful`` for いいえ; up to the request for a
+   person, which has no agent there): what the bot costs without our gateway.
 
-Customers connect as widget.js does (the socket URL names the conversation, which nginx
-hashes; the token in the first frame); how many conversations each bot server got behind
-nginx is reported. A turn's latency is from sending the message to the first bot message on
-the socket (the REST channel: to its answer). Reported per run: turns/s, p50 and p95; the gateway overhead is
-the 1-replica p95 over Rasa's own p95. Loopback only; every run is bounded (``--turn-timeout``).
+After each widget run the database is checked (:mod:`benchmarks.load_verify`): one ticket per
+handing-off customer and none for the others, every customer message stored, every text meant
+for Rasa in its tracker, every step answered. A bot turn's latency is from sending to the first
+bot message on the socket (the REST channel: to its answer); the agent's reply is timed apart.
+Reported per run: turns/s, p50 and p95; the gateway overhead is the 1-replica p95 over Rasa's
+own p95. ``--time-limit`` bounds each run; ``--faults`` runs :mod:`benchmarks.load_faults`
+instead. The plain-text helpers (:func:`widget_customer`, :func:`rest_crowd`, :func:`script`)
+are kept for benchmarks/soak.py and benchmarks/gateway_profile.py.
 
 Usage: ``.venv/bin/python -m benchmarks.conversation_load --customers 50 [--customers 200]``
 (``--model``, default ``models/current.tar.gz``). Writes ``results/conversation_load.json``.
