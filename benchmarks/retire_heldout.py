@@ -63,9 +63,28 @@ def example_line(text: str) -> str | None:
 
 def retired_examples(generations: tuple[str, ...] | list[str], out: Path = OUT) -> str:
     """The YAML text of ``out`` for ``generations`` (folders under ``benchmarks/retired_heldout``)."""
-    kept_generations = [g for g in KEPT_GENERATIONS if g not in generations]
+    header = [
+        "# Read held-out generations turned into training data (benchmarks/retire_heldout.py; do not edit by hand).",
+        f"# Generations: {', '.join(generations)} (benchmarks/retired_heldout/<generation>/README.md: who wrote them, how;",
+        "# each was read once to judge one change). Vague and non-Japanese messages are left out, and so is",
+        "# any message also in the training data, a tuning set or a held-out generation still kept.",
+    ]
+    files = [path for generation in generations for path in heldout_sets(RETIRED / generation)]
+    return labelled_to_nlu(files, [g for g in KEPT_GENERATIONS if g not in generations], out, header)
+
+
+def labelled_to_nlu(files: list[Path], protected_generations: list[str] | tuple[str, ...], out: Path,
+                    header: list[str]) -> str:
+    """Rasa NLU YAML (for ``out``) of the labelled messages in ``files`` (JSON Lines).
+
+    Args:
+        files: ``{"text", "label"}`` files, read in order.
+        protected_generations: Held-out folders under ``tests/data`` whose texts must stay unseen.
+        out: The file the YAML is for (its current content does not count as training data).
+        header: Comment lines that say where the examples come from.
+    """
     protected = tuning_texts(PROJECT_ROOT / "benchmarks" / "data")
-    for generation in kept_generations:
+    for generation in protected_generations:
         for path in heldout_sets(DATA / generation):
             protected |= {match_key(json.loads(line)["text"]) for line in path.read_text(encoding="utf-8").splitlines()
                           if line.strip()}
@@ -73,29 +92,20 @@ def retired_examples(generations: tuple[str, ...] | list[str], out: Path = OUT) 
     faq_ids = set(load_knowledge(PROJECT_ROOT / "knowledge").ids)
     by_intent: dict[str, list[str]] = defaultdict(list)
     skipped = 0
-    for generation in generations:
-        for path in heldout_sets(RETIRED / generation):
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                intent = intent_of(row["label"], faq_ids)
-                example = example_line(row["text"])
-                key = match_key(row["text"])
-                if intent is None or example is None or not key or key in seen:
-                    skipped += 1
-                    continue
-                seen.add(key)
-                by_intent[intent].append(example)
-    header = [
-        "# Read held-out generations turned into training data (benchmarks/retire_heldout.py; do not edit by hand).",
-        f"# Generations: {', '.join(generations)} (benchmarks/retired_heldout/<generation>/README.md: who wrote them, how;",
-        "# each was read once to judge one change). Vague and non-Japanese messages are left out, and so is",
-        "# any message also in the training data, a tuning set or a held-out generation still kept.",
-        'version: "3.1"',
-        "nlu:",
-    ]
-    body = []
+    for path in files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            intent = intent_of(row["label"], faq_ids)
+            example = example_line(row["text"])
+            key = match_key(row["text"])
+            if intent is None or example is None or not key or key in seen:
+                skipped += 1
+                continue
+            seen.add(key)
+            by_intent[intent].append(example)
+    body = ['version: "3.1"', "nlu:"]
     for intent in sorted(by_intent):
         body.append(f"  - intent: {intent}")
         body.append("    examples: |")

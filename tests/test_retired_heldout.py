@@ -1,10 +1,11 @@
-"""Read held-out generations retired into the training data stay what the script makes of them."""
+"""Training text converted from labelled sets (retired held-out generations, writer batches) stays
+what the scripts make of it, and never repeats a held-out text."""
 
 import json
 
 import yaml
 
-from benchmarks import retire_heldout
+from benchmarks import retire_heldout, writer_batches
 from bot.evaluation.report import HELDOUT_GENERATIONS, UNREAD_GENERATIONS, heldout_sets, match_key
 
 
@@ -37,6 +38,22 @@ def test_no_retired_example_repeats_a_text_of_the_generations_kept_then() -> Non
     examples = {match_key(line[2:]) for block in doc["nlu"] for line in block["examples"].splitlines()
                 if line.startswith("- ")}
     for generation in retire_heldout.KEPT_GENERATIONS:
+        for path in heldout_sets(retire_heldout.DATA / generation):
+            texts = {match_key(json.loads(line)["text"]) for line in path.read_text(encoding="utf-8").splitlines()
+                     if line.strip()}
+            assert not texts & examples, path
+
+
+def test_the_writer_batches_file_is_what_the_script_writes() -> None:
+    assert writer_batches.OUT.read_text(encoding="utf-8") == writer_batches.batch_examples()
+
+
+def test_no_writer_batch_example_repeats_a_held_out_text() -> None:
+    doc = yaml.safe_load(writer_batches.OUT.read_text(encoding="utf-8"))
+    examples = {match_key(line[2:]) for block in doc["nlu"] for line in block["examples"].splitlines()
+                if line.startswith("- ")}
+    assert len(examples) > 2000
+    for generation in writer_batches.PROTECTED_GENERATIONS:
         for path in heldout_sets(retire_heldout.DATA / generation):
             texts = {match_key(json.loads(line)["text"]) for line in path.read_text(encoding="utf-8").splitlines()
                      if line.strip()}
