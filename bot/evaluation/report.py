@@ -264,7 +264,7 @@ def heldout_sets(directory: Path) -> list[Path]:
 HELDOUT_GENERATIONS = ("", "heldout_v7", "heldout_v8", "heldout_v9", "heldout_v10")
 # Written and frozen (heldout.sha256), but not read yet: kept out of `bot eval` and the
 # old-vs-new benchmark until the change it will judge is done; then it moves above.
-UNREAD_GENERATIONS: tuple[str, ...] = ()
+UNREAD_GENERATIONS: tuple[str, ...] = ("heldout_v11",)
 
 
 def all_heldout_sets(data_dir: Path) -> list[Path]:
