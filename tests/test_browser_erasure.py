@@ -24,7 +24,7 @@ if not CHROMIUM.exists():
                     "(as root with apt-get) to install Debian's Chromium. !!!", module_level=True)
 
 from playwright.sync_api import Browser, expect  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import bindparam, text  # noqa: E402
 
 from test_browser_desk import XSS_NAME, assert_accessible, browser, console, server  # noqa: E402,F401
 
@@ -54,10 +54,28 @@ def rows(services: Any, conversation_id: str) -> dict[str, int]:
                                       ("tickets", "conversation_id"))}
 
 
+def wait_until_announced(services: Any, *conversation_ids: str, deadline: float = 15.0) -> None:
+    """The server's ticket watcher announces the seeded tickets on its own schedule and writes to
+    their chats when it does: wait for it, so a snapshot of a conversation's rows stays valid."""
+    import time
+
+    end = time.monotonic() + deadline
+    query = text("SELECT count(*) FROM tickets WHERE announced_at IS NULL AND conversation_id IN :ids")
+    query = query.bindparams(bindparam("ids", expanding=True))
+    while True:
+        with services.stores.engine.connect() as connection:
+            waiting = int(connection.execute(query, {"ids": list(conversation_ids)}).scalar_one())
+        if not waiting:
+            return
+        assert time.monotonic() < end, f"{waiting} seeded tickets still not announced after {deadline} s"
+        time.sleep(0.1)
+
+
 def test_an_admin_deletes_a_conversation_from_the_page(browser: Browser, server: tuple[str, Any]) -> None:  # noqa: F811
     url, services = server
     seed(services, FIRST, XSS_NAME)
     seed(services, OTHER, "佐藤花子")
+    wait_until_announced(services, FIRST, OTHER)
     kept = rows(services, OTHER)
     assert rows(services, FIRST)["chat_messages"] >= 2 and kept["tickets"] == 1
 
