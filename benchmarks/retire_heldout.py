@@ -88,7 +88,7 @@ def labelled_to_nlu(files: list[Path], protected_generations: list[str] | tuple[
         for path in heldout_sets(DATA / generation):
             protected |= {match_key(json.loads(line)["text"]) for line in path.read_text(encoding="utf-8").splitlines()
                           if line.strip()}
-    seen = training_texts(out.parent if not out.exists() else _without(out)) | protected
+    seen = training_texts(out.parent, exclude=out) | protected
     faq_ids = set(load_knowledge(PROJECT_ROOT / "knowledge").ids)
     by_intent: dict[str, list[str]] = defaultdict(list)
     skipped = 0
@@ -123,18 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     OUT.write_text(retired_examples(args.generations), encoding="utf-8")
     print(f"wrote {OUT.relative_to(PROJECT_ROOT)}")
     return 0
-
-
-def _without(path: Path) -> Path:
-    """A folder holding every training file but ``path`` (re-running the script replaces it)."""
-    import shutil
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="nlu-"))
-    for other in path.parent.glob("*.yml"):
-        if other != path:
-            shutil.copy(other, folder / other.name)
-    return folder
 
 
 if __name__ == "__main__":

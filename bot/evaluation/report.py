@@ -59,12 +59,19 @@ def match_key(text: str) -> str:
     return "".join(ch for ch in fold(text) if unicodedata.category(ch)[0] not in "PSZC")
 
 
-def training_texts(nlu_dir: Path) -> set[str]:
-    """Every training example under ``nlu_dir`` (``data/nlu``), as :func:`match_key`."""
+def training_texts(nlu_dir: Path, exclude: Path | None = None) -> set[str]:
+    """Every training example under ``nlu_dir`` (``data/nlu``), as :func:`match_key`.
+
+    Args:
+        nlu_dir: The training data folder.
+        exclude: A file in it left out (a generated file being written again).
+    """
     import yaml
 
     texts = set()
     for path in sorted(nlu_dir.glob("*.yml")):
+        if exclude is not None and path.resolve() == exclude.resolve():
+            continue
         for item in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu", []):
             for line in str(item.get("examples", "")).splitlines():
                 if line.strip().startswith("- "):
