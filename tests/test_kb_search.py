@@ -80,7 +80,7 @@ def test_hits_are_well_formed(search: FaqSearch) -> None:
         entry = search.kb.get(hit.faq_id)
         assert entry is not None
         assert (hit.title, hit.category) == (entry.title, entry.category)
-        assert hit.matched in (entry.title, *entry.questions)
+        assert hit.matched in (entry.title, *entry.questions, *entry.phrasings)
     assert len({h.faq_id for h in hits}) == len(hits)  # one hit per entry
 
 

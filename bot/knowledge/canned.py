@@ -63,13 +63,14 @@ class CannedReply:
 
 @dataclass(frozen=True)
 class Finding:
-    """A problem of ``canned.yml``, phrased for the editor (Japanese)."""
+    """A problem of an editor's file (``canned.yml`` and others), phrased for the editor (Japanese)."""
 
     path: Path
     line: int | None
     entry: str | None
     problem: str
     fix: str
+    severity: str = "error"  # or "warning": the file is used all the same
 
 
 def canned_path(directory: Path) -> Path:

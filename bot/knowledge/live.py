@@ -12,6 +12,7 @@ from typing import Any
 from bot.errors import KnowledgeError
 from bot.knowledge.loader import load_knowledge
 from bot.knowledge.model import KnowledgeBase
+from bot.knowledge.phrasings import PHRASINGS_FILE
 
 logger = logging.getLogger(__name__)
 SUGGESTION_MIN_SCORE = 0.25
@@ -46,8 +47,10 @@ class LiveKnowledge:
 
     def _current_stamp(self) -> tuple[tuple[str, int, int], ...]:
         stamp = []
-        # The fact sheet too: its values are part of every answer that uses a placeholder.
-        for path in [*sorted((self._directory / "faq").glob("*.yml")), self._directory / "facts.yml"]:
+        # The fact sheet too: its values are part of every answer that uses a placeholder; and the
+        # customers' phrasings, which the search matches.
+        for path in [*sorted((self._directory / "faq").glob("*.yml")), self._directory / "facts.yml",
+                     self._directory / PHRASINGS_FILE]:
             try:
                 info = path.stat()
             except OSError:  # replaced by an editor between listing and stat (or no facts.yml): look again next time

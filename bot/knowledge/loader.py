@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bot.errors import KnowledgeError
 from bot.knowledge.facts import FACTS_FILE, Facts, load_facts, resolve
 from bot.knowledge.model import FaqEntry, KnowledgeBase, Link
+from bot.knowledge.phrasings import read_phrasings
 from bot.knowledge.yaml_io import SAFE_YAML_LOADER, read_yaml  # noqa: F401 - SAFE_YAML_LOADER re-exported
 from bot.text.normalize import fold
 
@@ -30,6 +33,8 @@ LONG_ANSWER_REASON = (f"ウィジェットでは長い回答は約 {WIDGET_FOLD_
                       "お客さまが「続きを読む」を押すまで残りは表示されません。")
 LONG_ANSWER_FIX = "大事なことを最初の数行に書き、要点に絞って短くするか、詳しい説明はリンク先に移してください。"
 REQUIRED_FIELDS = ("id", "category", "title", "questions", "answer")
+
+logger = logging.getLogger(__name__)
 
 
 def question_key(text: str) -> str:
@@ -171,7 +176,8 @@ def load_knowledge(directory: Path, resolve_facts: bool = True) -> KnowledgeBase
             so a round trip keeps the placeholders).
 
     Returns:
-        The knowledge base.
+        The knowledge base, each entry with its customers' phrasings (``phrasings.yml``; a
+        broken part of that file is logged and left out, never an error: :mod:`bot.knowledge.phrasings`).
 
     Raises:
         KnowledgeError: A file or entry is malformed, an id is used twice or a
@@ -203,4 +209,10 @@ def load_knowledge(directory: Path, resolve_facts: bool = True) -> KnowledgeBase
             if rel not in seen:
                 raise KnowledgeError(entry.source, entry.id, f"related の「{rel}」という id はありません。",
                                      f"存在する id（例: {', '.join(list(seen)[:3])}）に直してください。")
+    phrasings, findings = read_phrasings(directory, set(seen))
+    for finding in findings:
+        logger.warning("%s:%s（%s）: %s %s", finding.path, finding.line or "-", finding.entry or "-",
+                       finding.problem, finding.fix)
+    entries = [replace(entry, phrasings=phrasings[entry.id]) if entry.id in phrasings else entry
+               for entry in entries]
     return KnowledgeBase(entries=tuple(entries), assistant_name=assistant_name(directory))

@@ -44,6 +44,9 @@ class FaqEntry:
         links: Optional links shown under the answer.
         related: Ids of related entries.
         source: File the entry was loaded from.
+        phrasings: Customers' own wordings of this question (``knowledge/phrasings.yml``,
+            :mod:`bot.knowledge.phrasings`): the FAQ search matches them like ``questions``;
+            they are not training data of the classifier.
     """
 
     id: str
@@ -54,6 +57,7 @@ class FaqEntry:
     links: tuple[Link, ...] = ()
     related: tuple[str, ...] = ()
     source: Path = field(default=Path("."), compare=False)
+    phrasings: tuple[str, ...] = ()
 
     @property
     def intent(self) -> str:

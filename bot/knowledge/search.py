@@ -329,7 +329,8 @@ class _BaseSearch:
         starts = [0]
         for i, entry in enumerate(self._entries):
             # Title first: with a single question, the title is often the clearer phrasing.
-            texts = list(dict.fromkeys((entry.title, *entry.questions)))
+            # Customers' phrasings (knowledge/phrasings.yml) are question documents too.
+            texts = list(dict.fromkeys((entry.title, *entry.questions, *entry.phrasings)))
             doc_text.extend(texts)
             doc_entry.extend([i] * len(texts))
             starts.append(len(doc_text))

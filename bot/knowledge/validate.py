@@ -24,7 +24,9 @@ the line, the entry and the fix, in Japanese:
   too long text, a rating without its meaning, an unknown field, a style-list variant;
 - errors of the departments a ticket can be forwarded to (``departments.yml``,
   :mod:`bot.knowledge.departments`): a bad id, no name or promise, an address that is not one,
-  a webhook that is a URL instead of a receiver's name, no delivery at all, the same id or name twice.
+  a webhook that is a URL instead of a receiver's name, no delivery at all, the same id or name twice;
+- customers' phrasings (``phrasings.yml``, :mod:`bot.knowledge.phrasings`): a malformed file or
+  block is an error, phrasings of an id no entry has are a warning.
 
 Only warnings: exit code 0 (the knowledge can be published).
 """
@@ -52,6 +54,7 @@ from bot.knowledge.loader import (
     question_key,
 )
 from bot.knowledge.model import FaqEntry, KnowledgeBase
+from bot.knowledge.phrasings import read_phrasings
 from bot.knowledge.style import STYLE_FILE, Term, load_style, style_problems
 from bot.knowledge.yaml_io import entry_lines
 
@@ -312,6 +315,8 @@ def validate_knowledge(directory: Path, check_published: bool = True) -> list[Pr
     problems.extend(Problem("error", f.path, f.line, f.entry, f.problem, f.fix) for f in csat_findings)
     _, department_findings = read_departments(departments_path(directory), terms if own_style else ())
     problems.extend(Problem("error", f.path, f.line, f.entry, f.problem, f.fix) for f in department_findings)
+    _, phrasing_findings = read_phrasings(directory, set(where))
+    problems.extend(Problem(f.severity, f.path, f.line, f.entry, f.problem, f.fix) for f in phrasing_findings)
     if check_published:
         published = _published_ids(faq_dir)
         for gone in sorted((published or set()) - set(where)):
