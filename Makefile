@@ -11,7 +11,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser nginx build validate check-generated train run run-scaled ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-queue bench-sessions bench-handoff bench-webhooks bench-desk bench-line bench-soak clean
+.PHONY: help setup browser nginx build validate check-generated train run run-scaled ask eval tune-routing test test-fast bench bench-anger bench-kb bench-scale bench-solver bench-queue bench-sessions bench-handoff bench-webhooks bench-desk bench-line bench-soak clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -115,6 +115,9 @@ bench-kb: train ## City FAQ sheet end to end (import, search, bot's replies); se
 
 bench-scale: train ## 5,000 FAQ entries vs the 16-entry demo: decision latency, memory, training time
 	$(BIN)/python -m benchmarks.kb_scale --train
+
+bench-solver: setup ## The intent classifier's fit: scikit-learn's default solver (lbfgs) vs newton-cg, same optimum?
+	$(BIN)/python -m benchmarks.classifier_solver
 
 bench-queue: setup ## Handoff queue: add_entry / position / open list with 5,000 entries and 3,000 open tickets
 	$(BIN)/python benchmarks/queue_scale.py
