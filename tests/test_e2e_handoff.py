@@ -98,7 +98,12 @@ async def conversation(stack: Any) -> dict[str, Any]:
                 faq = await customer.until(from_sender("bot"))
                 sent_at = time.monotonic()
                 await customer.send(ANGRY)
+                mark = len(customer.frames)
                 waiting = await customer.until(lambda f: f["type"] == "state")
+                # The apology (Rasa's reply) and the waiting state (the ticket's announcement) travel
+                # separately and may arrive in either order: wait for both.
+                if not any(from_sender("bot")(f) for f in customer.frames[mark:]):
+                    await customer.until(from_sender("bot"))
                 handoff_text = next(f["message"]["text"] for f in customer.frames[::-1] if from_sender("bot")(f))
                 for _ in range(100):  # the console learns about the ticket from the SSE stream
                     if any(e["change"] == "created" for _, e in sse_events):

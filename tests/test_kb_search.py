@@ -532,3 +532,21 @@ def test_a_broken_rebuild_keeps_the_previous_index(tmp_path: Path, monkeypatch: 
         assert time.monotonic() < deadline, "the failed rebuild never finished"
         time.sleep(0.02)
     assert live.search("メールアドレスを変えたい")[0].faq_id == "email-change"
+
+
+def test_a_search_over_the_same_content_reuses_the_built_index(tmp_path: Path) -> None:
+    first = FaqSearch.from_directory(_write_tiny_kb(tmp_path / "a"))
+    first.build()
+    copy = FaqSearch.from_directory(_write_tiny_kb(tmp_path / "b"))  # another folder, same content
+    copy.build()
+    assert copy._index is first._index
+    assert copy.search("ラッピングはできますか") == first.search("ラッピングはできますか")
+    # An answer is part of the entry document: a changed one is built anew, and searched.
+    changed_dir = _write_tiny_kb(tmp_path / "c")
+    path = changed_dir / "faq" / "imported.yml"
+    path.write_text(path.read_text(encoding="utf-8").replace("無料で包装いたします", "のし紙もお付けします"),
+                    encoding="utf-8")
+    changed = FaqSearch.from_directory(changed_dir)
+    changed.build()
+    assert changed._index is not first._index
+    assert changed.search("のし紙はつけられますか")[0].faq_id == "gift-wrapping"

@@ -51,6 +51,7 @@ import json
 import logging
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -421,6 +422,15 @@ class _BaseSearch:
         return hits
 
 
+# Indexes already built in this process, by content (:meth:`FaqSearch._content_key`): another
+# search over the same entries, synonyms and weights (a second LiveKnowledge, a copied knowledge
+# folder, a reload that changed nothing the search reads) takes the built one instead of building
+# it again (seconds: the re-ranker's fit). The last two are kept.
+_BUILT: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()
+_BUILT_LOCK = threading.Lock()
+_BUILT_KEEP = 2
+
+
 class FaqSearch(_BaseSearch):
     """FAQ search over a knowledge base, no training needed (see the module docstring).
 
@@ -446,6 +456,7 @@ class FaqSearch(_BaseSearch):
         self.config = config or SearchConfig()
         self._view_weights = self.config.view_weights()
         normalizer = load_normalizer(synonyms) if synonyms is not None else Normalizer()
+        self._synonyms_text = synonyms.read_text(encoding="utf-8") if synonyms is not None else ""
         self._analyze = _Analyzer(normalizer, self.config)
         self._vectors: StaticVectors | None = None
         self._reranker: QuestionReranker | None = None
@@ -474,7 +485,29 @@ class FaqSearch(_BaseSearch):
     def _entry_weight(self) -> float:
         return self.config.entry_weight
 
+    def _content_key(self) -> tuple[Any, ...]:
+        """Everything the index is built from: weights, synonym table, and each entry's searched text."""
+        entries = tuple((e.id, e.title, e.questions, e.phrasings, e.answer, tuple(link.url for link in e.links))
+                        for e in self._entries)
+        return (self.config, self._synonyms_text, entries)
+
     def _build(self) -> _Index:
+        key = self._content_key()
+        with _BUILT_LOCK:
+            built = _BUILT.get(key)
+            if built is not None:
+                _BUILT.move_to_end(key)
+        if built is not None:
+            index, self._reranker, self._view_weights, self._vectors = built
+            return index
+        index = self._build_new()
+        with _BUILT_LOCK:
+            _BUILT[key] = (index, self._reranker, self._view_weights, self._vectors)
+            while len(_BUILT) > _BUILT_KEEP:
+                _BUILT.popitem(last=False)
+        return index
+
+    def _build_new(self) -> _Index:
         if "vector" in self._view_weights:
             self._vectors = load_static_vectors(self.config.vector_package)
             if self._vectors is None:
