@@ -30,6 +30,7 @@ from benchmarks.writer_batches import batch_files  # noqa: E402
 from bot.evaluation.report import (HELDOUT_GENERATIONS, UNREAD_GENERATIONS, heldout_sets,  # noqa: E402
                                    match_key, tuning_texts)
 from bot.knowledge.loader import load_knowledge, question_key  # noqa: E402
+from bot.knowledge.model import KnowledgeBase  # noqa: E402
 from bot.knowledge.phrasings import phrasings_path, read_phrasings  # noqa: E402
 from bot.settings import PROJECT_ROOT  # noqa: E402
 
@@ -60,11 +61,18 @@ def protected_texts() -> set[str]:
     return protected
 
 
-def new_phrasings(directory: Path = KNOWLEDGE) -> dict[str, list[str]]:
-    """Per FAQ id, the labelled messages that qualify (module docstring), in source order."""
-    kb = load_knowledge(directory)
+def new_phrasings(directory: Path = KNOWLEDGE, kb: KnowledgeBase | None = None,
+                  protected: set[str] | None = None) -> dict[str, list[str]]:
+    """Per FAQ id, the labelled messages that qualify (module docstring), in source order.
+
+    Args:
+        directory: The knowledge folder (read when ``kb`` is not given).
+        kb: Its loaded knowledge base, if the caller has it.
+        protected: :func:`protected_texts`, if the caller has it.
+    """
+    kb = kb or load_knowledge(directory)
     question_owner = {question_key(q): entry.id for entry in kb.entries for q in (entry.title, *entry.questions)}
-    protected = protected_texts()
+    protected = protected_texts() if protected is None else protected
     found: dict[str, list[str]] = {entry.id: [] for entry in kb.entries}
     seen: set[str] = set()
     for path in source_files():
@@ -85,15 +93,16 @@ def new_phrasings(directory: Path = KNOWLEDGE) -> dict[str, list[str]]:
 def merged(directory: Path = KNOWLEDGE) -> dict[str, list[str]]:
     """The file's phrasings with the new ones appended (ids in knowledge order, then others)."""
     current, _ = read_phrasings(directory)
+    kb = load_knowledge(directory)
     # A held-out generation written after a phrasing was added may contain the same text
     # (「解約したい」): it leaves the file, so that no evaluation text is ever searched for.
     protected = protected_texts()
     result = {faq_id: [t for t in texts if match_key(t) not in protected] for faq_id, texts in current.items()}
-    for faq_id, texts in new_phrasings(directory).items():
+    for faq_id, texts in new_phrasings(directory, kb, protected).items():
         have = {question_key(t) for t in result.get(faq_id, [])}
         result.setdefault(faq_id, []).extend(t for t in texts if question_key(t) not in have)
-    order = load_knowledge(directory).ids
-    return dict(sorted(result.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+    position = {faq_id: i for i, faq_id in enumerate(kb.ids)}
+    return dict(sorted(result.items(), key=lambda item: position.get(item[0], len(position))))
 
 
 def render(phrasings: dict[str, list[str]]) -> str:
