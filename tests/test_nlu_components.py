@@ -63,3 +63,91 @@ def test_guard_treats_a_link_alone_as_wordless(text: str, guarded: bool) -> None
     MessageGuard().process([msg])
     assert (msg.get("input_issue") == "no_words") is guarded
     assert (msg.get("intent")["name"] == "nlu_fallback") is guarded
+
+
+def _tokenized(text: str, lemmas: list[str]) -> Message:
+    from rasa.nlu.tokenizers.tokenizer import Token
+
+    msg = Message(data={"text": text})
+    msg.set("text_tokens", [Token(lemma, i, lemma=lemma) for i, lemma in enumerate(lemmas)])
+    return msg
+
+
+def test_ginza_featurizer_adds_only_the_sentence_vector_by_default() -> None:
+    """The classifier reads sentence features; per-token rows only cost memory in training."""
+    import numpy as np
+
+    from bot.nlu.ginza_vectors import GinzaVectorFeaturizer
+
+    msg = _tokenized("住所を変更", ["住所", "を", "変更"])
+    GinzaVectorFeaturizer({}, "ginza").process([msg])
+    sequence, sentence = msg.get_dense_features("text")
+    assert sequence is None
+    assert sentence.features.shape == (1, 300) and np.abs(sentence.features).sum() > 0
+
+    with_tokens = _tokenized("住所を変更", ["住所", "を", "変更"])
+    GinzaVectorFeaturizer({"sequence_features": True}, "ginza").process([with_tokens])
+    sequence, same_sentence = with_tokens.get_dense_features("text")
+    assert sequence.features.shape == (3, 300)
+    assert np.allclose(same_sentence.features, sentence.features)
+
+
+def test_sparse_fingerprint_tells_matrices_apart_like_rasas_text_form() -> None:
+    """Same non-zeros -> same fingerprint; any changed value, position or shape -> a new one."""
+    import numpy as np
+    import scipy.sparse
+    from rasa.shared.nlu.training_data import util
+    from rasa.shared.nlu.training_data.features import Features
+
+    from bot.nlu.rasa_fingerprint import sparse_matrix_fingerprint
+
+    assert util.sparse_matrix_to_string is sparse_matrix_fingerprint  # installed by importing bot.nlu
+    base = scipy.sparse.coo_matrix(np.array([[0, 1.0, 0], [2.0, 0, 0]]))
+    same = scipy.sparse.csr_matrix(np.array([[0, 1.0, 0], [2.0, 0, 0]]))
+    variants = [np.array([[0, 1.0, 0], [2.5, 0, 0]]), np.array([[1.0, 0, 0], [2.0, 0, 0]]),
+                np.array([[0, 1.0, 0, 0], [2.0, 0, 0, 0]])]
+    assert sparse_matrix_fingerprint(base) == sparse_matrix_fingerprint(same)
+    for other in variants:
+        assert sparse_matrix_fingerprint(scipy.sparse.coo_matrix(other)) != sparse_matrix_fingerprint(base)
+    first = Features(base, "sentence", "text", "cvf").fingerprint()
+    assert first == Features(same.tocoo(), "sentence", "text", "cvf").fingerprint()
+    assert first != Features(scipy.sparse.coo_matrix(variants[0]), "sentence", "text", "cvf").fingerprint()
+
+
+def test_classifier_features_equal_rasas_combined_sentence_features() -> None:
+    """Joining only the sentence parts gives Rasa's own combination, column for column."""
+    import numpy as np
+    import scipy.sparse
+    from rasa.shared.nlu.training_data.features import Features
+
+    from bot.nlu.classifier import _features
+
+    msg = Message(data={"text": "住所を変更したい"})
+    rng = np.random.default_rng(0)
+    for origin, width in (("words", 7), ("chars", 5)):
+        msg.add_features(Features(scipy.sparse.coo_matrix(rng.integers(0, 2, (3, width)).astype(float)),
+                                  "sequence", "text", origin))
+        msg.add_features(Features(scipy.sparse.coo_matrix(rng.integers(0, 3, (1, width)).astype(float)),
+                                  "sentence", "text", origin))
+    msg.add_features(Features(rng.random((1, 4)).astype(np.float32), "sentence", "text", "vectors"))
+    sparse, dense = _features(msg)
+    assert sparse.shape == (1, 12)
+    assert (sparse != msg.get_sparse_features("text")[1].features.tocsr()).nnz == 0
+    assert np.array_equal(dense, msg.get_dense_features("text")[1].features.reshape(1, -1))
+    assert _features(Message(data={"text": "x"})) is None
+
+
+def test_hashed_token_fingerprint_follows_every_field() -> None:
+    from bot.nlu.rasa_fingerprint import HashedToken
+
+    def token(**changes: object) -> HashedToken:
+        fields = {"text": "じゅうしょ", "start": 0, "end": 2, "lemma": "住所", **changes}
+        return HashedToken(**fields)  # type: ignore[arg-type]
+
+    base = token().fingerprint()
+    assert base == token().fingerprint()
+    for changes in ({"text": "じゅうしょう"}, {"start": 1}, {"end": 3}, {"lemma": "住処"}, {"data": {"pos": "名詞"}}):
+        assert token(**changes).fingerprint() != base
+    with_data = token()
+    with_data.set("pos", "名詞")
+    assert with_data.fingerprint() == token(data={"pos": "名詞"}).fingerprint()

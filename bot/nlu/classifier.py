@@ -21,7 +21,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -29,13 +29,25 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "intent_classifier.joblib"
 
 
+def _sentence_parts(message: Message, sparse: bool) -> list[Any]:
+    """The message's sentence-level feature matrices of one kind, in featurizer order.
+
+    Rasa's ``Message.get_sparse_features`` also combines the per-token (sequence) features,
+    deep-copying each one, which this classifier never reads: 5 s of a 150 s ``rasa train``.
+    Joining the sentence parts in list order gives the same columns as its combination.
+    """
+    return [f.features for f in message.features
+            if f.attribute == TEXT and f.type == FEATURE_TYPE_SENTENCE and f.is_sparse() == sparse]
+
+
 def _features(message: Message) -> Optional[tuple[csr_matrix, Optional[np.ndarray]]]:
     """Sentence-level sparse features and (if any) dense features; ``None`` without sparse ones."""
-    sparse = message.get_sparse_features(attribute=TEXT)[1]
-    if sparse is None:
+    sparse = _sentence_parts(message, sparse=True)
+    if not sparse:
         return None
-    dense = message.get_dense_features(attribute=TEXT)[1]
-    return csr_matrix(sparse.features), (np.asarray(dense.features).reshape(1, -1) if dense is not None else None)
+    dense = _sentence_parts(message, sparse=False)
+    joined = csr_matrix(sparse[0]) if len(sparse) == 1 else hstack(sparse, format="csr")
+    return joined, (np.hstack(dense).reshape(1, -1) if dense else None)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
@@ -51,9 +63,12 @@ class TfidfLogisticRegressionClassifier(GraphComponent, IntentClassifier):
         ``solver``: scikit-learn's solver. ``newton-cg`` reaches the same optimum as the default
         ``lbfgs`` in 22 iterations instead of 393 at C 30 on the demo's 17,736 examples, 75 s
         instead of 153 s (probabilities within 5e-4; ``make bench-solver``).
+        ``tol``: the solver's stopping tolerance. 1e-3 instead of scikit-learn's 1e-4 stops newton-cg
+        after 20 iterations instead of 22 on the demo's examples, with every probability within
+        1.4e-4 of the tighter fit and the same top intent for each example.
         ``class_weight``: ``balanced`` weighs each intent's examples by the inverse of its share.
         """
-        return {"C": 10.0, "sublinear_tf": True, "dense_weight": 1.0, "max_iter": 2000,
+        return {"C": 10.0, "sublinear_tf": True, "dense_weight": 1.0, "max_iter": 2000, "tol": 1e-3,
                 "solver": "newton-cg", "class_weight": "balanced", "random_state": 42, "ranking_length": 10}
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -87,7 +102,7 @@ class TfidfLogisticRegressionClassifier(GraphComponent, IntentClassifier):
 
         return {
             "tfidf": TfidfTransformer(sublinear_tf=self._config["sublinear_tf"]),
-            "clf": LogisticRegression(C=self._config["C"], max_iter=self._config["max_iter"],
+            "clf": LogisticRegression(C=self._config["C"], max_iter=self._config["max_iter"], tol=self._config["tol"],
                                       solver=self._config["solver"], class_weight=self._config["class_weight"],
                                       random_state=self._config["random_state"]),
         }

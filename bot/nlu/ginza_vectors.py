@@ -6,6 +6,12 @@ the static vectors of ``ja_ginza`` for each token's Sudachi normalised form (the
 dictionary GiNZA itself uses), so paraphrases such as 転居 / 引っ越し land close together.
 Sentence feature = mean of the token vectors (zeros when no token has a vector). The table
 is read by :mod:`bot.text.vectors`, shared with the FAQ search.
+
+Per-token (sequence) features are off by default: the intent classifier reads only the
+sentence feature, and at 18,500 training examples the per-token rows held ~300 MB during
+``rasa train`` and were fingerprinted by Rasa's training cache after every later component
+(README, "Training cost"). A DIET-style classifier that reads token features needs
+``sequence_features: true``.
 """
 
 from __future__ import annotations
@@ -39,8 +45,9 @@ class GinzaVectorFeaturizer(DenseFeaturizer, GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        """``model``: the spaCy package whose vectors are used."""
-        return {**DenseFeaturizer.get_default_config(), "model": "ja_ginza"}
+        """``model``: the spaCy package whose vectors are used; ``sequence_features``: also add
+        one vector per token (only classifiers that read token features need them)."""
+        return {**DenseFeaturizer.get_default_config(), "model": "ja_ginza", "sequence_features": False}
 
     @classmethod
     def validate_config(cls, config: Dict[Text, Any]) -> None:
@@ -70,9 +77,11 @@ class GinzaVectorFeaturizer(DenseFeaturizer, GraphComponent):
         tokens = message.get(TOKENS_NAMES[TEXT]) or []
         width = self._zeros.shape[0]
         rows = [self._vector(t.lemma) for t in tokens]
-        sequence = np.vstack(rows) if rows else np.zeros((0, width), dtype=np.float32)
         known = [r for r in rows if r.any()]
         sentence = (np.mean(known, axis=0) if known else np.zeros(width, dtype=np.float32)).reshape(1, -1)
+        sequence = None
+        if self._config["sequence_features"]:
+            sequence = np.vstack(rows) if rows else np.zeros((0, width), dtype=np.float32)
         self.add_features_to_message(sequence, sentence, TEXT, message)
 
     def process(self, messages: List[Message]) -> List[Message]:

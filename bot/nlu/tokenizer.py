@@ -27,6 +27,7 @@ from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from bot.nlu.rasa_fingerprint import HashedToken
 from bot.settings import get_settings
 from bot.text import sudachi
 from bot.text.normalize import Normalizer
@@ -107,6 +108,6 @@ class JapaneseTokenizer(Tokenizer):
             message.set(NORMALIZED_TEXT, text, add_to_output=True)
             message.set(TRUNCATED_AT, self._max_chars if truncated else None, add_to_output=True)
         return [
-            Token(text=m.reading, start=m.start, end=m.end, lemma=m.normalized)
+            HashedToken(text=m.reading, start=m.start, end=m.end, lemma=m.normalized)
             for m in sudachi.tokenize(text)
         ]
