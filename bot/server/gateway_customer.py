@@ -28,6 +28,12 @@ from bot.store.queue import QueueError, TicketFull, TicketResolved
 logger = logging.getLogger(__name__)
 # How old an unanswered message may be and still be routed when the customer reconnects.
 UNANSWERED_WINDOW = dt.timedelta(hours=1)
+UNANSWERED_LOOKBACK = 20  # latest messages read on reconnect: system notices may follow the unrouted one
+
+
+def _no_never_followed_up(message: ChatMessage) -> bool:
+    """An FAQ answer the customer rated 「いいえ」 whose follow-up Rasa never took."""
+    return message.sender == "bot" and message.feedback is False and message.routed_at is None
 
 
 @dataclass(frozen=True)
@@ -103,22 +109,34 @@ class CustomerSide(GatewayBase):
                         self._stores.chat_log.customer_of(conversation_id))
 
     async def route_unanswered(self, conversation_id: str) -> None:
-        """Route the conversation's latest message if it is a customer message never routed.
+        """Route what the customer sent last if it never reached the bot (a tab (re)connected).
 
-        It was stored just before the database (or this server) went away, so neither the
-        bot nor an agent saw it, and the widget, which saw it in the history, will not send
-        it again. Called when a tab (re)connects. Anything after it (an answer, the line
-        saying the AI chat cannot answer now) or an age over :data:`UNANSWERED_WINDOW`
-        leaves it alone. A message still being routed is not routed twice: the conversation's
+        Two things can be left unrouted when the database, Rasa or this server went away:
+
+        * the latest message, a customer message stored but never routed: neither the bot nor
+          an agent saw it, and the widget, which saw it in the history, will not send it again;
+        * a 「いいえ」 on the latest FAQ answer whose follow-up Rasa never took (only system
+          notices after it, such as the line saying the AI chat cannot answer now): the widget
+          shows the answer as rated and offers no second click.
+
+        Anything the customer or the bot said after it, or an age over
+        :data:`UNANSWERED_WINDOW`, leaves it alone. Nothing is routed twice: the conversation's
         lock is held meanwhile, and a conversation's sockets all reach one bot server
         (deploy/nginx: ``bot_sockets``).
         """
         async with self._lock(conversation_id):
-            latest = await self._db(self._stores.chat_log.history, conversation_id, 1)
-            if not latest or latest[0].sender != "customer" or latest[0].routed_at is not None:
+            latest = await self._db(self._stores.chat_log.history, conversation_id, UNANSWERED_LOOKBACK)
+            if not latest:
                 return
-            message = latest[0]
-            if self._stores.chat_log.clock() - as_utc(message.created_at) > UNANSWERED_WINDOW:
+            if latest[-1].sender == "customer" and latest[-1].routed_at is None:
+                message = latest[-1]
+            else:
+                spoken = [m for m in latest if m.sender != "system"]
+                message = spoken[-1] if spoken and _no_never_followed_up(spoken[-1]) else None
+            if message is None or self._stores.chat_log.clock() - as_utc(message.created_at) > UNANSWERED_WINDOW:
+                return
+            if message.sender != "customer":
+                await self._follow_up_no(conversation_id, message.id)
                 return
             ticket = await self._db(self._stores.queue.open_ticket_for, conversation_id)
             if ticket is None and await self._hold_for_handoff(conversation_id, check_first=True):
@@ -236,11 +254,21 @@ class CustomerSide(GatewayBase):
                                                          "helpful": row.feedback})
         if recorded and row.feedback is False:
             async with self._lock(conversation_id):
-                # Not while a person owns the conversation or a handoff is pending (Rasa is
-                # paused then; asking it would resume it and could start a second handoff).
-                if await self._db(self._stores.queue.open_ticket_for, conversation_id) is None \
-                        and not await self._still_pending(conversation_id):
-                    await self._ask_bot(conversation_id, NOT_HELPFUL_PAYLOAD)
+                await self._follow_up_no(conversation_id, row.id)
+
+    async def _follow_up_no(self, conversation_id: str, answer_id: int) -> None:
+        """Ask the bot what follows a 「いいえ」 on FAQ answer ``answer_id`` (caller holds the lock).
+
+        The answer's ``routed_at`` is set once Rasa took it, with its replies; while Rasa cannot
+        take it, it stays unset and :meth:`route_unanswered` asks again when the customer comes
+        back. Not asked while a person owns the conversation or a handoff is pending (Rasa is
+        paused then; asking would resume it and could start a second handoff): marked as done.
+        """
+        if await self._db(self._stores.queue.open_ticket_for, conversation_id) is None \
+                and not await self._still_pending(conversation_id):
+            await self._ask_bot(conversation_id, NOT_HELPFUL_PAYLOAD, routed=answer_id)
+        else:
+            await self._mark_routed(answer_id)
 
     async def _ask_bot(self, conversation_id: str, text: str, routed: int | None = None,
                        customer: dict[str, Any] | None = None) -> bool:

@@ -204,6 +204,8 @@ class ChatMessage(Base):
     feedback = Column(Boolean)  # 役に立ちましたか？ はい (True) / いいえ (False) on FAQ answers
     # Customer messages: set once routed (bot replied, or added to the ticket). A resend of a
     # message stored but never routed (the server died in between) is routed again.
+    # FAQ answers rated いいえ: set once Rasa took the 「いいえ」 (its follow-up is asked again on
+    # reconnect while unset; gateway_customer.route_unanswered).
     routed_at = Column(DateTime(timezone=True))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
     redacted_at = Column(DateTime(timezone=True))  # retention removed the text (intent, route, feedback kept)
