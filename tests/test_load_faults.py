@@ -93,7 +93,9 @@ class RasaDownOnce(ScriptedRasa):
         return await super().send(conversation_id, text_, metadata)
 
 
-def test_a_no_whose_follow_up_failed_is_answered_after_the_customer_comes_back(tmp_path: Path) -> None:
+@pytest.fixture()
+def down_once(tmp_path: Path) -> Iterator[tuple[TestClient, RasaDownOnce]]:
+    """A bot server whose Rasa cannot take the first 「いいえ」."""
     ref: dict[str, Any] = {}
     rasa = RasaDownOnce(ref)
     services = Services(stores_for(f"sqlite:///{tmp_path / 'bot.db'}"), rasa,  # type: ignore[arg-type]
@@ -101,55 +103,51 @@ def test_a_no_whose_follow_up_failed_is_answered_after_the_customer_comes_back(t
     ref["services"] = services
     try:
         with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
-            token = new_conversation(client)
-            with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-                assert ws.receive_json()["type"] == "history"
-                ws.send_json({"type": "message", "text": QUESTION, "client_id": "m1"})
-                answer = frames_until(ws, is_answer)[-1]["message"]
-                ws.send_json({"type": "feedback", "message_id": answer["id"], "helpful": False})
-                notice = frames_until(ws, lambda f: f["type"] == "message" and f["message"]["sender"] == "system")
-                assert notice[-1]["message"]["text"] == TEXT["bot_down"]
-            # The customer comes back (a reconnect, as after a crash) and writes again.
-            with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-                assert ws.receive_json()["type"] == "history"
-                ws.send_json({"type": "message", "text": QUESTION, "client_id": "m2"})
-                frames = frames_until(ws, lambda f: is_answer(f) and f["message"]["text"] != SORRY, limit=40)
-            said = [f["message"]["text"] for f in frames if f["type"] == "message" and f["message"]["sender"] == "bot"]
-            # The 「いいえ」 got its answer at last (asked again when the customer came back).
-            assert [t for _, t in rasa.calls].count(NOT_HELPFUL) == 2
-            assert SORRY in said
-            # Taken once: another reconnect does not ask it a third time.
-            with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-                assert ws.receive_json()["type"] == "history"
-                ws.send_json({"type": "message", "text": QUESTION, "client_id": "m3"})
-                frames_until(ws, is_answer, limit=40)
-        assert [t for _, t in rasa.calls].count(NOT_HELPFUL) == 2
+            yield client, rasa
     finally:
         services.stores.engine.dispose()
 
 
-def test_a_failed_no_is_not_asked_again_once_the_customer_has_moved_on(tmp_path: Path) -> None:
-    ref: dict[str, Any] = {}
-    rasa = RasaDownOnce(ref)
-    services = Services(stores_for(f"sqlite:///{tmp_path / 'bot.db'}"), rasa,  # type: ignore[arg-type]
-                        ConversationTokens(SECRET))
-    ref["services"] = services
-    try:
-        with TestClient(create_app(services, SECRET, watch_interval=0.05)) as client:
-            token = new_conversation(client)
-            with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-                assert ws.receive_json()["type"] == "history"
-                ws.send_json({"type": "message", "text": QUESTION, "client_id": "m1"})
-                answer = frames_until(ws, is_answer)[-1]["message"]
-                ws.send_json({"type": "feedback", "message_id": answer["id"], "helpful": False})
-                frames_until(ws, lambda f: f["type"] == "message" and f["message"]["sender"] == "system")
-                # The customer asks something else instead, and it is answered.
-                ws.send_json({"type": "message", "text": QUESTION, "client_id": "m2"})
-                frames_until(ws, is_answer, limit=40)
-            with client.websocket_connect(f"/ws/chat?token={token}") as ws:
-                assert ws.receive_json()["type"] == "history"
-                ws.send_json({"type": "message", "text": QUESTION, "client_id": "m3"})
-                frames_until(ws, is_answer, limit=40)
-        assert [t for _, t in rasa.calls].count(NOT_HELPFUL) == 1  # the failed one only
-    finally:
-        services.stores.engine.dispose()
+def say_no_to_an_answer(ws: Any) -> list[dict[str, Any]]:
+    """On a new socket: a question, its answer rated いいえ; the frames up to the system notice."""
+    assert ws.receive_json()["type"] == "history"
+    ws.send_json({"type": "message", "text": QUESTION, "client_id": "m1"})
+    answer = frames_until(ws, is_answer)[-1]["message"]
+    ws.send_json({"type": "feedback", "message_id": answer["id"], "helpful": False})
+    return frames_until(ws, lambda f: f["type"] == "message" and f["message"]["sender"] == "system")
+
+
+def ask_after_reconnecting(client: TestClient, token: str, client_id: str) -> list[dict[str, Any]]:
+    """Reconnect, ask the question again; the frames up to its answer."""
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        assert ws.receive_json()["type"] == "history"
+        ws.send_json({"type": "message", "text": QUESTION, "client_id": client_id})
+        return frames_until(ws, lambda f: is_answer(f) and f["message"]["text"] != SORRY, limit=40)
+
+
+def test_a_no_whose_follow_up_failed_is_answered_after_the_customer_comes_back(down_once) -> None:  # type: ignore[no-untyped-def]
+    client, rasa = down_once
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        assert say_no_to_an_answer(ws)[-1]["message"]["text"] == TEXT["bot_down"]
+    # The customer comes back (a reconnect, as after a crash) and writes again.
+    frames = ask_after_reconnecting(client, token, "m2")
+    said = [f["message"]["text"] for f in frames if f["type"] == "message" and f["message"]["sender"] == "bot"]
+    # The 「いいえ」 got its answer at last (asked again when the customer came back).
+    assert [t for _, t in rasa.calls].count(NOT_HELPFUL) == 2
+    assert SORRY in said
+    # Taken once: another reconnect does not ask it a third time.
+    ask_after_reconnecting(client, token, "m3")
+    assert [t for _, t in rasa.calls].count(NOT_HELPFUL) == 2
+
+
+def test_a_failed_no_is_not_asked_again_once_the_customer_has_moved_on(down_once) -> None:  # type: ignore[no-untyped-def]
+    client, rasa = down_once
+    token = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat?token={token}") as ws:
+        say_no_to_an_answer(ws)
+        # The customer asks something else instead, and it is answered.
+        ws.send_json({"type": "message", "text": QUESTION, "client_id": "m2"})
+        frames_until(ws, is_answer, limit=40)
+    ask_after_reconnecting(client, token, "m3")
+    assert [t for _, t in rasa.calls].count(NOT_HELPFUL) == 1  # the failed one only
