@@ -111,17 +111,28 @@ UNSURE_TURNS_BEFORE_HANDOFF = 2
 
 
 def unsure_turns_in_a_row(events: List[Dict[Text, Any]]) -> int:
-    """How many of the latest customer messages in a row the NLU did not understand."""
+    """How many of the latest customer messages in a row the NLU did not understand.
+
+    The latest message counts as it is. An earlier one counts only if the bot replied to it
+    (asked back): when the action server was down, Rasa records the clarify action without its
+    messages, the customer heard nothing and writes again, and that second try is not a second
+    turn the bot failed to understand (issue #12's fault runs: 6 hand-offs nobody asked for).
+    """
     count = 0
+    replied = False  # a bot message since the (later) user message last looked at
     for event in reversed(events):
         if _ends_a_handoff_span(event):
             break  # turns before a handoff were already dealt with by a person
+        if event.get("event") == "bot":
+            replied = True
+            continue
         if event.get("event") != "user":
             continue
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-        if intent != "nlu_fallback":
+        if intent != "nlu_fallback" or (count and not replied):
             break
         count += 1
+        replied = False
     return count
 
 

@@ -281,10 +281,25 @@ def test_unsure_turns_before_a_handoff_do_not_count_after_it() -> None:
     fallback = {"event": "user", "parse_data": {"intent": {"name": "nlu_fallback"}}}
     no = {"event": "user", "parse_data": {"intent": {"name": "answer_not_helpful"}}}
     handoff_reply = {"event": "bot", "text": "…", "data": {"custom": {"route": "handoff"}}}
-    assert unsure_turns_in_a_row([fallback, fallback]) == 2
-    assert unsure_turns_in_a_row([fallback, fallback, {"event": "pause"}, {"event": "resume"}, fallback]) == 1
-    assert unsure_turns_in_a_row([fallback, fallback, handoff_reply, fallback]) == 1  # offline: no pause
+    asked_back = [{"event": "action", "name": "action_clarify"},
+                  {"event": "bot", "text": "どちらについてのご質問でしょうか？", "data": {"custom": {"route": "clarify"}}}]
+    assert unsure_turns_in_a_row([fallback, *asked_back, fallback]) == 2
+    assert unsure_turns_in_a_row([fallback, *asked_back, fallback, *asked_back, fallback]) == 3
+    assert unsure_turns_in_a_row([fallback, *asked_back, {"event": "pause"}, {"event": "resume"}, fallback]) == 1
+    assert unsure_turns_in_a_row([fallback, *asked_back, handoff_reply, fallback]) == 1  # offline: no pause
     assert not_helpful_since_handoff([no, no, handoff_reply, no]) == 1
+
+
+def test_an_unsure_turn_the_bot_never_answered_does_not_count() -> None:
+    """Action server down: Rasa logs action_clarify without its message; the customer tries again."""
+    from actions.faq import unsure_turns_in_a_row
+
+    fallback = {"event": "user", "parse_data": {"intent": {"name": "nlu_fallback"}}}
+    lost_clarify = {"event": "action", "name": "action_clarify"}
+    asked_back = {"event": "bot", "text": "どちらについてのご質問でしょうか？"}
+    assert unsure_turns_in_a_row([fallback, lost_clarify, fallback]) == 1
+    assert unsure_turns_in_a_row([fallback, lost_clarify, asked_back, fallback]) == 2
+    assert unsure_turns_in_a_row([fallback, asked_back, fallback, lost_clarify, fallback]) == 1
 
 
 def test_preamble_invites_the_question_with_the_main_topics(make_tracker) -> None:
