@@ -287,7 +287,7 @@ def test_prepare_rasa_writes_the_token_and_the_endpoints(kind: str, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     endpoints = yaml.safe_load(out.read_text(encoding="utf-8"))
     assert endpoints["action_endpoint"]["url"] == "http://127.0.0.1:5056/webhook"
-    assert endpoints["tracker_store"]["type"] == "SQL" and endpoints["tracker_store"]["dialect"] == kind
+    assert endpoints["tracker_store"]["type"] == "bot.store.rasa_tracker_retry.RetryingSQLTrackerStore" and endpoints["tracker_store"]["dialect"] == kind
     assert endpoints["lock_store"]["type"] == "redis"
     for path in (out, tmp_path / "rasa.token"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600

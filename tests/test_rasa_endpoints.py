@@ -10,12 +10,12 @@ from bot.store.rasa_endpoints import lock_store, tracker_store, write_endpoints
 
 def test_sqlite_queue_gets_a_sibling_tracker_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     section = tracker_store(f"sqlite:///{tmp_path}/var/handoff.db")
-    assert section == {"type": "SQL", "dialect": "sqlite", "db": str(tmp_path / "var" / "trackers.db")}
+    assert section == {"type": "bot.store.rasa_tracker_retry.RetryingSQLTrackerStore", "dialect": "sqlite", "db": str(tmp_path / "var" / "trackers.db")}
 
 
 def test_postgresql_queue_shares_its_database() -> None:
     section = tracker_store("postgresql://bot:s3cret@db.example:5433/support")
-    assert section == {"type": "SQL", "dialect": "postgresql", "url": "db.example", "port": 5433,
+    assert section == {"type": "bot.store.rasa_tracker_retry.RetryingSQLTrackerStore", "dialect": "postgresql", "url": "db.example", "port": 5433,
                        "db": "support", "username": "bot", "password": "s3cret"}
     assert tracker_store("postgresql://postgres@127.0.0.1/test")["port"] == 5432
 

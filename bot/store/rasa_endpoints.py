@@ -5,6 +5,7 @@ Without a tracker store Rasa keeps every conversation in memory and forgets it o
 an old one). So the launcher always gives Rasa a SQL tracker store on the queue's database:
 
 * ``DATABASE_URL`` on PostgreSQL: the same database (Rasa's own ``events`` table).
+  Rasa's SQL store, retrying while the database restarts (:mod:`bot.store.rasa_tracker_retry`).
 * The default SQLite file (``var/handoff.db``): a sibling file ``var/trackers.db``. Two
   processes writing one SQLite file wait on each other's locks; Rasa writes every turn.
 
@@ -20,6 +21,8 @@ from typing import Any
 import yaml
 
 TRACKERS_FILE = "trackers.db"
+# Rasa's SQL tracker store that waits out a database restart (bot/store/rasa_tracker_retry.py).
+TRACKER_STORE_TYPE = "bot.store.rasa_tracker_retry.RetryingSQLTrackerStore"
 
 
 def tracker_store(database_url: str) -> dict[str, Any]:
@@ -36,9 +39,9 @@ def tracker_store(database_url: str) -> dict[str, Any]:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         folder = Path(url.database).parent if url.database else Path("var")
-        return {"type": "SQL", "dialect": "sqlite", "db": str((folder / TRACKERS_FILE).resolve())}
+        return {"type": TRACKER_STORE_TYPE, "dialect": "sqlite", "db": str((folder / TRACKERS_FILE).resolve())}
     if url.get_backend_name() == "postgresql":
-        section: dict[str, Any] = {"type": "SQL", "dialect": "postgresql", "url": url.host or "127.0.0.1",
+        section: dict[str, Any] = {"type": TRACKER_STORE_TYPE, "dialect": "postgresql", "url": url.host or "127.0.0.1",
                                    "port": url.port or 5432, "db": url.database}
         if url.username:
             section["username"] = url.username
