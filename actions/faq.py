@@ -140,7 +140,7 @@ def _ends_a_handoff_span(event: Dict[Text, Any]) -> bool:
     """Pause / resume, or our handoff action (offline handoffs do not pause)."""
     return event.get("event") in ("pause", "resume") or (
         event.get("event") == "action" and event.get("name") == ACTION_HANDOFF_NAME) or (
-        event.get("event") == "bot" and ((event.get("data") or {}).get("custom") or {}).get("route") == "handoff")
+        event.get("event") == "bot" and _route_of(event) == "handoff")
 
 
 class ActionNotHelpful(Action):
@@ -177,15 +177,32 @@ NOT_HELPFUL_BEFORE_HANDOFF = 2
 
 
 def not_helpful_since_handoff(events: List[Dict[Text, Any]]) -> int:
-    """How many 「いいえ」 the customer gave since the conversation last went to a person."""
+    """How many FAQ answers the customer rated 「いいえ」 since the conversation last went to a person.
+
+    A 「いいえ」 rates the answer before it, and the widget takes one rating per answer, so two
+    「いいえ」 with no FAQ answer between them are one rating sent twice: the bot server sends it
+    again when it never stored Rasa's reply (it died in between; issue #12's fault runs). Counting
+    it twice would hand the customer to a person who asked for nobody.
+    """
     count = 0
+    answered_since = False  # an FAQ answer after the earlier 「いいえ」 looked at next
     for event in reversed(events):
         if _ends_a_handoff_span(event):
             break
+        if event.get("event") == "bot" and _route_of(event) == "answer":
+            answered_since = True
+            continue
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
         if event.get("event") == "user" and intent == INTENT_NOT_HELPFUL:
-            count += 1
+            if count == 0 or answered_since:
+                count += 1
+            answered_since = False
     return count
+
+
+def _route_of(event: Dict[Text, Any]) -> Optional[str]:
+    """The route a bot message carried in its custom payload (``answer``, ``handoff``…)."""
+    return ((event.get("data") or {}).get("custom") or {}).get("route")
 
 
 def _last_answered(events: List[Dict[Text, Any]]) -> tuple[List[str], List[str]]:

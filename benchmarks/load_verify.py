@@ -30,8 +30,10 @@ def verify(database_url: str, logs: Iterable[CustomerLog]) -> dict[str, Any]:
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            tickets = Counter(row[0] for row in conn.execute(
-                text("SELECT conversation_id FROM tickets WHERE conversation_id = ANY(:ids)"), {"ids": ids}))
+            rows = conn.execute(text("SELECT conversation_id, reasons FROM tickets WHERE conversation_id = ANY(:ids)"),
+                                {"ids": ids}).all()
+            tickets = Counter(row[0] for row in rows)
+            reasons = {row[0]: row[1] for row in rows}
             stored: dict[str, set[str]] = defaultdict(set)
             unrouted: Counter[str] = Counter()
             for cid, client_id, routed in conn.execute(text(
@@ -77,5 +79,8 @@ def verify(database_url: str, logs: Iterable[CustomerLog]) -> dict[str, Any]:
             "unanswered_turns": [(log.conversation_id, t.kind, t.outcome, (t.notice or "")[:30], t.retried)
                                  for log in logs for t in log.turns if t.outcome in ("notice", "timeout")][:10],
             "errors": [log.error for log in logs if log.error][:3],
+            # Who got a ticket without asking for a person, and why (the reasons the action filed).
+            "unexpected_tickets": [(log.conversation_id, reasons.get(log.conversation_id))
+                                   for log in others if tickets[log.conversation_id]][:5],
         },
     }

@@ -269,6 +269,12 @@ def test_second_not_helpful_goes_to_a_person(make_tracker, tmp_path: Path) -> No
     assert "お役に立てず" in first["text"] and first["custom"]["route"] == "clarify"
     assert "change-address" not in first["custom"]["suggestions"]  # not the answer that did not help
     assert first["buttons"][-1]["payload"] == "/request_human"
+    # The same 「いいえ」 sent again (the bot server never stored the reply): apologised for again.
+    tracker.events.append({"event": "user", "text": "/answer_not_helpful", "parse_data": tracker.latest_message})
+    (again,), _ = run(action, tracker)
+    assert again["custom"]["route"] == "clarify" and queue.open_tickets() == []
+    # Another answer (a suggestion clicked), rated いいえ too: a person takes over.
+    tracker.events.append({"event": "bot", "text": "ご登録の電話番号は…", "data": {"custom": {"route": "answer"}}})
     tracker.events.append({"event": "user", "text": "/answer_not_helpful", "parse_data": tracker.latest_message})
     (second,), events = run(action, tracker)
     assert second["custom"]["handoff_reason"] == "unresolved"
@@ -287,7 +293,10 @@ def test_unsure_turns_before_a_handoff_do_not_count_after_it() -> None:
     assert unsure_turns_in_a_row([fallback, *asked_back, fallback, *asked_back, fallback]) == 3
     assert unsure_turns_in_a_row([fallback, *asked_back, {"event": "pause"}, {"event": "resume"}, fallback]) == 1
     assert unsure_turns_in_a_row([fallback, *asked_back, handoff_reply, fallback]) == 1  # offline: no pause
-    assert not_helpful_since_handoff([no, no, handoff_reply, no]) == 1
+    answer = {"event": "bot", "text": "…", "data": {"custom": {"route": "answer"}}}
+    assert not_helpful_since_handoff([answer, no, answer, no, handoff_reply, answer, no]) == 1
+    assert not_helpful_since_handoff([answer, no, answer, no]) == 2
+    assert not_helpful_since_handoff([answer, no, no]) == 1  # one rating sent twice
 
 
 def test_an_unsure_turn_the_bot_never_answered_does_not_count() -> None:
