@@ -8,7 +8,8 @@ FAQ search, which matches them like the entries' questions (:mod:`bot.knowledge.
 
 Left out: messages also in a tuning set or in any held-out generation (read or not), messages
 equal to a question of the entry itself (nothing to add) or of another entry (the editors'
-question decides), and ids no entry has. Phrasings already in the file are kept (editors add
+question decides), messages with a card number, telephone number or e-mail address (writers'
+examples, but the file must never hold a customer's), and ids no entry has. Phrasings already in the file are kept (editors add
 their own), unless a later held-out generation holds the same text; new ones are appended per entry.
 
 Usage: ``python -m benchmarks.faq_phrasings`` (``tests/test_retired_heldout.py`` checks that the
@@ -31,7 +32,7 @@ from bot.evaluation.report import (HELDOUT_GENERATIONS, UNREAD_GENERATIONS, held
                                    match_key, tuning_texts)
 from bot.knowledge.loader import load_knowledge, question_key  # noqa: E402
 from bot.knowledge.model import KnowledgeBase  # noqa: E402
-from bot.knowledge.phrasings import phrasings_path, read_phrasings  # noqa: E402
+from bot.knowledge.phrasings import has_personal_data, phrasings_path, read_phrasings  # noqa: E402
 from bot.settings import PROJECT_ROOT  # noqa: E402
 
 KNOWLEDGE = PROJECT_ROOT / "knowledge"
@@ -83,7 +84,7 @@ def new_phrasings(directory: Path = KNOWLEDGE, kb: KnowledgeBase | None = None,
             text = " ".join(str(row["text"]).split())
             key = question_key(text)
             if (row["label"] not in found or not key or key in seen or key in question_owner
-                    or match_key(text) in protected):
+                    or match_key(text) in protected or has_personal_data(text)):
                 continue
             seen.add(key)
             found[row["label"]].append(text)

@@ -110,8 +110,11 @@ def make_rows(count: int, rng: random.Random) -> tuple[list[list[str]], int]:
         main = rng.choice(MAIN_TEMPLATES).format(**values)
         paraphrases = [t.format(**values) for t in rng.sample(PARAPHRASE_TEMPLATES, rng.randint(3, 5))]
         questions += 1 + len(paraphrases)
+        # A row with the マイページ link names the page without its URL (bot kb validate: a URL
+        # stated twice is an error, as in issue #16); the others keep the URL in the text.
+        mypage = "マイページ" if i % 3 == 0 else "マイページ（https://members.mirai-net.example/mypage）"
         answer = (f"{subject}の{aspect}についてご案内します。\n"
-                  f"1. マイページ（https://members.mirai-net.example/mypage）にログインします。\n"
+                  f"1. {mypage}にログインします。\n"
                   f"2. 「{screen}」→「{subject}」を選びます。\n"
                   f"3. 画面の案内に従って、{aspect}をご確認ください。\n{rng.choice(NOTES)}")
         related = ""

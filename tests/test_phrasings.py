@@ -138,3 +138,20 @@ def test_no_demo_phrasing_is_a_held_out_or_tuning_text(monkeypatch) -> None:  # 
     assert match_key(json.loads(newest_read.read_text(encoding="utf-8").splitlines()[0])["text"]) in protected
     monkeypatch.setattr(faq_phrasings, "UNREAD_GENERATIONS", ())
     assert len(faq_phrasings.protected_texts()) < len(protected)
+
+
+def test_a_phrasing_with_personal_data_is_an_error_shown_masked_and_left_out(tmp_path: Path) -> None:
+    card, phone, mail = "4111 1111 1111 1111", "090-1234-5678", "taro.yamada@example.com"
+    text = GOOD + (f"  pricing:\n    - カード {card} で払った分の料金は？\n    - {phone} に電話ください、料金の件\n"
+                   f"    - {mail} に料金表を送って\n    - 料金はいくら\n    - （電話番号）に料金の件で電話ください\n")
+    directory = _kb(tmp_path / "kb", text)
+    found, findings = read_phrasings(directory)
+    assert found["pricing"] == ("料金はいくら", "（電話番号）に料金の件で電話ください")  # the fix's wording passes
+    assert [(f.entry, f.severity) for f in findings] == [("pricing", "error")] * 3
+    shown = " ".join(f.problem for f in findings)
+    for secret in ("1111 1111 1111", "1234-5678", "taro.yamada"):
+        assert secret not in shown  # the finding never repeats the number itself
+    assert "個人情報" in findings[0].problem and "（電話番号）" in findings[0].fix
+    assert load_knowledge(directory).get("pricing").phrasings == found["pricing"]
+    problems = [p for p in validate_knowledge(directory, check_published=False) if p.path.name == PHRASINGS_FILE]
+    assert [p.severity for p in problems] == ["error"] * 3

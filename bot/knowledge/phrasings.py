@@ -14,6 +14,11 @@ to 0.940 at the same answer precision (0.988 → 0.990).
 A broken file never stops the bot: :func:`read_phrasings` reports each problem (for
 ``bot kb validate``, with the line and the fix, in Japanese) and the bot searches without the
 phrasings it could not read.
+
+Phrasings are copied from real conversations, so one may carry what a customer typed about
+themselves. A phrasing with a card number, マイナンバー, telephone number or e-mail address (what
+:func:`bot.text.masking.mask_sensitive` finds) is an error and left out of the search; the
+finding shows it masked, never the number itself.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ from typing import Any
 import yaml
 
 from bot.knowledge.canned import Finding
+from bot.text.masking import mask_sensitive
 from bot.knowledge.yaml_io import SAFE_YAML_LOADER
 
 PHRASINGS_FILE = "phrasings.yml"
+_FIX_PERSONAL = ("お客さまの個人情報は載せないでください。番号やアドレスは消すか、「（電話番号）」「（メールアドレス）」"
+                 "のような言葉に置き換えてください。")
 _FIX_SHAPE = "`phrasings:` の下に `  <FAQ の id>:` を書き、その下に `    - お客さまの言い回し` を1行ずつ並べてください。"
 
 
@@ -47,6 +55,11 @@ def _id_lines(text: str) -> dict[str, int]:
         if name.value == "phrasings" and isinstance(value, yaml.MappingNode):
             return {str(key.value): key.start_mark.line + 1 for key, _ in value.value}
     return {}
+
+
+def has_personal_data(text: str) -> bool:
+    """Whether ``text`` holds a card number, マイナンバー, telephone number or e-mail address."""
+    return mask_sensitive(text, phone=True, email=True) != text
 
 
 def read_phrasings(directory: Path, known_ids: set[str] | None = None
@@ -89,7 +102,14 @@ def read_phrasings(directory: Path, known_ids: set[str] | None = None
                                     f"「{faq_id}」という id の FAQ はありません（{len(texts)} 件の言い回しは使われません）。",
                                     "FAQ の id に直すか、このブロックを消してください。", severity="warning"))
             continue
-        kept = tuple(dict.fromkeys(t.strip() for t in texts if t.strip()))
+        kept = []
+        for phrasing in dict.fromkeys(t.strip() for t in texts if t.strip()):
+            if has_personal_data(phrasing):
+                masked = mask_sensitive(phrasing, phone=True, email=True)
+                findings.append(Finding(path, line, faq_id, f"「{faq_id}」の言い回し「{masked}」に個人情報らしき番号"
+                                        "かアドレスがあります（検索には使いません）。", _FIX_PERSONAL))
+                continue
+            kept.append(phrasing)
         if kept:
-            found[faq_id] = kept
+            found[faq_id] = tuple(kept)
     return found, findings
