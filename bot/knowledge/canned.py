@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
+from bot.knowledge.editor_files import Finding, read_editor_yaml
 from bot.knowledge.facts import Facts, contradictions
 from bot.knowledge.model import KnowledgeBase
 from bot.knowledge.style import Term, style_problems
-from bot.knowledge.yaml_io import SAFE_YAML_LOADER, entry_lines
+from bot.knowledge.yaml_io import entry_lines
 
 CANNED_FILE = "canned.yml"
 SHORTCUT_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -61,46 +60,9 @@ class CannedReply:
     line: int | None = None
 
 
-@dataclass(frozen=True)
-class Finding:
-    """A problem of an editor's file (``canned.yml`` and others), phrased for the editor (Japanese)."""
-
-    path: Path
-    line: int | None
-    entry: str | None
-    problem: str
-    fix: str
-    severity: str = "error"  # or "warning": the file is used all the same
-
-
 def canned_path(directory: Path) -> Path:
     """``directory/canned.yml`` (it may not exist)."""
     return directory / CANNED_FILE
-
-
-def read_editor_yaml(path: Path, others: str, quoting: str) -> tuple[str, Any, Finding | None]:
-    """The text and YAML of an editor's list file, or a finding when it cannot be read.
-
-    Args:
-        path: The file (it exists).
-        others: What the fix compares the indentation with (「ほかの定型文」).
-        quoting: How a text with 「: 」 or 「#」 is written in this file.
-
-    Returns:
-        ``(text, document, None)``, or ``("", None, finding)`` for a file that is not UTF-8 or not YAML.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-        return text, yaml.load(text, Loader=SAFE_YAML_LOADER), None  # noqa: S506 - a safe loader
-    except UnicodeDecodeError:
-        return "", None, Finding(path, None, None, "UTF-8 で保存されていません。",
-                                 "エディタで文字コードを UTF-8 にして保存し直してください。")
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return "", None, Finding(path, mark.line + 1 if mark else None, None,
-                                 "この行の付近の書き方が正しくないため、ファイルを読めません。",
-                                 f"その行と前の行の字下げ（スペースの数）、「:」「-」の位置を、{others}とそろえてください。"
-                                 f"文中に「: 」や「#」がある文章は、{quoting}")
 
 
 def read_canned(directory: Path) -> tuple[list[CannedReply], list[Finding]]:

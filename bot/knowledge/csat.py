@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from bot.knowledge.canned import Finding
+from bot.knowledge.editor_files import Finding
 from bot.knowledge.style import Term, style_problems
 from bot.knowledge.yaml_io import SAFE_YAML_LOADER
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.knowledge.canned import Finding, read_editor_yaml
+from bot.knowledge.editor_files import Finding, read_editor_yaml
 from bot.knowledge.style import Term, style_problems
 from bot.knowledge.yaml_io import entry_lines
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from bot.knowledge.canned import Finding
+from bot.knowledge.editor_files import Finding
 from bot.text.masking import mask_sensitive
 from bot.knowledge.yaml_io import SAFE_YAML_LOADER
 
