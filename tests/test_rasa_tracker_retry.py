@@ -1,7 +1,8 @@
 """Rasa's tracker store across a database outage: a real PostgreSQL behind a TCP proxy we cut.
 
-Cutting the proxy closes every pooled connection and refuses new ones, as a PostgreSQL restart
-does (the scaled fault run, README issue #12), without restarting the machine's server.
+Stopping the proxy (the handoff benchmark's, on its own thread: psycopg2 blocks the caller's event
+loop, as it blocks Rasa's) closes every pooled connection and refuses new ones, as a PostgreSQL
+restart does (the scaled fault run, README issue #12), without restarting the machine's server.
 """
 
 from __future__ import annotations
@@ -19,83 +20,16 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from benchmarks.handoff_load import TcpProxy
 from bot.store.rasa_endpoints import tracker_store
 from bot.store.rasa_tracker_retry import RetryingSQLTrackerStore
 from conftest import temporary_database
 
 
-class CuttableProxy:
-    """Forwards a local port to PostgreSQL; :meth:`cut` drops every connection and stops listening.
-
-    It runs its own event loop in a thread: the tracker store's database calls block the
-    caller's loop (psycopg2 is synchronous), as they block Rasa's.
-    """
-
-    def __init__(self, target_port: int = 5432) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._server: asyncio.AbstractServer | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    def _run(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
-
-    def start(self) -> None:
-        """Listen (again, on the same port)."""
-        self._run(self._start())
-
-    def cut(self) -> None:
-        """Stop listening and close every open connection (as a database restart does)."""
-        self._run(self._cut())
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.cut()
-            self._run(self._cancel_pipes())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-
-    async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
-
-    @staticmethod
-    async def _cancel_pipes() -> None:
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._writers.update({writer, up_writer})
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError, OSError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
 @contextlib.asynccontextmanager
 async def proxied_store(kind: type[SQLTrackerStore], database: str, **extra: Any) -> AsyncIterator[
-        tuple[SQLTrackerStore, CuttableProxy]]:
-    proxy = CuttableProxy()
+        tuple[SQLTrackerStore, TcpProxy]]:
+    proxy = TcpProxy(5432)
     proxy.start()
     section = tracker_store(database)
     section.pop("type")
@@ -126,7 +60,7 @@ def test_a_turn_saved_during_a_database_outage_is_kept(tmp_path: Path) -> None:
         async with proxied_store(RetryingSQLTrackerStore, database, retry_seconds=15) as (store, proxy):
             tracker = DialogueStateTracker.from_events("c-outage", turn("c-outage", "住所を変えたい"))
             await store.save(tracker)
-            proxy.cut()  # the pooled connection dies, new ones are refused
+            proxy.stop()  # the pooled connection dies, new ones are refused
             tracker.update_with_events(turn("c-outage", "電話番号も"), None)
 
             back = threading.Timer(1.0, proxy.start)
@@ -147,7 +81,7 @@ def test_rasas_own_store_fails_the_same_turn(tmp_path: Path) -> None:
         async with proxied_store(SQLTrackerStore, database) as (store, proxy):
             tracker = DialogueStateTracker.from_events("c-control", turn("c-control", "住所を変えたい"))
             await store.save(tracker)
-            proxy.cut()
+            proxy.stop()
             tracker.update_with_events(turn("c-control", "電話番号も"), None)
             with pytest.raises((sa.exc.OperationalError, sa.exc.InterfaceError)):
                 await store.save(tracker)
@@ -162,7 +96,7 @@ def test_the_retries_end_after_retry_seconds(tmp_path: Path) -> None:
         async with proxied_store(RetryingSQLTrackerStore, database, retry_seconds=1.5) as (store, proxy):
             tracker = DialogueStateTracker.from_events("c-away", turn("c-away", "住所を変えたい"))
             await store.save(tracker)
-            proxy.cut()
+            proxy.stop()
             loop = asyncio.get_running_loop()
             started = loop.time()
             with pytest.raises((sa.exc.OperationalError, sa.exc.InterfaceError)):
