@@ -172,7 +172,7 @@ class AgentBot(threading.Thread):
                 self.tally.refused["cap" if "同時対応数" in str(exc) else "taken"] += 1
             return
         self.tally.add(**{how: 1})
-        self.queue.add_entry(ticket_id, "agent", "担当の者です。確認いたします。", self.username)
+        self.queue.add_entry(ticket_id, "agent", "担当の者です。確認いたします。", self.username, self.username)
         self.chats[ticket_id] = now + self.random.uniform(5.0, 25.0)
 
 

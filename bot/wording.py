@@ -303,6 +303,14 @@ TRANSCRIPT_TEXT = {
     "too_many": "申し訳ございません。このお問い合わせの記録は、すでに {limit} 回お送りしています。"
                 "届いていない場合は、迷惑メールのフォルダもご確認ください。",
 }
+# Admins' page of mails that could not be sent (配信の失敗): bot/server/failures_api.py.
+MAIL_ADMIN_TEXT = {
+    "unknown_mail": "メール {id} は見つかりません。一覧を再読み込みしてください。",
+    "not_failed": "メール {id} は送信できなかったものではありません（送信済みか、再送の手配済みです）。",
+    "trigger_request": "お客さまの依頼（会話の記録）",
+    "trigger_auto": "解決時の自動送信（会話の記録）",
+    "trigger_forward": "部署への引き継ぎ",
+}
 # Agent-facing errors of the queue (console): お問い合わせ, status in Japanese, never English names.
 # Keys are Ticket.status values (bot/store/models.py).
 TICKET_STATUS_JA = {"waiting": "対応待ち", "claimed": "対応中", "resolved": "解決済み"}

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -163,6 +163,20 @@ def temporary_database(kind: str, folder: Path) -> Iterator[str]:
             # by other users", seen once on CI).
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def recorded_database(kind: str, folder: Path, record: Callable[[Any], None]) -> Iterator[Any]:
+    """An engine on :func:`temporary_database` after ``record(engine)`` wrote its rows (analytics tests)."""
+    from bot.store.database import make_engine
+
+    with temporary_database(kind, folder) as url:
+        engine = make_engine(url)
+        try:
+            record(engine)
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @contextlib.contextmanager

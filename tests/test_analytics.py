@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import temporary_database
+from conftest import recorded_database
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
@@ -155,11 +155,8 @@ def record_sample(engine: Engine) -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with temporary_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        record_sample(engine)
+    with recorded_database(request.param, tmp_path, record_sample) as engine:
         yield engine
-        engine.dispose()
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import temporary_database
+from conftest import recorded_database
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -129,11 +129,8 @@ def record(engine: Engine) -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with temporary_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        record(engine)
+    with recorded_database(request.param, tmp_path, record) as engine:
         yield engine
-        engine.dispose()
 
 
 @pytest.fixture()

@@ -1,10 +1,10 @@
 """The 監査ログ page in a real browser (Debian's Chromium via Playwright; #14 item 6).
 
 One bot server (uvicorn in a thread, SQLite, a Rasa stand-in never asked): a failed login
-under a name with HTML, sato's (the admin's) change of suzuki's cap and a claim are listed
-newest first with Japanese labels; the name stays text; filtering by action narrows the list
-and the CSV link carries the filter; suzuki (an agent) sees no link and is refused the page in
-Japanese. axe-core finds no WCAG 2.1 AA violation.
+under a name with HTML, sato's (the admin's) change of suzuki's cap, a claim, a reply and a
+note (without their text) are listed newest first with Japanese labels; the name stays text;
+filtering by action narrows the list and the CSV link carries the filter; suzuki (an agent)
+sees no link and is refused the page in Japanese. axe-core finds no WCAG 2.1 AA violation.
 """
 
 from __future__ import annotations
@@ -37,15 +37,19 @@ def test_audit_log_page_lists_filters_and_is_admin_only(browser: Browser, server
     services.stores.desk.update("suzuki", max_chats=4, changed_by="sato")
     ticket_id = file_ticket(services, "c-audit")
     services.stores.queue.claim(ticket_id, "sato")
+    services.stores.queue.add_entry(ticket_id, "agent", "<b>返信の本文</b>", "佐藤", actor="sato")
+    services.stores.queue.add_entry(ticket_id, "note", "<b>メモの本文</b>", "佐藤", actor="sato")
 
     expect(sato.locator("#desk-audit-link")).to_be_visible(timeout=10_000)
     sato.click("#desk-audit-link")
     rows = sato.locator("#audit-rows tr")
     expect(rows.first).to_be_visible(timeout=10_000)
-    expect(rows.nth(0).locator("td").nth(2)).to_have_text("対応開始")
-    expect(rows.nth(0).locator("td").nth(3)).to_have_text(f"ticket:{ticket_id}")
-    expect(rows.nth(1).locator("td").nth(2)).to_have_text("担当者の設定変更")
-    expect(rows.nth(1).locator("td").nth(4)).to_have_text("max_chats: 3 → 4")
+    for row, label in enumerate(("内部メモの追加", "お客さまへの返信", "対応開始")):
+        expect(rows.nth(row).locator("td").nth(2)).to_have_text(label)
+        expect(rows.nth(row).locator("td").nth(3)).to_have_text(f"ticket:{ticket_id}")
+    expect(sato.locator("#audit-rows")).not_to_contain_text("本文")  # never the reply's or the note's text
+    expect(rows.nth(3).locator("td").nth(2)).to_have_text("担当者の設定変更")
+    expect(rows.nth(3).locator("td").nth(4)).to_have_text("max_chats: 3 → 4")
     failed = sato.locator("#audit-rows tr", has_text="ログイン失敗")
     expect(failed.locator("td").nth(1)).to_have_text(XSS_NAME)  # text, never markup
     assert sato.evaluate("() => window.__xss") is None

@@ -78,6 +78,11 @@ def test_kpis_with_definitions_on_the_analytics_page(browser: Browser, server: t
     expect(card("csat_response").locator("dd")).to_contain_text("100.0%")
     expect(page.locator("#kpi-csat-table tbody tr").first.locator("td")).to_have_text(
         ["佐藤", "1", "1", "100.0%", "4.00", "1:0 / 2:0 / 3:0 / 4:1 / 5:0"])
+    categories = page.locator("#kpi-csat-categories-table tbody tr")  # next to the per-agent table
+    expect(categories).to_have_count(1)
+    expect(categories.first.locator("td")).to_have_text(  # the ticket has no category
+        ["未分類", "1", "1", "100.0%", "4.00", "1:0 / 2:0 / 3:0 / 4:1 / 5:0"])
+    expect(page.locator("#kpi-csat-categories-table th").first).to_have_text("カテゴリ")
     comment = page.locator("#kpi-csat-comments tbody tr").first.locator("td")
     expect(comment.nth(3)).to_have_text(COMMENT)  # as text: the customer's HTML is never rendered
     assert page.evaluate("() => window.__xss") is None

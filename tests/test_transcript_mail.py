@@ -210,3 +210,59 @@ def test_smtp_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("BOT_SMTP_PORT", "465")
     found = SmtpSettings.from_env()
     assert (found.enabled, found.port, found.security, found.attempts) == (True, 465, "ssl", 5)
+
+
+def test_a_given_up_mail_is_listed_for_admins_and_sent_when_retried(tmp_path: Path) -> None:
+    """Mail server down → the mail is given up; admins see it (agents are refused), fix the
+    server, retry: it is sent at once, the retry is audited, a second retry is refused."""
+    port = free_port()
+    down = SmtpSettings(host="127.0.0.1", port=port, sender=SENDER, security="none", timeout=2, attempts=2)
+    with app_with_mail(tmp_path, down) as (client, services):
+        services.stores.agents.add("suzuki", "鈴木", PASSWORD)
+        agent = TestClient(client.app)
+        signed_in = agent.post("/api/agent/login", json={"username": "suzuki", "password": PASSWORD})
+        agent_headers = {"X-CSRF-Token": signed_in.json()["csrf_token"]}
+        admin_headers = {"X-CSRF-Token": login(client)}  # sato: the first agent is the admin
+        assert TestClient(client.app).get("/api/admin/mails/failed").status_code == 401
+        packet = HandoffPacket("c-mail:1", "c-mail", ["human_request"], [Turn("customer", "カード 4111 1111 1111 1111")])
+        ticket, _ = services.stores.queue.enqueue(packet)
+        mails = services.gateway.mailer.mails  # type: ignore[union-attr]
+        mail = mails.enqueue(ticket.id, "c-mail", "taro@example.jp", "request")
+        services.gateway.mailer.wake()  # type: ignore[union-attr]
+        deadline = time.monotonic() + 10
+        while mails.get(mail.id).status != "failed":
+            assert time.monotonic() < deadline, mails.get(mail.id).status
+            time.sleep(0.05)
+
+        assert agent.get("/api/admin/mails/failed").status_code == 403
+        listing = client.get("/api/admin/mails/failed").json()
+        assert listing["count"] == 1
+        shown = listing["mails"][0]
+        assert (shown["id"], shown["ticket_id"], shown["address"], shown["attempts"]) == (mail.id, ticket.id,
+                                                                                         "taro@example.jp", 2)
+        assert shown["trigger_label"] == "お客さまの依頼（会話の記録）" and "ConnectionRefused" in shown["last_error"]
+        retry = f"/api/admin/mails/failed/{mail.id}/retry"
+        assert agent.post(retry, headers=agent_headers).status_code == 403
+        assert client.post(retry).status_code == 403  # no CSRF token
+        assert client.post("/api/admin/mails/failed/999999/retry", headers=admin_headers).json()["error"] == \
+            "メール 999999 は見つかりません。一覧を再読み込みしてください。"
+
+        inbox = Inbox()
+        controller = Controller(inbox, hostname="127.0.0.1", port=port)  # the mail server is back
+        controller.start()
+        try:
+            answer = client.post(retry, headers=admin_headers)
+            assert answer.status_code == 200 and answer.json()["mail"]["status"] == "pending"
+            _, rcpt_tos, raw = inbox.wait(1)[0]
+            assert rcpt_tos == ["taro@example.jp"] and "4111 1111 1111 1111" not in read(raw).get_content()
+        finally:
+            controller.stop()
+        deadline = time.monotonic() + 10
+        while mails.get(mail.id).status != "sent":
+            assert time.monotonic() < deadline, mails.get(mail.id).status
+            time.sleep(0.05)
+        again = client.post(retry, headers=admin_headers)
+        assert again.status_code == 409 and "送信できなかったものではありません" in again.json()["error"]
+        assert client.get("/api/admin/mails/failed").json() == {"mails": [], "count": 0}
+        audit = client.get("/api/admin/audit", params={"action": "mail.retried"}).json()
+        assert [(e["actor"], e["target"]) for e in audit["entries"]] == [("sato", f"mail:{mail.id}")]

@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from bot.analytics.kpis import CsatCounts, CsatSummary
 from bot.analytics.report import UNANSWERED_LABELS, AnalyticsReport, MAX_EXAMPLES
 from bot.knowledge.spreadsheet.common import defuse_formula
 
@@ -34,10 +35,14 @@ CSV_FILES = {
     "feedback": "feedback.csv",
     "unanswered": "unanswered.csv",
     "csat": "csat.csv",
+    "csat_categories": "csat_categories.csv",
     "csat_comments": "csat_comments.csv",
     "kpi_daily": "kpi_daily.csv",
     "kpi_agents": "kpi_agents.csv",
 }
+# The figures' columns of csat.csv and csat_categories.csv (after the agent's or the category's).
+CSAT_COLUMNS = ["アンケートを表示した問い合わせ", "回答数", "回答率", "平均（1〜5）",
+                *[f"評価{n}の件数" for n in range(1, 6)]]
 
 
 def _cell(value: Any) -> Any:
@@ -67,7 +72,7 @@ def write_csv(report: AnalyticsReport, folder: Path) -> list[Path]:
 
     Returns:
         The files written: daily, handoff_reasons, handoff_faqs, intents, feedback, unanswered,
-        csat, csat_comments, kpi_daily, kpi_agents.
+        csat, csat_categories, csat_comments, kpi_daily, kpi_agents.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -100,19 +105,21 @@ def write_csv(report: AnalyticsReport, folder: Path) -> list[Path]:
     return files
 
 
+def _csat_cells(figures: CsatCounts | CsatSummary) -> list[Any]:
+    """The cells of :data:`CSAT_COLUMNS` for one row."""
+    return [figures.asked, figures.responses, figures.response_rate, figures.average, *figures.distribution]
+
+
 def _write_csat(report: AnalyticsReport, folder: Path) -> list[Path]:
-    """csat.csv (all agents first, then each agent) and csat_comments.csv (the latest comments,
-    newest first, defused like every text); header only when the report has no KPIs."""
+    """csat.csv (all agents first, then each agent), csat_categories.csv (each category, 「未分類」
+    last) and csat_comments.csv (the latest comments, newest first, defused like every text);
+    header only when the report has no KPIs."""
     csat = report.kpis.csat if report.kpis else None
-    figures = ([("全体", csat.asked, csat.responses, csat.response_rate, csat.average, csat.distribution)]
-               + [(a.agent, a.asked, a.responses, a.response_rate, a.average, a.distribution)
-                  for a in csat.agents]) if csat else []
     return [
-        _write(folder / CSV_FILES["csat"],
-               ["担当者", "アンケートを表示した問い合わせ", "回答数", "回答率", "平均（1〜5）",
-                *[f"評価{n}の件数" for n in range(1, 6)]],
-               ([agent, asked, responses, rate, average, *distribution]
-                for agent, asked, responses, rate, average, distribution in figures)),
+        _write(folder / CSV_FILES["csat"], ["担当者", *CSAT_COLUMNS],
+               ([["全体", *_csat_cells(csat)]] + [[a.agent, *_csat_cells(a)] for a in csat.agents]) if csat else []),
+        _write(folder / CSV_FILES["csat_categories"], ["カテゴリ", *CSAT_COLUMNS],
+               ([c.category, *_csat_cells(c)] for c in (csat.categories if csat else []))),
         _write(folder / CSV_FILES["csat_comments"], ["日時", "担当者", "評価", "コメント"],
                ([c.at.isoformat(), c.agent, c.rating, c.comment] for c in (csat.comments if csat else []))),
     ]

@@ -19,8 +19,8 @@ it was filed in it, a conversation when the customer wrote in it.
 - per calendar day in ``tz`` and per agent;
 - **CSAT** (満足度): the customers' ratings (1–5) of tickets an agent resolved in the period
   (live tickets only: an offline ticket's customer is not in the chat to be asked): average,
-  distribution and **response rate** (ratings ÷ tickets asked), overall and per agent (who
-  resolved the ticket), and the latest comments.
+  distribution and **response rate** (ratings ÷ tickets asked), overall, per agent (who
+  resolved the ticket) and per category (the ticket's; 「未分類」 without one), and the latest comments.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import datetime as dt
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
@@ -40,6 +40,7 @@ IN_CHUNK = 500  # ids per IN (...) list
 CSAT_COMMENTS = 20  # latest comments listed
 RESOLVED = "resolved"
 CANCELLED = "cancelled"
+UNCATEGORISED = "未分類"  # the CSAT group of tickets without a category
 
 # Japanese labels and definitions, shown next to each figure (analytics page, `bot report`).
 KPI_LABELS = {
@@ -49,7 +50,7 @@ KPI_LABELS = {
     "agent_resolution": ("担当者が解決", "担当者が「解決」にした問い合わせ ÷ 引き継ぎ数。"),
     "handoff": ("引き継ぎ率（会話）", "担当者に引き継いだ会話 ÷ 会話数（1 つの会話で 2 回引き継いでも 1 件）。"),
     "abandonment": ("放棄", "受付時間内の引き継ぎのうち、担当者が対応する前にお客さまが待つのをやめた・会話を終了したもの。"),
-    "csat": ("満足度（CSAT）", "担当者が解決したあとのアンケートの評価（1〜5）の平均。担当者別は解決した担当者で数えます。"),
+    "csat": ("満足度（CSAT）", "担当者が解決したあとのアンケートの評価（1〜5）の平均。担当者別は解決した担当者、カテゴリ別は問い合わせのカテゴリで数えます。"),
     "csat_response": ("アンケート回答率", "評価をいただいた問い合わせ ÷ アンケートを表示した問い合わせ（受付時間内に担当者が解決したもの）。"),
 }
 
@@ -94,15 +95,28 @@ class KpiAgent:
 
 
 @dataclass(frozen=True)
-class CsatFigures:
-    """Ratings of one agent (or all): tickets asked, ratings, average, count of each rating 1..5."""
+class CsatCounts:
+    """Ratings of a group of tickets: tickets asked, ratings, average, count of each rating 1..5."""
 
-    agent: str
     asked: int
     responses: int
     response_rate: float | None
     average: float | None
     distribution: list[int]
+
+
+@dataclass(frozen=True)
+class CsatFigures(CsatCounts):
+    """Ratings of the tickets one agent resolved (``agent``: the display name)."""
+
+    agent: str
+
+
+@dataclass(frozen=True)
+class CsatCategory(CsatCounts):
+    """Ratings of the tickets of one category (:data:`UNCATEGORISED` for those without one)."""
+
+    category: str
 
 
 @dataclass(frozen=True)
@@ -125,47 +139,67 @@ class CsatSummary:
     average: float | None = None
     distribution: list[int] = field(default_factory=lambda: [0] * 5)
     agents: list[CsatFigures] = field(default_factory=list)
+    categories: list[CsatCategory] = field(default_factory=list)
     comments: list[CsatComment] = field(default_factory=list)
 
 
-def _csat_figures(agent: str, asked: int, ratings: list[int]) -> CsatFigures:
-    return CsatFigures(agent, asked, len(ratings), _ratio(len(ratings), asked),
-                       round(statistics.fmean(ratings), 2) if ratings else None,
-                       [ratings.count(n) for n in range(1, 6)])
+def _csat_counts(asked: int, ratings: list[int]) -> dict[str, Any]:
+    """The fields of :class:`CsatCounts` for ``asked`` tickets and their ``ratings``."""
+    return {"asked": asked, "responses": len(ratings), "response_rate": _ratio(len(ratings), asked),
+            "average": round(statistics.fmean(ratings), 2) if ratings else None,
+            "distribution": [ratings.count(n) for n in range(1, 6)]}
+
+
+def _csat_groups(group_of: Mapping[int, str], ratings: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """The :class:`CsatCounts` fields per group, ``group_of`` giving each asked ticket's group."""
+    asked: dict[str, int] = defaultdict(int)
+    for group in group_of.values():
+        asked[group] += 1
+    rated: dict[str, list[int]] = defaultdict(list)
+    for row in ratings:
+        rated[group_of[row.ticket_id]].append(row.rating)
+    return {group: _csat_counts(count, rated.get(group, [])) for group, count in asked.items()}
+
+
+def _category_order(category: str) -> tuple[bool, str]:
+    """Categories by name, 「未分類」 last."""
+    return category == UNCATEGORISED, category
 
 
 def build_csat(engine: Engine, since: dt.datetime | None, until: dt.datetime) -> CsatSummary:
-    """CSAT of the live tickets filed in ``[since, until)`` and resolved by an agent before ``until``."""
+    """CSAT of the live tickets filed in ``[since, until)`` and resolved by an agent before ``until``.
+
+    Per agent (who resolved the ticket) and per category (the ticket's category when it was
+    resolved; :data:`UNCATEGORISED` without one).
+    """
     with engine.connect() as conn:
         tickets = conn.execute(
-            select(Ticket.id, Ticket.resolved_by, Ticket.resolved_at)
+            select(Ticket.id, Ticket.resolved_by, Ticket.resolved_at, Ticket.category)
             .where(_period(Ticket.created_at, since, until), Ticket.resolution == RESOLVED,
                    Ticket.offline.is_(False))).all()
-        asked = {t.id: t.resolved_by or "" for t in tickets if t.resolved_at is not None and as_utc(t.resolved_at) < until}
+        asked = [t for t in tickets if t.resolved_at is not None and as_utc(t.resolved_at) < until]
         ratings = []
-        for chunk in _chunks(sorted(asked)):
+        for chunk in _chunks(sorted(t.id for t in asked)):
             ratings += conn.execute(select(CsatRating.id, CsatRating.ticket_id, CsatRating.rating, CsatRating.comment,
                                            CsatRating.created_at)
                                     .where(CsatRating.ticket_id.in_(list(chunk)),
                                            CsatRating.created_at < until)).all()
         names = dict(conn.execute(select(Agent.username, Agent.display_name)).all())
 
-    def name(username: str) -> str:
-        return names.get(username, username) or "—"
+    def name(username: str | None) -> str:
+        return names.get(username or "", username) or "—"
 
-    per_agent_asked: dict[str, int] = defaultdict(int)
-    for username in asked.values():
-        per_agent_asked[name(username)] += 1
-    per_agent: dict[str, list[int]] = defaultdict(list)
-    for row in ratings:
-        per_agent[name(asked[row.ticket_id])].append(row.rating)
-    overall = _csat_figures("", len(asked), [row.rating for row in ratings])
+    agent_of = {t.id: name(t.resolved_by) for t in asked}
+    category_of = {t.id: (t.category or "").strip() or UNCATEGORISED for t in asked}
+    overall = _csat_counts(len(asked), [row.rating for row in ratings])
     latest = sorted((row for row in ratings if row.comment), key=lambda r: (as_utc(r.created_at), r.id), reverse=True)
+    per_agent, per_category = _csat_groups(agent_of, ratings), _csat_groups(category_of, ratings)
     return CsatSummary(
-        asked=overall.asked, responses=overall.responses, response_rate=overall.response_rate,
-        average=overall.average, distribution=overall.distribution,
-        agents=[_csat_figures(agent, count, per_agent.get(agent, [])) for agent, count in sorted(per_agent_asked.items())],
-        comments=[CsatComment(as_utc(r.created_at), name(asked[r.ticket_id]), r.rating, r.comment)
+        **overall,
+        agents=[CsatFigures(agent=agent, **per_agent[agent]) for agent in sorted(per_agent)],
+        categories=[CsatCategory(category=category, **per_category[category])
+                    for category in sorted(per_category, key=_category_order)],
+        comments=[CsatComment(as_utc(r.created_at), agent_of[r.ticket_id], r.rating, r.comment)
                   for r in latest[:CSAT_COMMENTS]])
 
 

@@ -41,7 +41,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection, Engine
 
 from bot import wording
-from bot.analytics.kpis import Kpis, build_kpis, format_kpis
+from bot.analytics.kpis import UNCATEGORISED, Kpis, build_kpis, format_kpis
 from bot.handoff.reasons import REASON_LABELS
 from bot.store.models import ChatMessage, Conversation, Ticket, as_utc, utcnow
 
@@ -682,7 +682,7 @@ def format_report(report: AnalyticsReport, tz: dt.tzinfo = JST, limit: int = 10)
             lines.append(f"  {row.faq_id}: {row.handoffs} 件（回答した {row.answered_conversations} 会話の"
                          f" {_percent(row.rate)}）")
         else:
-            lines.append(f"  FAQ 回答なし・カテゴリ「{row.category or '未分類'}」: {row.handoffs} 件")
+            lines.append(f"  FAQ 回答なし・カテゴリ「{row.category or UNCATEGORISED}」: {row.handoffs} 件")
     if not report.handoff_faqs:
         lines.append("  （引き継ぎはありません）")
 

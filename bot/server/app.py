@@ -31,7 +31,7 @@ from bot.analytics import page as analytics_page
 from bot.channels.line import webhook as line_webhook
 from bot.polling import poll_queue
 from bot.server import (agent_api, audit_api, canned_api, chat_api, desk_api, erasure_api, escalation_api,
-                        forward_api, undelivered_api, webhooks_api)
+                        failures_api, forward_api, settings_api, undelivered_api, webhooks_api)
 from bot.server.assigner import Assigner
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
 from bot.server.chat_api import SocketCounter
@@ -107,6 +107,7 @@ class Services:
         self.gateway = Gateway(self.stores, self.rasa, self.hub, self.limits)
         self.gateway.configure_mail(self.smtp)
         self.gateway.escalate_after_seconds = self.escalate_after_seconds
+        self.stores.desk_settings.defaults["escalate_after_seconds"] = self.escalate_after_seconds
         # Events are recorded with the ticket changes (same transaction) for these receivers.
         outbox = WebhookOutbox(self.webhooks.routes() if self.webhooks is not None else None)
         self.stores.queue.webhooks = outbox
@@ -171,7 +172,8 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         assign_interval: Seconds between rounds of offering waiting tickets to agents
             (bot/server/assigner.py).
         escalate_interval: Seconds between looks for complaint and anger tickets to escalate
-            automatically (bot/store/escalation.py; only with ``escalate_after_seconds``).
+            automatically (bot/store/escalation.py; a round does nothing while the value in force,
+            ``escalate_after_seconds`` or an admin's in the console, is 0).
         retention_interval: Seconds between looks whether retention is due
             (bot/store/retention.py: one server runs it every ``BOT_RETENTION_INTERVAL_HOURS``).
     """
@@ -197,9 +199,9 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         mail_task = asyncio.create_task(mailer.run()) if mailer is not None else None
         sender = services.webhook_sender
         webhook_task = asyncio.create_task(sender.run()) if sender is not None else None
+        # Always running: an admin may turn automatic escalation on in the console (a round with it off reads one row).
         escalate_task = asyncio.create_task(poll_queue(services.gateway.auto_escalate, asyncio.Event(),
-                                                       escalate_interval, "automatic escalation")) \
-            if services.escalate_after_seconds > 0 else None
+                                                       escalate_interval, "automatic escalation"))
         retention = services.stores.retention
         retention_task = asyncio.create_task(poll_queue(lambda: run_in_threadpool(retention.run_if_due),
                                                         asyncio.Event(), retention_interval, "retention"))
@@ -228,7 +230,8 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         Route("/healthz", healthz, include_in_schema=False),
         Route("/openapi.json", openapi, include_in_schema=False),
         *chat_api.routes, *agent_api.routes, *desk_api.routes, *canned_api.routes, *undelivered_api.routes,
-        *webhooks_api.routes, *escalation_api.routes, *audit_api.routes, *erasure_api.routes, *forward_api.routes,
+        *webhooks_api.routes, *failures_api.routes, *escalation_api.routes, *audit_api.routes, *erasure_api.routes,
+        *forward_api.routes, *settings_api.routes,
         *analytics_page.routes,
         *line_webhook.routes,
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True), name="console"),

@@ -230,7 +230,7 @@ async def overview(request: Request) -> JSONResponse:
     return JSONResponse({
         "tickets": [{**services.gateway.ticket_json(t), "last_customer_at": last(t.id)} for t in tickets],
         "agents": [a.json() for a in agents],
-        "escalate_after_seconds": services.escalate_after_seconds,
+        "escalate_after_seconds": await run_in_threadpool(services.gateway.escalate_after),
     })
 
 

@@ -149,7 +149,7 @@ class AgentSide(GatewayBase):
         if current.status != "claimed" or current.claimed_by != username:
             raise QueueError(wording.STORE_AGENT_TEXT["not_yours"])
         name = self.display_name(username)
-        ticket = await self._db(self._stores.queue.add_entry, ticket_id, "agent", text, name)
+        ticket = await self._db(self._stores.queue.add_entry, ticket_id, "agent", text, name, username)
         await self._say(ticket.conversation_id, NewMessage(ticket.conversation_id, "agent", text, agent_name=name))
         self._publish_ticket("message", ticket)
         return ticket
@@ -161,7 +161,7 @@ class AgentSide(GatewayBase):
             QueueError: 404 unknown; 409 resolved; 422 empty.
         """
         ticket = await self._db(self._stores.queue.add_entry, ticket_id, "note", text.strip(),
-                                self.display_name(username))
+                                self.display_name(username), username)
         self._publish_ticket("message", ticket)
         return ticket
 

@@ -34,7 +34,8 @@ def wait_words(seconds: float) -> str:
 class EscalationSide(GatewayBase):
     """Transfers, escalations, supervisors' joins and whispers (consoles and the background loop)."""
 
-    # BOT_ESCALATE_AFTER_SECONDS (Services sets it); 0: no automatic escalation.
+    # BOT_ESCALATE_AFTER_SECONDS (Services sets it as the start value of the stores' desk
+    # settings); an admin may change it in the console. 0: no automatic escalation.
     escalate_after_seconds: float = 0.0
 
     async def transfer(self, ticket_id: int, username: str, to: Transfer, supervisor: bool = False) -> Ticket:
@@ -84,13 +85,18 @@ class EscalationSide(GatewayBase):
         self._publish_ticket("whisper", ticket)
         return ticket
 
+    def escalate_after(self) -> float:
+        """Seconds before automatic escalation in force: an admin's value in the console, else the start value."""
+        return float(self._stores.desk_settings.value("escalate_after_seconds"))
+
     async def auto_escalate(self) -> list[int]:
         """Escalate the complaint and anger tickets that waited too long (a round of the background loop)."""
-        if self.escalate_after_seconds <= 0:
+        after = await self._db(self.escalate_after)
+        if after <= 0:
             return []
-        wait = wait_words(self.escalate_after_seconds)
+        wait = wait_words(after)
         tickets = await self._db(self._stores.escalations.auto_escalate,
-                                 dt.timedelta(seconds=self.escalate_after_seconds),
+                                 dt.timedelta(seconds=after),
                                  ESCALATION_TEXT["auto_note"].format(wait=wait),
                                  ESCALATION_TEXT["record_auto_escalated"].format(wait=wait))
         for ticket in tickets:

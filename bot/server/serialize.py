@@ -12,7 +12,8 @@ from bot.store.models import PRIORITY_ESCALATED, PRIORITY_HIGH, Ticket, TicketEv
 PRIORITY_LABELS = {PRIORITY_ESCALATED: "至急", PRIORITY_HIGH: "高"}
 
 
-def _iso(moment: dt.datetime | None) -> str | None:
+def iso(moment: dt.datetime | None) -> str | None:
+    """A stored moment as ISO 8601 in UTC, or ``None``."""
     return as_utc(moment).isoformat() if moment else None
 
 
@@ -25,7 +26,7 @@ def entry_json(entry: TranscriptEntry) -> dict[str, Any]:
     decision = wording.decision_label(entry.intent, entry.confidence) if entry.intent else None
     return {"id": entry.id, "position": entry.position, "sender": entry.sender, "text": entry.text,
             "intent": entry.intent, "confidence": entry.confidence, "decision": decision,
-            "at": _iso(entry.at), "author": entry.author}
+            "at": iso(entry.at), "author": entry.author}
 
 
 def ticket_json(ticket: Ticket, display_name: Callable[[str], str], with_entries: bool = False,
@@ -51,12 +52,12 @@ def ticket_json(ticket: Ticket, display_name: Callable[[str], str], with_entries
         "offline": bool(ticket.offline), "resolution": ticket.resolution,
         "claimed_by": ticket.claimed_by,
         "claimed_by_name": display_name(ticket.claimed_by) if ticket.claimed_by else None,
-        "created_at": _iso(ticket.created_at), "claimed_at": _iso(ticket.claimed_at),
-        "resolved_at": _iso(ticket.resolved_at), "resolved_by": ticket.resolved_by,
+        "created_at": iso(ticket.created_at), "claimed_at": iso(ticket.claimed_at),
+        "resolved_at": iso(ticket.resolved_at), "resolved_by": ticket.resolved_by,
         "waiting_seconds": max(0, int((as_utc(end) - as_utc(ticket.created_at)).total_seconds())),
         "escalation": ticket.escalation,
         "escalation_label": wording.ESCALATION_TEXT["states"].get(ticket.escalation) if ticket.escalation else None,
-        "escalated_at": _iso(ticket.escalated_at), "escalated_by": ticket.escalated_by,
+        "escalated_at": iso(ticket.escalated_at), "escalated_by": ticket.escalated_by,
         "escalated_by_name": display_name(ticket.escalated_by) if ticket.escalated_by else None,
         "joined_by": ticket.joined_by, "joined_by_name": display_name(ticket.joined_by) if ticket.joined_by else None,
     }
@@ -80,7 +81,7 @@ def desk_json(ticket: Ticket, desk: Any, display_name: Callable[[str], str]) -> 
     expires = desk.offer_expires_at(ticket)
     offered_to = ticket.offered_to if expires else None
     return {"offered_to": offered_to, "offered_to_name": display_name(offered_to) if offered_to else None,
-            "offer_expires_at": _iso(expires), "awaiting_reply_since": _iso(ticket.awaiting_reply_since),
+            "offer_expires_at": iso(expires), "awaiting_reply_since": iso(ticket.awaiting_reply_since),
             "reply_overdue": desk.is_overdue(ticket)}
 
 
@@ -101,4 +102,4 @@ def event_json(event: TicketEvent, display_name: Callable[[str], str],
     return {"id": event.id, "kind": event.kind, "kind_label": text["kinds"].get(event.kind, event.kind),
             "actor": event.actor, "actor_name": display_name(event.actor) if event.actor else text["system"],
             "target": event.target, "target_name": name(event.target) if event.target else None,
-            "note": event.note, "at": _iso(event.at)}
+            "note": event.note, "at": iso(event.at)}

@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from bot.server.desk_api import _admin
 from bot.server.http import int_param
-from bot.store.models import WebhookDelivery, as_utc
+from bot.server.serialize import iso
+from bot.store.models import WebhookDelivery
 from bot.store.webhooks import WebhookDeliveries
 
 NOT_CONFIGURED = "Webhook は設定されていません（BOT_WEBHOOKS_FILE）。"
@@ -31,9 +32,6 @@ def _deliveries(request: Request) -> WebhookDeliveries:
 
 def delivery_json(row: WebhookDelivery) -> dict[str, Any]:
     """A delivery as the admin API shows it (no body, no secret)."""
-    def iso(moment: Any) -> str | None:
-        return as_utc(moment).isoformat() if moment is not None else None
-
     return {"id": row.id, "event_id": row.event_id, "type": row.event_type, "ticket_id": row.ticket_id,
             "endpoint": row.endpoint, "status": row.status, "attempts": row.attempts,
             "last_error": row.last_error, "occurred_at": iso(row.occurred_at),

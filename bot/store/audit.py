@@ -2,7 +2,8 @@
 
 Actions are written in the transaction of the action itself wherever the action has one
 (:func:`record_audit` with the caller's session: ticket steps through
-:func:`bot.store.ticket_events.record_event`, agents' changes, webhook replays, login),
+:func:`bot.store.ticket_events.record_event`, agents' replies and internal notes with their
+transcript entry (:meth:`bot.store.queue.Queue.add_entry`), agents' changes, webhook replays, login),
 so the log never tells of an action that did not happen. Actions without a transaction of
 their own (a failed login, a logout, an export) are written on their own
 (:meth:`AuditLog.write`).
@@ -37,6 +38,7 @@ ACTIONS: dict[str, str] = {
     "agent.changed": "担当者の設定変更",
     "agent.removed": "担当者の削除",
     "settings.changed": "設定の変更",
+    "desk.settings_changed": "対応の設定の変更（コンソール）",
     "export.analytics": "分析の書き出し（CSV）",
     "export.faq": "FAQ の書き出し",
     "export.audit": "監査ログの書き出し（CSV）",
@@ -50,7 +52,10 @@ ACTIONS: dict[str, str] = {
     "ticket.whisper": "ささやき",
     "ticket.resolved": "解決",
     "ticket.forwarded": "部署への引き継ぎ",
+    "ticket.replied": "お客さまへの返信",
+    "ticket.noted": "内部メモの追加",
     "webhook.replayed": "Webhook の再送",
+    "mail.retried": "送れなかったメールの再送",
     "undelivered.retried": "配信できなかった引き継ぎの再送",
     "undelivered.dismissed": "配信できなかった引き継ぎの破棄",
     "retention.run": "保存期間を過ぎたデータの削除",
@@ -71,6 +76,11 @@ def cli_actor() -> str:
     except (KeyError, OSError):  # no user name (a container without passwd entry)
         user = "unknown"
     return f"cli:{user}"[:ACTOR_CHARS]
+
+
+def ticket_target(ticket_id: int) -> str:
+    """The ``target`` of a ticket's lines: ``ticket:<id>``."""
+    return f"ticket:{ticket_id}"
 
 
 def record_audit(session: Session, action: str, actor: str | None = None, target: str | None = None,

@@ -18,6 +18,7 @@ from bot.store.agents import AgentDirectory
 from bot.store.audit import AuditLog
 from bot.store.chat_log import ChatLog
 from bot.store.desk import Desk
+from bot.store.desk_settings import DeskSettings
 from bot.store.erasure import Erasure
 from bot.store.escalation import Escalations
 from bot.store.forwarding import Forwards
@@ -68,6 +69,8 @@ class Stores:
     undelivered: UndeliveredHandoffs = field(init=False)
     # Agents' caps, status and skills; offers of waiting tickets (bot/store/desk.py).
     desk: Desk = field(init=False)
+    # The desk's timings as admins set them in the console (bot/store/desk_settings.py).
+    desk_settings: DeskSettings = field(init=False)
     # Transfers, escalations, supervisors' joins and whispers, tickets' history (bot/store/escalation.py).
     escalations: Escalations = field(init=False)
     # Forwards of claimed tickets to a department (bot/store/forwarding.py).
@@ -83,6 +86,11 @@ class Stores:
 
         self.undelivered = UndeliveredHandoffs(self.engine)
         self.desk = Desk(self.engine)
+        self.desk_settings = DeskSettings(self.engine, {
+            "offer_seconds": self.desk.start_offer_seconds,
+            "reply_overdue_minutes": self.desk.start_reply_overdue_minutes,
+            "escalate_after_seconds": get_settings().escalate_after_seconds})
+        self.desk.settings = self.desk_settings
         self.escalations = Escalations(self.queue, self.desk)
         self.forwards = Forwards(self.queue)
         self.audit = AuditLog(self.engine)

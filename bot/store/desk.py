@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import wording
 from bot.store.audit import record_audit
+from bot.store.desk_settings import DeskSettings
 from bot.store.models import Agent, Ticket, as_utc
 from bot.store.queue import QueueError, SlotGuard, ahead_of
 from bot.store.queue_place import (DEFAULT_HANDLING, QueuePlace, WaitingTicket, place_of, places_of,
@@ -201,9 +202,23 @@ class Desk:
             if reply_overdue_minutes is None:
                 reply_overdue_minutes = settings.reply_overdue_minutes
         self._db = sessionmaker(engine, expire_on_commit=False, future=True)
-        self.offer_seconds = offer_seconds
-        self.reply_overdue_minutes = reply_overdue_minutes
+        self.start_offer_seconds = offer_seconds
+        self.start_reply_overdue_minutes = reply_overdue_minutes
         self.clock = clock
+        # Admins' values set in the console (Stores attaches them); without: the start values.
+        self.settings: DeskSettings | None = None
+
+    @property
+    def offer_seconds(self) -> int:
+        """The offer timeout in force: an admin's value (:mod:`bot.store.desk_settings`) or the start value."""
+        return int(self.settings.value("offer_seconds")) if self.settings is not None else self.start_offer_seconds
+
+    @property
+    def reply_overdue_minutes(self) -> int:
+        """The late-reply flag in force: an admin's value or the start value."""
+        if self.settings is not None:
+            return int(self.settings.value("reply_overdue_minutes"))
+        return self.start_reply_overdue_minutes
 
     def now(self) -> dt.datetime:
         """The desk's current time (UTC)."""

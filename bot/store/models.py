@@ -366,3 +366,17 @@ class JobRun(Base):
 
     name = Column(String(50), primary_key=True)
     started_at = Column(DateTime(timezone=True))
+
+
+class DeskSetting(Base):
+    """An admin's value for one of the desk's timings, set in the console (bot/store/desk_settings.py).
+
+    A setting without a row keeps the value the servers started with (environment variable).
+    """
+
+    __tablename__ = "desk_settings"
+
+    name = Column(String(50), primary_key=True)
+    value = Column(Integer, nullable=False)
+    changed_by = Column(String(100), nullable=False)
+    changed_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)

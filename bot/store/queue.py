@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from bot import wording
 from bot.settings import Limits
+from bot.store.audit import record_audit, ticket_target
 from bot.store.models import RESOLUTION_LIMITED, Conversation, Ticket, TranscriptEntry, as_utc, utcnow
 from bot.store.ticket_events import record_event
 from bot.store.webhooks import WebhookOutbox, ticket_snapshot
@@ -32,6 +33,8 @@ from bot.text.masking import mask_sensitive
 # Senders whose entries stop at Limits.ticket_entries; agents' replies, notes and system
 # entries are always added (an agent can still answer and close a full ticket).
 LIMITED_SENDERS = ("customer", "bot")
+# Senders whose entries are an agent's action: each writes its audit line (without the text).
+AUDITED_SENDERS = {"agent": "ticket.replied", "note": "ticket.noted"}
 # First key of the advisory locks that keep one conversation's handoffs apart (PostgreSQL;
 # the second is the conversation's hash): any number no other advisory lock here uses.
 ENQUEUE_LOCK_SPACE = 0x4B12
@@ -520,11 +523,19 @@ class Queue:
         if result.rowcount != 1:
             raise QueueError(wording.STORE_AGENT_TEXT["changed_meanwhile"].format(ticket_id=ticket_id))
 
-    def add_entry(self, ticket_id: int, sender: str, text: str, author: str | None = None) -> Ticket:
+    def add_entry(self, ticket_id: int, sender: str, text: str, author: str | None = None,
+                  actor: str | None = None) -> Ticket:
         """Append an agent reply, an internal note, a system line or a customer message (masked).
 
         Touches the ticket's row only (its ``entry_count`` is the new position): no entry
         is loaded, so appending costs the same however long the transcript is.
+
+        Args:
+            ticket_id: The ticket.
+            sender: ``customer``, ``bot``, ``agent`` (a reply), ``note`` or ``system``.
+            text: The entry's text.
+            author: Display name shown with the entry (an agent's).
+            actor: User name of the agent who wrote a reply or note, for its audit line.
 
         Returns:
             The ticket without its transcript (see :meth:`entries`).
@@ -536,14 +547,16 @@ class Queue:
         if not text.strip():
             raise QueueError("メッセージが空です。", status=422)
         with self._sessions() as session, session.begin():
-            return self._append(session, ticket_id, sender, text, author)
+            return self._append(session, ticket_id, sender, text, author, actor)
 
-    def _append(self, session: Session, ticket_id: int, sender: str, text: str, author: str | None) -> Ticket:
+    def _append(self, session: Session, ticket_id: int, sender: str, text: str, author: str | None,
+                actor: str | None = None) -> Ticket:
         """Add one entry inside the caller's transaction; the ticket, refreshed.
 
         The counter is raised first: that UPDATE takes the row's write lock (PostgreSQL)
         or the database's (SQLite) before the position is read, so two writers at once
-        never get the same position.
+        never get the same position. A reply or note (:data:`AUDITED_SENDERS`) writes its
+        audit line here too, never its text: the log tells of exactly the entries stored.
         """
         # The customer now waits for the agent's reply (since their first unanswered message).
         waiting_since: dict[str, Any] = {
@@ -564,6 +577,8 @@ class Queue:
             raise TicketFull(limit)  # rolls the counter back with the transaction
         session.add(TranscriptEntry(ticket_id=ticket_id, position=position, sender=sender,
                                     text=mask_sensitive(text), author=author))
+        if sender in AUDITED_SENDERS:
+            record_audit(session, AUDITED_SENDERS[sender], actor, ticket_target(ticket_id))
         return ticket
 
     def resolve(self, ticket_id: int, resolution: str = "resolved", agent: str | None = None) -> Ticket:

@@ -13,7 +13,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from bot.store.audit import record_audit
+from bot.store.audit import record_audit, ticket_target
 from bot.store.models import TicketEvent, utcnow
 
 # The longest internal note of a transfer or escalation, and the longest whisper (characters).
@@ -31,5 +31,5 @@ def record_event(session: Session, ticket_id: int, kind: str, actor: str | None 
     session.add(TicketEvent(ticket_id=ticket_id, kind=kind, actor=actor, target=target, note=note, at=moment))
     if kind in AUDITED_KINDS:
         role = AUDITED_KINDS[kind]
-        record_audit(session, f"ticket.{kind}", actor, f"ticket:{ticket_id}",
+        record_audit(session, f"ticket.{kind}", actor, ticket_target(ticket_id),
                      {role: target} if role and target else None, at=moment)

@@ -19,9 +19,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from bot import wording
+from bot.store.audit import record_audit
 from bot.store.models import TranscriptMail, as_utc, utcnow
 from bot.store.queue import QueueError
 
+FAILED = "failed"
 MAX_PER_TICKET = 3  # requests for one ticket's transcript (a button is not a mail relay)
 CLAIM_LEASE = dt.timedelta(minutes=5)
 # Waits after the 1st, 2nd, ... failed try (the last one repeats).
@@ -106,6 +108,40 @@ class TranscriptMails:
         wait = self.retry_waits[min(row.attempts, len(self.retry_waits)) - 1] if row.attempts else self.retry_waits[0]
         with self._sessions() as session, session.begin():
             session.execute(update(TranscriptMail).where(TranscriptMail.id == mail_id).values(
-                status="failed" if give_up else "pending", last_error=error[:500],
+                status=FAILED if give_up else "pending", last_error=error[:500],
                 next_attempt_at=as_utc(self.clock()) + wait))
         return give_up
+
+    def failed(self, limit: int = 100, offset: int = 0) -> list[TranscriptMail]:
+        """Mails given up after their last try, newest first (the admins' list of failures)."""
+        with self._sessions() as session:
+            return list(session.execute(select(TranscriptMail).where(TranscriptMail.status == FAILED)
+                                        .order_by(TranscriptMail.id.desc()).limit(limit).offset(offset)).scalars())
+
+    def count_failed(self) -> int:
+        """How many mails are given up."""
+        with self._sessions() as session:
+            return int(session.execute(select(func.count()).where(TranscriptMail.status == FAILED)).scalar_one())
+
+    def retry(self, mail_id: int, admin: str) -> TranscriptMail:
+        """Queue a given-up mail again (due now, tries counted from zero), with an audit line.
+
+        For when the mail server is back or its settings were fixed: the customer was told
+        the mail could not be sent, and gets it after all.
+
+        Raises:
+            QueueError: 404 unknown; 409 not given up (sent, or queued again meanwhile).
+        """
+        with self._sessions() as session, session.begin():
+            if session.get(TranscriptMail, mail_id) is None:
+                raise QueueError(wording.MAIL_ADMIN_TEXT["unknown_mail"].format(id=mail_id), status=404)
+            done = session.execute(update(TranscriptMail)
+                                   .where(TranscriptMail.id == mail_id, TranscriptMail.status == FAILED)
+                                   .values(status="pending", attempts=0, next_attempt_at=self.clock(),
+                                           claimed_at=None)
+                                   .execution_options(synchronize_session=False)).rowcount
+            if done:
+                record_audit(session, "mail.retried", admin, f"mail:{mail_id}")
+        if not done:
+            raise QueueError(wording.MAIL_ADMIN_TEXT["not_failed"].format(id=mail_id), status=409)
+        return self.get(mail_id)

@@ -34,7 +34,7 @@ function renderKpis(report) {
     ["abandonment", `${count(k.abandoned)} 件`,
       `${percent(k.abandonment_rate)}・待ち時間 平均 ${kpiDuration(k.abandoned_wait.average_seconds)}`],
   ];
-  const csat = k.csat || { agents: [], comments: [], distribution: [] };
+  const csat = k.csat || { agents: [], categories: [], comments: [], distribution: [] };
   if (k.csat) {
     cards.push(
       ["csat", csatAverage(csat.average), `${count(csat.responses)} 件・${csatDistribution(csat.distribution)}`],
@@ -71,17 +71,10 @@ function renderKpis(report) {
     { label: `${name("handling")}`, value: (a) => kpiDuration(a.handled.average_seconds), num: true },
   ], k.agents || [], "この期間に担当者の対応はありません。");
 
-  const csatTable = $("kpi-csat-table");
-  if (csatTable) {
-    fillTable(csatTable, "満足度（CSAT）の担当者別", [
-      { label: "担当者", value: (a) => a.agent },
-      { label: "アンケート表示", value: (a) => count(a.asked), num: true },
-      { label: "回答", value: (a) => count(a.responses), num: true },
-      { label: name("csat_response"), value: (a) => percent(a.response_rate), num: true },
-      { label: "平均", value: (a) => csatAverage(a.average), num: true },
-      { label: "評価 1〜5 の件数", value: (a) => csatDistribution(a.distribution), num: true },
-    ], csat.agents || [], "この期間のアンケートはありません。");
-  }
+  csatTable($("kpi-csat-table"), "満足度（CSAT）の担当者別", { label: "担当者", value: (a) => a.agent },
+    csat.agents, name("csat_response"));
+  csatTable($("kpi-csat-categories-table"), "満足度（CSAT）のカテゴリ別", { label: "カテゴリ", value: (c) => c.category },
+    csat.categories, name("csat_response"));
   const comments = $("kpi-csat-comments");
   if (comments) {
     // Customers' comments: text only (fillTable sets textContent), never parsed as HTML.
@@ -92,6 +85,19 @@ function renderKpis(report) {
       { label: "ご意見", value: (c) => c.comment },
     ], csat.comments || [], "この期間のご意見はありません。");
   }
+}
+
+/** One CSAT table: the group's column (agent or category), then the same figures for each row. */
+function csatTable(table, caption, group, rows, responseLabel) {
+  if (!table) return;
+  fillTable(table, caption, [
+    group,
+    { label: "アンケート表示", value: (r) => count(r.asked), num: true },
+    { label: "回答", value: (r) => count(r.responses), num: true },
+    { label: responseLabel, value: (r) => percent(r.response_rate), num: true },
+    { label: "平均", value: (r) => csatAverage(r.average), num: true },
+    { label: "評価 1〜5 の件数", value: (r) => csatDistribution(r.distribution), num: true },
+  ], rows || [], "この期間のアンケートはありません。");
 }
 
 function csatAverage(value) {

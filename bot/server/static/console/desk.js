@@ -3,8 +3,8 @@
  * POST /api/desk/status), one's load (対応中 n / 同時対応数), the tickets offered to one (「対応する」 =
  * POST .../claim, 「見送る」 = POST .../decline; the remaining seconds count down) and the claimed
  * tickets whose customer waits too long for a reply (「開く」 shows the ticket with 「対応を引き継ぐ」).
- * Admins get links to the agents' page (agents.html), the audit log (audit.html) and
- * 個人情報の削除 (erasure.html).
+ * Admins get links to the agents' page (agents.html), the audit log (audit.html),
+ * 個人情報の削除 (erasure.html), 送信の失敗 (failures.html) and 対応の設定 (settings.html).
  * Refreshed when the queue list is redrawn (every ticket event), every REFRESH_MS and after each
  * action. Texts go in with textContent only. Uses $, el, fill (dom.js) and state, api, openTicket,
  * announce, formatDuration (console.js).
@@ -87,6 +87,8 @@
     $("desk-admin-link").hidden = me.role !== "admin";
     $("desk-audit-link").hidden = me.role !== "admin";
     $("desk-erasure-link").hidden = me.role !== "admin";
+    $("desk-failures-link").hidden = me.role !== "admin";
+    $("desk-settings-link").hidden = me.role !== "admin";
     const offers = Array.isArray(data.offers) ? data.offers : [];
     for (const t of offers) {
       if (!view.known.has(t.id)) announce(fill(S.offered, { id: t.id }));

@@ -1,5 +1,5 @@
 /* Small helpers shared by the console pages (console.js, desk.js, escalation.js, agents.js,
- * supervisor.js, analytics.js, audit.js).
+ * supervisor.js, analytics.js, audit.js, erasure.js, failures.js, settings.js).
  * Text always goes in through textContent: customer and agent text is never parsed as HTML. */
 "use strict";
 
@@ -27,6 +27,26 @@ function pageAlert(message) {
 function pageLoadFailed(err) {
   if (err.status === 401) $("login-needed").hidden = false;
   else pageAlert(err.message);
+}
+
+// The start of an admin page (erasure.html, failures.html, settings.html): reads the CSRF token into
+// page.csrf, checks the role (an agent reads the refusal; the API refuses agents itself, 403), runs
+// load() and shows #viewId. A failed load shows the login link (401) or the server's message.
+async function startAdminPage(page, viewId, load) {
+  try {
+    page.csrf = (await jsonRequest("GET", "/api/agent/me")).csrf_token;
+    const desk = await jsonRequest("GET", "/api/desk/me");
+    if ((desk.agent || {}).role !== "admin") {
+      pageAlert("この操作は管理者だけが行えます。管理者に依頼してください。");  // wording.DESK_TEXT["admin_only"]
+      return;
+    }
+    await load();
+    $(viewId).hidden = false;
+  } catch (err) {
+    pageLoadFailed(err);
+  } finally {
+    $("loading").hidden = true;
+  }
 }
 
 // A JSON call to the bot server; a refusal throws an Error with the server's Japanese message and .status.

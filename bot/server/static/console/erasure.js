@@ -22,7 +22,6 @@ const S = {
   more: "ほかに {count} 件の会話があります（最初の {shown} 件を表示しています）。",
   looking: "確認しています…",
   deleting: "削除しています…",
-  adminOnly: "この操作は管理者だけが行えます。管理者に依頼してください。",  // wording.DESK_TEXT["admin_only"]
   done: "削除しました（{summary}）。監査ログに記録しました（削除した内容は記録していません）。",
 };
 const page = { csrf: null, asked: null };
@@ -154,22 +153,4 @@ function init() {
   });
 }
 
-async function start() {
-  try {
-    page.csrf = (await call("GET", "/api/agent/me")).csrf_token;
-    // The desk knows the role; hiding the form is for clarity only: the API refuses agents itself (403).
-    const desk = await call("GET", "/api/desk/me");
-    if ((desk.agent || {}).role !== "admin") {
-      pageAlert(S.adminOnly);
-      return;
-    }
-    init();
-    $("erasure-view").hidden = false;
-  } catch (err) {
-    pageLoadFailed(err);
-  } finally {
-    $("loading").hidden = true;
-  }
-}
-
-document.addEventListener("DOMContentLoaded", start);
+document.addEventListener("DOMContentLoaded", () => startAdminPage(page, "erasure-view", init));
