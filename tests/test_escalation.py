@@ -2,9 +2,11 @@
 
 Transfers to a colleague or back to the queue, escalation and a supervisor's join, whispers,
 the ticket's history and the automatic escalation of complaint and anger tickets; every
-refusal leaves the ticket as it was. Two supervisors joining one escalation at once: exactly
-one wins. Agents are written straight into the table and the desk's clock is moved instead
-of waiting (tests/test_desk.py's helpers).
+refusal leaves the ticket as it was. Two supervisors joining one escalation at once, two
+transfers of one ticket at once, two escalations at once (two clicks, or a click and the
+automatic escalation): exactly one wins, the other gets a 409 that says why. Agents are
+written straight into the table and the desk's clock is moved instead of waiting
+(tests/test_desk.py's helpers).
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable
 
 import pytest
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
 from bot import wording
 from bot.store.desk import Desk
 from bot.store.escalation import Escalations, Transfer
-from bot.store.models import PRIORITY_ESCALATED, PRIORITY_HIGH
+from bot.store.models import PRIORITY_ESCALATED, PRIORITY_HIGH, Ticket
 from bot.store.queue import Queue, QueueError
 from bot.store.webhooks import WebhookDeliveries, WebhookOutbox
 from test_desk import Clock, add_agent, clock, database, desk, engine, file_ticket  # noqa: F401 - fixtures
@@ -142,6 +145,7 @@ def test_escalate_then_one_supervisor_joins(queue: Queue, desk: Desk, escalation
 
 def test_two_supervisors_joining_one_escalation_at_once_exactly_one_wins(
         queue: Queue, desk: Desk, escalations: Escalations) -> None:  # noqa: F811
+    queue.webhooks = WebhookOutbox({"ticket.claimed": ["crm"], "ticket.escalated": ["crm"]})
     for round_ in range(4):
         ticket_id = claimed(queue, desk, f"c{round_}")
         escalations.escalate(ticket_id, "sato", None, name)
@@ -163,7 +167,127 @@ def test_two_supervisors_joining_one_escalation_at_once_exactly_one_wins(
         assert str(losers[0]) == TEXT["already_joined"].format(ticket_id=ticket_id, name=winners[0].upper())
         assert queue.get(ticket_id, False).claimed_by == winners[0]
         assert kinds(escalations, ticket_id).count("joined") == 1
+        # The winner's join, and only it, told the receivers who owns the chat now (same transaction).
+        sent = WebhookDeliveries(queue.engine).for_ticket(ticket_id)
+        assert [(d.event_type, d.data["claimed_by"]) for d in sent] == [
+            ("ticket.claimed", "sato"), ("ticket.escalated", "sato"), ("ticket.claimed", winners[0])]
         queue.resolve(ticket_id, agent=winners[0])
+
+
+def at_once(engine: Engine, ticket_id: int, *steps: Callable[[], Any]) -> list[Any]:
+    """Run ``steps`` on threads so that every one has passed its checks before any of them commits.
+
+    A third connection holds the ticket's row (PostgreSQL: ``SELECT … FOR UPDATE``) or the
+    database's write lock (SQLite: ``BEGIN IMMEDIATE``) until each step has sent its first write
+    or row lock (an engine listener sees it); each step waits there, so the race is decided by
+    the steps' conditional UPDATEs and never by which thread happened to start first.
+
+    Returns:
+        Each step's result, or the :class:`QueueError` it raised.
+    """
+    workers: set[int] = set()
+    writers: set[int] = set()
+    all_there = threading.Event()
+    start = threading.Barrier(len(steps))
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        locks = statement.lstrip().upper().startswith(("UPDATE", "INSERT")) or "FOR UPDATE" in statement.upper()
+        if locks and threading.get_ident() in workers:
+            writers.add(threading.get_ident())
+            if len(writers) == len(steps):
+                all_there.set()
+
+    def run(step: Callable[[], Any]) -> Any:
+        workers.add(threading.get_ident())
+        start.wait()
+        try:
+            return step()
+        except QueueError as exc:
+            return exc
+
+    holder = engine.connect()
+    if engine.dialect.name == "sqlite":
+        holder.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        holder.execute(select(Ticket.id).where(Ticket.id == ticket_id).with_for_update())
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with ThreadPoolExecutor(len(steps)) as pool:
+            running = [pool.submit(run, step) for step in steps]
+            held = all_there.wait(10)
+            holder.commit()  # let them go
+            results = [future.result() for future in running]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+        holder.close()
+    assert held, f"not every step got to its write: {results}"
+    return results
+
+
+def one_winner(results: list[Any]) -> tuple[int, QueueError]:
+    """The index of the one step that succeeded, and the other's refusal (a 409)."""
+    refused = [r for r in results if isinstance(r, QueueError)]
+    assert len(refused) == len(results) - 1, results
+    assert refused[0].status == 409, refused[0]
+    return next(i for i, r in enumerate(results) if not isinstance(r, QueueError)), refused[0]
+
+
+def test_two_transfers_of_one_ticket_at_once_exactly_one_wins_the_other_gets_a_clear_409(
+        engine: Engine, queue: Queue, desk: Desk, escalations: Escalations) -> None:  # noqa: F811
+    races = [  # (who, where, as a supervisor) twice
+        (("sato", Transfer("解約の件", agent="suzuki"), False), ("sato", Transfer("解約の件", agent="tanaka"), False)),
+        (("sato", Transfer("解約の件", agent="suzuki"), False), ("chief", Transfer("一覧に戻す"), True)),
+    ]
+    for round_, race in enumerate(races):
+        ticket_id = claimed(queue, desk, f"t{round_}")
+        results = at_once(engine, ticket_id, *(
+            lambda who=who, to=to, boss=boss: escalations.transfer(ticket_id, who, to, name, supervisor=boss)
+            for who, to, boss in race))
+        won, refusal = one_winner(results)
+        winner, loser = race[won], race[1 - won]
+        ticket = queue.get(ticket_id, False)
+        assert (ticket.claimed_by, ticket.status) == \
+            (winner[1].agent, "claimed" if winner[1].agent else "waiting"), round_
+        # The loser reads what a later click would: not theirs any more; a supervisor (who may transfer
+        # anyone's claimed chat) that the chat changed meanwhile.
+        if loser[2] and ticket.status == "claimed":
+            expected = wording.STORE_AGENT_TEXT["changed_meanwhile"].format(ticket_id=ticket_id)
+        else:
+            expected = TEXT["not_owner"].format(ticket_id=ticket_id, action="転送",
+                                                status_ja=wording.TICKET_STATUS_JA[ticket.status])
+        assert str(refusal) == expected, round_
+        assert kinds(escalations, ticket_id) == ["claimed", "transferred" if winner[1].agent else "requeued"]
+        deliveries = WebhookDeliveries(queue.engine).for_ticket(ticket_id)
+        assert [d.event_type for d in deliveries] == ["ticket.transferred"]
+        if loser[1].agent is not None:  # the slot the loser reserved went back with its transaction
+            assert desk.agent(loser[1].agent).chats == 0  # type: ignore[union-attr]
+        queue.resolve(ticket_id, agent=ticket.claimed_by)
+
+
+def test_two_escalations_of_one_ticket_at_once_exactly_one_wins_the_other_gets_a_clear_409(
+        engine: Engine, queue: Queue, desk: Desk, escalations: Escalations, clock: Clock) -> None:  # noqa: F811
+    # One agent, two tabs: one escalation; the other click is told it is escalated already.
+    ticket_id = claimed(queue, desk, "e1")
+    results = at_once(engine, ticket_id, *(lambda note=note: escalations.escalate(ticket_id, "sato", note, name)
+                                           for note in ("一つ目", "二つ目")))
+    won, refusal = one_winner(results)
+    assert str(refusal) == TEXT["already_escalated"].format(ticket_id=ticket_id)
+    assert [(e.kind, e.note) for e in escalations.history(ticket_id, "boss", True)][1:] == \
+        [("escalated", ("一つ目", "二つ目")[won])]
+    assert [d.event_type for d in WebhookDeliveries(queue.engine).for_ticket(ticket_id)] == ["ticket.escalated"]
+    # The agent and the automatic escalation at the same moment: still one escalation.
+    angry = claimed(queue, desk, "e2", reasons=["complaint"])
+    clock.offset = AFTER.total_seconds() + 1
+    manual, automatic = at_once(engine, angry, lambda: escalations.escalate(angry, "sato", None, name),
+                                lambda: escalations.auto_escalate(AFTER, "理由", "記録"))
+    if isinstance(manual, QueueError):
+        assert (manual.status, str(manual)) == (409, TEXT["already_escalated"].format(ticket_id=angry))
+        assert [t.id for t in automatic] == [angry]
+    else:
+        assert automatic == []
+    assert [k for k in kinds(escalations, angry) if k.endswith("escalated")] in (["escalated"], ["auto_escalated"])
+    assert [d.event_type for d in WebhookDeliveries(queue.engine).for_ticket(angry)] == ["ticket.escalated"]
+    assert queue.get(angry, False).priority == PRIORITY_ESCALATED
 
 
 def test_complaint_and_anger_tickets_are_escalated_once_after_the_wait(

@@ -5,12 +5,13 @@ PostgreSQL), claimed once by two senders at once, in order per ticket; a bot ser
 whose agent claims and resolves while the receiver fails its first answers (every
 event arrives, in order, repeats with the same id, each signature checked by the
 verifier printed in docs/webhooks.md); a receiver that never answers does not slow the
-agent's resolve; dead letters listed for admins only and replayed.
+agent's resolve; dead letters listed for admins only and replayed; a receiver that answers
+500 forever: dead-lettered, listed through the admin API, replayed, and delivered by the
+replay once it answers 2xx.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
@@ -30,7 +31,6 @@ from bot.store.database import make_engine
 from bot.store.queue import Queue
 from bot.store.webhooks import WebhookDeliveries, WebhookOutbox
 from bot.webhooks.config import EVENTS, WebhookConfig, WebhookConfigError, load_webhook_config
-from bot.webhooks.sender import WebhookSender
 from conftest import PROJECT_ROOT, temporary_database
 from test_desk_api import admin_and_agent
 
@@ -39,22 +39,32 @@ ALL = ["ticket.created", "ticket.claimed", "ticket.resolved", "csat.received"]
 FAST = WebhookSettings(attempts=3, retry_seconds=0.05, timeout=0.5)
 
 
+def documented_block(marker: str, language: str) -> str:
+    """The fenced ``language`` block right after the ``<!-- marker …-->`` comment of docs/webhooks.md."""
+    text = (PROJECT_ROOT / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    found = re.search(rf"<!-- {re.escape(marker)}[^>]*-->\s*```{language}\n(.*?)```", text, re.S)
+    assert found, f"docs/webhooks.md lost its {marker} block"
+    return found.group(1)
+
+
 def documented_verifier() -> Callable[..., bool]:
     """``verify`` of the Python block in docs/webhooks.md, as a receiver would copy it."""
-    text = (PROJECT_ROOT / "docs" / "webhooks.md").read_text(encoding="utf-8")
-    code = re.search(r"<!-- verifier:python[^>]*-->\s*```python\n(.*?)```", text, re.S)
-    assert code, "docs/webhooks.md lost its Python verifier block"
+    code = documented_block("verifier:python", "python")
     namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), "docs/webhooks.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    exec(compile(code, "docs/webhooks.md", "exec"), namespace)  # noqa: S102 - our own documentation
     return namespace["verify"]  # type: ignore[no-any-return]
 
 
 class Receiver:
-    """A local HTTP receiver: records every request; answers per ``behaviour``."""
+    """A local HTTP receiver: records every request; answers 204, or 500 / late as the test sets.
 
-    def __init__(self) -> None:
+    ``port``: listen there (a receiver that comes up where the sender has been refused); 0: any free one.
+    ``fail_first``: answer 500 to this many requests first (recorded all the same).
+    """
+
+    def __init__(self, port: int = 0, fail_first: int = 0) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.fail_first = 0  # answer 500 to this many requests (recorded all the same)
+        self.fail_first = fail_first
         self.always_fail = False
         self.delay = 0.0
         self.lock = threading.Lock()
@@ -74,7 +84,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -301,21 +311,34 @@ def test_a_receiver_that_hangs_never_slows_the_resolve_and_dead_letters_are_repl
     assert admin.get("/api/admin/webhooks/dead-letters").json()["count"] == 0
 
 
-def test_a_receiver_answering_500_forever_is_dead_lettered_with_the_same_id(tmp_path: Path, receiver: Receiver) -> None:
+def test_a_receiver_answering_500_forever_is_dead_lettered_listed_and_replayed_by_an_admin(
+        webhook_server: tuple[TestClient, TestClient, Services], receiver: Receiver) -> None:
+    admin, _, services = webhook_server
     receiver.always_fail = True
-    engine = make_engine(f"sqlite:///{tmp_path / 'bot.db'}")
-    queue = Queue(engine, webhooks=WebhookOutbox(config_for(receiver.url, ["ticket.created"]).routes()))
-    ticket, _ = queue.enqueue(packet("c9"))
-    deliveries = WebhookDeliveries(engine)
-    sender = WebhookSender(config_for(receiver.url), deliveries, queue,
-                           WebhookSettings(attempts=3, retry_seconds=0, timeout=2))
+    ticket_id = services.stores.queue.enqueue(packet("c9"))[0].id
+    deliveries = services.webhook_sender.deliveries  # type: ignore[union-attr]
+    wait_until(lambda: deliveries.count("dead") == 1)
+    row = deliveries.for_ticket(ticket_id)[0]
+    assert (row.status, row.attempts, row.last_error) == ("dead", FAST.attempts, "HTTP 500")
+    assert len(receiver.requests) == FAST.attempts and {e["id"] for e in receiver.events()} == {row.event_id}
 
-    async def rounds() -> None:
-        for _ in range(5):
-            await sender.send_due()
-        await sender.close()
+    def listed() -> list[dict[str, Any]]:
+        answer = admin.get("/api/admin/webhooks/dead-letters")
+        assert answer.status_code == 200, answer.text
+        return answer.json()["dead_letters"]  # type: ignore[no-any-return]
 
-    asyncio.run(rounds())
-    assert [r.status for r in deliveries.for_ticket(ticket.id)] == ["dead"]
-    assert len(receiver.requests) == 3 and len({json.loads(b)["id"] for _, b in receiver.requests}) == 1
-    assert deliveries.for_ticket(ticket.id)[0].last_error == "HTTP 500"
+    dead = listed()
+    assert [(d["id"], d["event_id"], d["type"], d["endpoint"], d["attempts"], d["last_error"]) for d in dead] == \
+        [(row.id, row.event_id, "ticket.created", "crm", FAST.attempts, "HTTP 500")]
+    # Replayed while the receiver still fails: tried again in full, dead again, nothing lost.
+    assert admin.post(f"/api/admin/webhooks/dead-letters/{row.id}/retry").status_code == 200
+    wait_until(lambda: len(receiver.requests) == 2 * FAST.attempts and deliveries.count("dead") == 1)
+    assert [d["id"] for d in listed()] == [row.id]
+    # The receiver answers 2xx again: the admin's replay arrives, with the same id and body.
+    receiver.always_fail = False
+    assert admin.post(f"/api/admin/webhooks/dead-letters/{row.id}/retry").status_code == 200
+    wait_until(lambda: deliveries.count("delivered") == 1)
+    assert listed() == [] and deliveries.get(row.id).retried_by == "sato"
+    assert len(receiver.requests) == 2 * FAST.attempts + 1
+    assert {e["id"] for e in receiver.events()} == {row.event_id}
+    assert len({body for _, body in receiver.requests}) == 1

@@ -22,7 +22,8 @@ so of two bot servers, agents or supervisors acting at once exactly one wins and
 gets a 409 naming what happened. Each step is written into the ticket's history
 (:mod:`bot.store.ticket_events`), a ``system`` line into its transcript (agents read it;
 the customer never does) and, for receivers, a ``ticket.transferred`` / ``ticket.escalated``
-webhook event, all in the same transaction.
+webhook event (a join: ``ticket.claimed``, the supervisor now owning the chat), all in the
+same transaction.
 """
 
 from __future__ import annotations
@@ -90,6 +91,27 @@ class Escalations:
                                                       status_ja=_status_ja(ticket)))
 
     @staticmethod
+    def _reread(session: Session, ticket_id: int) -> Ticket:
+        """The ticket as the caller's transaction sees it now (after a conditional UPDATE that missed)."""
+        return session.execute(select(Ticket).where(Ticket.id == ticket_id)
+                                .execution_options(populate_existing=True)).scalar_one()
+
+    def _lost(self, ticket: Ticket, username: str, action: str, supervisor: bool = False) -> QueueError:
+        """The 409 of a step that lost a race, from ``ticket`` as the winner left it.
+
+        The refusal a later try would get (not ``username``'s chat any more, escalated
+        already), so both of two clicks at once read the same clear message; else
+        "changed meanwhile".
+        """
+        try:
+            self._check_owner(ticket, username, action, supervisor)
+        except QueueError as refusal:
+            return refusal
+        if action == "escalate" and ticket.escalation == "requested":
+            return QueueError(TEXT["already_escalated"].format(ticket_id=ticket.id))
+        return QueueError(wording.STORE_AGENT_TEXT["changed_meanwhile"].format(ticket_id=ticket.id))
+
+    @staticmethod
     def _changed(session: Session, ticket_id: int, *conditions: Any, **values: Any) -> bool:
         """The conditional UPDATE of a step: True if the ticket still was as read."""
         return bool(session.execute(update(Ticket).where(Ticket.id == ticket_id, *conditions).values(**values)
@@ -138,8 +160,8 @@ class Escalations:
                                         awaiting_reply_since=func.coalesce(Ticket.awaiting_reply_since, now))
                 record = TEXT["record_requeued"].format(old=display_name(previous),
                                                        category=category or TEXT["no_category"])
-            if not changed:
-                raise QueueError(wording.STORE_AGENT_TEXT["changed_meanwhile"].format(ticket_id=ticket_id))
+            if not changed:  # another step came first (rolled back with the reserved slot)
+                raise self._lost(self._reread(session, ticket_id), username, "transfer", supervisor)
             ticket = self._queue._append(session, ticket_id, "system", record, display_name(username))
             record_event(session, ticket_id, "transferred" if to.agent else "requeued", username,
                          target=to.agent or to.category, note=to.note, at=now)
@@ -174,8 +196,8 @@ class Escalations:
         escalated = self._escalate(ticket_id, username, note, record, Ticket.claimed_by == username,
                                    Ticket.status == "claimed",
                                    or_(Ticket.escalation.is_(None), Ticket.escalation != "requested"))
-        if escalated is None:
-            raise QueueError(wording.STORE_AGENT_TEXT["changed_meanwhile"].format(ticket_id=ticket_id))
+        if escalated is None:  # another step came first
+            raise self._lost(self._fresh(ticket_id), username, "escalate")
         return escalated
 
     def _escalate(self, ticket_id: int, username: str | None, note: str | None, record: str,
@@ -254,9 +276,11 @@ class Escalations:
                                    offered_to=None, offered_at=None, escalation="joined", joined_by=supervisor,
                                    awaiting_reply_since=now)
             if joined:
-                self._queue._append(session, ticket_id, "system",
-                                    TEXT["record_joined"].format(name=display_name(supervisor)), None)
+                ticket = self._queue._append(session, ticket_id, "system",
+                                             TEXT["record_joined"].format(name=display_name(supervisor)), None)
                 record_event(session, ticket_id, "joined", supervisor, target=previous, at=now)
+                # The supervisor owns the chat now (a waiting one too): receivers hear who, as of a claim.
+                self._queue.webhooks.record(session, ticket_id, "ticket.claimed", ticket_snapshot(ticket))
         if not joined:  # another supervisor (or agent) came first: say who, from the row as it is now
             refusal = self._join_refusal(self._fresh(ticket_id), supervisor, display_name)
             raise refusal or QueueError(wording.STORE_AGENT_TEXT["changed_meanwhile"].format(ticket_id=ticket_id))
