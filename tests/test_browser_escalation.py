@@ -13,6 +13,7 @@ the customer's history API; an anger ticket nobody claims is escalated by itself
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -198,3 +199,38 @@ def test_an_unclaimed_anger_ticket_is_escalated_after_the_timeout(server: tuple[
     open_ticket(kato, ticket_id)
     expect(kato.locator("#history-list")).to_contain_text("自動エスカレーション", timeout=10_000)
     expect(kato.locator("#join")).to_be_visible()
+
+
+def test_the_supervisor_view_follows_every_chat_live(server: tuple[str, Any], browser: Browser) -> None:
+    """No reload anywhere: a new anger chat appears with its mark and a ticking wait, a claim shows
+    who took it, and the transcript kato has open grows with the customer's and the agent's lines."""
+    url, services = server
+    kato = console(browser, url, "kato")
+    kato.goto(url + "/console/supervisor.html")
+    expect(kato.locator("#sv-view")).to_be_visible(timeout=10_000)
+    widget, ticket_id, _ = customer(browser, url, services, ("anger",))
+    row = kato.locator(f'#sv-tickets tr[data-ticket-id="{ticket_id}"]')
+    expect(row).to_be_visible(timeout=10_000)  # over SSE
+    expect(row.locator(".badge-high")).to_have_text("怒りの表現")
+    expect(row.locator(".status")).to_have_text("対応待ち")
+    widget.fill("#supportchat-input", "まだですか？")
+    widget.press("#supportchat-input", "Enter")
+    since = row.locator(".sv-since")
+    expect(since).to_have_text(re.compile(r"^\d+秒$"), timeout=10_000)
+    first = int(since.inner_text().rstrip("秒"))
+    expect(since).not_to_have_text(f"{first}秒", timeout=5_000)  # it ticks
+    row.get_by_role("button").click()
+    expect(kato.locator("#sv-transcript")).to_contain_text("まだですか？", timeout=10_000)
+
+    suzuki = console(browser, url, "suzuki")
+    claim(suzuki, ticket_id)
+    expect(row.locator(".status")).to_have_text("対応中（鈴木）", timeout=10_000)
+    suzuki.fill("#reply-text", "大変お待たせいたしました。鈴木です。")
+    suzuki.click("#reply-send")
+    expect(kato.locator("#sv-transcript")).to_contain_text("大変お待たせいたしました。鈴木です。", timeout=10_000)
+    widget.fill("#supportchat-input", "よろしくお願いします")
+    widget.press("#supportchat-input", "Enter")
+    expect(kato.locator("#sv-transcript")).to_contain_text("よろしくお願いします", timeout=10_000)
+    load = services.stores.desk.agent("suzuki")  # other tests of this module left chats of theirs
+    expect(kato.locator('#sv-agents tr[data-username="suzuki"]')).to_contain_text(f"{load.chats} / {load.max_chats}")
+    assert kato.evaluate("() => window.__xss") is None
