@@ -23,12 +23,13 @@ from typing import Any, Callable, Iterator
 import pytest
 from starlette.testclient import TestClient
 
+from bot import wording
 from bot.handoff.packet import HandoffPacket, Turn
 from bot.server.app import Services
 from bot.settings import WebhookSettings
 from bot.store.csat import Surveys
 from bot.store.database import make_engine
-from bot.store.queue import Queue
+from bot.store.queue import Queue, QueueError
 from bot.store.webhooks import WebhookDeliveries, WebhookOutbox
 from bot.webhooks.config import EVENTS, WebhookConfig, WebhookConfigError, load_webhook_config
 from conftest import PROJECT_ROOT, temporary_database
@@ -342,3 +343,19 @@ def test_a_receiver_answering_500_forever_is_dead_lettered_listed_and_replayed_b
     assert len(receiver.requests) == 2 * FAST.attempts + 1
     assert {e["id"] for e in receiver.events()} == {row.event_id}
     assert len({body for _, body in receiver.requests}) == 1
+
+
+def test_a_take_over_tells_receivers_the_new_owner(tmp_path: Path) -> None:
+    """A take-over changes who owns the chat: ``ticket.claimed`` with the new agent, in the same
+    transaction as the take-over (a refused one sends nothing)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'bot.db'}")
+    queue = Queue(engine, webhooks=WebhookOutbox(config_for("http://127.0.0.1:9/hooks", ["ticket.claimed"]).routes()))
+    ticket, _ = queue.enqueue(packet("c-takeover"))
+    queue.claim(ticket.id, "sato")
+    queue.take_over(ticket.id, "suzuki", "鈴木が引き継ぎました", "鈴木")
+    with pytest.raises(QueueError) as refused:  # already suzuki's: refused, nothing sent
+        queue.take_over(ticket.id, "suzuki", "鈴木が引き継ぎました", "鈴木")
+    assert str(refused.value) == wording.STORE_AGENT_TEXT["already_yours"].format(ticket_id=ticket.id)
+    rows = WebhookDeliveries(engine).for_ticket(ticket.id)
+    assert [(r.event_type, r.data["claimed_by"]) for r in rows] == [("ticket.claimed", "sato"),
+                                                                     ("ticket.claimed", "suzuki")]

@@ -671,6 +671,8 @@ class Queue:
                              awaiting_reply_since=utcnow())  # the new agent's own time to reply
             ticket = self._append(session, ticket_id, "system", record, author)
             record_event(session, ticket_id, "taken_over", agent, target=previous)
+            # Receivers hear the new owner as of a claim (as after a supervisor's join).
+            self.webhooks.record(session, ticket_id, "ticket.claimed", ticket_snapshot(ticket))
         return ticket, previous
 
     def set_contact(self, ticket_id: int, contact: dict[str, str]) -> Ticket:
