@@ -196,10 +196,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from bot.analytics.report import run_report
+    from bot.analytics.command import run_report
 
     code = run_report(get_settings().database_url, args.days, Path(args.csv) if args.csv else None,
-                      Path(args.chart) if args.chart else None, args.json)
+                      Path(args.chart) if args.chart else None, args.json, weekly_chart=args.weekly)
     if args.csv and code == 0:
         _audit_export("export.analytics", {"days": args.days, "folder": str(Path(args.csv).resolve())})
     return code
@@ -460,7 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="編集者向け分析: 答えられなかった質問、「いいえ」の多い回答、引き継ぎ率など")
     report.add_argument("--days", type=int, default=30, help="対象の日数（既定 30）")
     report.add_argument("--csv", help="CSV を書き出すフォルダ")
-    report.add_argument("--chart", help="日別の件数と引き継ぎ率の図（.png / .svg）")
+    report.add_argument("--chart", help="日別（--weekly で週別）の件数と引き継ぎ率の図（.png / .svg）")
+    report.add_argument("--weekly", action="store_true", help="--chart の図を週別（月曜〜日曜、日本時間）にする")
     report.add_argument("--json", action="store_true", help="結果を JSON で出力")
     report.set_defaults(func=_cmd_report)
 

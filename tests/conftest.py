@@ -179,6 +179,17 @@ def recorded_database(kind: str, folder: Path, record: Callable[[Any], None]) ->
             engine.dispose()
 
 
+def recorded_engines(record: Callable[[Any], None]) -> Any:
+    """An ``engine`` fixture: :func:`recorded_database` on SQLite, then on PostgreSQL (analytics tests)."""
+
+    @pytest.fixture(params=["sqlite", "postgresql"])
+    def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+        with recorded_database(request.param, tmp_path, record) as recorded:
+            yield recorded
+
+    return engine
+
+
 @contextlib.contextmanager
 def full_stack(model: Path, folder: Path, database_url: str, knowledge: Path | None = None,
                env: dict[str, str] | None = None) -> Iterator[Any]:

@@ -20,12 +20,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from bot.analytics import page
+from bot.analytics.command import format_report, run_report
 from bot.analytics.export import CSV_FILES, write_chart, write_csv
 from bot.analytics.report import (
     JST, AnalyticsReport, DayVolume, FaqHandoffs, FeedbackRow, IntentCount, ReasonHandoffs, Totals, build_report,
-    clean_for_grouping, format_report, group_questions, last_days, run_report,
+    clean_for_grouping, group_questions, last_days,
 )
+from bot.server import analytics_api as page
 from bot.store.chat_log import ChatLog, NewMessage
 from bot.store.models import ChatMessage, Conversation, Ticket
 from bot.handoff.packet import HandoffPacket, Turn

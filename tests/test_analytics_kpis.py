@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bot.analytics.kpis import KPI_LABELS, Durations, KpiAgent, KpiDay, Kpis, build_kpis, format_duration
-from bot.analytics.report import JST, build_report, format_report
+from bot.analytics.command import format_report
+from bot.analytics.report import JST, build_report
 from bot.handoff.packet import HandoffPacket, Turn
 from bot.store.agents import AgentDirectory
 from bot.store.chat_log import ChatLog, NewMessage

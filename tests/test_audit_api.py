@@ -58,7 +58,9 @@ def test_actions_filters_and_pages(server: tuple[TestClient, TestClient, Service
     ticket_id = file_ticket(services, "c1")
     assert agent.post(f"/api/tickets/{ticket_id}/claim").status_code == 200
     assert agent.post(f"/api/tickets/{ticket_id}/resolve").status_code == 200
-    assert agent.get("/api/analytics.csv.zip?days=7").status_code == 200
+    refused = agent.get("/api/analytics.csv.zip?days=7")  # agents read analytics; exports are for admins
+    assert refused.status_code == 403 and refused.json()["error"] == wording.DESK_TEXT["admin_only"]
+    assert admin.get("/api/analytics.csv.zip?days=7").status_code == 200
     assert agent.post("/api/agent/logout").status_code == 200
 
     listing = admin.get("/api/admin/audit").json()
@@ -75,7 +77,8 @@ def test_actions_filters_and_pages(server: tuple[TestClient, TestClient, Service
 
     assert actions(admin, actor="suzuki", action="ticket.claimed") == ["ticket.claimed"]
     assert set(actions(admin, actor="suzuki")) == {"auth.login", "auth.login_failed", "ticket.claimed",
-                                                   "ticket.resolved", "export.analytics", "auth.logout"}
+                                                   "ticket.resolved", "auth.logout"}  # the refused export: nothing
+    assert actions(admin, actor="sato", action="export.analytics") == ["export.analytics"]
     assert actions(admin, since="2000-01-01", until="2000-12-31") == []
     assert len(actions(admin, since="2000-01-01")) == listing["total"]
     first = admin.get("/api/admin/audit", params={"limit": 2}).json()

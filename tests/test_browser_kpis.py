@@ -53,7 +53,7 @@ def test_kpis_with_definitions_on_the_analytics_page(browser: Browser, server: t
     expect(page.locator("#agent-name")).to_be_visible(timeout=10_000)
     page.goto(url + "/console/analytics.html")
     cards = page.locator("#kpi-cards .card")
-    expect(cards).to_have_count(8, timeout=10_000)
+    expect(cards).to_have_count(9, timeout=10_000)  # 解決率 (resolution) joined the eight
 
     def card(key: str) -> Any:
         return page.locator(f'#kpi-cards .card[data-kpi="{key}"]')

@@ -1,4 +1,4 @@
-"""Write a report as CSV files (for Excel) and as a chart of the daily volume.
+"""Write a report as CSV files (for Excel) and as a chart of the daily or weekly volume.
 
 CSV files are UTF-8 with a BOM, so Excel on Japanese Windows opens them without garbling,
 one file per table, with Japanese headers. Customer texts are data: a text cell starting with
@@ -18,8 +18,9 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from bot.analytics.kpis import CsatCounts, CsatSummary
-from bot.analytics.report import UNANSWERED_LABELS, AnalyticsReport, MAX_EXAMPLES
+from bot.analytics.kpis import KPI_LABELS, CsatCounts, CsatSummary, KpiDay, Kpis, KpiWeek
+from bot.analytics.report import UNANSWERED_LABELS, AnalyticsReport, DayVolume, MAX_EXAMPLES, WeekVolume
+from bot.analytics.resolution import OUTCOME_LABELS
 from bot.knowledge.spreadsheet.common import defuse_formula
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ HEADROOM = 1.3
 
 CSV_FILES = {
     "daily": "daily.csv",
+    "weekly": "weekly.csv",
     "handoff_reasons": "handoff_reasons.csv",
     "handoff_faqs": "handoff_faqs.csv",
     "intents": "intents.csv",
@@ -37,12 +39,21 @@ CSV_FILES = {
     "csat": "csat.csv",
     "csat_categories": "csat_categories.csv",
     "csat_comments": "csat_comments.csv",
+    "kpi_summary": "kpi_summary.csv",
+    "kpi_weekly": "kpi_weekly.csv",
     "kpi_daily": "kpi_daily.csv",
     "kpi_agents": "kpi_agents.csv",
 }
 # The figures' columns of csat.csv and csat_categories.csv (after the agent's or the category's).
 CSAT_COLUMNS = ["アンケートを表示した問い合わせ", "回答数", "回答率", "平均（1〜5）",
                 *[f"評価{n}の件数" for n in range(1, 6)]]
+# The first columns of a weekly row (then the same figures as the daily file's).
+WEEK_COLUMNS = ["週（月曜日）", "集計の最初の日", "集計の最後の日"]
+VOLUME_COLUMNS = ["新規会話数", "会話数", "お客さまメッセージ数", "引き継ぎ数", "引き継ぎ率"]
+KPI_DAY_COLUMNS = ["会話数", "引き継いだ会話", "引き継ぎ数", "担当者が解決", "放棄", "初回応答時間の平均（秒）",
+                   "対応時間の平均（秒）"]
+KPI_SUMMARY_COLUMNS = ["指標", "値", "単位", "件数", "対象の件数", "定義"]
+RATE, SECONDS, CONVERSATIONS = "割合", "秒（平均）", "会話"
 
 
 def _cell(value: Any) -> Any:
@@ -71,16 +82,16 @@ def write_csv(report: AnalyticsReport, folder: Path) -> list[Path]:
         folder: Target folder; existing files of the same names are replaced.
 
     Returns:
-        The files written: daily, handoff_reasons, handoff_faqs, intents, feedback, unanswered,
-        csat, csat_categories, csat_comments, kpi_daily, kpi_agents.
+        The files written: daily, weekly, handoff_reasons, handoff_faqs, intents, feedback, unanswered,
+        csat, csat_categories, csat_comments, kpi_summary, kpi_weekly, kpi_daily, kpi_agents.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     files = [
-        _write(folder / CSV_FILES["daily"],
-               ["日付", "新規会話数", "会話数", "お客さまメッセージ数", "引き継ぎ数", "引き継ぎ率"],
-               ([d.day.isoformat(), d.new_conversations, d.conversations, d.customer_messages, d.handoffs,
-                 d.handoff_rate] for d in report.days)),
+        _write(folder / CSV_FILES["daily"], ["日付", *VOLUME_COLUMNS],
+               ([d.day.isoformat(), *_volume_cells(d)] for d in report.days)),
+        _write(folder / CSV_FILES["weekly"], [*WEEK_COLUMNS, *VOLUME_COLUMNS],
+               ([*_week_cells(w), *_volume_cells(w)] for w in report.weeks)),
         _write(folder / CSV_FILES["handoff_reasons"],
                ["理由コード", "理由", "引き継ぎ数", "引き継ぎ全体に占める割合", "会話あたりの引き継ぎ率"],
                ([r.reason, r.label, r.handoffs, r.share, r.rate] for r in report.handoff_reasons)),
@@ -105,6 +116,43 @@ def write_csv(report: AnalyticsReport, folder: Path) -> list[Path]:
     return files
 
 
+def _volume_cells(row: DayVolume) -> list[Any]:
+    """The cells of :data:`VOLUME_COLUMNS` for a day's or a week's row."""
+    return [row.new_conversations, row.conversations, row.customer_messages, row.handoffs, row.handoff_rate]
+
+
+def _week_cells(row: WeekVolume | KpiWeek) -> list[str]:
+    """The cells of :data:`WEEK_COLUMNS`: the week's Monday, its first and last days in the period."""
+    return [row.week.isoformat(), row.day.isoformat(), row.last_day.isoformat()]
+
+
+def _kpi_day_cells(row: KpiDay) -> list[Any]:
+    """The cells of :data:`KPI_DAY_COLUMNS` for a day's or a week's row."""
+    return [row.conversations, row.handed_off_conversations, row.handoffs, row.resolved_by_agents, row.abandoned,
+            row.first_response_average_seconds, row.handling_average_seconds]
+
+
+def _kpi_summary_rows(kpis: Kpis) -> list[list[Any]]:
+    """kpi_summary.csv: each KPI of the period with its definition, then the resolution's outcomes."""
+    csat, resolution = kpis.csat, kpis.resolution
+    figures = {
+        "first_response": (kpis.first_response.average_seconds, SECONDS, kpis.first_response.count, None),
+        "handling": (kpis.handling.average_seconds, SECONDS, kpis.handling.count, None),
+        "bot_resolution": (kpis.bot_resolution_rate, RATE, kpis.conversations - kpis.handed_off_conversations,
+                           kpis.conversations),
+        "resolution": (resolution.rate, RATE, resolution.resolved, resolution.decided),
+        "agent_resolution": (kpis.agent_resolution_rate, RATE, kpis.resolved_by_agents, kpis.handoffs),
+        "handoff": (kpis.handoff_rate, RATE, kpis.handed_off_conversations, kpis.conversations),
+        "abandonment": (kpis.abandonment_rate, RATE, kpis.abandoned, kpis.live_handoffs),
+        "csat": (csat.average, "平均（1〜5）", csat.responses, None),
+        "csat_response": (csat.response_rate, RATE, csat.responses, csat.asked),
+    }
+    rows = [[KPI_LABELS[key][0], *figures[key], KPI_LABELS[key][1]] for key in KPI_LABELS]
+    rows += [[f"{KPI_LABELS['resolution'][0]}の内訳: {label}", None, CONVERSATIONS, getattr(resolution, key),
+              resolution.conversations, None] for key, label in OUTCOME_LABELS.items()]
+    return rows
+
+
 def _csat_cells(figures: CsatCounts | CsatSummary) -> list[Any]:
     """The cells of :data:`CSAT_COLUMNS` for one row."""
     return [figures.asked, figures.responses, figures.response_rate, figures.average, *figures.distribution]
@@ -126,15 +174,15 @@ def _write_csat(report: AnalyticsReport, folder: Path) -> list[Path]:
 
 
 def _write_kpis(report: AnalyticsReport, folder: Path) -> list[Path]:
-    """kpi_daily.csv and kpi_agents.csv (header only when the report has no KPIs); times in seconds."""
+    """kpi_summary.csv, kpi_weekly.csv, kpi_daily.csv and kpi_agents.csv (header only when the report
+    has no KPIs); times in seconds, rates from 0 to 1."""
     kpis = report.kpis
     return [
-        _write(folder / CSV_FILES["kpi_daily"],
-               ["日付", "会話数", "引き継いだ会話", "引き継ぎ数", "担当者が解決", "放棄", "初回応答時間の平均（秒）",
-                "対応時間の平均（秒）"],
-               ([d.day.isoformat(), d.conversations, d.handed_off_conversations, d.handoffs, d.resolved_by_agents,
-                 d.abandoned, d.first_response_average_seconds, d.handling_average_seconds]
-                for d in (kpis.days if kpis else []))),
+        _write(folder / CSV_FILES["kpi_summary"], KPI_SUMMARY_COLUMNS, _kpi_summary_rows(kpis) if kpis else []),
+        _write(folder / CSV_FILES["kpi_weekly"], [*WEEK_COLUMNS, *KPI_DAY_COLUMNS],
+               ([*_week_cells(w), *_kpi_day_cells(w)] for w in (kpis.weeks if kpis else []))),
+        _write(folder / CSV_FILES["kpi_daily"], ["日付", *KPI_DAY_COLUMNS],
+               ([d.day.isoformat(), *_kpi_day_cells(d)] for d in (kpis.days if kpis else []))),
         _write(folder / CSV_FILES["kpi_agents"],
                ["担当者", "初回応答の件数", "初回応答時間の平均（秒）", "初回応答時間の中央値（秒）", "解決の件数",
                 "対応時間の平均（秒）", "対応時間の中央値（秒）"],
@@ -159,19 +207,24 @@ def _japanese_font() -> Any | None:
 
 
 LABELS = {
-    True: {"title": "日別の会話数と引き継ぎ率", "conversations": "会話数", "handoffs": "引き継ぎ数",
+    True: {"title": "日別の会話数と引き継ぎ率", "weekly_title": "週別（月曜〜日曜）の会話数と引き継ぎ率",
+           "conversations": "会話数", "handoffs": "引き継ぎ数",
            "rate": "引き継ぎ率", "count": "件数", "empty": "この期間の記録はありません"},
-    False: {"title": "Conversations and handoff rate per day", "conversations": "Conversations",
+    False: {"title": "Conversations and handoff rate per day",
+            "weekly_title": "Conversations and handoff rate per week (Monday to Sunday)",
+            "conversations": "Conversations",
             "handoffs": "Handoffs", "rate": "Handoff rate", "count": "Count", "empty": "No data in this period"},
 }
 
 
-def write_chart(report: AnalyticsReport, path: Path) -> Path:
-    """Draw daily conversations and handoffs (bars) and the handoff rate (line, right axis).
+def write_chart(report: AnalyticsReport, path: Path, weekly: bool = False) -> Path:
+    """Draw conversations and handoffs (bars) and the handoff rate (line, right axis) per day or week.
 
     Args:
         report: A report from :func:`bot.analytics.report.build_report`.
         path: Target file; ``.png`` or ``.svg`` (its folder is created when missing).
+        weekly: One bar pair per calendar week (``report.weeks``, labelled by the week's first day
+            in the period, 「5/1〜」) instead of per day.
 
     Returns:
         ``path``.
@@ -194,10 +247,10 @@ def write_chart(report: AnalyticsReport, path: Path) -> Path:
     text = LABELS[font is not None]
     style = {"fontproperties": font} if font is not None else {}
 
-    figure = Figure(figsize=(max(6.0, 0.28 * len(report.days) + 3), 4.0), dpi=100)
+    days: list[DayVolume] = list(report.weeks if weekly else report.days)
+    figure = Figure(figsize=(max(6.0, 0.28 * len(days) + 3), 4.0), dpi=100)
     FigureCanvasAgg(figure)
     bars = figure.add_subplot(1, 1, 1)
-    days = report.days
     if not days:
         bars.text(0.5, 0.5, text["empty"], ha="center", va="center", transform=bars.transAxes, **style)
         bars.set_xticks([])
@@ -215,7 +268,9 @@ def write_chart(report: AnalyticsReport, path: Path) -> Path:
         bars.yaxis.set_major_locator(MaxNLocator(integer=True))
         step = max(1, len(days) // 15)  # at most ~15 date labels
         bars.set_xticks(positions[::step])
-        bars.set_xticklabels([f"{d.day.month}/{d.day.day}" for d in days][::step], rotation=45, ha="right")
+        since = ("〜" if font is not None else "~") if weekly else ""  # a week from its first day on
+        bars.set_xticklabels([f"{d.day.month}/{d.day.day}{since}" for d in days][::step], rotation=45, ha="right",
+                             **style)
         rates = bars.twinx()
         rate_values = [d.handoff_rate if d.handoff_rate is not None else float("nan") for d in days]
         rates.plot(positions, rate_values, color="#b42318", marker="o", linewidth=2, label=text["rate"])
@@ -226,7 +281,7 @@ def write_chart(report: AnalyticsReport, path: Path) -> Path:
         handles = bars.get_legend_handles_labels()[0] + rates.get_legend_handles_labels()[0]
         labels = bars.get_legend_handles_labels()[1] + rates.get_legend_handles_labels()[1]
         bars.legend(handles, labels, loc="upper left", ncol=3, prop=font, fontsize="small", frameon=False)
-    bars.set_title(text["title"], **style)
+    bars.set_title(text["weekly_title" if weekly else "title"], **style)
     figure.tight_layout()
     figure.savefig(path, format=suffix)
     return path

@@ -16,7 +16,11 @@ it was filed in it, a conversation when the customer wrote in it.
   handed off twice counts once; the report's ``handoff_rate`` counts tickets);
 - **abandonment** (放棄): live tickets the customer cancelled before any agent claimed them
   (「待つのをやめる」 or 「会話を終了」), with the time they waited;
-- per calendar day in ``tz`` and per agent;
+- **resolution rate** (解決率): conversations confirmed with 「はい」 or assumed resolved after
+  24 h without a customer message, of the decided ones (:mod:`bot.analytics.resolution` defines
+  it); for the whole period only;
+- per calendar day in ``tz``, per calendar week (Monday to Sunday: a week's row holds the same
+  figures over its days in the period, a conversation counting once) and per agent;
 - **CSAT** (満足度): the customers' ratings (1–5) of tickets an agent resolved in the period
   (live tickets only: an offline ticket's customer is not in the chat to be asked): average,
   distribution and **response rate** (ratings ÷ tickets asked), overall, per agent (who
@@ -29,14 +33,16 @@ import datetime as dt
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from bot.analytics.periods import (WeekFields, chunks as _chunks, in_period as _period, local_day, ratio as _ratio,
+                                   week_spans)
+from bot.analytics.resolution import Resolution, build_resolution
 from bot.store.models import Agent, ChatMessage, CsatRating, Ticket, TranscriptEntry, as_utc
 
-IN_CHUNK = 500  # ids per IN (...) list
 CSAT_COMMENTS = 20  # latest comments listed
 RESOLVED = "resolved"
 CANCELLED = "cancelled"
@@ -47,6 +53,9 @@ KPI_LABELS = {
     "first_response": ("初回応答時間", "引き継ぎ（受付時間内）から担当者の最初の返信までの時間。"),
     "handling": ("平均対応時間", "担当者が「対応する」を押してから「解決」にするまでの時間（担当者が解決した問い合わせ）。"),
     "bot_resolution": ("ボットで解決", "担当者への引き継ぎがなかった会話 ÷ 会話数。"),
+    "resolution": ("解決率", "最後の「役に立ちましたか？」に「はい」と答えた会話と、ボットの最後の回答から 24 時間"
+                   "お客さまのメッセージがなかった会話 ÷ 判定できた会話。引き継いだ会話・最後の評価が「いいえ」の会話は"
+                   "解決に数えず、最後の回答から 24 時間たっていない会話は未確定として除きます。"),
     "agent_resolution": ("担当者が解決", "担当者が「解決」にした問い合わせ ÷ 引き継ぎ数。"),
     "handoff": ("引き継ぎ率（会話）", "担当者に引き継いだ会話 ÷ 会話数（1 つの会話で 2 回引き継いでも 1 件）。"),
     "abandonment": ("放棄", "受付時間内の引き継ぎのうち、担当者が対応する前にお客さまが待つのをやめた・会話を終了したもの。"),
@@ -83,6 +92,11 @@ class KpiDay:
     abandoned: int
     first_response_average_seconds: float | None
     handling_average_seconds: float | None
+
+
+@dataclass(frozen=True)
+class KpiWeek(WeekFields, KpiDay):
+    """The KPIs of one calendar week (Monday to Sunday), over its days in the period (:class:`WeekFields`)."""
 
 
 @dataclass(frozen=True)
@@ -224,23 +238,25 @@ class Kpis:
     agents: list[KpiAgent] = field(default_factory=list)
     labels: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(KPI_LABELS))
     csat: CsatSummary = field(default_factory=CsatSummary)
-
-
-def _ratio(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
+    weeks: list[KpiWeek] = field(default_factory=list)
+    resolution: Resolution = field(default_factory=Resolution)
 
 
 def _seconds(later: dt.datetime, earlier: dt.datetime) -> float:
     return (as_utc(later) - as_utc(earlier)).total_seconds()
 
 
-def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _period(column: Any, since: dt.datetime | None, until: dt.datetime) -> Any:
-    return and_(column >= since, column < until) if since is not None else column < until
+def _day_figures(dates: Sequence[dt.date], per_day: Mapping[dt.date, Mapping[str, Any]],
+                 active: Mapping[dt.date, set[str]]) -> dict[str, Any]:
+    """The figures of :class:`KpiDay` (without the day) over ``dates`` (a conversation counts once)."""
+    written = set().union(*(active.get(d, set()) for d in dates))
+    figures = [per_day[d] for d in dates if d in per_day]
+    return {"conversations": len(written),
+            "handed_off_conversations": len(set().union(*(f["handed"] for f in figures)) & written),
+            "handoffs": sum(f["handoffs"] for f in figures), "resolved_by_agents": sum(f["resolved"] for f in figures),
+            "abandoned": sum(f["abandoned"] for f in figures),
+            "first_response_average_seconds": Durations.of([s for f in figures for s in f["first"]]).average_seconds,
+            "handling_average_seconds": Durations.of([s for f in figures for s in f["handling"]]).average_seconds}
 
 
 def build_kpis(engine: Engine, since: dt.datetime | None, until: dt.datetime, tz: dt.tzinfo,
@@ -253,14 +269,16 @@ def build_kpis(engine: Engine, since: dt.datetime | None, until: dt.datetime, tz
         until: End (exclusive), aware UTC.
         tz: Time zone of the calendar days.
         days: The days to list (the report's); empty: the days with tickets or conversations.
+            The weeks are those of these days.
 
     Returns:
         The KPIs.
     """
     with engine.connect() as conn:
-        customer_rows = conn.execute(
-            select(ChatMessage.conversation_id, ChatMessage.created_at)
-            .where(ChatMessage.sender == "customer", _period(ChatMessage.created_at, since, until))).all()
+        message_rows = conn.execute(
+            select(ChatMessage.conversation_id, ChatMessage.id, ChatMessage.sender, ChatMessage.created_at,
+                   ChatMessage.faq_id, ChatMessage.feedback)
+            .where(ChatMessage.sender.in_(("customer", "bot")), _period(ChatMessage.created_at, since, until))).all()
         tickets = conn.execute(
             select(Ticket.id, Ticket.conversation_id, Ticket.offline, Ticket.created_at, Ticket.claimed_at,
                    Ticket.resolved_at, Ticket.resolution, Ticket.resolved_by)
@@ -276,12 +294,10 @@ def build_kpis(engine: Engine, since: dt.datetime | None, until: dt.datetime, tz
                     first_reply[row.ticket_id] = mine
         names = dict(conn.execute(select(Agent.username, Agent.display_name)).all())
 
-    def local_day(moment: dt.datetime) -> dt.date:
-        return as_utc(moment).astimezone(tz).date()
-
     active: dict[dt.date, set[str]] = defaultdict(set)
-    for row in customer_rows:
-        active[local_day(row.created_at)].add(row.conversation_id)
+    for row in message_rows:
+        if row.sender == "customer":
+            active[local_day(row.created_at, tz)].add(row.conversation_id)
     conversations = set().union(*active.values()) if active else set()
     handed_off = {t.conversation_id for t in tickets} & conversations
 
@@ -293,7 +309,7 @@ def build_kpis(engine: Engine, since: dt.datetime | None, until: dt.datetime, tz
     abandoned_waits: list[float] = []
     resolved = 0
     for ticket in tickets:
-        day = per_day[local_day(ticket.created_at)]
+        day = per_day[local_day(ticket.created_at, tz)]
         day["handoffs"] += 1
         if ticket.conversation_id in handed_off:
             day["handed"].add(ticket.conversation_id)
@@ -318,17 +334,9 @@ def build_kpis(engine: Engine, since: dt.datetime | None, until: dt.datetime, tz
             day["abandoned"] += 1
 
     listed = list(days) or sorted(set(active) | set(per_day))
-    day_rows = []
-    for date in listed:
-        figures = per_day.get(date)
-        day_rows.append(KpiDay(
-            day=date, conversations=len(active.get(date, ())),
-            handed_off_conversations=len(figures["handed"] & active.get(date, set())) if figures else 0,
-            handoffs=figures["handoffs"] if figures else 0,
-            resolved_by_agents=figures["resolved"] if figures else 0,
-            abandoned=figures["abandoned"] if figures else 0,
-            first_response_average_seconds=Durations.of(figures["first"]).average_seconds if figures else None,
-            handling_average_seconds=Durations.of(figures["handling"]).average_seconds if figures else None))
+    day_rows = [KpiDay(day=date, **_day_figures([date], per_day, active)) for date in listed]
+    week_rows = [KpiWeek(**span.row_fields(), **_day_figures(span.days, per_day, active))
+                 for span in week_spans(listed)]
     agents = [KpiAgent(name, Durations.of(values["first"]), Durations.of(values["handling"]))
               for name, values in sorted(per_agent.items())]
     live = sum(1 for t in tickets if not t.offline)
@@ -341,7 +349,8 @@ def build_kpis(engine: Engine, since: dt.datetime | None, until: dt.datetime, tz
         agent_resolution_rate=_ratio(resolved, len(tickets)),
         handoff_rate=_ratio(len(handed_off), len(conversations)),
         abandonment_rate=_ratio(len(abandoned_waits), live),
-        days=day_rows, agents=agents, csat=build_csat(engine, since, until))
+        days=day_rows, agents=agents, csat=build_csat(engine, since, until), weeks=week_rows,
+        resolution=build_resolution(conversations, handed_off, message_rows, until))
 
 
 def format_duration(seconds: float | None) -> str:
@@ -356,8 +365,15 @@ def format_duration(seconds: float | None) -> str:
     return f"{whole // 3600}時間{whole % 3600 // 60:02d}分"
 
 
-def _percent(rate: float | None) -> str:
+def format_percent(rate: float | None) -> str:
+    """「12.5%」 for 0.125; 「—」 without a value."""
     return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+def resolution_counts(resolution: Resolution) -> str:
+    """「3 / 5 会話。「はい」 1・24 時間 2、未確定 1 会話は除く」: the counts behind the resolution rate."""
+    return (f"{resolution.resolved} / {resolution.decided} 会話。「はい」 {resolution.confirmed}・"
+            f"24 時間 {resolution.assumed}、未確定 {resolution.pending} 会話は除く")
 
 
 def format_kpis(kpis: Kpis, limit: int = 10) -> list[str]:
@@ -370,13 +386,15 @@ def format_kpis(kpis: Kpis, limit: int = 10) -> list[str]:
              f" — {meaning['first_response']}",
              f"  {label['handling']}: 平均 {format_duration(kpis.handling.average_seconds)}"
              f" / 中央値 {format_duration(kpis.handling.median_seconds)}（{kpis.handling.count} 件） — {meaning['handling']}",
-             f"  {label['bot_resolution']}: {_percent(kpis.bot_resolution_rate)}"
+             f"  {label['bot_resolution']}: {format_percent(kpis.bot_resolution_rate)}"
              f"（{kpis.conversations - kpis.handed_off_conversations} / {kpis.conversations} 会話） — {meaning['bot_resolution']}",
-             f"  {label['agent_resolution']}: {_percent(kpis.agent_resolution_rate)}"
+             f"  {label['resolution']}: {format_percent(kpis.resolution.rate)}（{resolution_counts(kpis.resolution)}）"
+             f" — {meaning['resolution']}",
+             f"  {label['agent_resolution']}: {format_percent(kpis.agent_resolution_rate)}"
              f"（{kpis.resolved_by_agents} / {kpis.handoffs} 件） — {meaning['agent_resolution']}",
-             f"  {label['handoff']}: {_percent(kpis.handoff_rate)}"
+             f"  {label['handoff']}: {format_percent(kpis.handoff_rate)}"
              f"（{kpis.handed_off_conversations} / {kpis.conversations} 会話） — {meaning['handoff']}",
-             f"  {label['abandonment']}: {kpis.abandoned} 件（{_percent(kpis.abandonment_rate)}、"
+             f"  {label['abandonment']}: {kpis.abandoned} 件（{format_percent(kpis.abandonment_rate)}、"
              f"待ち時間 平均 {format_duration(kpis.abandoned_wait.average_seconds)}） — {meaning['abandonment']}",
              "", "■ 日別の指標（日付 / 会話 / 引き継いだ会話 / 引き継ぎ / 担当者が解決 / 放棄 / 初回応答 平均 / 対応時間 平均）"]
     active = [d for d in kpis.days if d.conversations or d.handoffs]
@@ -388,7 +406,7 @@ def format_kpis(kpis: Kpis, limit: int = 10) -> list[str]:
     lines.insert(lines.index("") if "" in lines else len(lines),
                  f"  {label['csat']}: 平均 {average}（{csat.responses} 件、"
                  f"1〜5 の件数 {' / '.join(str(n) for n in csat.distribution)}）"
-                 f" / {label['csat_response']} {_percent(csat.response_rate)}（{csat.responses} / {csat.asked} 件）"
+                 f" / {label['csat_response']} {format_percent(csat.response_rate)}（{csat.responses} / {csat.asked} 件）"
                  f" — {meaning['csat']}")
     lines += ["", "■ 担当者別（初回応答: 件数・平均 / 解決: 件数・平均対応時間）"]
     lines += [f"  {a.agent}: 初回応答 {a.first_responses.count} 件・{format_duration(a.first_responses.average_seconds)}"

@@ -11,7 +11,8 @@ What is counted (docs/analytics.md explains it for editors):
 - Days are calendar days in ``tz`` (Japan time by default). A day's *conversations* are the
   conversations in which the customer sent at least one message that day; its *handoffs*
   are the tickets filed that day (offline ones included); its handoff rate is handoffs /
-  conversations.
+  conversations. Weeks run from Monday to Sunday in ``tz``: a week's figures are those of its
+  days in the period, a conversation written in on several of them counting once.
 - A handoff's FAQ is the last FAQ answered in that conversation before the ticket was filed;
   without one, the ticket's category stands in.
 - An unanswered question is a customer message whose reply route was ``clarify`` or
@@ -28,20 +29,19 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-import json
 import re
-import sys
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from bot import wording
-from bot.analytics.kpis import UNCATEGORISED, Kpis, build_kpis, format_kpis
+from bot.analytics.kpis import Kpis, build_kpis
+from bot.analytics.periods import (WeekFields, chunks as _chunks, in_period as _period, local_day as _local_day,
+                                   ratio as _ratio, week_spans)
 from bot.handoff.reasons import REASON_LABELS
 from bot.store.models import ChatMessage, Conversation, Ticket, as_utc, utcnow
 
@@ -57,7 +57,6 @@ MAX_GROUPED_TEXTS = 2000
 # Bot replies are read a little past ``until`` so a question asked just before the end of
 # the period still finds its reply.
 REPLY_GRACE = dt.timedelta(minutes=5)
-IN_CHUNK = 500  # ids per IN (...) list
 
 UNANSWERED_LABELS = {"clarify": "聞き返し", "out_of_scope": "対象外", "low_confidence": "確からしさが低い"}
 
@@ -84,6 +83,30 @@ class DayVolume:
     customer_messages: int
     handoffs: int
     handoff_rate: float | None
+
+
+@dataclass(frozen=True)
+class WeekVolume(WeekFields, DayVolume):
+    """One calendar week (Monday to Sunday): :class:`DayVolume`'s figures over its days in the period
+    (:class:`WeekFields`); a conversation in which the customer wrote on several of them counts once."""
+
+
+@dataclass
+class _DailyActivity:
+    """Per calendar day: conversations started, customer messages, conversations written in, tickets."""
+
+    new: Counter[dt.date]
+    messages: Counter[dt.date]
+    active: dict[dt.date, set[str]]
+    handoffs: Counter[dt.date]
+
+    def volume(self, dates: Sequence[dt.date]) -> dict[str, Any]:
+        """The figures of :class:`DayVolume` over ``dates`` (a conversation counts once)."""
+        conversations = len(set().union(*(self.active.get(d, set()) for d in dates)))
+        handoffs = sum(self.handoffs[d] for d in dates)
+        return {"new_conversations": sum(self.new[d] for d in dates), "conversations": conversations,
+                "customer_messages": sum(self.messages[d] for d in dates), "handoffs": handoffs,
+                "handoff_rate": _ratio(handoffs, conversations)}
 
 
 @dataclass(frozen=True)
@@ -235,7 +258,10 @@ class AnalyticsReport:
         unanswered_not_grouped: Messages left out of grouping (beyond
             :data:`MAX_GROUPED_TEXTS` distinct texts).
         kpis: Standard support KPIs (first response, handling time, resolution by the bot and
-            by agents, handoff rate, abandonment; per day and per agent: :mod:`bot.analytics.kpis`).
+            by agents, the resolution rate, handoff rate, abandonment; per day, per week and per
+            agent: :mod:`bot.analytics.kpis`).
+        weeks: ``days`` by calendar week (Monday to Sunday), oldest first; the first and last
+            weeks hold only the period's days.
     """
 
     since: dt.datetime | None
@@ -251,6 +277,7 @@ class AnalyticsReport:
     unanswered: list[QuestionGroup] = field(default_factory=list)
     unanswered_not_grouped: int = 0
     kpis: Kpis | None = None
+    weeks: list[WeekVolume] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (dates and times as ISO 8601 strings)."""
@@ -269,10 +296,6 @@ class AnalyticsReport:
 
 
 # ---- helpers -----------------------------------------------------------------------------
-
-
-def _ratio(part: int, whole: int | None) -> float | None:
-    return round(part / whole, 4) if whole else None
 
 
 def _as_float(value: Any) -> float | None:
@@ -298,10 +321,6 @@ def _to_utc(moment: dt.datetime | None, tz: dt.tzinfo) -> dt.datetime | None:
     return moment.astimezone(dt.timezone.utc)
 
 
-def _local_day(moment: dt.datetime, tz: dt.tzinfo) -> dt.date:
-    return as_utc(moment).astimezone(tz).date()
-
-
 def last_days(days: int, tz: dt.tzinfo = JST, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
     """The period of the last ``days`` calendar days in ``tz``, today included.
 
@@ -323,14 +342,6 @@ def last_days(days: int, tz: dt.tzinfo = JST, now: dt.datetime | None = None) ->
     start = dt.datetime.combine(today - dt.timedelta(days=days - 1), dt.time(), tzinfo=tz)
     return start, now
 
-
-def _period(column: Any, since: dt.datetime | None, until: dt.datetime) -> Any:
-    return and_(column >= since, column < until) if since is not None else column < until
-
-
-def _chunks(items: Sequence[str], size: int = IN_CHUNK) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 # ---- reading -----------------------------------------------------------------------------
@@ -548,24 +559,18 @@ def build_report(engine: Engine, since: dt.datetime | None = None, until: dt.dat
                                       _period(ChatMessage.created_at, since_utc, until_utc))).all()
         last_faq = _last_faq_before(conn, tickets)
 
-    # ---- per day
-    new_per_day = Counter(_local_day(moment, tz) for moment in started)
-    messages_per_day = Counter(_local_day(q.at, tz) for q in questions)
-    active_per_day: dict[dt.date, set[str]] = defaultdict(set)
+    # ---- per day and per week
+    activity = _DailyActivity(Counter(_local_day(moment, tz) for moment in started),
+                              Counter(_local_day(q.at, tz) for q in questions), defaultdict(set),
+                              Counter(_local_day(t.created_at, tz) for t in tickets))
     for q in questions:
-        active_per_day[_local_day(q.at, tz)].add(q.conversation_id)
-    handoffs_per_day = Counter(_local_day(t.created_at, tz) for t in tickets)
-    seen_days = set(new_per_day) | set(messages_per_day) | set(handoffs_per_day)
+        activity.active[_local_day(q.at, tz)].add(q.conversation_id)
+    seen_days = set(activity.new) | set(activity.messages) | set(activity.handoffs)
     first_day = since_utc.astimezone(tz).date() if since_utc else min(seen_days, default=None)
     last_day = (until_utc - dt.timedelta(microseconds=1)).astimezone(tz).date()
-    days = []
-    if first_day is not None:
-        day = first_day
-        while day <= last_day:
-            conversations = len(active_per_day.get(day, ()))
-            days.append(DayVolume(day, new_per_day[day], conversations, messages_per_day[day],
-                                  handoffs_per_day[day], _ratio(handoffs_per_day[day], conversations)))
-            day += dt.timedelta(days=1)
+    listed = [first_day + dt.timedelta(days=n) for n in range((last_day - first_day).days + 1)] if first_day else []
+    days = [DayVolume(day, **activity.volume([day])) for day in listed]
+    weeks = [WeekVolume(**span.row_fields(), **activity.volume(span.days)) for span in week_spans(listed)]
 
     conversations_total = len({q.conversation_id for q in questions})
     handoffs_total = len(tickets)
@@ -630,120 +635,8 @@ def build_report(engine: Engine, since: dt.datetime | None = None, until: dt.dat
         unanswered_rate=_ratio(len(flagged), len(replied)),
         feedback_yes=sum(yes.values()), feedback_no=sum(no.values()))
     return AnalyticsReport(since=since_utc, until=until_utc, timezone=str(dt.datetime.now(tz).tzname() or tz),
-                           generated_at=utcnow(), totals=totals, days=days, handoff_reasons=handoff_reasons,
+                           generated_at=utcnow(), totals=totals, days=days, weeks=weeks,
+                           handoff_reasons=handoff_reasons,
                            handoff_faqs=handoff_faqs, intents=intents, feedback=feedback, unanswered=groups,
                            unanswered_not_grouped=left_out,
                            kpis=build_kpis(engine, since_utc, until_utc, tz, [d.day for d in days]))
-
-
-# ---- plain-text report (`bot report`) ---------------------------------------------------------
-
-
-def _percent(rate: float | None) -> str:
-    return "—" if rate is None else f"{rate * 100:.1f}%"
-
-
-def format_report(report: AnalyticsReport, tz: dt.tzinfo = JST, limit: int = 10) -> str:
-    """The report as readable Japanese plain text.
-
-    Args:
-        report: A report from :func:`build_report`.
-        tz: Time zone for the period line.
-        limit: Rows shown per table (the CSV files have every row).
-
-    Returns:
-        The text, lines separated by ``\\n``.
-    """
-    t = report.totals
-    start = report.since.astimezone(tz).strftime("%Y-%m-%d %H:%M") if report.since else "最初の記録"
-    end = report.until.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-    lines = [f"AIチャット分析レポート（{start} 〜 {end}、{report.timezone}）", "",
-             "■ 概要",
-             f"  会話数: {t.conversations} 件（新規 {t.new_conversations} 件）",
-             f"  お客さまのメッセージ: {t.customer_messages} 件（ボットが応答 {t.bot_answered_messages} 件）",
-             f"  担当者への引き継ぎ: {t.handoffs} 件（うち時間外 {t.offline_handoffs} 件）"
-             f" 引き継ぎ率 {_percent(t.handoff_rate)}",
-             f"  答えられなかった質問: {t.unanswered} 件（{_percent(t.unanswered_rate)}）",
-             f"  役に立ちましたか？: はい {t.feedback_yes} 件 / いいえ {t.feedback_no} 件", "",
-             "■ 日別の件数（日付 / 会話 / メッセージ / 引き継ぎ / 引き継ぎ率）"]
-    active_days = [d for d in report.days if d.conversations or d.handoffs or d.new_conversations]
-    lines += [f"  {d.day.isoformat()}  {d.conversations:>5}  {d.customer_messages:>6}  {d.handoffs:>4}"
-              f"  {_percent(d.handoff_rate):>6}" for d in active_days] or ["  （記録がありません）"]
-    if len(active_days) < len(report.days):
-        lines.append(f"  （記録のない {len(report.days) - len(active_days)} 日は省略）")
-
-    lines += ["", "■ 引き継ぎの理由（件数 / 引き継ぎ全体に占める割合）"]
-    lines += [f"  {r.label}: {r.handoffs} 件（{_percent(r.share)}）" for r in report.handoff_reasons[:limit]] \
-        or ["  （引き継ぎはありません）"]
-
-    lines += ["", "■ 引き継ぎ直前の FAQ（件数 / その FAQ を回答した会話のうち引き継がれた割合）"]
-    for row in report.handoff_faqs[:limit]:
-        if row.faq_id:
-            lines.append(f"  {row.faq_id}: {row.handoffs} 件（回答した {row.answered_conversations} 会話の"
-                         f" {_percent(row.rate)}）")
-        else:
-            lines.append(f"  FAQ 回答なし・カテゴリ「{row.category or UNCATEGORISED}」: {row.handoffs} 件")
-    if not report.handoff_faqs:
-        lines.append("  （引き継ぎはありません）")
-
-    lines += ["", "■ よく聞かれた内容（ボットの判定 / 件数 / 割合）"]
-    lines += [f"  {i.label or i.intent}: {i.count} 件（{_percent(i.share)}）" for i in report.intents[:limit]] \
-        or ["  （記録がありません）"]
-
-    lines += ["", "■ 「いいえ」が多い回答（FAQ / いいえ / はい / いいえの割合 / 回答回数）"]
-    lines += [f"  {f.faq_id}: いいえ {f.no} 件 / はい {f.yes} 件（{_percent(f.no_rate)}）/ 回答 {f.answers} 回"
-              for f in report.feedback[:limit]] or ["  （評価はまだありません）"]
-
-    lines += ["", "■ 答えられなかった質問（似た質問ごと。FAQ や言い回しの追加候補）"]
-    for number, group in enumerate(report.unanswered[:limit], start=1):
-        causes = "、".join(f"{UNANSWERED_LABELS[k]} {v}" for k, v in group.reasons.items())
-        lines.append(f"  {number}. 「{group.representative}」 {group.count} 件（{causes}）"
-                     + (f" ボットの判定: {group.top_intent_label or group.top_intent}" if group.top_intent else ""))
-        lines += [f"       - {example}" for example in group.examples[1:]]
-    if not report.unanswered:
-        lines.append("  （ありません）")
-    if len(report.unanswered) > limit:
-        lines.append(f"  ほか {len(report.unanswered) - limit} グループ（CSV にすべて出力されます）")
-    if report.unanswered_not_grouped:
-        lines.append(f"  （件数の少ない {report.unanswered_not_grouped} 件はまとめていません）")
-    if report.kpis is not None:
-        lines += ["", *format_kpis(report.kpis, limit)]
-    return "\n".join(lines)
-
-
-def run_report(database_url: str, days: int, csv_dir: Path | None, chart: Path | None, as_json: bool) -> int:
-    """``bot report``: print the report of the last ``days`` days; optionally write CSV files and a chart.
-
-    Args:
-        database_url: The bot's database (``DATABASE_URL``).
-        days: Calendar days in Japan time, today included.
-        csv_dir: Folder for the CSV files (created when missing), or ``None``.
-        chart: PNG or SVG file for the daily chart, or ``None``.
-        as_json: Print JSON instead of the plain-text report.
-
-    Returns:
-        The exit status (0).
-    """
-    from bot.analytics.export import write_chart, write_csv
-    from bot.store.database import make_engine
-
-    engine = make_engine(database_url)
-    try:
-        since, until = last_days(days)
-        report = build_report(engine, since, until)
-    finally:
-        engine.dispose()
-    if as_json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
-    else:
-        print(format_report(report))
-    notes = []
-    if csv_dir is not None:
-        for path in write_csv(report, csv_dir):
-            notes.append(f"CSV を書き出しました: {path}")
-    if chart is not None:
-        notes.append(f"グラフを書き出しました: {write_chart(report, chart)}")
-    for note in notes:
-        # With --json, stdout stays pure JSON.
-        print(note, file=sys.stderr if as_json else sys.stdout)
-    return 0

@@ -27,11 +27,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import wording
-from bot.analytics import page as analytics_page
 from bot.channels.line import webhook as line_webhook
 from bot.polling import poll_queue
-from bot.server import (agent_api, audit_api, canned_api, chat_api, desk_api, erasure_api, escalation_api,
-                        failures_api, forward_api, settings_api, undelivered_api, webhooks_api)
+from bot.server import (agent_api, analytics_api, audit_api, canned_api, chat_api, desk_api, erasure_api,
+                        escalation_api, failures_api, forward_api, settings_api, undelivered_api, webhooks_api)
 from bot.server.assigner import Assigner
 from bot.server.auth import HSTS_VALUE, AgentSessionMiddleware, LoginThrottle, is_https
 from bot.server.chat_api import SocketCounter
@@ -232,7 +231,7 @@ def create_app(services: Services, secret_key: str, watch_interval: float = 0.2,
         *chat_api.routes, *agent_api.routes, *desk_api.routes, *canned_api.routes, *undelivered_api.routes,
         *webhooks_api.routes, *failures_api.routes, *escalation_api.routes, *audit_api.routes, *erasure_api.routes,
         *forward_api.routes, *settings_api.routes,
-        *analytics_page.routes,
+        *analytics_api.routes,
         *line_webhook.routes,
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True), name="console"),
         Mount("/widget", StaticFiles(directory=STATIC / "widget"), name="widget"),

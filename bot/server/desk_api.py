@@ -44,6 +44,11 @@ def knowledge_categories() -> list[str]:
     return shared_knowledge(get_settings().knowledge_dir).get().categories
 
 
+async def is_admin(request: Request, username: str) -> bool:
+    """Whether the agent ``username`` is an admin (what a page may offer them, e.g. exports)."""
+    return bool(await run_in_threadpool(_desk(request).is_admin, username))
+
+
 async def _admin(request: Request, state_change: bool) -> str:
     """The logged-in admin's user name.
 
@@ -51,7 +56,7 @@ async def _admin(request: Request, state_change: bool) -> str:
         HTTPException: 401 not logged in; 403 CSRF, or not an admin (Japanese message).
     """
     username = check_csrf(request) if state_change else current_agent(request)
-    if not await run_in_threadpool(_desk(request).is_admin, username):
+    if not await is_admin(request, username):
         raise HTTPException(403, wording.DESK_TEXT["admin_only"])
     return username
 

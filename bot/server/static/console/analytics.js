@@ -2,7 +2,10 @@
  * Editors' analytics page (served at /console/analytics.html).
  *
  * Reads GET /api/analytics?days=N (agent session cookie; see docs/analytics.md) and
- * renders each table plus an inline SVG chart of daily volume and handoff rate.
+ * renders each table plus an inline SVG chart of the volume and handoff rate, per day or per
+ * week (the 日別 / 週別 radio buttons: report.days or report.weeks, Monday to Sunday in Japan
+ * time, bucketed by the server; switching re-renders without asking the server again).
+ * The CSV link is shown to admins only (report's can_export; the server refuses agents).
  * A 401 shows a link to the console's login. Server data is only ever rendered with
  * textContent / createTextNode (never innerHTML).
  */
@@ -10,8 +13,15 @@
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const CAUSE_LABELS = { clarify: "聞き返し", out_of_scope: "対象外", low_confidence: "確からしさが低い" };
+const UNITS = { day: "日別", week: "週別" };
 
+// What the page shows: the last report read and the unit of the chart and the per-period tables.
+const view = { report: null, unit: "day" };
 
+// A row of report.days or report.weeks: its rows, the name of its first column and its label.
+const periodRows = (data) => (view.unit === "week" ? data.weeks : data.days) || [];
+const periodLabel = (row) => (row.last_day ? `${row.day} 〜 ${row.last_day}` : row.day);
+const periodColumn = () => ({ label: view.unit === "week" ? "週（月曜〜日曜）" : "日付", value: periodLabel });
 
 function svg(tag, attributes, text) {
   const node = document.createElementNS(SVG_NS, tag);
@@ -99,14 +109,14 @@ function causes(reasons) {
 }
 
 function renderTables(report) {
-  fillTable($("daily-table"), "日別の件数", [
-    { label: "日付", value: (d) => d.day },
+  fillTable($("daily-table"), `${UNITS[view.unit]}の件数`, [
+    periodColumn(),
     { label: "新規会話", value: (d) => count(d.new_conversations), num: true },
     { label: "会話数", value: (d) => count(d.conversations), num: true },
     { label: "メッセージ", value: (d) => count(d.customer_messages), num: true },
     { label: "引き継ぎ", value: (d) => count(d.handoffs), num: true },
     { label: "引き継ぎ率", value: (d) => percent(d.handoff_rate), num: true },
-  ], [...report.days].reverse(), "この期間の記録はありません。");
+  ], [...periodRows(report)].reverse(), "この期間の記録はありません。");
 
   fillTable($("unanswered-table"), "答えられなかった質問", [
     { label: "代表的な質問", value: (g) => g.representative },
@@ -153,9 +163,11 @@ function renderTables(report) {
 
 /* ---------- chart ---------- */
 
+// days: report.days or report.weeks (a week is labelled by its first day in the period, 「5/1〜」).
 function renderChart(days) {
   const box = $("chart");
   box.replaceChildren();
+  box.setAttribute("aria-label", `${UNITS[view.unit]}の会話数・引き継ぎ数（棒）と引き継ぎ率（線）のグラフ`);
   if (!days.length) {
     box.append(el("p", "empty", "この期間の記録はありません。"));
     return;
@@ -193,15 +205,15 @@ function renderChart(days) {
   days.forEach((d, i) => {
     const conv = svg("rect", { x: x(i) - barW, y: y(d.conversations), width: barW,
       height: m.top + plotH - y(d.conversations), fill: "#0b5cad" });
-    conv.append(svg("title", {}, `${d.day} 会話数 ${d.conversations}`));
+    conv.append(svg("title", {}, `${periodLabel(d)} 会話数 ${d.conversations}`));
     const hand = svg("rect", { x: x(i), y: y(d.handoffs), width: barW,
       height: m.top + plotH - y(d.handoffs), fill: "#f59e0b" });
-    hand.append(svg("title", {}, `${d.day} 引き継ぎ ${d.handoffs}（${percent(d.handoff_rate)}）`));
+    hand.append(svg("title", {}, `${periodLabel(d)} 引き継ぎ ${d.handoffs}（${percent(d.handoff_rate)}）`));
     root.append(conv, hand);
     if (i % step === 0) {
       const [, month, day] = String(d.day).split("-");
       root.append(svg("text", { x: x(i), y: height - m.bottom + 16, "text-anchor": "middle", ...label },
-        `${Number(month)}/${Number(day)}`));
+        `${Number(month)}/${Number(day)}${view.unit === "week" ? "〜" : ""}`));
     }
   });
 
@@ -217,7 +229,7 @@ function renderChart(days) {
   rates.forEach((r, i) => {
     if (r === null) return;
     const dot = svg("circle", { cx: x(i), cy: yRate(r), r: 3, fill: "#b42318" });
-    dot.append(svg("title", {}, `${days[i].day} 引き継ぎ率 ${percent(r)}`));
+    dot.append(svg("title", {}, `${periodLabel(days[i])} 引き継ぎ率 ${percent(r)}`));
     root.append(dot);
   });
   root.append(svg("line", { x1: m.left, x2: width - m.right, y1: m.top + plotH, y2: m.top + plotH,
@@ -237,12 +249,38 @@ function formatPeriod(report) {
   return `${report.since ? fmt(report.since) : "最初の記録"} 〜 ${fmt(report.until)}（日本時間）`;
 }
 
+// Everything that follows the unit (日別 / 週別): headings, the chart, the per-period tables.
+function render() {
+  const report = view.report;
+  for (const node of document.querySelectorAll(".unit-name")) node.textContent = UNITS[view.unit];
+  if (!report) return;
+  $("period").textContent = formatPeriod(report);
+  renderSummary(report);
+  renderChart(periodRows(report));
+  renderTables(report);
+  if (typeof renderKpis === "function") renderKpis(report); // analytics_kpis.js
+}
+
+// Keeps the chosen period and unit in the address, so a reload or a shared link shows the same.
+function remember() {
+  const params = new URLSearchParams(window.location.search);
+  params.set("days", $("days").value);
+  params.set("unit", view.unit);
+  window.history.replaceState(null, "", `${window.location.pathname}?${params}`);
+}
+
+function setUnit(unit) {
+  view.unit = unit === "week" ? "week" : "day";
+  $(`unit-${view.unit}`).checked = true;
+}
+
 let loadSeq = 0;
 
 async function load() {
   const seq = ++loadSeq;
   const days = $("days").value;
   $("csv-link").href = `/api/analytics.csv.zip?days=${encodeURIComponent(days)}`;
+  remember();
   $("loading").hidden = false;
   $("reload").disabled = true;
   showAlert("");
@@ -266,12 +304,9 @@ async function load() {
     if (!res.ok) {
       throw new Error((data && typeof data.error === "string" && data.error) || `エラーが発生しました（${res.status}）。`);
     }
-    const report = data.report;
-    $("period").textContent = formatPeriod(report);
-    renderSummary(report);
-    renderChart(report.days || []);
-    renderTables(report);
-    if (typeof renderKpis === "function") renderKpis(report); // analytics_kpis.js
+    view.report = data.report;
+    $("csv-link").hidden = data.can_export !== true; // admins only
+    render();
     $("report").hidden = false;
   } catch (err) {
     if (seq === loadSeq) showAlert(err.message);
@@ -284,13 +319,24 @@ async function load() {
 }
 
 function init() {
-  const wanted = new URLSearchParams(window.location.search).get("days");
+  const query = new URLSearchParams(window.location.search);
+  const wanted = query.get("days");
   if (wanted && [...$("days").options].some((o) => o.value === wanted)) $("days").value = wanted;
+  setUnit(query.get("unit"));
   $("controls").addEventListener("submit", (event) => {
     event.preventDefault();
     load();
   });
   $("days").addEventListener("change", load);
+  // Radio buttons: Tab reaches the group, the arrow keys (or a click) choose; no new request.
+  for (const radio of document.querySelectorAll('input[name="unit"]')) {
+    radio.addEventListener("change", () => {
+      if (!radio.checked) return;
+      setUnit(radio.value);
+      remember();
+      render();
+    });
+  }
   load();
 }
 

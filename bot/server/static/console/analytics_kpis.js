@@ -2,8 +2,9 @@
  * Standard KPIs on the analytics page (report.kpis of GET /api/analytics; bot/analytics/kpis.py).
  *
  * Each figure is shown with its definition; the labels and definitions come from the server
- * (report.kpis.labels, the same texts as `bot report`). Uses $, el (dom.js) and fillTable,
- * count, percent (analytics.js). Text only through textContent.
+ * (report.kpis.labels, the same texts as `bot report`). The per-period table lists
+ * report.kpis.days or report.kpis.weeks (日別 / 週別). Uses $, el (dom.js) and fillTable,
+ * count, percent, periodRows, periodColumn, UNITS, view (analytics.js). Text only through textContent.
  */
 "use strict";
 
@@ -29,6 +30,7 @@ function renderKpis(report) {
       `中央値 ${kpiDuration(k.handling.median_seconds)}・${count(k.handling.count)} 件`],
     ["bot_resolution", percent(k.bot_resolution_rate),
       `${count(k.conversations - k.handed_off_conversations)} / ${count(k.conversations)} 会話`],
+    ...(k.resolution ? [["resolution", percent(k.resolution.rate), resolutionCounts(k.resolution)]] : []),
     ["agent_resolution", percent(k.agent_resolution_rate), `${count(k.resolved_by_agents)} / ${count(k.handoffs)} 件`],
     ["handoff", percent(k.handoff_rate), `${count(k.handed_off_conversations)} / ${count(k.conversations)} 会話`],
     ["abandonment", `${count(k.abandoned)} 件`,
@@ -52,8 +54,8 @@ function renderKpis(report) {
     list.append(card);
   }
 
-  fillTable($("kpi-daily-table"), "日別の指標", [
-    { label: "日付", value: (d) => d.day },
+  fillTable($("kpi-daily-table"), `${UNITS[view.unit]}の指標`, [
+    periodColumn(),
     { label: "会話数", value: (d) => count(d.conversations), num: true },
     { label: "引き継いだ会話", value: (d) => count(d.handed_off_conversations), num: true },
     { label: "引き継ぎ", value: (d) => count(d.handoffs), num: true },
@@ -61,7 +63,7 @@ function renderKpis(report) {
     { label: name("abandonment"), value: (d) => count(d.abandoned), num: true },
     { label: `${name("first_response")}（平均）`, value: (d) => kpiDuration(d.first_response_average_seconds), num: true },
     { label: "対応時間（平均）", value: (d) => kpiDuration(d.handling_average_seconds), num: true },
-  ], [...(k.days || [])].reverse(), "この期間の記録はありません。");
+  ], [...periodRows(k)].reverse(), "この期間の記録はありません。");
 
   fillTable($("kpi-agents-table"), "担当者別の指標", [
     { label: "担当者", value: (a) => a.agent },
@@ -98,6 +100,12 @@ function csatTable(table, caption, group, rows, responseLabel) {
     { label: "平均", value: (r) => csatAverage(r.average), num: true },
     { label: "評価 1〜5 の件数", value: (r) => csatDistribution(r.distribution), num: true },
   ], rows || [], "この期間のアンケートはありません。");
+}
+
+/** 「3 / 5 会話（「はい」 1・24 時間 2）・未確定 1」: what the resolution rate counts. */
+function resolutionCounts(r) {
+  return `${count(r.resolved)} / ${count(r.decided)} 会話（「はい」 ${count(r.confirmed)}・24 時間 ${count(r.assumed)}）`
+    + `・未確定 ${count(r.pending)}`;
 }
 
 function csatAverage(value) {

@@ -1,21 +1,23 @@
 """Analytics API for the console's analytics page (/console/analytics.html).
 
-Agents must be logged in (same session cookie as the console). The report is read from
+The HTTP side of :mod:`bot.analytics` (which reads and writes reports and speaks no HTTP).
+Every agent who is logged in (same session cookie as the console) reads the report; the CSV
+export is for admins only (the desk's admin check: 403 with 「この操作は管理者だけが行えます。…」),
+and the report tells the page whether to offer it (``can_export``). The report is read from
 ``request.app.state.analytics_engine``, the SQLAlchemy engine of the bot's database, which
 the application sets when it is built::
 
     app.state.analytics_engine = engine  # the engine given to Queue / ChatLog
 
-and these routes are added to the application's routes (``*page.routes``).
+and these routes are added to the application's routes (``*analytics_api.routes``).
 Each endpoint's docstring carries its OpenAPI description (served at /openapi.json).
 """
 
 from __future__ import annotations
 
-import re
-
 import datetime as dt
 import io
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -30,6 +32,7 @@ from starlette.routing import Route
 from bot.analytics.export import write_csv
 from bot.analytics.report import JST, AnalyticsReport, build_report, last_days
 from bot.server.auth import client_address, current_agent
+from bot.server.desk_api import _admin, is_admin
 from bot.server.http import download
 
 DEFAULT_DAYS = 30
@@ -67,9 +70,11 @@ async def analytics_json(request: Request) -> JSONResponse:
     parameters: [{name: days, in: query, schema: {type: integer, minimum: 1, maximum: 366, default: 30},
       description: "Calendar days in Japan time, today included"}]
     responses:
-      200: {description: "{days, report: {since, until, timezone, generated_at, totals, days, handoff_reasons,
-        handoff_faqs, intents, feedback, unanswered, unanswered_not_grouped, line?}} (docs/analytics.md;
-        line: LINE push messages {month, this_month, warning, over, months}, only with the LINE channel on)"}
+      200: {description: "{days, can_export, report: {since, until, timezone, generated_at, totals, days, weeks,
+        handoff_reasons, handoff_faqs, intents, feedback, unanswered, unanswered_not_grouped, kpis, line?}}
+        (docs/analytics.md; weeks: Monday to Sunday in Japan time, clipped to the period; can_export: the
+        agent is an admin and may download the CSV files; line: LINE push messages
+        {month, this_month, warning, over, months}, only with the LINE channel on)"}
       401: {description: Not logged in}
       422: {description: Bad days}
       503: {description: No analytics database configured}
@@ -79,7 +84,8 @@ async def analytics_json(request: Request) -> JSONResponse:
     line = getattr(request.app.state, "line", None)
     if line is not None and line.push_counter is not None:  # LINE push messages are billed (docs/line.md)
         body["line"] = await run_in_threadpool(line.push_counter.summary)
-    return JSONResponse({"days": days, "report": body})
+    can_export = await is_admin(request, request.state.agent)
+    return JSONResponse({"days": days, "can_export": can_export, "report": body})
 
 
 def _zip_csv(report: AnalyticsReport) -> bytes:
@@ -91,16 +97,19 @@ def _zip_csv(report: AnalyticsReport) -> bytes:
 
 
 async def analytics_csv_zip(request: Request) -> Response:
-    """Editors' analytics as CSV files.
+    """Editors' analytics as CSV files (admins only).
     ---
     summary: The analytics tables as CSV files (UTF-8 with BOM, Japanese headers) in one ZIP
     parameters: [{name: days, in: query, schema: {type: integer, minimum: 1, maximum: 366, default: 30}}]
     responses:
-      200: {description: "application/zip: daily, handoff_reasons, handoff_faqs, intents, feedback, unanswered CSV"}
+      200: {description: "application/zip: daily, weekly, handoff_reasons, handoff_faqs, intents, feedback,
+        unanswered, csat, csat_categories, csat_comments, kpi_summary, kpi_weekly, kpi_daily, kpi_agents CSV"}
       401: {description: Not logged in}
+      403: {description: Not an admin (Japanese message)}
       422: {description: Bad days}
       503: {description: No analytics database configured}
     """
+    await _admin(request, state_change=False)  # before any work: agents read the page, admins export
     report, days = await _report(request)
     content = await run_in_threadpool(_zip_csv, report)
     services = getattr(request.app.state, "services", None)
