@@ -40,7 +40,7 @@ from bot.evaluation.report import score
 from bot.knowledge.search import SearchHit
 from bot.settings import PROJECT_ROOT
 from bot.nlu.router import anger_of, classifier_ranking
-from bot.text.asking import asks_politely, asks_something
+from bot.text.asking import asks_something
 from bot.text.unfinished import is_unfinished
 from bot.triage.routing import Anger, RoutingThresholds, load_thresholds, route
 
@@ -146,7 +146,7 @@ def decide(p: Parsed, thresholds: RoutingThresholds) -> tuple[str, str | None, l
     if p.fixed_route:
         return p.fixed_route, None, []
     routed = route(p.ranking, p.hits, thresholds, p.anger, unfinished=is_unfinished(p.row["text"]),
-                   asking=asks_something(p.row["text"]), polite=asks_politely(p.row["text"]))
+                   asking=asks_something(p.row["text"]))
     action = ACTION_OF_INTENT.get(routed.name)
     route_name = ROUTE_OF_ACTION[action].value if action else Route.CLARIFY.value
     suggestions = [h.faq_id for h in p.hits[:3]] if route_name == Route.CLARIFY.value else []
@@ -186,7 +186,6 @@ GRID: dict[str, list[float]] = {
     "everyday_answer": [0.0, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 1.01],
     "report_clarify": [0.4, 0.5, 0.6, 0.7, 1.01],
     "unfinished_clarify": [0.0, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95],
-    "polite_question": [0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9],
     "question_override": [0.2, 0.22, 0.25, 0.27, 1.01],
     "angry_question": [0.4, 0.5, 0.6, 0.7, 1.01],
 }

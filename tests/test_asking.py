@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.text.asking import asks_politely, asks_something
+from bot.text.asking import asks_something
 
 
 @pytest.mark.parametrize("text", [
@@ -30,21 +30,3 @@ def test_questions_and_requests_to_be_told_ask(text: str) -> None:
 ])
 def test_statements_do_not_ask(text: str) -> None:
     assert not asks_something(text)
-
-
-@pytest.mark.parametrize(("text", "polite"), [
-    ("年金生活の者ですが、国保の税金が高くて払うのが大変です。何か安くなる制度はございませんでしょうか。", True),
-    ("コンビニ払いだと手数料がかかると言われました。手数料のかからない支払い方法はどれですか", True),
-    ("請求が高すぎて困っています。分割で払うことはできますか？", True),  # a sentence that asks, then a mark
-    ("ｼｭｳﾆｭｳｶﾞﾍｯﾃｸﾙｼｲﾃﾞｽ。ﾜﾘﾋﾞｷﾊｱﾘﾏｾﾝｶ", True),  # half-width kana fold first
-    ("何度問い合わせれば解決するんでしょうか", False),  # how often: a reproach
-    ("どういうことですか？", False),
-    ("解約ボタンがどこにあるのか分からないのは、わざとですか？", False),
-    ("社員教育にもう少しお金をかけられてはいかがでしょうか", False),  # advice to us
-    ("いつまで待てばいいんですか", False),
-    ("返金してください", False),  # a demand, not a question
-    ("料金が高い", False),
-    ("", False),
-])
-def test_polite_requests_for_information_without_reproach(text: str, polite: bool) -> None:
-    assert asks_politely(text) is polite

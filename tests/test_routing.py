@@ -153,27 +153,6 @@ def test_an_unfinished_message_is_asked_back(confidence, unfinished, anger, want
 
 
 @pytest.mark.parametrize(
-    ("confidence", "polite", "anger", "want"),
-    [
-        # A hardship told, then a polite question (「…制度はございませんでしょうか」): the search asks back.
-        (0.6, True, Anger(), ("nlu_fallback", None, "polite_question")),
-        # The same probability without the polite question stays a complaint.
-        (0.6, False, Anger(), ("complaint", None, "classifier")),
-        # A complaint the classifier is sure of goes to a person however politely it asks.
-        (0.85, True, Anger(), ("complaint", None, "classifier")),
-        # The editors' angry words always reach a person.
-        (0.6, True, Anger(score=1.0, rule_score=1.0), ("complaint", None, "classifier")),
-    ],
-)
-def test_a_polite_question_after_a_hardship_is_asked_back(confidence, polite, anger, want) -> None:  # type: ignore[no-untyped-def]
-    from dataclasses import replace
-
-    routed = route([("complaint", confidence)], hits(0.3, 0.25), replace(TH, polite_question=0.8), anger,
-                   polite=polite)
-    assert (routed.name, routed.faq_id, routed.reason) == want
-
-
-@pytest.mark.parametrize(
     ("text", "unfinished"),
     [
         ("請求のことなんですけど", True),

@@ -30,7 +30,7 @@ from rasa.shared.nlu.training_data.message import Message
 from bot.knowledge.search import SearchHit
 from bot.nlu.faq_retriever import FAQ_RANKING
 from bot.text.language import JAPANESE, detect_language
-from bot.text.asking import asks_politely, asks_something
+from bot.text.asking import asks_something
 from bot.text.unfinished import is_unfinished
 from bot.nlu.anger import ANGER
 from bot.triage.routing import NON_JAPANESE_INTENT, Anger, RoutingThresholds, route
@@ -89,8 +89,7 @@ class Router(GraphComponent):
                            [SearchHit(**h) for h in message.get(FAQ_RANKING) or []],
                            self._thresholds, anger_of(message.get(ANGER)),
                            unfinished=is_unfinished(message.get(TEXT) or ""),
-                           asking=asks_something(message.get(TEXT) or ""),
-                           polite=asks_politely(message.get(TEXT) or ""))
+                           asking=asks_something(message.get(TEXT) or ""))
             message.set(INTENT, {INTENT_NAME_KEY: routed.name, PREDICTED_CONFIDENCE_KEY: routed.confidence},
                         add_to_output=True)
             message.set(FAQ_ID, routed.faq_id, add_to_output=True)

@@ -47,32 +47,3 @@ def asks_something(text: str) -> bool:
     if _ASKING_ENDING.search(bare):
         return True
     return bool(_QUESTION_WORD.search(bare)) and not _STATEMENT_ENDING.search(bare)
-
-
-# A sentence that asks politely for information (「…制度はございませんでしょうか。」「…はどれですか」).
-_POLITE_QUESTION = re.compile(r"(ございませんでしょうか|ありませんでしょうか|ございませんか|ありませんか|"
-                              r"ないでしょうか|でしょうか|ますか|ですか)$")
-# What turns a polite question into a reproach (「何度問い合わせれば解決するんでしょうか」「どういうこと
-# ですか」「わざとですか」): asking why, how long or how often, insistence, advice to us (「…されては
-# いかがでしょうか」), and the explanatory 「んですか／のでしょうか」 that demands an account
-# (「ございませんでしょうか」's 「せんでしょうか」 is not it).
-_REPROACH = re.compile(r"(なんで|なぜ|何で|どうして|いつまで|何回|何度|何日|いい加減|いいかげん|本当に|ほんとに|いかが|"
-                       r"どういうこと|どういうつもり|ふざけ|わざと|おかしい|普通|(?<!せ)んですか|のですか|"
-                       r"(?<!せ)んでしょうか|のでしょうか)")
-
-
-def asks_politely(text: str) -> bool:
-    """True when a sentence of ``text`` is a polite request for information and nothing in it reproaches.
-
-    A resident writing 「国保の税金が高くて払うのが大変です。何か安くなる制度はございませんでしょうか。」
-    states a hardship, which the classifier reads as a complaint, and then asks for help
-    (:mod:`bot.triage.routing`, ``polite_question``). A rhetorical question keeps the complaint.
-
-    Args:
-        text: Raw customer text.
-    """
-    folded = jaconv.kata2hira(unicodedata.normalize("NFKC", text or "")).strip()
-    if not folded or _REPROACH.search(folded):
-        return False
-    sentences = (_TRAILING_MARKS.sub("", _QUESTION_MARK.sub("", s)) for s in _SENTENCE_END.split(folded))
-    return any(_POLITE_QUESTION.search(s) for s in sentences if s)

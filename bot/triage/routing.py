@@ -89,11 +89,6 @@ class RoutingThresholds:
             everyday text; below it, such a message is at most asked back. 「ゲームのパスワード
             また忘れた」 matches the password entry well, but a chat about a game is not a
             question to us, and asking back costs a customer with a real question one click.
-        polite_question: Below this ``complaint`` probability, a complaint without the editors'
-            angry words that politely asks for information and reproaches nothing
-            (:func:`bot.text.asking.asks_politely`: 「国保の税金が高くて払うのが大変です。何か安く
-            なる制度はございませんでしょうか。」) is answered or asked back by the search: a hardship
-            told before a question reads as a complaint to the classifier (0: off).
         unfinished_clarify: Below this ``complaint`` probability, a complaint without the
             editors' angry words whose text stops mid-sentence (「請求のことなんですけど」,
             :mod:`bot.text.unfinished`) is answered or asked back by the search instead of
@@ -114,7 +109,6 @@ class RoutingThresholds:
     everyday_answer: float = 0.0
     report_clarify: float = 1.01
     unfinished_clarify: float = 0.0
-    polite_question: float = 0.0
     question_override: float = 1.01
     angry_question: float = 1.01
 
@@ -152,7 +146,7 @@ class RoutedIntent:
         faq_id: The entry to answer, for ``faq``.
         reason: Why (for editors and tests): ``answer``, ``clarify``, ``no_entry``,
             ``classifier``, ``anger``, ``problem_report``, ``names_topic``, ``everyday``,
-            ``unfinished``, ``polite_question``.
+            ``unfinished``.
         handoff_reason: ``anger`` when the anger score sent a message to a person, or the
             editors' angry words are in a complaint.
     """
@@ -194,8 +188,7 @@ def decide_from_search(hits: Sequence[Any], thresholds: RoutingThresholds,
 
 
 def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds: RoutingThresholds,
-          anger: Anger | None = None, unfinished: bool = False, asking: bool = False,
-          polite: bool = False) -> RoutedIntent:
+          anger: Anger | None = None, unfinished: bool = False, asking: bool = False) -> RoutedIntent:
     """The final intent of a message.
 
     Args:
@@ -205,7 +198,6 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
         anger: The message's anger score (none: not angry).
         unfinished: The text stops mid-sentence (:func:`bot.text.unfinished.is_unfinished`).
         asking: The text asks something (:func:`bot.text.asking.asks_something`).
-        polite: The text asks politely and reproaches nothing (:func:`bot.text.asking.asks_politely`).
 
     Returns:
         The routed intent.
@@ -225,10 +217,6 @@ def route(ranking: Sequence[tuple[str, float]], hits: Sequence[Any], thresholds:
                 # The subject first, the problem not yet said: ask what it is.
                 routed = decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
                 return replace(routed, reason="unfinished")
-            if polite and confidence < thresholds.polite_question:
-                # A hardship told, then a polite request for information: the search answers.
-                routed = decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
-                return replace(routed, reason="polite_question")
             if confidence < thresholds.complaint_sure and first >= thresholds.problem_report:
                 # A calm problem report that names its topic: the FAQ answers it.
                 routed = decide_from_search(hits, thresholds, below=FALLBACK_INTENT)
