@@ -268,10 +268,10 @@ def heldout_sets(directory: Path) -> list[Path]:
 # the previous one has been read at the end of the work on a model.
 # Generations 2-6 were read and then retired into the training data (benchmarks/retire_heldout.py,
 # data/nlu/retired_heldout.yml; their files are in benchmarks/retired_heldout/): they are no longer held out.
-HELDOUT_GENERATIONS = ("", "heldout_v7", "heldout_v8", "heldout_v9", "heldout_v10", "heldout_v11")
+HELDOUT_GENERATIONS = ("", "heldout_v7", "heldout_v8", "heldout_v9", "heldout_v10", "heldout_v11", "heldout_v12")
 # Written and frozen (heldout.sha256), but not read yet: kept out of `bot eval` and the
 # old-vs-new benchmark until the change it will judge is done; then it moves above.
-UNREAD_GENERATIONS: tuple[str, ...] = ("heldout_v12",)
+UNREAD_GENERATIONS: tuple[str, ...] = ("heldout_v13",)
 
 
 def all_heldout_sets(data_dir: Path) -> list[Path]:
