@@ -105,7 +105,7 @@ class Services:
         self.stores.queue.limits = self.limits
         self.gateway = Gateway(self.stores, self.rasa, self.hub, self.limits)
         self.gateway.configure_mail(self.smtp)
-        self.gateway.escalate_after_seconds = self.escalate_after_seconds
+        # The start value of automatic escalation; an admin may change it in the console.
         self.stores.desk_settings.defaults["escalate_after_seconds"] = self.escalate_after_seconds
         # Events are recorded with the ticket changes (same transaction) for these receivers.
         outbox = WebhookOutbox(self.webhooks.routes() if self.webhooks is not None else None)

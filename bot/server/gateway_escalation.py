@@ -34,10 +34,6 @@ def wait_words(seconds: float) -> str:
 class EscalationSide(GatewayBase):
     """Transfers, escalations, supervisors' joins and whispers (consoles and the background loop)."""
 
-    # BOT_ESCALATE_AFTER_SECONDS (Services sets it as the start value of the stores' desk
-    # settings); an admin may change it in the console. 0: no automatic escalation.
-    escalate_after_seconds: float = 0.0
-
     async def transfer(self, ticket_id: int, username: str, to: Transfer, supervisor: bool = False) -> Ticket:
         """Hand a claimed chat to a colleague or back to the queue (see :meth:`Escalations.transfer`).
 
@@ -86,7 +82,8 @@ class EscalationSide(GatewayBase):
         return ticket
 
     def escalate_after(self) -> float:
-        """Seconds before automatic escalation in force: an admin's value in the console, else the start value."""
+        """Seconds before automatic escalation in force (0: none): an admin's value in the console,
+        else the start value (``BOT_ESCALATE_AFTER_SECONDS``, bot/store/desk_settings.py)."""
         return float(self._stores.desk_settings.value("escalate_after_seconds"))
 
     async def auto_escalate(self) -> list[int]:

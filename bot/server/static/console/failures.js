@@ -12,8 +12,8 @@ const S = {
   ticket: "#{id}",
   retry: "再送する",
   retrying: "再送しています…",
-  mailRetried: "メール {id} を再送します。送れたかどうかは、この一覧から消えることで確かめられます。",
-  webhookRetried: "Webhook {id} を再送します。",
+  mailRetried: "メール {id} を再送します。送れなかったときは、決められた回数を試したあと、もう一度この一覧に表示されます。",
+  webhookRetried: "Webhook {id} を再送します（同じイベント ID で送ります）。送れなかったときは、もう一度この一覧に表示されます。",
   noWebhooks: "届かなかった Webhook はありません。",
   webhooksOff: "Webhook は設定されていません（BOT_WEBHOOKS_FILE）。",
 };
