@@ -87,15 +87,25 @@ class SettingValue:
     changed_at: str | None = None
 
 
+def setting_spec(name: str) -> SettingSpec:
+    """The spec of setting ``name``.
+
+    Raises:
+        QueueError: 404 an unknown setting (the message lists the known ones).
+    """
+    spec = SETTINGS.get(name)
+    if spec is None:
+        raise QueueError(TEXT["unknown"].format(name=name, names="、".join(SETTINGS)), status=404)
+    return spec
+
+
 def parse_value(name: str, raw: Any) -> int:
     """An admin's input for ``name`` as a whole number in range.
 
     Raises:
         QueueError: 404 an unknown setting; 422 not a whole number from 0 to its maximum.
     """
-    spec = SETTINGS.get(name)
-    if spec is None:
-        raise QueueError(TEXT["unknown"].format(name=name, names="、".join(SETTINGS)), status=404)
+    spec = setting_spec(name)
     value: int | None = None
     if isinstance(raw, int) and not isinstance(raw, bool):
         value = raw
@@ -149,9 +159,8 @@ class DeskSettings:
         Raises:
             QueueError: 404 unknown setting; 422 a value out of range (nothing changed).
         """
+        setting_spec(name)
         value = None if raw is None else parse_value(name, raw)
-        if name not in SETTINGS:
-            parse_value(name, 0)  # raises the unknown-setting error
         with self._sessions() as session, session.begin():
             row = session.get(DeskSetting, name, with_for_update=True)
             old = int(row.value) if row else self.defaults[name]

@@ -23,7 +23,7 @@ function pageAlert(message) {
   $("alert").hidden = !message;
 }
 
-// An admin page could not load: 401 shows the link to the console's login, anything else the message.
+// An admin page could not load, or an action on it was refused: 401 shows the link to the console's login, anything else the message.
 function pageLoadFailed(err) {
   if (err.status === 401) $("login-needed").hidden = false;
   else pageAlert(err.message);

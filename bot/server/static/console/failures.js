@@ -87,8 +87,7 @@ async function retry(button, kind, item) {
     }
   } catch (err) {
     $("failures-status").textContent = "";
-    if (err.status === 401) $("login-needed").hidden = false;
-    else pageAlert(err.message);
+    pageLoadFailed(err);  // 401: the login link; else the server's message
     button.disabled = false;
   }
 }

@@ -75,8 +75,7 @@ async function change(button, s, value) {
     await load();
   } catch (err) {
     $("settings-status").textContent = "";
-    if (err.status === 401) $("login-needed").hidden = false;
-    else pageAlert(err.message);
+    pageLoadFailed(err);  // 401: the login link; else the server's message
     button.disabled = false;
   }
 }
